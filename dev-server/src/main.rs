@@ -1,0 +1,132 @@
+//! Local HTTP server for client development: the four Lambda handlers behind one port, with
+//! MongoDB when `MONGO_URI` is set and the embedded store otherwise.
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{
+    body::{Bytes, Incoming},
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::TokioIo;
+use lambda_http::{
+    Body, RequestExt, aws_lambda_events::apigw::ApiGatewayV2httpRequestContext,
+    request::RequestContext,
+};
+use shared::{
+    ApiError, State,
+    config::{Settings, Vars},
+    handlers::{self, MAX_BODY_BYTES},
+    state::StoreKind,
+};
+use tokio::net::TcpListener;
+
+type Resp = hyper::Response<Full<Bytes>>;
+
+fn into_hyper(resp: lambda_http::Response<Body>) -> Resp {
+    let (parts, body) = resp.into_parts();
+    let bytes = match body {
+        Body::Text(s) => Bytes::from(s),
+        Body::Binary(b) => Bytes::from(b),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
+async fn serve(
+    state: Arc<State>,
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+    seq: u64,
+) -> Result<Resp, Infallible> {
+    let (parts, body) = req.into_parts();
+    // Read one byte past the limit so the handler sees an oversized body and answers 413.
+    let bytes = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return Ok(into_hyper(
+                ApiError::PayloadTooLarge(MAX_BODY_BYTES).into_response(),
+            ));
+        }
+    };
+    let body = if bytes.is_empty() {
+        Body::Empty
+    } else {
+        match String::from_utf8(bytes.to_vec()) {
+            Ok(s) => Body::Text(s),
+            Err(e) => Body::Binary(e.into_bytes()),
+        }
+    };
+    let mut ctx = ApiGatewayV2httpRequestContext::default();
+    ctx.request_id = Some(format!("dev-{seq}"));
+    ctx.http.method = parts.method.clone();
+    ctx.http.path = Some(parts.uri.path().to_owned());
+    ctx.http.source_ip = Some(peer.ip().to_string());
+    let req = lambda_http::Request::from_parts(parts, body)
+        .with_request_context(RequestContext::ApiGatewayV2(ctx));
+    Ok(into_hyper(handlers::route(&state, req).await))
+}
+
+/// Dev-only convenience: without keys configured, make random ones for this run so the
+/// server starts with one command. Lambda functions never do this.
+fn dev_vars() -> Vars {
+    let mut vars = Vars::from_env();
+    for name in ["JWT_SECRET_KEY", "SESSION_SECRET_KEY"] {
+        if vars.get(name).is_none() {
+            let mut key = [0u8; 32];
+            if getrandom::fill(&mut key).is_ok() {
+                vars.set(
+                    name,
+                    key.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                );
+                eprintln!(
+                    "dev-server: {name} not set; using a random key for this run (tokens end with it)"
+                );
+            }
+        }
+    }
+    vars
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    shared::telemetry::init();
+    let settings = Settings::from_vars(&dev_vars())?;
+    let state = Arc::new(State::from_settings(settings).await?);
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8000);
+    let listener = TcpListener::bind((host.as_str(), port)).await?;
+    let store = match state.store_kind {
+        StoreKind::Mongo => format!("MongoDB (database {})", state.settings.db_name),
+        StoreKind::Embedded => "embedded in-memory store (set MONGO_URI for MongoDB)".to_owned(),
+    };
+    println!(
+        "dev-server listening on http://{} using {store}",
+        listener.local_addr()?
+    );
+    let mut seq = 0u64;
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        seq += 1;
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| serve(state.clone(), req, peer, seq));
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+}

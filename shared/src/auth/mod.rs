@@ -1,0 +1,4 @@
+//! Password hashing and the two tokens a login hands out.
+
+pub mod password;
+pub mod token;

@@ -1,0 +1,177 @@
+//! JWTs (HS256, pinned) and opaque session tokens (256 random bits, stored only as an HMAC).
+
+use std::{collections::HashMap, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::{
+    config::{KeySet, Secret},
+    error::ApiError,
+    types::UserId,
+};
+
+/// Clock skew tolerated on `exp` and `nbf` (RFC 8725 advises keeping it small).
+pub const LEEWAY_SECS: u64 = 60;
+
+/// The claims every token carries; all are required and checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// User id, 24 hex digits.
+    pub sub: String,
+    /// Session id the token belongs to.
+    pub sid: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    pub iss: String,
+    pub aud: String,
+}
+
+/// Keys prepared once per key set: decoding keys by `kid`, and the session HMAC keys.
+pub struct TokenKeys {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: HashMap<String, DecodingKey>,
+    session_current: Secret,
+    session_previous: Option<Secret>,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+impl TokenKeys {
+    /// Prepares keys for `issuer`/`audience` with tokens living `ttl`.
+    pub fn new(keys: &KeySet, issuer: &str, audience: &str, ttl: Duration) -> Self {
+        let mut decoding = HashMap::new();
+        if let Some(prev) = &keys.previous {
+            decoding.insert(
+                prev.kid.clone(),
+                DecodingKey::from_secret(prev.jwt.expose()),
+            );
+        }
+        decoding.insert(
+            keys.current.kid.clone(),
+            DecodingKey::from_secret(keys.current.jwt.expose()),
+        );
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.set_required_spec_claims(&["sub", "iat", "nbf", "exp", "iss", "aud"]);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        // Time claims are checked against our own clock below, so tests can move time.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        Self {
+            kid: keys.current.kid.clone(),
+            encoding: EncodingKey::from_secret(keys.current.jwt.expose()),
+            decoding,
+            session_current: keys.current.session.clone(),
+            session_previous: keys.previous.as_ref().map(|p| p.session.clone()),
+            validation,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            ttl,
+        }
+    }
+
+    /// Lifetime of issued JWTs.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Signs a JWT for `user` in session `sid`, issued at `now` (Unix seconds).
+    pub fn issue(&self, user: &UserId, sid: &str, now: u64) -> Result<String, ApiError> {
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some("JWT".to_owned());
+        header.kid = Some(self.kid.clone());
+        let claims = Claims {
+            sub: user.to_hex(),
+            sid: sid.to_owned(),
+            iat: now,
+            nbf: now,
+            exp: now + self.ttl.as_secs(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|e| {
+            tracing::error!(error = %e, "jwt signing failed");
+            ApiError::Internal
+        })
+    }
+
+    /// Verifies signature, algorithm, `typ`, `kid`, issuer, audience and time claims at `now`.
+    pub fn verify(&self, token: &str, now: u64) -> Result<Claims, ApiError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::Unauthorized)?;
+        if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some("JWT") {
+            return Err(ApiError::Unauthorized);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.decoding.get(kid))
+            .ok_or(ApiError::Unauthorized)?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+            .map_err(|_| ApiError::Unauthorized)?;
+        let c = data.claims;
+        if c.exp + LEEWAY_SECS <= now || c.nbf > now + LEEWAY_SECS || c.iat > now + LEEWAY_SECS {
+            return Err(ApiError::Unauthorized);
+        }
+        if UserId::parse_hex(&c.sub).is_none() {
+            return Err(ApiError::Unauthorized);
+        }
+        Ok(c)
+    }
+
+    /// The digest stored for a session token, under the current session key.
+    pub fn session_digest(&self, token: &str) -> String {
+        digest(&self.session_current, token)
+    }
+
+    /// True when `token` hashes to `stored` under the current or the previous session key.
+    pub fn session_matches(&self, token: &str, stored: &str) -> bool {
+        let Ok(stored) = URL_SAFE_NO_PAD.decode(stored) else {
+            return false;
+        };
+        std::iter::once(&self.session_current)
+            .chain(self.session_previous.as_ref())
+            .any(|key| mac(key, token).verify_slice(&stored).is_ok())
+    }
+}
+
+fn mac(key: &Secret, token: &str) -> HmacSha256 {
+    // HMAC takes keys of any length, so this cannot fail.
+    let mut m = <HmacSha256 as Mac>::new_from_slice(key.expose())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    m.update(token.as_bytes());
+    m
+}
+
+fn digest(key: &Secret, token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(mac(key, token).finalize().into_bytes())
+}
+
+/// 256 random bits, base64url without padding (43 characters).
+pub fn new_session_token() -> Result<String, ApiError> {
+    random_b64::<32>()
+}
+
+/// A session id: 128 random bits, base64url.
+pub fn new_session_id() -> Result<String, ApiError> {
+    random_b64::<16>()
+}
+
+fn random_b64<const N: usize>() -> Result<String, ApiError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        tracing::error!(error = %e, "OS random source failed");
+        ApiError::Internal
+    })?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}

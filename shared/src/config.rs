@@ -1,0 +1,262 @@
+//! One loader for every setting: the process environment over `.env.development`.
+//!
+//! Secret values are wrapped in [`Secret`], whose `Debug` is redacted, and errors name
+//! the variable, never its value.
+
+use std::{collections::HashMap, fmt, path::Path, time::Duration};
+
+/// Shortest accepted key: HS256 and HMAC-SHA256 want at least the hash size (RFC 7518 §3.2).
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// Bytes that must never be printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Wraps raw key bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into())
+    }
+
+    /// The key bytes, for the crypto that needs them.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Why start-up was refused. Messages name variables, never values.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(String),
+    #[error("{name} is too short: at least {min} bytes are required")]
+    TooShort { name: String, min: usize },
+    #[error("{name} is not a valid number of seconds")]
+    BadNumber { name: String },
+    #[error("secret {secret_id}: {reason}")]
+    Secret { secret_id: String, reason: String },
+}
+
+/// One generation of signing keys. `kid` goes in every JWT header so a rotated key can
+/// still verify the tokens it signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyVersion {
+    /// Key id written into JWT headers.
+    pub kid: String,
+    /// HS256 key for JWTs.
+    pub jwt: Secret,
+    /// HMAC-SHA256 key for session tokens.
+    pub session: Secret,
+}
+
+/// The keys in force: new tokens use `current`; `previous` still verifies during rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySet {
+    /// Signs and verifies.
+    pub current: KeyVersion,
+    /// Verifies only.
+    pub previous: Option<KeyVersion>,
+}
+
+/// Everything the handlers need to know, read once per cold start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `None` selects the embedded in-process store (dev server only).
+    pub mongo_uri: Option<Secret>,
+    pub db_name: String,
+    pub collection_name: String,
+    pub keys: KeySet,
+    pub jwt_ttl: Duration,
+    pub session_idle_ttl: Duration,
+    pub session_absolute_ttl: Duration,
+    pub issuer: String,
+    pub audience: String,
+}
+
+/// Variables as read: environment over file.
+#[derive(Debug, Default, Clone)]
+pub struct Vars(HashMap<String, String>);
+
+impl Vars {
+    /// The process environment over `.env.development` in the working directory, if present.
+    pub fn from_env() -> Self {
+        let mut vars = Self::default();
+        if let Ok(text) = std::fs::read_to_string(Path::new(".env.development")) {
+            vars.0.extend(parse_dotenv(&text));
+        }
+        vars.0.extend(std::env::vars());
+        vars
+    }
+
+    /// Variables from explicit pairs; tests use this instead of mutating the environment.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+
+    /// A non-empty value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    /// Sets one variable (tests and tools).
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.0.insert(name.to_owned(), value.into());
+    }
+
+    fn or(&self, name: &str, default: &str) -> String {
+        self.get(name).unwrap_or(default).to_owned()
+    }
+
+    fn seconds(&self, name: &str, default: u64) -> Result<Duration, ConfigError> {
+        match self.get(name) {
+            None => Ok(Duration::from_secs(default)),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(Duration::from_secs)
+                .ok_or_else(|| ConfigError::BadNumber {
+                    name: name.to_owned(),
+                }),
+        }
+    }
+}
+
+/// Checks a key's presence and length; the error names `name` only.
+pub fn key(name: &str, value: Option<&str>) -> Result<Secret, ConfigError> {
+    let value = value.ok_or_else(|| ConfigError::Missing(name.to_owned()))?;
+    if value.len() < MIN_KEY_BYTES {
+        return Err(ConfigError::TooShort {
+            name: name.to_owned(),
+            min: MIN_KEY_BYTES,
+        });
+    }
+    Ok(Secret::new(value.as_bytes()))
+}
+
+impl Settings {
+    /// Builds settings whose keys come from `vars` (`JWT_SECRET_KEY`, `SESSION_SECRET_KEY`).
+    pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let keys = KeySet {
+            current: KeyVersion {
+                kid: "env".to_owned(),
+                jwt: key("JWT_SECRET_KEY", vars.get("JWT_SECRET_KEY"))?,
+                session: key("SESSION_SECRET_KEY", vars.get("SESSION_SECRET_KEY"))?,
+            },
+            previous: None,
+        };
+        Self::with_keys(
+            vars,
+            keys,
+            vars.get("MONGO_URI").map(|u| Secret::new(u.as_bytes())),
+        )
+    }
+
+    /// Builds the non-secret settings from `vars` around keys and a URI found elsewhere.
+    pub fn with_keys(
+        vars: &Vars,
+        keys: KeySet,
+        mongo_uri: Option<Secret>,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            mongo_uri,
+            db_name: vars.or("DB_NAME", "UserDatabase"),
+            collection_name: vars.or("COLLECTION_NAME", "User"),
+            keys,
+            jwt_ttl: vars.seconds("JWT_TTL_SECONDS", 15 * 60)?,
+            session_idle_ttl: vars.seconds("SESSION_IDLE_TTL_SECONDS", 24 * 3600)?,
+            session_absolute_ttl: vars.seconds("SESSION_ABSOLUTE_TTL_SECONDS", 7 * 24 * 3600)?,
+            issuer: vars.or("JWT_ISSUER", "user-api"),
+            audience: vars.or("JWT_AUDIENCE", "user-api"),
+        })
+    }
+}
+
+/// `KEY=VALUE` lines; `#` comments, blank lines, `export ` prefixes and surrounding quotes allowed.
+pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let l = l.strip_prefix("export ").unwrap_or(l);
+            let (k, v) = l.split_once('=')?;
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            Some((k.trim().to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn missing_key_error_names_the_variable() {
+        let err = Settings::from_vars(&Vars::from_pairs([("SESSION_SECRET_KEY", K)])).err();
+        assert_eq!(err, Some(ConfigError::Missing("JWT_SECRET_KEY".into())));
+    }
+
+    #[test]
+    fn short_key_error_names_the_variable_but_not_the_value() {
+        let vars = Vars::from_pairs([
+            ("JWT_SECRET_KEY", K),
+            ("SESSION_SECRET_KEY", "your_session_secret_key"),
+        ]);
+        let msg = Settings::from_vars(&vars)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("SESSION_SECRET_KEY"), "{msg}");
+        assert!(!msg.contains("your_session_secret_key"), "{msg}");
+    }
+
+    #[test]
+    fn settings_debug_redacts_keys_and_uri() {
+        let vars = Vars::from_pairs([
+            ("JWT_SECRET_KEY", K),
+            ("SESSION_SECRET_KEY", K),
+            ("MONGO_URI", "mongodb://u:pw@h"),
+        ]);
+        let s = format!("{:?}", Settings::from_vars(&vars));
+        assert!(!s.contains(K) && !s.contains("pw@h"), "{s}");
+    }
+
+    #[test]
+    fn dotenv_parser_reads_the_seed_sample() {
+        let pairs = parse_dotenv(
+            "# c\nMONGO_URI=mongodb://localhost:27017\nexport DB_NAME=\"UserDatabase\"\n\nX='y'\n",
+        );
+        assert_eq!(
+            pairs,
+            vec![
+                ("MONGO_URI".into(), "mongodb://localhost:27017".into()),
+                ("DB_NAME".into(), "UserDatabase".into()),
+                ("X".into(), "y".into())
+            ]
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! Request-body JSON Schemas from `shared/schemas/`, embedded at build time and compiled once
+//! per cold start.
+
+use jsonschema::{Draft, Validator};
+use serde_json::Value;
+
+use crate::error::{ApiError, FieldError};
+
+/// The request bodies that have a schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    Signup,
+    Login,
+    UpdateUser,
+    Logout,
+}
+
+/// Schema sources, by body, as shipped in `shared/schemas/`.
+pub const SOURCES: [(Body, &str, &str); 4] = [
+    (
+        Body::Signup,
+        "signup.json",
+        include_str!("../schemas/signup.json"),
+    ),
+    (
+        Body::Login,
+        "login.json",
+        include_str!("../schemas/login.json"),
+    ),
+    (
+        Body::UpdateUser,
+        "update_user.json",
+        include_str!("../schemas/update_user.json"),
+    ),
+    (
+        Body::Logout,
+        "logout.json",
+        include_str!("../schemas/logout.json"),
+    ),
+];
+
+/// Compiled validators, one per body.
+pub struct Schemas {
+    validators: Vec<(Body, Validator)>,
+}
+
+impl Schemas {
+    /// Compiles every schema. Fails only if a shipped schema is broken, which tests catch.
+    pub fn compile() -> Result<Self, String> {
+        let validators = SOURCES
+            .iter()
+            .map(|(body, file, src)| {
+                let schema: Value =
+                    serde_json::from_str(src).map_err(|e| format!("{file}: {e}"))?;
+                let v = jsonschema::options()
+                    .with_draft(Draft::Draft202012)
+                    .build(&schema)
+                    .map_err(|e| format!("{file}: {e}"))?;
+                Ok((*body, v))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self { validators })
+    }
+
+    /// Checks `instance` against the schema for `body`, listing every violation without
+    /// echoing submitted values (a password must never come back in an error).
+    pub fn validate(&self, body: Body, instance: &Value) -> Result<(), ApiError> {
+        let Some((_, validator)) = self.validators.iter().find(|(b, _)| *b == body) else {
+            tracing::error!(?body, "no schema compiled for body");
+            return Err(ApiError::Internal);
+        };
+        let errors: Vec<FieldError> = validator
+            .iter_errors(instance)
+            .take(20)
+            .map(|e| FieldError {
+                path: e.instance_path().as_str().to_owned(),
+                message: e.masked().to_string(),
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schemas() -> Schemas {
+        Schemas::compile().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn seed_signup_body_is_valid() {
+        let body = json!({"first_name": "John", "middle_name": "Doe", "last_name": "Smith",
+                          "password": "securepassword123", "phone": "1234567890"});
+        assert!(schemas().validate(Body::Signup, &body).is_ok());
+    }
+
+    #[test]
+    fn operator_injection_in_phone_is_rejected_with_its_path() {
+        let body = json!({"phone": {"$ne": null}, "password": "x"});
+        match schemas().validate(Body::Login, &body) {
+            Err(ApiError::Validation(errs)) => {
+                assert!(errs.iter().any(|e| e.path == "/phone"), "{errs:?}")
+            }
+            other => panic!("expected validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn validation_messages_never_echo_the_password() {
+        let body =
+            json!({"phone": "1234567890", "password": "x".repeat(200), "extra": "sekrit-value"});
+        let Err(ApiError::Validation(errs)) = schemas().validate(Body::Login, &body) else {
+            panic!("expected validation error")
+        };
+        let text = format!("{errs:?}");
+        assert!(
+            !text.contains("xxxxxxxx") && !text.contains("sekrit-value"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn update_with_only_an_id_is_rejected() {
+        let body = json!({"_id": {"$oid": "0123456789abcdef01234567"}});
+        assert!(schemas().validate(Body::UpdateUser, &body).is_err());
+    }
+}

@@ -1,0 +1,302 @@
+//! MongoDB store. Uniqueness is decided by a unique index, expiry by a TTL index, and every
+//! call is bounded by a timeout so a stalled server yields 503 rather than a hung request.
+
+use std::{future::Future, time::Duration};
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use mongodb::{
+    Client, Collection, IndexModel,
+    bson::{DateTime, Document, doc, oid::ObjectId},
+    error::{ErrorKind, WriteFailure},
+    options::{ClientOptions, IndexOptions, ReturnDocument},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{SessionRecord, SessionStore, StoreError, UserPatch, UserRecord, UserStore};
+use crate::types::{Phone, UserId};
+
+/// MongoDB's duplicate-key error code.
+const DUPLICATE_KEY: i32 = 11000;
+
+/// Connection tuning. Defaults keep every request well under a Lambda timeout.
+#[derive(Debug, Clone)]
+pub struct MongoOptions {
+    /// How long to wait for a usable server before answering 503.
+    pub server_selection_timeout: Duration,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Upper bound on any single store call.
+    pub op_timeout: Duration,
+    /// A Lambda instance serves one request at a time; a small pool is enough.
+    pub max_pool_size: u32,
+}
+
+impl Default for MongoOptions {
+    fn default() -> Self {
+        Self {
+            server_selection_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(2),
+            op_timeout: Duration::from_secs(4),
+            max_pool_size: 4,
+        }
+    }
+}
+
+/// Users and sessions in two collections of one database.
+#[derive(Clone)]
+pub struct MongoStore {
+    users: Collection<UserRecord>,
+    sessions: Collection<SessionDoc>,
+    op_timeout: Duration,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    user_id: ObjectId,
+    token_digest: String,
+    created_at: DateTime,
+    expires_at: DateTime,
+    absolute_expires_at: DateTime,
+}
+
+fn to_dt(unix_secs: i64) -> DateTime {
+    DateTime::from_millis(unix_secs.saturating_mul(1000))
+}
+
+impl From<&SessionRecord> for SessionDoc {
+    fn from(s: &SessionRecord) -> Self {
+        Self {
+            id: s.id.clone(),
+            user_id: s.user_id.0,
+            token_digest: s.token_digest.clone(),
+            created_at: to_dt(s.created_at),
+            expires_at: to_dt(s.expires_at),
+            absolute_expires_at: to_dt(s.absolute_expires_at),
+        }
+    }
+}
+
+impl From<SessionDoc> for SessionRecord {
+    fn from(d: SessionDoc) -> Self {
+        Self {
+            id: d.id,
+            user_id: UserId(d.user_id),
+            token_digest: d.token_digest,
+            created_at: d.created_at.timestamp_millis() / 1000,
+            expires_at: d.expires_at.timestamp_millis() / 1000,
+            absolute_expires_at: d.absolute_expires_at.timestamp_millis() / 1000,
+        }
+    }
+}
+
+/// Maps a driver error to what the handlers need to know about it.
+pub fn classify(e: mongodb::error::Error) -> StoreError {
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY => {
+            StoreError::Duplicate
+        }
+        ErrorKind::Command(c) if c.code == DUPLICATE_KEY => StoreError::Duplicate,
+        ErrorKind::ServerSelection { .. }
+        | ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. } => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+impl MongoStore {
+    /// Builds a client for `uri` without contacting the server; the first operation connects.
+    pub async fn client(uri: &str, opts: &MongoOptions) -> Result<Client, StoreError> {
+        let mut options = ClientOptions::parse(uri)
+            .await
+            .map_err(|e| StoreError::Other(format!("bad MONGO_URI: {}", e.kind)))?;
+        options.server_selection_timeout = Some(opts.server_selection_timeout);
+        options.connect_timeout = Some(opts.connect_timeout);
+        options.max_pool_size = Some(opts.max_pool_size);
+        options
+            .app_name
+            .get_or_insert_with(|| "user-api".to_owned());
+        Client::with_options(options).map_err(classify)
+    }
+
+    /// A store over `db` whose users live in `collection` and sessions in `<collection>_sessions`.
+    pub fn new(client: &Client, db: &str, collection: &str, opts: &MongoOptions) -> Self {
+        let db = client.database(db);
+        Self {
+            users: db.collection(collection),
+            sessions: db.collection(&format!("{collection}_sessions")),
+            op_timeout: opts.op_timeout,
+        }
+    }
+
+    /// Creates the unique phone index and the session indexes. Idempotent: creating an index
+    /// that exists with the same options is a no-op, so every cold start may call it.
+    pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        let phone = IndexModel::builder()
+            .keys(doc! { "phone": 1 })
+            .options(
+                IndexOptions::builder()
+                    .unique(true)
+                    .name("phone_unique".to_owned())
+                    .build(),
+            )
+            .build();
+        let ttl = IndexModel::builder()
+            .keys(doc! { "expires_at": 1 })
+            .options(
+                IndexOptions::builder()
+                    .expire_after(Duration::ZERO)
+                    .name("expires_at_ttl".to_owned())
+                    .build(),
+            )
+            .build();
+        let by_user = IndexModel::builder()
+            .keys(doc! { "user_id": 1 })
+            .options(IndexOptions::builder().name("user_id".to_owned()).build())
+            .build();
+        let (a, b) = tokio::join!(
+            self.timed(async { self.users.create_index(phone).await }),
+            self.timed(async { self.sessions.create_indexes([ttl, by_user]).await }),
+        );
+        a.and(b).map(|_| ())
+    }
+
+    async fn timed<T>(
+        &self,
+        fut: impl Future<Output = mongodb::error::Result<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.op_timeout, fut).await {
+            Ok(r) => r.map_err(classify),
+            Err(_) => Err(StoreError::Unavailable("operation timed out".to_owned())),
+        }
+    }
+}
+
+fn patch_update(patch: &UserPatch, now: i64) -> Document {
+    let mut set = doc! { "updated_at": now };
+    let fields = [
+        ("first_name", patch.first_name.as_ref().map(|v| v.as_str())),
+        ("last_name", patch.last_name.as_ref().map(|v| v.as_str())),
+        ("phone", patch.phone.as_ref().map(|v| v.as_str())),
+        ("password_hash", patch.password_hash.as_deref()),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value {
+            set.insert(name, value);
+        }
+    }
+    let mut update = Document::new();
+    match &patch.middle_name {
+        Some(Some(v)) => {
+            set.insert("middle_name", v.as_str());
+        }
+        Some(None) => {
+            update.insert("$unset", doc! { "middle_name": "" });
+        }
+        None => {}
+    }
+    update.insert("$set", set);
+    update
+}
+
+#[async_trait]
+impl UserStore for MongoStore {
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        self.timed(async { self.users.insert_one(user).await })
+            .await
+            .map(|_| ())
+    }
+
+    async fn find_user_by_phone(&self, phone: &Phone) -> Result<Option<UserRecord>, StoreError> {
+        self.timed(async { self.users.find_one(doc! { "phone": phone.as_str() }).await })
+            .await
+    }
+
+    async fn find_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.timed(async { self.users.find_one(doc! { "_id": id.0 }).await })
+            .await
+    }
+
+    async fn update_user(
+        &self,
+        id: &UserId,
+        patch: &UserPatch,
+        now: i64,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let update = patch_update(patch, now);
+        self.timed(async {
+            self.users
+                .find_one_and_update(doc! { "_id": id.0 }, update)
+                .return_document(ReturnDocument::After)
+                .await
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SessionStore for MongoStore {
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        let d = SessionDoc::from(session);
+        self.timed(async { self.sessions.insert_one(&d).await })
+            .await
+            .map(|_| ())
+    }
+
+    async fn find_session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self
+            .timed(async { self.sessions.find_one(doc! { "_id": id }).await })
+            .await?
+            .map(SessionRecord::from))
+    }
+
+    async fn touch_session(&self, id: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let r = self
+            .timed(async {
+                self.sessions
+                    .update_one(
+                        doc! { "_id": id },
+                        doc! { "$set": { "expires_at": to_dt(expires_at) } },
+                    )
+                    .await
+            })
+            .await?;
+        Ok(r.matched_count == 1)
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
+        let r = self
+            .timed(async { self.sessions.delete_one(doc! { "_id": id }).await })
+            .await?;
+        Ok(r.deleted_count == 1)
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user: &UserId,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let mut filter = doc! { "user_id": user.0 };
+        if let Some(keep) = keep {
+            filter.insert("_id", doc! { "$ne": keep });
+        }
+        let r = self
+            .timed(async { self.sessions.delete_many(filter).await })
+            .await?;
+        Ok(r.deleted_count)
+    }
+}
+
+/// Lists index names of the users collection (tests check the unique index exists).
+pub async fn user_index_names(store: &MongoStore) -> Result<Vec<String>, StoreError> {
+    let cursor = store
+        .timed(async { store.users.list_indexes().await })
+        .await?;
+    let indexes: Vec<IndexModel> = store.timed(cursor.try_collect()).await?;
+    Ok(indexes
+        .into_iter()
+        .filter_map(|i| i.options.and_then(|o| o.name))
+        .collect())
+}
