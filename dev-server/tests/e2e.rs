@@ -1,0 +1,202 @@
+//! End to end over HTTP: the dev-server binary on a free port, the Flask README's curl
+//! sequence unchanged, then the failure cases. Runs once on MongoDB and once embedded.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    base: String,
+    banner: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(mongo: bool) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir(); // no developer .env.development is picked up
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dev-server"));
+    cmd.current_dir(dir)
+        .env("PORT", port.to_string())
+        .env("JWT_SECRET_KEY", api_tests::JWT_KEY)
+        .env("SESSION_SECRET_KEY", api_tests::SESSION_KEY)
+        .env("DB_NAME", api_tests::fresh_db())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if mongo {
+        cmd.env("MONGO_URI", api_tests::mongo_uri());
+    } else {
+        cmd.env_remove("MONGO_URI");
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    assert!(
+        banner.contains("listening"),
+        "dev-server did not start: {banner}"
+    );
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        banner,
+    }
+}
+
+async fn seed_sequence_then_failures(server: &Server) {
+    let http = reqwest::Client::new();
+    let base = &server.base;
+
+    // Signup (POST), exactly as the Flask README sends it.
+    let r = http
+        .post(format!("{base}/signup"))
+        .header("Content-Type", "application/json")
+        .body(
+            r#"{
+"first_name": "John",
+"middle_name": "Doe",
+"last_name": "Smith",
+"password": "securepassword123",
+"phone": "1234567890"
+}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let user: Value = r.json().await.unwrap();
+    let user_id = user["_id"]["$oid"].as_str().unwrap().to_owned();
+
+    // Login (POST).
+    let r = http
+        .post(format!("{base}/login"))
+        .header("Content-Type", "application/json")
+        .body(
+            r#"{
+"phone": "1234567890",
+"password": "securepassword123"
+}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let login: Value = r.json().await.unwrap();
+    let jwt = login["token"].as_str().unwrap().to_owned();
+    let session = login["session_token"].as_str().unwrap().to_owned();
+
+    // Update (PUT) with the raw JWT in Authorization, as the Flask service took it.
+    let update = |auth: String, body: String| {
+        http.put(format!("{base}/user"))
+            .header("Authorization", auth)
+            .header("Session-Token", session.clone())
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    let body = format!(
+        r#"{{
+"_id": {{"$oid": "{user_id}"}},
+"last_name": "Smith"
+}}"#
+    );
+    let r = update(jwt.clone(), body.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let updated: Value = r.json().await.unwrap();
+    assert_eq!(updated["_id"]["$oid"], user_id.as_str());
+    assert_eq!(updated["last_name"], "Smith");
+
+    // Bearer works too.
+    let r = update(format!("Bearer {jwt}"), body.replace("Smith", "Smythe"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Failure cases over the wire.
+    let r = http
+        .post(format!("{base}/signup"))
+        .header("Content-Type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let r = http
+        .post(format!("{base}/signup"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let r = http
+        .post(format!("{base}/signup"))
+        .header("Content-Type", "application/json")
+        .body("x".repeat(17 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = http
+        .post(format!("{base}/login"))
+        .json(&json!({"phone": {"$ne": null}, "password": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .post(format!("{base}/login"))
+        .json(&json!({"phone": "1234567890", "password": "wrong-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http.post(format!("{base}/signup")).json(&json!({"first_name": "A", "last_name": "B", "password": "securepassword123", "phone": "1234567890"})).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    let r = http.get(format!("{base}/nowhere")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Logout, then the same tokens are refused.
+    let r = http
+        .post(format!("{base}/logout"))
+        .header("Authorization", format!("Bearer {jwt}"))
+        .header("Session-Token", session.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = update(jwt.clone(), body).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["code"], "unauthorized");
+}
+
+#[tokio::test]
+async fn seed_curl_sequence_runs_against_the_dev_server_on_mongodb() {
+    let server = start(true);
+    assert!(server.banner.contains("MongoDB"), "{}", server.banner);
+    seed_sequence_then_failures(&server).await;
+}
+
+#[tokio::test]
+async fn seed_curl_sequence_runs_against_the_dev_server_with_the_embedded_store() {
+    let server = start(false);
+    assert!(server.banner.contains("embedded"), "{}", server.banner);
+    seed_sequence_then_failures(&server).await;
+}

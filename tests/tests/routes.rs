@@ -1,0 +1,68 @@
+//! `template.yaml` is the route table; the shared router must serve exactly its routes, each
+//! with the binary the template builds for it.
+#![allow(clippy::unwrap_used)]
+
+use shared::handlers::{ROUTES, Route};
+
+/// (binary, method, path) for every HttpApi event in the template, read line by line: each
+/// function's `Binary:` comes before its `Events:`.
+fn template_routes() -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(api_tests::root().join("template.yaml")).unwrap();
+    let mut routes = Vec::new();
+    let (mut binary, mut path) = (String::new(), String::new());
+    for line in text.lines().map(str::trim) {
+        if let Some(b) = line.strip_prefix("Binary:") {
+            binary = b.trim().to_owned();
+        } else if let Some(p) = line.strip_prefix("Path:") {
+            path = p.trim().to_owned();
+        } else if let Some(m) = line.strip_prefix("Method:") {
+            routes.push((binary.clone(), m.trim().to_uppercase(), path.clone()));
+        }
+    }
+    routes
+}
+
+#[test]
+fn template_and_router_declare_the_same_routes() {
+    let mut from_template = template_routes();
+    let mut from_router: Vec<_> = ROUTES
+        .iter()
+        .map(
+            |Route {
+                 method,
+                 path,
+                 function,
+             }| (function.to_string(), method.to_string(), path.to_string()),
+        )
+        .collect();
+    from_template.sort();
+    from_router.sort();
+    assert_eq!(from_template, from_router);
+}
+
+#[test]
+fn every_template_binary_is_a_workspace_function() {
+    for (binary, _, _) in template_routes() {
+        assert!(
+            api_tests::root()
+                .join("functions")
+                .join(&binary)
+                .join("src/main.rs")
+                .exists(),
+            "template builds {binary}, which has no functions/{binary}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_route_reaches_its_handler_through_the_router() {
+    let (state, _) = api_tests::state_on(api_tests::Backend::Memory, api_tests::settings).await;
+    for r in ROUTES {
+        let mut ev = api_tests::event("signup");
+        ev["rawPath"] = r.path.into();
+        ev["requestContext"]["http"]["path"] = r.path.into();
+        ev["requestContext"]["http"]["method"] = r.method.into();
+        let a = api_tests::call(&state, &ev).await;
+        assert!(a.status != 404 && a.status != 405, "{r:?} -> {}", a.status);
+    }
+}
