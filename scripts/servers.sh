@@ -32,6 +32,9 @@ servers_start() {
   wait_port 127.0.0.1 "$aport" 30
   export TEST_MONGO_URI="mongodb://127.0.0.1:$mport/?directConnection=true&retryWrites=false"
   export TEST_AWS_ENDPOINT="http://127.0.0.1:$aport"
+  # Dummy credentials and region for the AWS SDK talking to the emulator; no real AWS is reached.
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  export AWS_EC2_METADATA_DISABLED=true
   export SECANTUSD_BIN="$VENV/bin/secantusd-py"
   export MOTO_SERVER_BIN="$VENV/bin/moto_server"
   echo "test servers: MongoDB-protocol $TEST_MONGO_URI, AWS emulator $TEST_AWS_ENDPOINT"

@@ -16,7 +16,7 @@ use lambda_http::{
 };
 use shared::{
     ApiError, State,
-    config::{Settings, Vars},
+    config::Vars,
     handlers::{self, MAX_BODY_BYTES},
     state::StoreKind,
 };
@@ -72,6 +72,9 @@ async fn serve(
 /// server starts with one command. Lambda functions never do this.
 fn dev_vars() -> Vars {
     let mut vars = Vars::from_env();
+    if vars.get("SECRET_ID").is_some() {
+        return vars;
+    }
     for name in ["JWT_SECRET_KEY", "SESSION_SECRET_KEY"] {
         if vars.get(name).is_none() {
             let mut key = [0u8; 32];
@@ -92,8 +95,7 @@ fn dev_vars() -> Vars {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     shared::telemetry::init();
-    let settings = Settings::from_vars(&dev_vars())?;
-    let state = Arc::new(State::from_settings(settings).await?);
+    let state = Arc::new(State::load(&dev_vars(), false).await?);
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
     let port: u16 = std::env::var("PORT")
         .ok()

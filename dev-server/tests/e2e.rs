@@ -23,6 +23,18 @@ impl Drop for Server {
 }
 
 fn start(mongo: bool) -> Server {
+    start_with(|cmd| {
+        cmd.env("JWT_SECRET_KEY", api_tests::JWT_KEY)
+            .env("SESSION_SECRET_KEY", api_tests::SESSION_KEY);
+        if mongo {
+            cmd.env("MONGO_URI", api_tests::mongo_uri());
+        } else {
+            cmd.env_remove("MONGO_URI");
+        }
+    })
+}
+
+fn start_with(configure: impl FnOnce(&mut Command)) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -32,17 +44,11 @@ fn start(mongo: bool) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dev-server"));
     cmd.current_dir(dir)
         .env("PORT", port.to_string())
-        .env("JWT_SECRET_KEY", api_tests::JWT_KEY)
-        .env("SESSION_SECRET_KEY", api_tests::SESSION_KEY)
         .env("DB_NAME", api_tests::fresh_db())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    if mongo {
-        cmd.env("MONGO_URI", api_tests::mongo_uri());
-    } else {
-        cmd.env_remove("MONGO_URI");
-    }
+    configure(&mut cmd);
     let mut child = cmd.spawn().unwrap();
     let mut banner = String::new();
     BufReader::new(child.stdout.take().unwrap())
@@ -198,5 +204,26 @@ async fn seed_curl_sequence_runs_against_the_dev_server_on_mongodb() {
 async fn seed_curl_sequence_runs_against_the_dev_server_with_the_embedded_store() {
     let server = start(false);
     assert!(server.banner.contains("embedded"), "{}", server.banner);
+    seed_sequence_then_failures(&server).await;
+}
+
+#[tokio::test]
+async fn dev_server_runs_from_a_secrets_manager_secret_with_no_key_in_the_environment() {
+    let endpoint = api_tests::aws_endpoint();
+    let client = api_tests::secrets_client(&endpoint).await;
+    let name = format!("user-api/dev-{}", api_tests::fresh_db());
+    let secret = api_tests::secret_json(
+        "secret-held-jwt-key-0123456789abcdef0123",
+        "secret-held-session-key-0123456789abcdef",
+    );
+    api_tests::create_secret(&client, &name, &secret).await;
+    let server = start_with(|cmd| {
+        cmd.env_remove("MONGO_URI")
+            .env_remove("JWT_SECRET_KEY")
+            .env_remove("SESSION_SECRET_KEY")
+            .env("SECRET_ID", &name)
+            .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &endpoint);
+    });
+    assert!(server.banner.contains("MongoDB"), "{}", server.banner);
     seed_sequence_then_failures(&server).await;
 }

@@ -15,3 +15,4 @@ pub mod types;
 
 pub use error::ApiError;
 pub use state::State;
+pub mod secrets;

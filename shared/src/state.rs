@@ -1,12 +1,13 @@
 //! Everything built once per cold start and shared by reference across requests.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use crate::{
     auth::token::TokenKeys,
     clock::{Clock, SystemClock},
     config::{ConfigError, Settings, Vars},
     schema::Schemas,
+    secrets::{KeyCache, SecretSource},
     store::{
         Store, StoreError,
         memory::MemoryStore,
@@ -38,58 +39,116 @@ pub struct State {
     pub store: Arc<dyn Store>,
     pub store_kind: StoreKind,
     pub schemas: Schemas,
-    pub tokens: TokenKeys,
+    pub keys: Arc<KeyCache>,
     pub clock: Arc<dyn Clock>,
 }
 
+/// Default lifetime of cached secret values.
+pub const SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
+
 impl State {
-    /// Assembles a state from parts (tests pass their own store and clock).
+    /// Assembles a state from parts with fixed keys (tests pass their own store and clock).
     pub fn new(
         settings: Settings,
         store: Arc<dyn Store>,
         store_kind: StoreKind,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, InitError> {
+        Self::with_source(settings, store, store_kind, clock, None, SECRET_CACHE_TTL)
+    }
+
+    /// Assembles a state whose keys are refreshed from `source` every `ttl`.
+    pub fn with_source(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        store_kind: StoreKind,
+        clock: Arc<dyn Clock>,
+        source: Option<SecretSource>,
+        ttl: Duration,
+    ) -> Result<Self, InitError> {
         let schemas = Schemas::compile().map_err(InitError::Schema)?;
-        let tokens = TokenKeys::new(
-            &settings.keys,
-            &settings.issuer,
-            &settings.audience,
-            settings.jwt_ttl,
-        );
+        let keys = Arc::new(KeyCache::new(&settings, source, ttl, clock.now()));
         Ok(Self {
             settings,
             store,
             store_kind,
             schemas,
-            tokens,
+            keys,
             clock,
         })
     }
 
-    /// Cold start of a Lambda function: settings from the environment, MongoDB required.
-    pub async fn init() -> Result<Self, InitError> {
-        let settings = Settings::from_vars(&Vars::from_env())?;
-        if settings.mongo_uri.is_none() {
-            return Err(ConfigError::Missing("MONGO_URI".to_owned()).into());
-        }
-        Self::from_settings(settings).await
+    /// The token keys in force (refreshed in the background when a secret's TTL passes).
+    pub fn tokens(&self) -> Arc<TokenKeys> {
+        self.keys.get(self.clock.now())
     }
 
-    /// Builds the store the settings call for: MongoDB when a URI is set, else the embedded store.
-    pub async fn from_settings(settings: Settings) -> Result<Self, InitError> {
-        let (store, kind): (Arc<dyn Store>, _) = match &settings.mongo_uri {
+    /// Cold start of a Lambda function: settings from the environment or a secret, MongoDB required.
+    pub async fn init() -> Result<Self, InitError> {
+        Self::load(&Vars::from_env(), true).await
+    }
+
+    /// Reads settings from `vars`: keys and Mongo URI from the Secrets Manager secret named by
+    /// `SECRET_ID` when set, else from the variables themselves. Then builds the store.
+    pub async fn load(vars: &Vars, require_mongo: bool) -> Result<Self, InitError> {
+        Self::load_with_clock(vars, require_mongo, Arc::new(SystemClock)).await
+    }
+
+    /// [`State::load`] with a given clock (tests move time past the secret cache TTL).
+    pub async fn load_with_clock(
+        vars: &Vars,
+        require_mongo: bool,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, InitError> {
+        let (settings, source) = match vars.get("SECRET_ID") {
+            Some(id) => {
+                let source = SecretSource::new(id, vars).await?;
+                let fetched = source.fetch().await?;
+                // A URI in the secret wins; a plain MONGO_URI serves secrets that hold only keys.
+                let uri = fetched.mongo_uri.or_else(|| {
+                    vars.get("MONGO_URI")
+                        .map(|u| crate::config::Secret::new(u.as_bytes()))
+                });
+                (Settings::with_keys(vars, fetched.keys, uri)?, Some(source))
+            }
+            None => (Settings::from_vars(vars)?, None),
+        };
+        if require_mongo && settings.mongo_uri.is_none() {
+            return Err(ConfigError::Missing("MONGO_URI".to_owned()).into());
+        }
+        let ttl = match vars.get("SECRET_CACHE_TTL_SECONDS").map(str::parse::<u64>) {
+            None => SECRET_CACHE_TTL,
+            Some(Ok(n)) if n > 0 => Duration::from_secs(n),
+            Some(_) => {
+                return Err(ConfigError::BadNumber {
+                    name: "SECRET_CACHE_TTL_SECONDS".into(),
+                }
+                .into());
+            }
+        };
+        let (store, kind) = Self::store_for(&settings).await?;
+        Self::with_source(settings, store, kind, clock, source, ttl)
+    }
+
+    /// MongoDB when the settings have a URI, else the embedded store. The client connects
+    /// lazily; index creation starts in the background and writes that need it wait for it.
+    pub async fn store_for(settings: &Settings) -> Result<(Arc<dyn Store>, StoreKind), InitError> {
+        Ok(match &settings.mongo_uri {
             Some(uri) => {
                 let uri = String::from_utf8_lossy(uri.expose()).into_owned();
                 let opts = MongoOptions::default();
                 let client = MongoStore::client(&uri, &opts).await?;
                 let store =
                     MongoStore::new(&client, &settings.db_name, &settings.collection_name, &opts);
-                store.ensure_indexes().await?;
+                let background = store.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = background.ensure_indexes().await {
+                        tracing::warn!(error = %e, "index creation failed; the first write retries it");
+                    }
+                });
                 (Arc::new(store), StoreKind::Mongo)
             }
             None => (Arc::new(MemoryStore::new()), StoreKind::Embedded),
-        };
-        Self::new(settings, store, kind, Arc::new(SystemClock))
+        })
     }
 }

@@ -250,3 +250,73 @@ pub fn update_event(login: &Login, fields: Value) -> Value {
         &login.session_token,
     )
 }
+
+/// Endpoint of the AWS API emulator the test setup started.
+pub fn aws_endpoint() -> String {
+    std::env::var("TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!("TEST_AWS_ENDPOINT is not set: run the tests with scripts/test, which starts the AWS emulator")
+    })
+}
+
+/// A Secrets Manager client for the emulator at `endpoint`.
+pub async fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .http_client(shared::secrets::https_client())
+        .load()
+        .await;
+    aws_sdk_secretsmanager::Client::new(&config)
+}
+
+/// A secret JSON with these keys and the test database URI.
+pub fn secret_json(jwt: &str, session: &str) -> String {
+    serde_json::json!({"MONGO_URI": mongo_uri(), "JWT_SECRET_KEY": jwt, "SESSION_SECRET_KEY": session}).to_string()
+}
+
+/// Creates secret `name` holding `value`; returns its version id (the JWT `kid`).
+pub async fn create_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    value: &str,
+) -> String {
+    let out = client
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap();
+    out.version_id().unwrap().to_owned()
+}
+
+/// Stores a new AWSCURRENT version (the old one becomes AWSPREVIOUS); returns its version id.
+pub async fn rotate_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    value: &str,
+) -> String {
+    let out = client
+        .put_secret_value()
+        .secret_id(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap();
+    out.version_id().unwrap().to_owned()
+}
+
+/// Variables that point the state at secret `name` in the emulator at `endpoint`.
+pub fn secret_vars(name: &str, endpoint: &str) -> Vars {
+    let mut v = Vars::from_pairs([("SECRET_ID", name), ("AWS_ENDPOINT_URL", endpoint)]);
+    v.set("DB_NAME", fresh_db());
+    v
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

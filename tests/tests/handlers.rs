@@ -380,7 +380,7 @@ async fn sessions_expire_when_idle_and_at_their_absolute_lifetime() {
     // ...but an idle day later it is dead, even with a fresh JWT for it.
     clock.advance(24 * 3600 + 1);
     let fresh = state
-        .tokens
+        .tokens()
         .issue(
             &shared::types::UserId::parse_hex(&l.id).unwrap(),
             &sid(&l.token),

@@ -19,7 +19,7 @@ pub async fn login(state: &State, req: Request) -> Response<Body> {
         let password = Password::unchecked(str_field(&body, "password").unwrap_or_default().to_owned());
         let grant = service::login(
             state.store.as_ref(),
-            &state.tokens,
+            &state.tokens(),
             &state.settings,
             phone,
             password,

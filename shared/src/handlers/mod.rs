@@ -187,7 +187,7 @@ async fn caller(state: &State, req: &Request) -> Result<Caller, ApiError> {
     };
     service::authenticate(
         state.store.as_ref(),
-        &state.tokens,
+        &state.tokens(),
         &state.settings,
         jwt,
         st,

@@ -1,7 +1,9 @@
 //! MongoDB store. Uniqueness is decided by a unique index, expiry by a TTL index, and every
 //! call is bounded by a timeout so a stalled server yields 503 rather than a hung request.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
+
+use tokio::sync::OnceCell;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
@@ -49,6 +51,8 @@ pub struct MongoStore {
     users: Collection<UserRecord>,
     sessions: Collection<SessionDoc>,
     op_timeout: Duration,
+    /// Set once the indexes exist; shared by clones so one creation serves them all.
+    indexed: Arc<OnceCell<()>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -128,12 +132,20 @@ impl MongoStore {
             users: db.collection(collection),
             sessions: db.collection(&format!("{collection}_sessions")),
             op_timeout: opts.op_timeout,
+            indexed: Arc::new(OnceCell::new()),
         }
     }
 
     /// Creates the unique phone index and the session indexes. Idempotent: creating an index
     /// that exists with the same options is a no-op, so every cold start may call it.
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        self.indexed
+            .get_or_try_init(|| self.create_indexes())
+            .await
+            .map(|_| ())
+    }
+
+    async fn create_indexes(&self) -> Result<(), StoreError> {
         let phone = IndexModel::builder()
             .keys(doc! { "phone": 1 })
             .options(
@@ -204,6 +216,8 @@ fn patch_update(patch: &UserPatch, now: i64) -> Document {
 #[async_trait]
 impl UserStore for MongoStore {
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        // The unique index, not a lookup, decides whether the phone is free.
+        self.ensure_indexes().await?;
         self.timed(async { self.users.insert_one(user).await })
             .await
             .map(|_| ())
@@ -225,6 +239,9 @@ impl UserStore for MongoStore {
         patch: &UserPatch,
         now: i64,
     ) -> Result<Option<UserRecord>, StoreError> {
+        if patch.phone.is_some() {
+            self.ensure_indexes().await?;
+        }
         let update = patch_update(patch, now);
         self.timed(async {
             self.users

@@ -1,0 +1,275 @@
+//! Keys from AWS Secrets Manager: read once per cold start, cached with a TTL, refreshed in
+//! the background, and rotation-safe (AWSCURRENT signs, AWSCURRENT and AWSPREVIOUS verify).
+
+use std::{
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use aws_config::{BehaviorVersion, retry::RetryConfig, timeout::TimeoutConfig};
+use aws_sdk_secretsmanager::Client;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use crate::{
+    auth::token::TokenKeys,
+    config::{ConfigError, KeySet, KeyVersion, MIN_KEY_BYTES, Secret, Settings, Vars},
+};
+
+/// Label domain for deriving a session key from the JWT key when a secret holds only the latter.
+const SESSION_KEY_LABEL: &[u8] = b"user-api/session-token-key/v1";
+
+/// A secret's JSON, as stored.
+#[derive(Deserialize)]
+struct SecretJson {
+    #[serde(rename = "MONGO_URI")]
+    mongo_uri: Option<String>,
+    #[serde(rename = "JWT_SECRET_KEY")]
+    jwt: Option<String>,
+    #[serde(rename = "SESSION_SECRET_KEY")]
+    session: Option<String>,
+}
+
+/// What one read of the secret yields.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub keys: KeySet,
+    pub mongo_uri: Option<Secret>,
+}
+
+/// A Secrets Manager secret and the client that reads it.
+#[derive(Clone)]
+pub struct SecretSource {
+    client: Client,
+    secret_id: String,
+    timeout: Duration,
+}
+
+impl SecretSource {
+    /// Builds a client from the standard AWS environment (region, credentials, and the
+    /// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SECRETS_MANAGER` overrides) with a bounded timeout.
+    pub async fn new(secret_id: &str, vars: &Vars) -> Result<Self, ConfigError> {
+        let timeout = Duration::from_secs(
+            vars.get("SECRET_TIMEOUT_SECONDS")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(3),
+        );
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(1))
+                    .operation_timeout(timeout)
+                    .build(),
+            );
+        // The SDK reads these from the process environment itself; honouring them from `vars`
+        // too lets a `.env.development` or a test point at an emulator.
+        if let Some(url) = vars
+            .get("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+            .or_else(|| vars.get("AWS_ENDPOINT_URL"))
+        {
+            loader = loader.endpoint_url(url);
+        }
+        let config = loader.load().await;
+        Ok(Self {
+            client: Client::new(&config),
+            secret_id: secret_id.to_owned(),
+            timeout,
+        })
+    }
+
+    /// The secret's name or ARN.
+    pub fn secret_id(&self) -> &str {
+        &self.secret_id
+    }
+
+    fn err(&self, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Secret {
+            secret_id: self.secret_id.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    async fn version(&self, stage: &str) -> Result<Option<(String, SecretJson)>, ConfigError> {
+        let call = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .version_stage(stage)
+            .send();
+        let out = match tokio::time::timeout(self.timeout + Duration::from_secs(1), call).await {
+            Err(_) => return Err(self.err("Secrets Manager did not answer in time")),
+            Ok(Err(e)) => {
+                let service = e.as_service_error();
+                if service.is_some_and(|s| s.is_resource_not_found_exception()) {
+                    return if stage == "AWSCURRENT" {
+                        Err(self.err("secret not found"))
+                    } else {
+                        Ok(None)
+                    };
+                }
+                // The SDK's Display for dispatch failures is terse; the debug chain names the
+                // cause (connection refused, timeout) and carries no secret material.
+                let cause = service
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| format!("{e}"));
+                return Err(self.err(format!("could not read {stage}: {cause}")));
+            }
+            Ok(Ok(out)) => out,
+        };
+        let text = out
+            .secret_string()
+            .ok_or_else(|| self.err("secret has no string value"))?;
+        let json: SecretJson = serde_json::from_str(text)
+            .map_err(|_| self.err("secret is not a JSON object of strings"))?;
+        let kid = out.version_id().unwrap_or(stage).to_owned();
+        Ok(Some((kid, json)))
+    }
+
+    fn key_version(&self, kid: String, json: &SecretJson) -> Result<KeyVersion, ConfigError> {
+        let key = |name: &str, v: Option<&String>| -> Result<Secret, ConfigError> {
+            let v = v.ok_or_else(|| self.err(format!("key {name} is missing")))?;
+            if v.len() < MIN_KEY_BYTES {
+                return Err(self.err(format!("key {name} is shorter than {MIN_KEY_BYTES} bytes")));
+            }
+            Ok(Secret::new(v.as_bytes()))
+        };
+        let jwt = key("JWT_SECRET_KEY", json.jwt.as_ref())?;
+        let session = match &json.session {
+            Some(_) => key("SESSION_SECRET_KEY", json.session.as_ref())?,
+            None => derive_session_key(&jwt),
+        };
+        Ok(KeyVersion { kid, jwt, session })
+    }
+
+    /// Reads AWSCURRENT and AWSPREVIOUS together. AWSPREVIOUS is optional; a malformed
+    /// previous version is ignored (it only verifies old tokens), a malformed current one fails.
+    pub async fn fetch(&self) -> Result<Fetched, ConfigError> {
+        let (current, previous) =
+            tokio::join!(self.version("AWSCURRENT"), self.version("AWSPREVIOUS"));
+        let (kid, json) = current?.ok_or_else(|| self.err("secret not found"))?;
+        let mongo_uri = json
+            .mongo_uri
+            .as_ref()
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| Secret::new(u.as_bytes()));
+        let current = self.key_version(kid, &json)?;
+        let previous = match previous {
+            Ok(Some((kid, json))) if kid != current.kid => self.key_version(kid, &json).ok(),
+            _ => None,
+        };
+        Ok(Fetched {
+            keys: KeySet { current, previous },
+            mongo_uri,
+        })
+    }
+}
+
+/// The AWS SDK's HTTP client on rustls with ring: no OpenSSL, no aws-lc C build.
+pub fn https_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// HMAC-SHA256(jwt key, label): a session key independent of the JWT key in use, for
+/// secrets made by CloudFormation, which can generate only one value.
+pub fn derive_session_key(jwt: &Secret) -> Secret {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(jwt.expose())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(SESSION_KEY_LABEL);
+    Secret::new(mac.finalize().into_bytes().to_vec())
+}
+
+/// The token keys in force, refreshed from Secrets Manager after a TTL without making a
+/// request wait: the request that notices staleness starts a background refresh and goes on
+/// with the cached keys.
+pub struct KeyCache {
+    current: RwLock<Arc<TokenKeys>>,
+    source: Option<SecretSource>,
+    loaded_at: AtomicI64,
+    refreshing: AtomicBool,
+    ttl_secs: i64,
+    issuer: String,
+    audience: String,
+    jwt_ttl: Duration,
+}
+
+impl KeyCache {
+    /// Keys from `settings`; with a `source`, refreshed every `ttl`.
+    pub fn new(settings: &Settings, source: Option<SecretSource>, ttl: Duration, now: i64) -> Self {
+        let keys = TokenKeys::new(
+            &settings.keys,
+            &settings.issuer,
+            &settings.audience,
+            settings.jwt_ttl,
+        );
+        Self {
+            current: RwLock::new(Arc::new(keys)),
+            source,
+            loaded_at: AtomicI64::new(now),
+            refreshing: AtomicBool::new(false),
+            ttl_secs: ttl.as_secs() as i64,
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            jwt_ttl: settings.jwt_ttl,
+        }
+    }
+
+    /// The cached keys. Never blocks on the network.
+    pub fn get(self: &Arc<Self>, now: i64) -> Arc<TokenKeys> {
+        if self.source.is_some()
+            && now - self.loaded_at.load(Ordering::Relaxed) >= self.ttl_secs
+            && !self.refreshing.swap(true, Ordering::AcqRel)
+        {
+            let this = Arc::clone(self);
+            tokio::spawn(async move {
+                this.refresh(now).await;
+                this.refreshing.store(false, Ordering::Release);
+            });
+        }
+        self.current
+            .read()
+            .map(|k| Arc::clone(&k))
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+    }
+
+    /// Re-reads the secret now. On failure the old keys stay and the next TTL retries.
+    pub async fn refresh(&self, now: i64) {
+        let Some(source) = &self.source else { return };
+        match source.fetch().await {
+            Ok(f) => {
+                let keys = Arc::new(TokenKeys::new(
+                    &f.keys,
+                    &self.issuer,
+                    &self.audience,
+                    self.jwt_ttl,
+                ));
+                match self.current.write() {
+                    Ok(mut slot) => *slot = keys,
+                    Err(p) => *p.into_inner() = keys,
+                }
+                self.loaded_at.store(now, Ordering::Relaxed);
+                tracing::info!(
+                    secret_id = source.secret_id(),
+                    kid = f.keys.current.kid,
+                    "signing keys refreshed"
+                );
+            }
+            Err(e) => {
+                // Retry in 30 s rather than on every request while Secrets Manager is down.
+                self.loaded_at.store(
+                    now - self.ttl_secs + 30.min(self.ttl_secs),
+                    Ordering::Relaxed,
+                );
+                tracing::warn!(error = %e, "secret refresh failed; keeping cached keys");
+            }
+        }
+    }
+}
