@@ -77,6 +77,12 @@ pub struct Settings {
     pub session_absolute_ttl: Duration,
     pub issuer: String,
     pub audience: String,
+    /// Consecutive failures before logins for a phone are delayed.
+    pub lockout_threshold: u32,
+    /// Longest delay a lock imposes.
+    pub lockout_max: Duration,
+    /// Quiet time after which the failure count starts again.
+    pub failure_window: Duration,
 }
 
 /// Variables as read: environment over file.
@@ -185,6 +191,9 @@ impl Settings {
             session_absolute_ttl: vars.seconds("SESSION_ABSOLUTE_TTL_SECONDS", 7 * 24 * 3600)?,
             issuer: vars.or("JWT_ISSUER", "user-api"),
             audience: vars.or("JWT_AUDIENCE", "user-api"),
+            lockout_threshold: vars.seconds("LOGIN_LOCKOUT_THRESHOLD", 5)?.as_secs() as u32,
+            lockout_max: vars.seconds("LOGIN_LOCKOUT_MAX_SECONDS", 15 * 60)?,
+            failure_window: vars.seconds("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)?,
         })
     }
 }

@@ -33,6 +33,8 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("not allowed to act on this user")]
     Forbidden,
+    #[error("current_password is not the account's password")]
+    CurrentPasswordIncorrect,
     #[error("phone number is already registered")]
     PhoneTaken,
     #[error("no such route")]
@@ -68,7 +70,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::CurrentPasswordIncorrect => StatusCode::FORBIDDEN,
             Self::PhoneTaken => StatusCode::CONFLICT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -88,6 +90,7 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden => "forbidden",
+            Self::CurrentPasswordIncorrect => "current_password_incorrect",
             Self::PhoneTaken => "phone_taken",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -106,6 +109,7 @@ impl ApiError {
             Self::Unauthorized => "Unauthorized",
             Self::InvalidCredentials => "Invalid credentials",
             Self::Forbidden => "Forbidden",
+            Self::CurrentPasswordIncorrect => "Current password incorrect",
             Self::PhoneTaken => "Phone already registered",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",

@@ -72,8 +72,58 @@ pub async fn signup(store: &dyn Store, user: NewUser, now: i64) -> Result<UserRe
     }
 }
 
+/// Delay imposed after `failures` consecutive failures: 1 s at the threshold, doubling with
+/// each further failure, capped.
+pub fn lock_delay(failures: u32, threshold: u32, max_secs: u64) -> Option<u64> {
+    let over = failures.checked_sub(threshold)?;
+    Some(1u64.checked_shl(over).unwrap_or(u64::MAX).min(max_secs))
+}
+
+/// Refuses with 429 while `key` is locked; returns the counter, if any.
+async fn check_lock(
+    store: &dyn Store,
+    key: &str,
+    now: i64,
+) -> Result<Option<crate::store::Attempts>, ApiError> {
+    let attempts = store.attempts(key).await.map_err(store_failure)?;
+    match attempts {
+        Some(a) if a.locked_until > now => Err(ApiError::TooManyAttempts {
+            retry_after_secs: (a.locked_until - now) as u64,
+        }),
+        other => Ok(other),
+    }
+}
+
+/// Counts a failed password check for `key` and locks it once past the threshold.
+async fn count_failure(
+    store: &dyn Store,
+    settings: &Settings,
+    key: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let window = settings.failure_window.as_secs() as i64;
+    let a = store
+        .record_failure(key, now, window)
+        .await
+        .map_err(store_failure)?;
+    if let Some(delay) = lock_delay(
+        a.failures,
+        settings.lockout_threshold,
+        settings.lockout_max.as_secs(),
+    ) {
+        let until = now + delay as i64;
+        store
+            .lock(key, until, until.max(now + window))
+            .await
+            .map_err(store_failure)?;
+        tracing::info!(target: "audit", event = "lockout", failures = a.failures, lock_seconds = delay);
+    }
+    Ok(())
+}
+
 /// Checks a phone and password and opens a session. Unknown phone and wrong password cost
-/// the same argon2 verify and end in the same error.
+/// the same argon2 verify and end in the same error; a locked phone is refused the same way
+/// whether or not an account has it.
 pub async fn login(
     store: &dyn Store,
     tokens: &TokenKeys,
@@ -82,27 +132,36 @@ pub async fn login(
     password: Password,
     now: i64,
 ) -> Result<LoginGrant, ApiError> {
+    let key = phone.as_str();
+    let attempts = check_lock(store, key, now).await?;
     let user = store
         .find_user_by_phone(&phone)
         .await
         .map_err(store_failure)?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let user = match (password::verify(password, hash).await?, user) {
+    let verified = password::verify(password.clone(), hash).await?;
+    let user = match (verified, user) {
         (true, Some(user)) => user,
-        _ => return Err(ApiError::InvalidCredentials),
+        _ => {
+            count_failure(store, settings, key, now).await?;
+            return Err(ApiError::InvalidCredentials);
+        }
     };
+    if attempts.is_some() {
+        store.clear_attempts(key).await.map_err(store_failure)?;
+    }
+    if password::needs_rehash(&user.password_hash) {
+        rehash(store, &user, password, now).await;
+    }
     let session_token = token::new_session_token()?;
+    let absolute = now + settings.session_absolute_ttl.as_secs() as i64;
     let session = SessionRecord {
         id: token::new_session_id()?,
         user_id: user.id,
         token_digest: tokens.session_digest(&session_token),
         created_at: now,
-        expires_at: now + settings.session_idle_ttl.as_secs() as i64,
-        absolute_expires_at: now + settings.session_absolute_ttl.as_secs() as i64,
-    };
-    let session = SessionRecord {
-        expires_at: session.expires_at.min(session.absolute_expires_at),
-        ..session
+        expires_at: (now + settings.session_idle_ttl.as_secs() as i64).min(absolute),
+        absolute_expires_at: absolute,
     };
     store
         .insert_session(&session)
@@ -115,6 +174,27 @@ pub async fn login(
         expires_in: tokens.ttl().as_secs(),
         user_id: user.id,
     })
+}
+
+/// Stores a hash at the current parameters. Best effort: the login succeeds either way.
+async fn rehash(store: &dyn Store, user: &UserRecord, password: Password, now: i64) {
+    let result = match password::hash(password).await {
+        Ok(hash) => {
+            let patch = UserPatch {
+                password_hash: Some(hash),
+                ..UserPatch::default()
+            };
+            store
+                .update_user(&user.id, &patch, now)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
+        Ok(_) => tracing::info!(target: "audit", event = "password_rehash", user_id = %user.id),
+        Err(e) => tracing::warn!(error = %e, user_id = %user.id, "password rehash failed"),
+    }
 }
 
 /// Proves the caller: a valid JWT, a live session it names, and the session token that
@@ -182,28 +262,57 @@ pub async fn profile(store: &dyn Store, caller: &Caller) -> Result<UserRecord, A
         .ok_or(ApiError::Unauthorized)
 }
 
+/// A password change: the new password (already checked against the rules) and the current
+/// one, which must be right.
+#[derive(Debug)]
+pub struct PasswordChange {
+    pub new: Password,
+    pub current: Password,
+}
+
 /// Applies `patch` to `target`, which must be the caller. A phone already held by another
-/// user is refused by the unique index, atomically.
+/// user is refused by the unique index, atomically. A password change needs the current
+/// password (failures count towards the login lock) and ends every other session.
 pub async fn update_user(
     store: &dyn Store,
+    settings: &Settings,
     caller: &Caller,
     target: UserId,
-    patch: UserPatch,
+    mut patch: UserPatch,
+    password_change: Option<PasswordChange>,
     now: i64,
 ) -> Result<UserRecord, ApiError> {
     if target != caller.user_id {
         return Err(ApiError::Forbidden);
     }
-    if patch.is_empty() {
+    if patch.is_empty() && password_change.is_none() {
         return Err(ApiError::Validation(vec![crate::error::FieldError {
             path: String::new(),
             message: "no field to update".to_owned(),
         }]));
     }
-    match store.update_user(&target, &patch, now).await {
-        Ok(Some(user)) => Ok(user),
-        Ok(None) => Err(ApiError::Unauthorized),
-        Err(StoreError::Duplicate) => Err(ApiError::PhoneTaken),
-        Err(e) => Err(store_failure(e)),
+    if let Some(change) = &password_change {
+        let user = profile(store, caller).await?;
+        let key = user.phone.as_str();
+        check_lock(store, key, now).await?;
+        if !password::verify(change.current.clone(), Some(user.password_hash.clone())).await? {
+            count_failure(store, settings, key, now).await?;
+            return Err(ApiError::CurrentPasswordIncorrect);
+        }
+        patch.password_hash = Some(password::hash(change.new.clone()).await?);
     }
+    let user = match store.update_user(&target, &patch, now).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(ApiError::Unauthorized),
+        Err(StoreError::Duplicate) => return Err(ApiError::PhoneTaken),
+        Err(e) => return Err(store_failure(e)),
+    };
+    if password_change.is_some() {
+        let ended = store
+            .delete_user_sessions(&user.id, Some(&caller.session_id))
+            .await
+            .map_err(store_failure)?;
+        tracing::info!(target: "audit", event = "password_change", user_id = %user.id, other_sessions_ended = ended);
+    }
+    Ok(user)
 }

@@ -10,7 +10,8 @@ pub fn init() {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_current_span(false)
+        .with_current_span(true)
+        .with_span_list(false)
         .with_target(true)
         .try_init();
 }

@@ -59,28 +59,38 @@ impl Phone {
     }
 }
 
-/// A password as the user typed it. Never logged: `Debug` is redacted.
+/// A password, NFKC-normalised so one password typed on different keyboards is one password
+/// (NIST SP 800-63B §5.1.1.2). Never logged: `Debug` is redacted.
 #[derive(Clone)]
 pub struct Password(String);
 
 impl Password {
-    /// Minimum length in Unicode code points.
+    /// Minimum length in Unicode code points, after normalisation.
     pub const MIN_CHARS: usize = 8;
-    /// Maximum length in Unicode code points.
+    /// Maximum length in Unicode code points, after normalisation. Nothing is truncated.
     pub const MAX_CHARS: usize = 128;
 
-    /// Checks the length rule; the schema has already checked the type.
+    /// A new password: 8–128 code points after NFKC and not a commonly used password. No
+    /// composition rules, as NIST advises.
     pub fn parse(raw: String, path: &str) -> Result<Self, ApiError> {
-        let n = raw.chars().count();
+        let normalised = Self::unchecked(raw);
+        let n = normalised.0.chars().count();
         if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&n) {
             return Err(invalid(path, "password must be 8 to 128 characters"));
         }
-        Ok(Self(raw))
+        if crate::auth::common::is_common(&normalised.0) {
+            return Err(invalid(path, "this password is too common; choose another"));
+        }
+        Ok(normalised)
     }
 
-    /// Wraps a password without the length rule (login checks any guess against the hash).
+    /// Normalises without the rules: login checks any guess against the stored hash.
     pub fn unchecked(raw: String) -> Self {
-        Self(raw)
+        use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
+        match is_nfkc_quick(raw.chars()) {
+            IsNormalized::Yes => Self(raw),
+            _ => Self(raw.nfkc().collect()),
+        }
     }
 
     /// The raw bytes handed to the password hasher.
@@ -204,8 +214,35 @@ mod tests {
     }
 
     #[test]
+    fn common_passwords_are_refused_whatever_their_case() {
+        for pw in [
+            "password",
+            "Password1",
+            "qwertyuiop",
+            "iloveyou",
+            "PASSWORD123",
+        ] {
+            assert!(
+                Password::parse(pw.into(), "/password").is_err(),
+                "{pw} accepted"
+            );
+        }
+        assert!(Password::parse("correct horse battery staple".into(), "/password").is_ok());
+    }
+
+    #[test]
+    fn passwords_are_nfkc_normalised_before_counting_and_hashing() {
+        // U+FB01 (the "fi" ligature) is one code point that NFKC turns into two.
+        let lig = Password::unchecked("\u{FB01}ne-print-pw".into());
+        let plain = Password::unchecked("fine-print-pw".into());
+        assert_eq!(lig.expose(), plain.expose());
+        // Seven code points, eight after NFKC: accepted.
+        assert!(Password::parse("\u{FB01}zzwxyq".into(), "/p").is_ok());
+    }
+
+    #[test]
     fn password_debug_never_shows_the_secret() {
-        let p = Password::parse("hunter2hunter2".into(), "/p").ok();
+        let p = Password::parse("hunter2-hunter2-x".into(), "/p").ok();
         assert!(!format!("{p:?}").contains("hunter2"));
     }
 

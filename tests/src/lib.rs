@@ -2,6 +2,8 @@
 //! events from `events/` fed through the shared handlers.
 #![allow(clippy::unwrap_used)]
 
+pub mod runtime;
+
 use std::{path::PathBuf, sync::Arc};
 
 use lambda_http::{Body, Request, Response, http::StatusCode};

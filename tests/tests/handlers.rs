@@ -277,7 +277,11 @@ async fn update_without_fields_with_unknown_fields_or_a_password_is_400() {
         let a = call(&state, &update_event(&l, fields.clone())).await;
         assert_problem(&a, 400, "validation_failed");
         if fields.get("password").is_some() {
-            assert_eq!(a.body["errors"][0]["path"], "/password", "{:?}", a.body);
+            assert!(
+                a.body["errors"].to_string().contains("current_password"),
+                "{:?}",
+                a.body
+            );
         }
     }
     let bad_id = with_body(

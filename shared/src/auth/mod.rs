@@ -1,4 +1,5 @@
 //! Password hashing and the two tokens a login hands out.
 
+pub mod common;
 pub mod password;
 pub mod token;

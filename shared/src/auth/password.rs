@@ -65,6 +65,20 @@ pub fn verify_blocking(password: &Password, phc: &str) -> bool {
     hasher().verify_password(password.expose(), phc).is_ok()
 }
 
+/// True when `phc` was made with other (older) parameters than the configured ones, so a
+/// successful login should store a fresh hash.
+pub fn needs_rehash(phc: &str) -> bool {
+    let Ok(hash) = argon2::password_hash::phc::PasswordHash::new(phc) else {
+        return true;
+    };
+    let current = Params::try_from(&hash).ok();
+    hash.algorithm.as_str() != "argon2id"
+        || hash.version != Some(Version::V0x13 as u32)
+        || current.is_none_or(|p| {
+            p.m_cost() != M_COST_KIB || p.t_cost() != T_COST || p.p_cost() != P_COST
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +100,24 @@ mod tests {
         assert!(DUMMY_HASH.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         let parsed = argon2::password_hash::phc::PasswordHash::new(DUMMY_HASH);
         assert!(parsed.is_ok(), "{parsed:?}");
+    }
+
+    #[test]
+    fn hashes_at_older_parameters_need_a_rehash_and_current_ones_do_not() {
+        let current = hash_blocking(&pw("correct horse battery")).unwrap_or_default();
+        assert!(!needs_rehash(&current));
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8192, 1, 1, None).unwrap_or_default(),
+        );
+        use argon2::password_hash::PasswordHasher;
+        let old = weak
+            .hash_password(b"correct horse battery")
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert!(needs_rehash(&old), "{old}");
+        assert!(needs_rehash("not a hash"));
     }
 
     #[tokio::test]

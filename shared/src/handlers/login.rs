@@ -1,7 +1,9 @@
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde_json::json;
 
-use super::{RequestMeta, json_response, read_json, respond, str_field};
+use tracing::Instrument;
+
+use super::{json_response, read_json, respond, span, str_field};
 use crate::{
     schema, service,
     state::State,
@@ -10,7 +12,7 @@ use crate::{
 
 /// POST /login: a JWT and a session token, or one 401 for any wrong phone/password pair.
 pub async fn login(state: &State, req: Request) -> Response<Body> {
-    let meta = RequestMeta::of(&req);
+    let span = span(&req, "login");
     respond(async {
         let body = read_json(state, &req, schema::Body::Login)?;
         let phone = Phone::parse(str_field(&body, "phone").unwrap_or_default(), "/phone")?;
@@ -27,8 +29,8 @@ pub async fn login(state: &State, req: Request) -> Response<Body> {
         )
         .await;
         match &grant {
-            Ok(g) => tracing::info!(target: "audit", event = "login", outcome = "success", user_id = %g.user_id, request_id = %meta.request_id, source_ip = %meta.source_ip),
-            Err(e) => tracing::info!(target: "audit", event = "login", outcome = e.code(), request_id = %meta.request_id, source_ip = %meta.source_ip),
+            Ok(g) => tracing::info!(target: "audit", event = "login", outcome = "success", user_id = %g.user_id),
+            Err(e) => tracing::info!(target: "audit", event = "login", outcome = e.code()),
         }
         let g = grant?;
         Ok(json_response(
@@ -42,5 +44,6 @@ pub async fn login(state: &State, req: Request) -> Response<Body> {
             }),
         ))
     }
+    .instrument(span)
     .await)
 }

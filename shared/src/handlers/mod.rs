@@ -110,6 +110,12 @@ pub struct RequestMeta {
     pub source_ip: String,
 }
 
+/// A span carrying the request id and source IP, so every audit line inside names them.
+fn span(req: &Request, route: &'static str) -> tracing::Span {
+    let meta = RequestMeta::of(req);
+    tracing::info_span!("request", route, request_id = %meta.request_id, source_ip = %meta.source_ip)
+}
+
 impl RequestMeta {
     fn of(req: &Request) -> Self {
         match req.request_context_ref() {

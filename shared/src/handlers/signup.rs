@@ -1,6 +1,8 @@
 use lambda_http::{Body, Request, Response, http::StatusCode};
 
-use super::{RequestMeta, json_response, read_json, respond, str_field, user_json};
+use tracing::Instrument;
+
+use super::{json_response, read_json, respond, span, str_field, user_json};
 use crate::{
     error::ApiError,
     schema,
@@ -25,16 +27,17 @@ fn parse(v: &serde_json::Value) -> Result<NewUser, ApiError> {
 
 /// POST /signup: 201 with the new user, 409 when the phone is taken.
 pub async fn signup(state: &State, req: Request) -> Response<Body> {
-    let meta = RequestMeta::of(&req);
+    let span = span(&req, "signup");
     respond(async {
         let body = read_json(state, &req, schema::Body::Signup)?;
         let new_user = parse(&body)?;
         let user = service::signup(state.store.as_ref(), new_user, state.clock.now()).await;
         match &user {
-            Ok(u) => tracing::info!(target: "audit", event = "signup", outcome = "success", user_id = %u.id, request_id = %meta.request_id, source_ip = %meta.source_ip),
-            Err(e) => tracing::info!(target: "audit", event = "signup", outcome = e.code(), request_id = %meta.request_id, source_ip = %meta.source_ip),
+            Ok(u) => tracing::info!(target: "audit", event = "signup", outcome = "success", user_id = %u.id),
+            Err(e) => tracing::info!(target: "audit", event = "signup", outcome = e.code()),
         }
         Ok(json_response(StatusCode::CREATED, &user_json(&user?)))
     }
+    .instrument(span)
     .await)
 }

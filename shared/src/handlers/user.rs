@@ -4,14 +4,28 @@ use lambda_http::{
 };
 use serde_json::Value;
 
-use super::{caller, json_response, method_is, read_json, respond, str_field, user_json};
+use tracing::Instrument;
+
+use super::{caller, json_response, method_is, read_json, respond, span, str_field, user_json};
 use crate::{
     error::{ApiError, FieldError},
-    schema, service,
+    schema,
+    service::{self, PasswordChange},
     state::State,
     store::UserPatch,
-    types::{Name, Phone, UserId},
+    types::{Name, Password, Phone, UserId},
 };
+
+fn parse_password_change(v: &Value) -> Result<Option<PasswordChange>, ApiError> {
+    // The schema makes the two fields come together.
+    match (str_field(v, "password"), str_field(v, "current_password")) {
+        (Some(new), Some(current)) => Ok(Some(PasswordChange {
+            new: Password::parse(new.to_owned(), "/password")?,
+            current: Password::unchecked(current.to_owned()),
+        })),
+        _ => Ok(None),
+    }
+}
 
 fn parse_patch(v: &Value) -> Result<(UserId, UserPatch), ApiError> {
     let id = v
@@ -53,6 +67,7 @@ fn parse_patch(v: &Value) -> Result<(UserId, UserPatch), ApiError> {
 
 /// GET /user returns the caller's profile; PUT /user updates it.
 pub async fn user(state: &State, req: Request) -> Response<Body> {
+    let span = span(&req, "user");
     respond(
         async {
             let caller = caller(state, &req).await?;
@@ -63,40 +78,22 @@ pub async fn user(state: &State, req: Request) -> Response<Body> {
             if !method_is(&req, &Method::PUT) {
                 return Err(ApiError::MethodNotAllowed);
             }
-            let body = read_json(state, &req, schema::Body::UpdateUser)
-                .map_err(|e| password_hint(&req, e))?;
+            let body = read_json(state, &req, schema::Body::UpdateUser)?;
             let (target, patch) = parse_patch(&body)?;
+            let change = parse_password_change(&body)?;
             let user = service::update_user(
                 state.store.as_ref(),
+                &state.settings,
                 &caller,
                 target,
                 patch,
+                change,
                 state.clock.now(),
             )
             .await?;
             Ok(json_response(StatusCode::OK, &user_json(&user)))
         }
+        .instrument(span)
         .await,
     )
-}
-
-/// A password in an update body is refused by the schema; say why in words a client can act on.
-fn password_hint(req: &Request, e: ApiError) -> ApiError {
-    let body = super::body_bytes(req);
-    let has_password = serde_json::from_slice::<Value>(body)
-        .ok()
-        .is_some_and(|v| v.get("password").is_some());
-    match e {
-        ApiError::Validation(mut errors) if has_password => {
-            errors.insert(
-                0,
-                FieldError {
-                    path: "/password".into(),
-                    message: "the password cannot be changed through this endpoint".into(),
-                },
-            );
-            ApiError::Validation(errors)
-        }
-        other => other,
-    }
 }

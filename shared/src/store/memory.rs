@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
-use super::{SessionRecord, SessionStore, StoreError, UserPatch, UserRecord, UserStore};
+use super::{
+    Attempts, LoginAttemptStore, SessionRecord, SessionStore, StoreError, UserPatch, UserRecord,
+    UserStore,
+};
 use crate::types::{Phone, UserId};
 
 /// In-process users and sessions.
@@ -14,6 +17,7 @@ use crate::types::{Phone, UserId};
 pub struct MemoryStore {
     users: Mutex<HashMap<UserId, UserRecord>>,
     sessions: Mutex<HashMap<String, SessionRecord>>,
+    attempts: Mutex<HashMap<String, Attempts>>,
 }
 
 impl MemoryStore {
@@ -105,5 +109,45 @@ impl SessionStore for MemoryStore {
         let before = sessions.len();
         sessions.retain(|id, s| &s.user_id != user || Some(id.as_str()) == keep);
         Ok((before - sessions.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl LoginAttemptStore for MemoryStore {
+    async fn attempts(&self, key: &str) -> Result<Option<Attempts>, StoreError> {
+        Ok(self.attempts.lock().await.get(key).copied())
+    }
+
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window: i64,
+    ) -> Result<Attempts, StoreError> {
+        let mut all = self.attempts.lock().await;
+        let a = all.entry(key.to_owned()).or_default();
+        if a.failures == 0 || a.last_failure_at <= now - window {
+            *a = Attempts {
+                failures: 1,
+                locked_until: 0,
+                last_failure_at: now,
+            };
+        } else {
+            a.failures += 1;
+            a.last_failure_at = now;
+        }
+        Ok(*a)
+    }
+
+    async fn lock(&self, key: &str, until: i64, _expires_at: i64) -> Result<(), StoreError> {
+        if let Some(a) = self.attempts.lock().await.get_mut(key) {
+            a.locked_until = a.locked_until.max(until);
+        }
+        Ok(())
+    }
+
+    async fn clear_attempts(&self, key: &str) -> Result<(), StoreError> {
+        self.attempts.lock().await.remove(key);
+        Ok(())
     }
 }

@@ -128,6 +128,36 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
+/// Consecutive failed logins for one phone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attempts {
+    pub failures: u32,
+    /// Unix seconds; logins are refused before it.
+    pub locked_until: i64,
+    /// Unix seconds.
+    pub last_failure_at: i64,
+}
+
+/// Failed-login counters, shared by every instance so a lock holds across them.
+#[async_trait]
+pub trait LoginAttemptStore: Send + Sync {
+    /// The counter for `key`, if any.
+    async fn attempts(&self, key: &str) -> Result<Option<Attempts>, StoreError>;
+    /// Counts one failure at `now`, atomically. A counter whose last failure is `window`
+    /// seconds old or more starts again from one. Returns the counter after the update.
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window: i64,
+    ) -> Result<Attempts, StoreError>;
+    /// Refuses logins until `until` (never moving an existing lock earlier); the record may be
+    /// deleted at `expires_at`.
+    async fn lock(&self, key: &str, until: i64, expires_at: i64) -> Result<(), StoreError>;
+    /// Forgets the counter (after a successful login).
+    async fn clear_attempts(&self, key: &str) -> Result<(), StoreError>;
+}
+
 /// Everything the handlers need from persistence.
-pub trait Store: UserStore + SessionStore {}
-impl<T: UserStore + SessionStore> Store for T {}
+pub trait Store: UserStore + SessionStore + LoginAttemptStore {}
+impl<T: UserStore + SessionStore + LoginAttemptStore> Store for T {}

@@ -15,7 +15,10 @@ use mongodb::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{SessionRecord, SessionStore, StoreError, UserPatch, UserRecord, UserStore};
+use super::{
+    Attempts, LoginAttemptStore, SessionRecord, SessionStore, StoreError, UserPatch, UserRecord,
+    UserStore,
+};
 use crate::types::{Phone, UserId};
 
 /// MongoDB's duplicate-key error code.
@@ -50,9 +53,30 @@ impl Default for MongoOptions {
 pub struct MongoStore {
     users: Collection<UserRecord>,
     sessions: Collection<SessionDoc>,
+    attempts: Collection<AttemptDoc>,
     op_timeout: Duration,
     /// Set once the indexes exist; shared by clones so one creation serves them all.
     indexed: Arc<OnceCell<()>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AttemptDoc {
+    #[serde(rename = "_id")]
+    key: String,
+    failures: u32,
+    locked_until: i64,
+    last_failure_at: i64,
+    expires_at: DateTime,
+}
+
+impl From<AttemptDoc> for Attempts {
+    fn from(d: AttemptDoc) -> Self {
+        Self {
+            failures: d.failures,
+            locked_until: d.locked_until,
+            last_failure_at: d.last_failure_at,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -131,6 +155,7 @@ impl MongoStore {
         Self {
             users: db.collection(collection),
             sessions: db.collection(&format!("{collection}_sessions")),
+            attempts: db.collection(&format!("{collection}_login_attempts")),
             op_timeout: opts.op_timeout,
             indexed: Arc::new(OnceCell::new()),
         }
@@ -168,11 +193,21 @@ impl MongoStore {
             .keys(doc! { "user_id": 1 })
             .options(IndexOptions::builder().name("user_id".to_owned()).build())
             .build();
-        let (a, b) = tokio::join!(
+        let attempts_ttl = IndexModel::builder()
+            .keys(doc! { "expires_at": 1 })
+            .options(
+                IndexOptions::builder()
+                    .expire_after(Duration::ZERO)
+                    .name("expires_at_ttl".to_owned())
+                    .build(),
+            )
+            .build();
+        let (a, b, c) = tokio::join!(
             self.timed(async { self.users.create_index(phone).await }),
             self.timed(async { self.sessions.create_indexes([ttl, by_user]).await }),
+            self.timed(async { self.attempts.create_index(attempts_ttl).await }),
         );
-        a.and(b).map(|_| ())
+        a.and(b).and(c).map(|_| ())
     }
 
     async fn timed<T>(
@@ -303,6 +338,83 @@ impl SessionStore for MongoStore {
             .timed(async { self.sessions.delete_many(filter).await })
             .await?;
         Ok(r.deleted_count)
+    }
+}
+
+#[async_trait]
+impl LoginAttemptStore for MongoStore {
+    async fn attempts(&self, key: &str) -> Result<Option<Attempts>, StoreError> {
+        Ok(self
+            .timed(async { self.attempts.find_one(doc! { "_id": key }).await })
+            .await?
+            .map(Attempts::from))
+    }
+
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window: i64,
+    ) -> Result<Attempts, StoreError> {
+        let expires = to_dt(now + window);
+        // Two atomic steps, retried on a race: bump a fresh counter; else (absent or stale)
+        // start one at 1 with an upsert whose filter matches only a stale record, so a counter
+        // another instance just created makes the upsert collide (E11000) and we bump instead.
+        for _ in 0..3 {
+            let bumped = self
+                .timed(async {
+                    self.attempts
+                        .find_one_and_update(
+                            doc! { "_id": key, "last_failure_at": { "$gt": now - window } },
+                            doc! { "$inc": { "failures": 1 }, "$set": { "last_failure_at": now, "expires_at": expires } },
+                        )
+                        .return_document(ReturnDocument::After)
+                        .await
+                })
+                .await?;
+            if let Some(d) = bumped {
+                return Ok(d.into());
+            }
+            let started = self
+                .timed(async {
+                    self.attempts
+                        .find_one_and_update(
+                            doc! { "_id": key, "last_failure_at": { "$lte": now - window } },
+                            doc! { "$set": { "failures": 1, "locked_until": 0_i64, "last_failure_at": now, "expires_at": expires } },
+                        )
+                        .upsert(true)
+                        .return_document(ReturnDocument::After)
+                        .await
+                })
+                .await;
+            match started {
+                Ok(Some(d)) => return Ok(d.into()),
+                Ok(None) | Err(StoreError::Duplicate) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Other(
+            "login attempt counter kept racing".to_owned(),
+        ))
+    }
+
+    async fn lock(&self, key: &str, until: i64, expires_at: i64) -> Result<(), StoreError> {
+        self.timed(async {
+            self.attempts
+                .update_one(
+                    doc! { "_id": key },
+                    doc! { "$max": { "locked_until": until, "expires_at": to_dt(expires_at) } },
+                )
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn clear_attempts(&self, key: &str) -> Result<(), StoreError> {
+        self.timed(async { self.attempts.delete_one(doc! { "_id": key }).await })
+            .await
+            .map(|_| ())
     }
 }
 

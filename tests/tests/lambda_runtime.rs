@@ -1,0 +1,186 @@
+//! The four function binaries, unchanged, driven through the Lambda Runtime API protocol by a
+//! local endpoint: config from a Secrets Manager secret in the emulator, users in MongoDB.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::Read,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use api_tests::{
+    runtime::{FakeRuntime, Outcome, binary, lambda_env},
+    *,
+};
+use serde_json::{Value, json};
+
+struct Function {
+    child: Child,
+    runtime: FakeRuntime,
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts binary `name` with only the Lambda environment and `config` (no inherited keys).
+async fn spawn(name: &str, config: &[(&str, String)]) -> Function {
+    let runtime = FakeRuntime::start().await;
+    let mut cmd = Command::new(binary(name));
+    cmd.env_clear()
+        .envs(lambda_env(&runtime, name))
+        .envs(config.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", "warn")
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for k in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+        "AWS_EC2_METADATA_DISABLED",
+        "PATH",
+    ] {
+        if let Ok(v) = std::env::var(k) {
+            cmd.env(k, v);
+        }
+    }
+    Function {
+        child: cmd.spawn().unwrap(),
+        runtime,
+    }
+}
+
+/// Invokes and returns (status, parsed body) of the posted API Gateway response.
+async fn invoke(f: &Function, event: &Value) -> (u16, Value) {
+    match f.runtime.invoke(event).await {
+        Outcome::Response(r) => {
+            let body = r["body"]
+                .as_str()
+                .map(|b| serde_json::from_str(b).unwrap_or(Value::Null))
+                .unwrap_or(Value::Null);
+            (r["statusCode"].as_u64().unwrap() as u16, body)
+        }
+        Outcome::Error(e) => {
+            panic!("function reported an invocation error (a client error must be a response): {e}")
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_four_binaries_serve_the_seed_sequence_through_the_runtime_api_from_a_secret() {
+    let endpoint = aws_endpoint();
+    let client = secrets_client(&endpoint).await;
+    let name = format!("user-api/fn-{}", fresh_db());
+    create_secret(&client, &name, &secret_json(JWT_KEY, SESSION_KEY)).await;
+    let config = [
+        ("SECRET_ID", name.clone()),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint.clone()),
+        ("DB_NAME", fresh_db()),
+    ];
+    let (signup, login, logout, update) = tokio::join!(
+        spawn("signup", &config),
+        spawn("login", &config),
+        spawn("logout", &config),
+        spawn("update", &config)
+    );
+
+    let (status, user) = invoke(&signup, &event("signup")).await;
+    assert_eq!(status, 201, "{user}");
+    let id = user["_id"]["$oid"].as_str().unwrap().to_owned();
+    assert_eq!(invoke(&signup, &event("signup")).await.0, 409);
+    assert_eq!(
+        invoke(&signup, &with_raw_body(event("signup"), "{oops"))
+            .await
+            .0,
+        400
+    );
+
+    let (status, tokens) = invoke(&login, &event("login")).await;
+    assert_eq!(status, 200, "{tokens}");
+    let jwt = tokens["token"].as_str().unwrap();
+    let st = tokens["session_token"].as_str().unwrap();
+    assert_eq!(
+        invoke(
+            &login,
+            &with_body(
+                event("login"),
+                &json!({"phone": "1234567890", "password": "wrong-one"})
+            )
+        )
+        .await
+        .0,
+        401
+    );
+
+    let put = with_auth(
+        with_body(
+            event("update"),
+            &json!({"_id": {"$oid": id}, "last_name": "Smythe"}),
+        ),
+        jwt,
+        st,
+    );
+    let (status, updated) = invoke(&update, &put).await;
+    assert_eq!(
+        (status, updated["last_name"].as_str()),
+        (200, Some("Smythe")),
+        "{updated}"
+    );
+    let get = with_auth(event("get_user"), &format!("Bearer {jwt}"), st);
+    assert_eq!(invoke(&update, &get).await.0, 200);
+
+    let out = with_auth(event("logout"), &format!("Bearer {jwt}"), st);
+    assert_eq!(invoke(&logout, &out).await.0, 204);
+    let (status, problem) = invoke(&update, &put).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+}
+
+#[tokio::test]
+async fn a_function_without_a_key_fails_init_naming_the_key_and_never_serves() {
+    let mut f = spawn(
+        "login",
+        &[
+            ("MONGO_URI", mongo_uri()),
+            ("SESSION_SECRET_KEY", SESSION_KEY.to_owned()),
+        ],
+    )
+    .await;
+    let child = &mut f.child;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "function kept running without a key"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    let mut out = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        s.read_to_string(&mut out).unwrap();
+    }
+    if let Some(mut s) = child.stderr.take() {
+        s.read_to_string(&mut out).unwrap();
+    }
+    assert!(out.contains("JWT_SECRET_KEY is not set"), "{out}");
+    assert!(
+        !out.contains(SESSION_KEY),
+        "a secret value was logged: {out}"
+    );
+    assert!(
+        f.runtime
+            .first_poll(Duration::from_millis(10))
+            .await
+            .is_none()
+    );
+}
