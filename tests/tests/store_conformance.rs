@@ -3,7 +3,10 @@
 
 use api_tests::{fresh_db, mongo_store};
 use shared::{
-    store::{SessionRecord, Store, StoreError, UserPatch, UserRecord, memory::MemoryStore},
+    store::{
+        LoginAttemptStore, SessionRecord, Store, StoreError, UserPatch, UserRecord,
+        memory::MemoryStore,
+    },
     types::{Name, Phone, UserId},
 };
 
@@ -150,4 +153,25 @@ async fn mongo_indexes_are_created_idempotently() {
         .await
         .unwrap();
     assert!(names.iter().any(|n| n == "phone_unique"), "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_failures_are_all_counted_on_mongo() {
+    let store = std::sync::Arc::new(mongo_store(&fresh_db()).await);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = store.clone();
+            tokio::spawn(async move { s.record_failure("race", 5000, 900).await.unwrap().failures })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for t in tasks {
+        counts.push(t.await.unwrap());
+    }
+    counts.sort();
+    assert_eq!(
+        counts,
+        (1..=20).collect::<Vec<_>>(),
+        "each failure counted exactly once"
+    );
 }
