@@ -2,67 +2,20 @@
 //! sequence unchanged, then the failure cases. Runs once on MongoDB and once embedded.
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-};
-
 use serde_json::{Value, json};
 
-struct Server {
-    child: Child,
-    base: String,
-    banner: String,
-}
+use api_tests::dev_server::{Server, start as start_with_bin, start_with_keys};
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn bin() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_dev-server"))
 }
 
 fn start(mongo: bool) -> Server {
-    start_with(|cmd| {
-        cmd.env("JWT_SECRET_KEY", api_tests::JWT_KEY)
-            .env("SESSION_SECRET_KEY", api_tests::SESSION_KEY);
-        if mongo {
-            cmd.env("MONGO_URI", api_tests::mongo_uri());
-        } else {
-            cmd.env_remove("MONGO_URI");
-        }
-    })
+    start_with_keys(bin(), mongo)
 }
 
-fn start_with(configure: impl FnOnce(&mut Command)) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir(); // no developer .env.development is picked up
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dev-server"));
-    cmd.current_dir(dir)
-        .env("PORT", port.to_string())
-        .env("DB_NAME", api_tests::fresh_db())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    configure(&mut cmd);
-    let mut child = cmd.spawn().unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    assert!(
-        banner.contains("listening"),
-        "dev-server did not start: {banner}"
-    );
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        banner,
-    }
+fn start_with(configure: impl FnOnce(&mut std::process::Command)) -> Server {
+    start_with_bin(bin(), configure)
 }
 
 async fn seed_sequence_then_failures(server: &Server) {

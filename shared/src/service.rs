@@ -207,12 +207,30 @@ pub async fn authenticate(
     session_token: &str,
     now: i64,
 ) -> Result<Caller, ApiError> {
+    session_of(store, tokens, settings, jwt, session_token, now)
+        .await?
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// Like [`authenticate`], but a valid JWT whose session no longer exists gives `Ok(None)`
+/// instead of 401, so logout can be repeated (a client retrying after a timeout) and still
+/// succeed. Every other route treats `None` as 401.
+pub async fn session_of(
+    store: &dyn Store,
+    tokens: &TokenKeys,
+    settings: &Settings,
+    jwt: &str,
+    session_token: &str,
+    now: i64,
+) -> Result<Option<Caller>, ApiError> {
     let claims = tokens.verify(jwt, now.max(0) as u64)?;
-    let session = store
+    let Some(session) = store
         .find_session(&claims.sid)
         .await
         .map_err(store_failure)?
-        .ok_or(ApiError::Unauthorized)?;
+    else {
+        return Ok(None);
+    };
     let live = now < session.expires_at && now < session.absolute_expires_at;
     if !live
         || session.user_id.to_hex() != claims.sub
@@ -231,10 +249,10 @@ pub async fn authenticate(
     {
         return Err(ApiError::Unauthorized);
     }
-    Ok(Caller {
+    Ok(Some(Caller {
         user_id: session.user_id,
         session_id: session.id,
-    })
+    }))
 }
 
 /// Ends the caller's session, or all of the user's sessions when `global`.

@@ -2,6 +2,8 @@
 //! events from `events/` fed through the shared handlers.
 #![allow(clippy::unwrap_used)]
 
+pub mod dev_server;
+pub mod load;
 pub mod runtime;
 
 use std::{path::PathBuf, sync::Arc};

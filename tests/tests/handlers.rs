@@ -325,7 +325,11 @@ async fn logout_ends_the_session_everywhere_at_once() {
         401,
         "unauthorized",
     );
-    assert_problem(&call(&state, &logout).await, 401, "unauthorized");
+    assert_eq!(
+        call(&state, &logout).await.status,
+        204,
+        "a retried logout is a success"
+    );
     let get = with_auth(event("get_user"), &l.token, &l.session_token);
     assert_problem(&call(&state, &get).await, 401, "unauthorized");
     assert_eq!(

@@ -187,11 +187,18 @@ fn session_token(headers: &HeaderMap) -> Option<&str> {
 
 /// Checks both credentials of a request.
 async fn caller(state: &State, req: &Request) -> Result<Caller, ApiError> {
+    maybe_caller(state, req)
+        .await?
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// Checks both credentials; `None` for a valid JWT whose session has already ended.
+async fn maybe_caller(state: &State, req: &Request) -> Result<Option<Caller>, ApiError> {
     let headers = req.headers();
     let (Some(jwt), Some(st)) = (bearer(headers), session_token(headers)) else {
         return Err(ApiError::Unauthorized);
     };
-    service::authenticate(
+    service::session_of(
         state.store.as_ref(),
         &state.tokens(),
         &state.settings,
