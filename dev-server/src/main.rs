@@ -72,6 +72,10 @@ async fn serve(
 /// server starts with one command. Lambda functions never do this.
 fn dev_vars() -> Vars {
     let mut vars = Vars::from_env();
+    // Many clients at once, unlike a Lambda instance.
+    if vars.get("MONGO_MAX_POOL_SIZE").is_none() {
+        vars.set("MONGO_MAX_POOL_SIZE", "16");
+    }
     if vars.get("SECRET_ID").is_some() {
         return vars;
     }

@@ -37,7 +37,7 @@ pub enum ConfigError {
     Missing(String),
     #[error("{name} is too short: at least {min} bytes are required")]
     TooShort { name: String, min: usize },
-    #[error("{name} is not a valid number of seconds")]
+    #[error("{name} is not a valid positive number")]
     BadNumber { name: String },
     #[error("secret {secret_id}: {reason}")]
     Secret { secret_id: String, reason: String },
@@ -83,6 +83,8 @@ pub struct Settings {
     pub lockout_max: Duration,
     /// Quiet time after which the failure count starts again.
     pub failure_window: Duration,
+    /// MongoDB connections per process (`MONGO_MAX_POOL_SIZE`, default 2).
+    pub mongo_pool_size: u32,
 }
 
 /// Variables as read: environment over file.
@@ -194,6 +196,7 @@ impl Settings {
             lockout_threshold: vars.seconds("LOGIN_LOCKOUT_THRESHOLD", 5)?.as_secs() as u32,
             lockout_max: vars.seconds("LOGIN_LOCKOUT_MAX_SECONDS", 15 * 60)?,
             failure_window: vars.seconds("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)?,
+            mongo_pool_size: vars.seconds("MONGO_MAX_POOL_SIZE", 2)?.as_secs() as u32,
         })
     }
 }

@@ -11,6 +11,16 @@ pub mod service;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+
+/// The async runtime a Lambda function needs: one thread, since an instance serves one
+/// request at a time (no worker threads to start on a cold start), and one blocking thread for
+/// argon2, so at most one 19 MiB argon2 buffer is ever held.
+pub fn lambda_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(1)
+        .build()
+}
 pub mod types;
 
 pub use error::ApiError;

@@ -1,6 +1,8 @@
 //! Request-body JSON Schemas from `shared/schemas/`, embedded at build time and compiled once
 //! per cold start.
 
+use std::sync::OnceLock;
+
 use jsonschema::{Draft, Validator};
 use serde_json::Value;
 
@@ -39,37 +41,66 @@ pub const SOURCES: [(Body, &str, &str); 4] = [
     ),
 ];
 
-/// Compiled validators, one per body.
+/// Validators, one per body, each compiled once, on first use: a function compiles only the
+/// schema its own route needs, and never during a cold start.
 pub struct Schemas {
-    validators: Vec<(Body, Validator)>,
+    validators: [OnceLock<Result<Validator, String>>; SOURCES.len()],
+}
+
+fn compile(file: &str, src: &str) -> Result<Validator, String> {
+    let schema: Value = serde_json::from_str(src).map_err(|e| format!("{file}: {e}"))?;
+    jsonschema::options()
+        .with_draft(Draft::Draft202012)
+        .build(&schema)
+        .map_err(|e| format!("{file}: {e}"))
+}
+
+impl Default for Schemas {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Schemas {
-    /// Compiles every schema. Fails only if a shipped schema is broken, which tests catch.
+    /// Nothing compiled yet.
+    pub fn new() -> Self {
+        Self {
+            validators: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    /// Compiles every schema now, reporting the first broken one (tests, tools).
     pub fn compile() -> Result<Self, String> {
-        let validators = SOURCES
+        let schemas = Self::new();
+        for (i, (_, file, src)) in SOURCES.iter().enumerate() {
+            schemas.validators[i]
+                .get_or_init(|| compile(file, src))
+                .as_ref()
+                .map_err(Clone::clone)?;
+        }
+        Ok(schemas)
+    }
+
+    fn validator(&self, body: Body) -> Result<&Validator, ApiError> {
+        let i = SOURCES
             .iter()
-            .map(|(body, file, src)| {
-                let schema: Value =
-                    serde_json::from_str(src).map_err(|e| format!("{file}: {e}"))?;
-                let v = jsonschema::options()
-                    .with_draft(Draft::Draft202012)
-                    .build(&schema)
-                    .map_err(|e| format!("{file}: {e}"))?;
-                Ok((*body, v))
+            .position(|(b, _, _)| *b == body)
+            .ok_or(ApiError::Internal)?;
+        let (_, file, src) = SOURCES[i];
+        self.validators[i]
+            .get_or_init(|| compile(file, src))
+            .as_ref()
+            .map_err(|e| {
+                tracing::error!(error = %e, "shipped schema does not compile");
+                ApiError::Internal
             })
-            .collect::<Result<_, String>>()?;
-        Ok(Self { validators })
     }
 
     /// Checks `instance` against the schema for `body`, listing every violation without
     /// echoing submitted values (a password must never come back in an error).
     pub fn validate(&self, body: Body, instance: &Value) -> Result<(), ApiError> {
-        let Some((_, validator)) = self.validators.iter().find(|(b, _)| *b == body) else {
-            tracing::error!(?body, "no schema compiled for body");
-            return Err(ApiError::Internal);
-        };
-        let errors: Vec<FieldError> = validator
+        let errors: Vec<FieldError> = self
+            .validator(body)?
             .iter_errors(instance)
             .take(20)
             .map(|e| FieldError {
@@ -92,6 +123,11 @@ mod tests {
 
     fn schemas() -> Schemas {
         Schemas::compile().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn every_shipped_schema_compiles() {
+        assert!(Schemas::compile().is_ok(), "{:?}", Schemas::compile().err());
     }
 
     #[test]

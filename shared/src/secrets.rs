@@ -9,8 +9,12 @@ use std::{
     time::Duration,
 };
 
-use aws_config::{BehaviorVersion, retry::RetryConfig, timeout::TimeoutConfig};
+use aws_config::{
+    BehaviorVersion, environment::EnvironmentVariableCredentialsProvider, retry::RetryConfig,
+    timeout::TimeoutConfig,
+};
 use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::Region;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -59,7 +63,17 @@ impl SecretSource {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(3),
         );
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        // Credentials and region from the environment, as Lambda provides them. Building the
+        // client directly, rather than through aws-config's full default chain (profiles, SSO,
+        // STS web identity, IMDS), keeps those providers out of the binary and off the cold start.
+        let region = vars
+            .get("AWS_REGION")
+            .or_else(|| vars.get("AWS_DEFAULT_REGION"))
+            .ok_or_else(|| ConfigError::Missing("AWS_REGION".to_owned()))?;
+        let mut config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .credentials_provider(EnvironmentVariableCredentialsProvider::new())
             .http_client(https_client())
             .retry_config(RetryConfig::standard().with_max_attempts(2))
             .timeout_config(
@@ -68,17 +82,15 @@ impl SecretSource {
                     .operation_timeout(timeout)
                     .build(),
             );
-        // The SDK reads these from the process environment itself; honouring them from `vars`
-        // too lets a `.env.development` or a test point at an emulator.
+        // The endpoint overrides the SDK documents, for emulators and VPC endpoints.
         if let Some(url) = vars
             .get("AWS_ENDPOINT_URL_SECRETS_MANAGER")
             .or_else(|| vars.get("AWS_ENDPOINT_URL"))
         {
-            loader = loader.endpoint_url(url);
+            config = config.endpoint_url(url);
         }
-        let config = loader.load().await;
         Ok(Self {
-            client: Client::new(&config),
+            client: Client::from_conf(config.build()),
             secret_id: secret_id.to_owned(),
             timeout,
         })

@@ -22,8 +22,6 @@ pub enum InitError {
     Config(#[from] ConfigError),
     #[error("database: {0}")]
     Store(#[from] StoreError),
-    #[error("schemas: {0}")]
-    Schema(String),
 }
 
 /// Which store backs the state; the dev server prints it.
@@ -66,7 +64,7 @@ impl State {
         source: Option<SecretSource>,
         ttl: Duration,
     ) -> Result<Self, InitError> {
-        let schemas = Schemas::compile().map_err(InitError::Schema)?;
+        let schemas = Schemas::new();
         let keys = Arc::new(KeyCache::new(&settings, source, ttl, clock.now()));
         Ok(Self {
             settings,
@@ -83,9 +81,13 @@ impl State {
         self.keys.get(self.clock.now())
     }
 
-    /// Cold start of a Lambda function: settings from the environment or a secret, MongoDB required.
+    /// Cold start of a Lambda function: settings from the environment or a secret, MongoDB
+    /// required (`USER_API_EMBEDDED_STORE=1` lifts that for benchmarks that measure the
+    /// database's share; a deployed function never sets it).
     pub async fn init() -> Result<Self, InitError> {
-        Self::load(&Vars::from_env(), true).await
+        let vars = Vars::from_env();
+        let require_mongo = vars.get("USER_API_EMBEDDED_STORE") != Some("1");
+        Self::load(&vars, require_mongo).await
     }
 
     /// Reads settings from `vars`: keys and Mongo URI from the Secrets Manager secret named by
@@ -136,7 +138,10 @@ impl State {
         Ok(match &settings.mongo_uri {
             Some(uri) => {
                 let uri = String::from_utf8_lossy(uri.expose()).into_owned();
-                let opts = MongoOptions::default();
+                let opts = MongoOptions {
+                    max_pool_size: settings.mongo_pool_size,
+                    ..MongoOptions::default()
+                };
                 let client = MongoStore::client(&uri, &opts).await?;
                 let store =
                     MongoStore::new(&client, &settings.db_name, &settings.collection_name, &opts);

@@ -311,7 +311,11 @@ pub async fn rotate_secret(
 
 /// Variables that point the state at secret `name` in the emulator at `endpoint`.
 pub fn secret_vars(name: &str, endpoint: &str) -> Vars {
-    let mut v = Vars::from_pairs([("SECRET_ID", name), ("AWS_ENDPOINT_URL", endpoint)]);
+    let mut v = Vars::from_pairs([
+        ("SECRET_ID", name),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", "us-east-1"),
+    ]);
     v.set("DB_NAME", fresh_db());
     v
 }

@@ -3,15 +3,16 @@
 use lambda_http::{Error, run, service_fn};
 use shared::{State, handlers};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let state = State::init()
+    shared::lambda_runtime()?.block_on(async {
+        let state = State::init()
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
+        let state = &state;
+        run(service_fn(move |req| async move {
+            Ok::<_, std::convert::Infallible>(handlers::user(state, req).await)
+        }))
         .await
-        .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
-    let state = &state;
-    run(service_fn(move |req| async move {
-        Ok::<_, std::convert::Infallible>(handlers::user(state, req).await)
-    }))
-    .await
+    })
 }

@@ -49,6 +49,7 @@ type HmacSha256 = Hmac<Sha256>;
 impl TokenKeys {
     /// Prepares keys for `issuer`/`audience` with tokens living `ttl`.
     pub fn new(keys: &KeySet, issuer: &str, audience: &str, ttl: Duration) -> Self {
+        super::hs256::install();
         let mut decoding = HashMap::new();
         if let Some(prev) = &keys.previous {
             decoding.insert(

@@ -33,7 +33,8 @@ pub struct MongoOptions {
     pub connect_timeout: Duration,
     /// Upper bound on any single store call.
     pub op_timeout: Duration,
-    /// A Lambda instance serves one request at a time; a small pool is enough.
+    /// A Lambda instance serves one request at a time: one connection for it and one for the
+    /// background index check is enough. The dev server raises it.
     pub max_pool_size: u32,
 }
 
@@ -43,7 +44,7 @@ impl Default for MongoOptions {
             server_selection_timeout: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(2),
             op_timeout: Duration::from_secs(4),
-            max_pool_size: 4,
+            max_pool_size: 2,
         }
     }
 }

@@ -1,0 +1,78 @@
+//! In-process costs, with the embedded store so the database takes no part: the PUT /user and
+//! POST /logout handlers end to end (routing, header parsing, JWT and session checks, schema
+//! validation, response), and the primitives they are made of.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use api_tests::{Backend, event, request, settings, signed_in, state_on, update_event, with_auth};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use serde_json::json;
+use shared::{auth::token, handlers, schema::Body, store::SessionRecord, types::UserId};
+
+fn micro(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (state, _) = rt.block_on(state_on(Backend::Memory, settings));
+    let l = rt.block_on(signed_in(&state, "1234567890"));
+    let now = state.clock.now();
+    let keys = state.tokens();
+    let user = UserId::parse_hex(&l.id).unwrap();
+
+    let put = update_event(&l, json!({"last_name": "Bench"}));
+    c.bench_function("put_user_handler", |b| {
+        b.iter_batched(
+            || request(&put),
+            |req| rt.block_on(handlers::route(&state, req)),
+            BatchSize::SmallInput,
+        )
+    });
+
+    let logout = event("logout");
+    c.bench_function("logout_handler", |b| {
+        b.iter_batched(
+            || {
+                // A fresh session per iteration, made directly (no argon2), as login would.
+                let st = token::new_session_token().unwrap();
+                let sid = token::new_session_id().unwrap();
+                let session = SessionRecord {
+                    id: sid.clone(),
+                    user_id: user,
+                    token_digest: keys.session_digest(&st),
+                    created_at: now,
+                    expires_at: now + 3600,
+                    absolute_expires_at: now + 7200,
+                };
+                rt.block_on(state.store.insert_session(&session)).unwrap();
+                let jwt = keys.issue(&user, &sid, now as u64).unwrap();
+                request(&with_auth(logout.clone(), &jwt, &st))
+            },
+            |req| rt.block_on(handlers::route(&state, req)),
+            BatchSize::SmallInput,
+        )
+    });
+
+    c.bench_function("jwt_sign", |b| {
+        b.iter(|| keys.issue(&user, "session-id", now as u64).unwrap())
+    });
+    c.bench_function("jwt_verify", |b| {
+        b.iter(|| keys.verify(&l.token, now as u64).unwrap())
+    });
+    let signup = json!({"first_name": "John", "middle_name": "Doe", "last_name": "Smith", "password": "securepassword123", "phone": "1234567890"});
+    c.bench_function("schema_validate_signup", |b| {
+        b.iter(|| state.schemas.validate(Body::Signup, &signup).unwrap())
+    });
+    let digest = keys.session_digest(&l.session_token);
+    c.bench_function("session_hmac_check", |b| {
+        b.iter(|| assert!(keys.session_matches(&l.session_token, &digest)))
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(30);
+    targets = micro
+}
+criterion_main!(benches);

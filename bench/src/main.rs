@@ -1,0 +1,736 @@
+//! The benchmark runner behind `scripts/bench`: measures what a Lambda user pays for and
+//! prints one table, each figure with its unit, its target where the project set one, and how
+//! it was measured. Expects release binaries in target/release, the test servers started by
+//! scripts/bench (TEST_MONGO_URI, TEST_AWS_ENDPOINT), and criterion's results in
+//! target/criterion.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use api_tests::{
+    JWT_KEY, SESSION_KEY, create_secret, fresh_db, load,
+    runtime::{FakeRuntime, Outcome, lambda_env},
+    secret_json, secrets_client,
+};
+use serde_json::{Value, json};
+
+const FUNCTIONS: [&str; 4] = ["signup", "login", "logout", "update"];
+
+struct Row {
+    figure: String,
+    value: String,
+    unit: &'static str,
+    target: String,
+    how: String,
+}
+
+struct Table(Vec<Row>);
+
+impl Table {
+    fn add(
+        &mut self,
+        figure: impl Into<String>,
+        value: impl Into<String>,
+        unit: &'static str,
+        target: impl Into<String>,
+        how: impl Into<String>,
+    ) {
+        let row = Row {
+            figure: figure.into(),
+            value: value.into(),
+            unit,
+            target: target.into(),
+            how: how.into(),
+        };
+        eprintln!("  {}: {} {}", row.figure, row.value, row.unit);
+        self.0.push(row);
+    }
+
+    fn print(&self) {
+        println!("| Figure | Value | Unit | Target | How measured |");
+        println!("|---|---|---|---|---|");
+        for r in &self.0 {
+            println!(
+                "| {} | {} | {} | {} | {} |",
+                r.figure, r.value, r.unit, r.target, r.how
+            );
+        }
+    }
+}
+
+fn release(name: &str) -> PathBuf {
+    let p = api_tests::root().join("target/release").join(name);
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/bench, which builds it",
+        p.display()
+    );
+    p
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+struct Function {
+    child: Child,
+    runtime: FakeRuntime,
+    spawned: Instant,
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn spawn(bin: &Path, name: &str, config: &[(String, String)]) -> Function {
+    let runtime = FakeRuntime::start().await;
+    let mut cmd = Command::new(bin);
+    cmd.env_clear()
+        .envs(lambda_env(&runtime, name))
+        .envs(config.iter().cloned())
+        .env("RUST_LOG", "error")
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for k in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+        "AWS_EC2_METADATA_DISABLED",
+        "PATH",
+    ] {
+        if let Ok(v) = std::env::var(k) {
+            cmd.env(k, v);
+        }
+    }
+    let spawned = Instant::now();
+    let child = cmd.spawn().unwrap();
+    Function {
+        child,
+        runtime,
+        spawned,
+    }
+}
+
+impl Function {
+    async fn init_time(&self) -> Duration {
+        let polled = self
+            .runtime
+            .first_poll(Duration::from_secs(20))
+            .await
+            .expect("function never polled for work");
+        polled - self.spawned
+    }
+
+    /// Invokes; returns (status, body, latency).
+    async fn invoke(&self, event: &Value) -> (u16, Value, Duration) {
+        let t = Instant::now();
+        let out = self.runtime.invoke(event).await;
+        let took = t.elapsed();
+        match out {
+            Outcome::Response(r) => {
+                let body = r["body"]
+                    .as_str()
+                    .and_then(|b| serde_json::from_str(b).ok())
+                    .unwrap_or(Value::Null);
+                (r["statusCode"].as_u64().unwrap_or(0) as u16, body, took)
+            }
+            Outcome::Error(e) => panic!("invocation error: {e}"),
+        }
+    }
+}
+
+fn env_config(db: &str) -> Vec<(String, String)> {
+    vec![
+        ("MONGO_URI".into(), api_tests::mongo_uri()),
+        ("DB_NAME".into(), db.into()),
+        ("JWT_SECRET_KEY".into(), JWT_KEY.into()),
+        ("SESSION_SECRET_KEY".into(), SESSION_KEY.into()),
+    ]
+}
+
+fn embedded_config() -> Vec<(String, String)> {
+    vec![
+        ("USER_API_EMBEDDED_STORE".into(), "1".into()),
+        ("JWT_SECRET_KEY".into(), JWT_KEY.into()),
+        ("SESSION_SECRET_KEY".into(), SESSION_KEY.into()),
+    ]
+}
+
+async fn cold_init(table: &mut Table, starts: usize) {
+    eprintln!("cold init ({starts} starts each)");
+    let endpoint = api_tests::aws_endpoint();
+    let client = secrets_client(&endpoint).await;
+    let secret = format!("user-api/bench-{}", fresh_db());
+    create_secret(&client, &secret, &secret_json(JWT_KEY, SESSION_KEY)).await;
+    let db = fresh_db();
+    let secret_config = vec![
+        ("SECRET_ID".to_owned(), secret.clone()),
+        (
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER".to_owned(),
+            endpoint.clone(),
+        ),
+        ("DB_NAME".to_owned(), db.clone()),
+    ];
+    let measure = async |bin: &Path, name: &str, config: &[(String, String)]| {
+        let mut times = Vec::new();
+        for _ in 0..starts {
+            let f = spawn(bin, name, config).await;
+            times.push(ms(f.init_time().await));
+        }
+        median(times)
+    };
+    let hello = measure(&release("hello"), "hello", &[]).await;
+    table.add(
+        "Cold init, bare lambda_http hello-world",
+        format!("{hello:.2}"),
+        "ms",
+        "baseline",
+        format!("exec to first poll of a local Runtime API, median of {starts}"),
+    );
+    for name in FUNCTIONS {
+        let from_env = measure(&release(name), name, &env_config(&db)).await;
+        table.add(
+            format!("Cold init, {name}, config from env"),
+            format!("{from_env:.2} ({:.2}x hello)", from_env / hello),
+            "ms",
+            "<= 1.5x hello",
+            format!("as above, median of {starts}; Mongo client built, not connected"),
+        );
+    }
+    for name in FUNCTIONS {
+        let from_secret = measure(&release(name), name, &secret_config).await;
+        table.add(
+            format!("Cold init, {name}, config from Secrets Manager"),
+            format!("{from_secret:.2} ({:.2}x hello)", from_secret / hello),
+            "ms",
+            "",
+            format!("as above, GetSecretValue x2 against moto on loopback, median of {starts}"),
+        );
+    }
+}
+
+fn phone(i: usize) -> String {
+    format!("+1202{i:07}")
+}
+
+async fn latency(table: &mut Table, warm_n: usize) {
+    eprintln!("runtime-protocol latency ({warm_n} warm invocations each)");
+    let db = fresh_db();
+    let config = env_config(&db);
+    let signup_ev = |i: usize| {
+        api_tests::with_body(
+            api_tests::event("signup"),
+            &api_tests::signup_body(&phone(i)),
+        )
+    };
+    let login_ev = |p: &str| {
+        api_tests::with_body(
+            api_tests::event("login"),
+            &json!({"phone": p, "password": "securepassword123"}),
+        )
+    };
+
+    // signup: every invocation a new phone.
+    let f = spawn(&release("signup"), "signup", &config).await;
+    f.init_time().await;
+    let (s, _, first) = f.invoke(&signup_ev(0)).await;
+    assert_eq!(s, 201);
+    let mut warm = Vec::new();
+    for i in 1..=warm_n {
+        let (s, _, t) = f.invoke(&signup_ev(i)).await;
+        assert_eq!(s, 201);
+        warm.push(ms(t));
+    }
+    report(
+        table,
+        "signup",
+        "MongoDB",
+        first,
+        median(warm),
+        "201, new phone each time; argon2id hash included",
+    );
+    drop(f);
+
+    // login of phone 0.
+    let f = spawn(&release("login"), "login", &config).await;
+    f.init_time().await;
+    let (s, body, first) = f.invoke(&login_ev(&phone(0))).await;
+    assert_eq!(s, 200, "{body}");
+    let mut warm = Vec::new();
+    let mut sessions = Vec::new();
+    for _ in 0..warm_n {
+        let (s, body, t) = f.invoke(&login_ev(&phone(0))).await;
+        assert_eq!(s, 200);
+        warm.push(ms(t));
+        sessions.push(body);
+    }
+    report(
+        table,
+        "login",
+        "MongoDB",
+        first,
+        median(warm),
+        "200; argon2id verify included",
+    );
+    let peak = load::peak_rss_kib(f.child.id()).unwrap_or(0);
+    table.add(
+        "Peak RSS of the login function after logins",
+        format!("{:.1}", peak as f64 / 1024.0),
+        "MiB",
+        "<= 40",
+        format!(
+            "VmHWM of the release login binary after {} logins",
+            warm_n + 1
+        ),
+    );
+    // One more session for the first logout.
+    let (_, extra, _) = f.invoke(&login_ev(&phone(0))).await;
+    sessions.push(extra);
+    drop(f);
+
+    let auth = |ev: Value, body: &Value| {
+        api_tests::with_auth(
+            ev,
+            body["token"].as_str().unwrap(),
+            body["session_token"].as_str().unwrap(),
+        )
+    };
+    let id = sessions[0]["user_id"]["$oid"].as_str().unwrap().to_owned();
+
+    // update: one session, many PUTs.
+    let f = spawn(&release("update"), "update", &config).await;
+    f.init_time().await;
+    let put = |i: usize| {
+        auth(
+            api_tests::with_body(
+                api_tests::event("update"),
+                &json!({"_id": {"$oid": id}, "last_name": format!("L{i}")}),
+            ),
+            &sessions[0],
+        )
+    };
+    let (s, _, first) = f.invoke(&put(0)).await;
+    assert_eq!(s, 200);
+    let mut warm = Vec::new();
+    for i in 1..=warm_n {
+        let (s, _, t) = f.invoke(&put(i)).await;
+        assert_eq!(s, 200);
+        warm.push(ms(t));
+    }
+    report(
+        table,
+        "update (PUT /user)",
+        "MongoDB",
+        first,
+        median(warm),
+        "200; find session + find-and-modify",
+    );
+    drop(f);
+
+    // logout: a different session each time.
+    let f = spawn(&release("logout"), "logout", &config).await;
+    f.init_time().await;
+    let out = |k: usize| auth(api_tests::event("logout"), &sessions[k]);
+    let (s, _, first) = f.invoke(&out(0)).await;
+    assert_eq!(s, 204);
+    let mut warm = Vec::new();
+    for k in 1..sessions.len() {
+        let (s, _, t) = f.invoke(&out(k)).await;
+        assert_eq!(s, 204);
+        warm.push(ms(t));
+    }
+    report(
+        table,
+        "logout",
+        "MongoDB",
+        first,
+        median(warm),
+        "204; find session + delete",
+    );
+    drop(f);
+
+    // The embedded store, to show the database's share where one process can show it.
+    let emb = embedded_config();
+    let f = spawn(&release("signup"), "signup", &emb).await;
+    f.init_time().await;
+    let (_, _, first) = f.invoke(&signup_ev(0)).await;
+    let mut warm = Vec::new();
+    for i in 1..=warm_n {
+        let (s, _, t) = f.invoke(&signup_ev(i)).await;
+        assert_eq!(s, 201);
+        warm.push(ms(t));
+    }
+    report(
+        table,
+        "signup",
+        "embedded store",
+        first,
+        median(warm),
+        "201, as above without a database",
+    );
+    drop(f);
+    let f = spawn(&release("login"), "login", &emb).await;
+    f.init_time().await;
+    let (_, _, first) = f.invoke(&login_ev("+19999999999")).await;
+    let mut warm = Vec::new();
+    for _ in 0..warm_n.min(4) {
+        let (s, _, t) = f.invoke(&login_ev("+19999999999")).await;
+        assert_eq!(s, 401);
+        warm.push(ms(t));
+    }
+    report(
+        table,
+        "login",
+        "embedded store",
+        first,
+        median(warm),
+        "401 for a phone with no account (the store is per process), same argon2 verify as a success; before the lock",
+    );
+}
+
+fn report(table: &mut Table, function: &str, store: &str, first: Duration, warm: f64, what: &str) {
+    table.add(
+        format!("First invocation, {function}, {store}"),
+        format!("{:.2}", ms(first)),
+        "ms",
+        "",
+        format!("runtime protocol, invoke to posted response: {what}"),
+    );
+    table.add(
+        format!("Warm invocation, {function}, {store}"),
+        format!("{warm:.2}"),
+        "ms",
+        "",
+        "median of the following invocations",
+    );
+}
+
+fn criterion_median_us(id: &str) -> Option<f64> {
+    let path = api_tests::root()
+        .join("target/criterion")
+        .join(id)
+        .join("new/estimates.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    v["median"]["point_estimate"].as_f64().map(|ns| ns / 1e3)
+}
+
+fn micro(table: &mut Table) {
+    let rows = [
+        (
+            "put_user_handler",
+            "PUT /user handler work, excluding the database",
+            "<= 50",
+        ),
+        (
+            "logout_handler",
+            "POST /logout handler work, excluding the database",
+            "",
+        ),
+        ("jwt_sign", "JWT sign (HS256)", ""),
+        ("jwt_verify", "JWT verify (HS256, all claims)", ""),
+        (
+            "schema_validate_signup",
+            "Schema validation, signup body",
+            "",
+        ),
+        ("session_hmac_check", "Session-token HMAC-SHA256 check", ""),
+    ];
+    for (id, figure, target) in rows {
+        let value = criterion_median_us(id)
+            .map(|v| format!("{v:.2}"))
+            .unwrap_or_else(|| "not run".into());
+        table.add(
+            figure,
+            value,
+            "µs",
+            target,
+            "criterion median (cargo bench -p bench), embedded store, in process",
+        );
+    }
+}
+
+fn argon2(table: &mut Table, n: usize) {
+    use shared::{auth::password, types::Password};
+    let pw = Password::unchecked("securepassword123".into());
+    let mut hashes = Vec::new();
+    let mut hash_t = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        hashes.push(password::hash_blocking(&pw).unwrap());
+        hash_t.push(ms(t.elapsed()));
+    }
+    let mut verify_t = Vec::new();
+    for h in hashes.iter().take(n) {
+        let t = Instant::now();
+        assert!(password::verify_blocking(&pw, h));
+        verify_t.push(ms(t.elapsed()));
+    }
+    let (rh, rv) = (median(hash_t), median(verify_t));
+    let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into());
+    let out = Command::new(python)
+        .arg(api_tests::root().join("bench/argon2_ref.py"))
+        .arg(n.to_string())
+        .output();
+    let reference: Option<Value> = out
+        .ok()
+        .and_then(|o| serde_json::from_slice(&o.stdout).ok());
+    let how = "argon2id m=19456 KiB t=2 p=1, median of runs in this process";
+    table.add(
+        "argon2id hash, this crate (RustCrypto argon2)",
+        format!("{rh:.2}"),
+        "ms",
+        "",
+        how,
+    );
+    table.add(
+        "argon2id verify, this crate",
+        format!("{rv:.2}"),
+        "ms",
+        "",
+        how,
+    );
+    match reference {
+        Some(r) => {
+            let (ch, cv) = (
+                r["hash_ms"].as_f64().unwrap_or(f64::NAN),
+                r["verify_ms"].as_f64().unwrap_or(f64::NAN),
+            );
+            let imp = r["impl"].as_str().unwrap_or("argon2-cffi").to_owned();
+            table.add(
+                "argon2id hash, C reference",
+                format!("{ch:.2}"),
+                "ms",
+                "",
+                format!("{imp} (libargon2), same parameters, same run"),
+            );
+            table.add(
+                "argon2id verify, C reference",
+                format!("{cv:.2}"),
+                "ms",
+                "",
+                format!("{imp}, same run"),
+            );
+            table.add(
+                "argon2id hash, ratio ours / C",
+                format!("{:.2}", rh / ch),
+                "x",
+                "<= 1.2",
+                "",
+            );
+            table.add(
+                "argon2id verify, ratio ours / C",
+                format!("{:.2}", rv / cv),
+                "x",
+                "<= 1.2",
+                "",
+            );
+        }
+        None => table.add(
+            "argon2id C reference",
+            "not run",
+            "",
+            "",
+            "argon2-cffi missing from .venv (scripts/bench installs it)",
+        ),
+    }
+}
+
+async fn dev_server(table: &mut Table, puts: usize, logins: usize) {
+    eprintln!("dev-server load");
+    for mongo in [true, false] {
+        let store = if mongo { "MongoDB" } else { "embedded store" };
+        let server = api_tests::dev_server::start_with_keys(&release("dev-server"), mongo);
+        let http = reqwest::Client::new();
+        let base = server.base.clone();
+        let mut users = Vec::new();
+        for i in 0..8 {
+            let p = phone(100 + i);
+            let body = api_tests::signup_body(&p);
+            assert_eq!(
+                http.post(format!("{base}/signup"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status(),
+                201
+            );
+            let l: Value = http
+                .post(format!("{base}/login"))
+                .json(&json!({"phone": p, "password": "securepassword123"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            users.push((
+                l["user_id"]["$oid"].as_str().unwrap().to_owned(),
+                l["token"].as_str().unwrap().to_owned(),
+                l["session_token"].as_str().unwrap().to_owned(),
+            ));
+        }
+        let users = Arc::new(users);
+        let (h, b, u) = (http.clone(), base.clone(), users.clone());
+        let s = load::run(puts, 8, Duration::from_secs(120), move |i| {
+            let (http, base, users) = (h.clone(), b.clone(), u.clone());
+            async move {
+                let (id, jwt, st) = &users[i % users.len()];
+                let body = json!({"_id": {"$oid": id}, "last_name": format!("L{i}")});
+                http.put(format!("{base}/user"))
+                    .header("Authorization", jwt)
+                    .header("Session-Token", st)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }
+        })
+        .await;
+        load_rows(table, "PUT /user", store, &s, 8);
+        let (h, b) = (http.clone(), base.clone());
+        let s = load::run(logins, 2, Duration::from_secs(120), move |i| {
+            let (http, base) = (h.clone(), b.clone());
+            async move {
+                let body = json!({"phone": phone(100 + i % 8), "password": "securepassword123"});
+                http.post(format!("{base}/login"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }
+        })
+        .await;
+        load_rows(table, "POST /login", store, &s, 2);
+    }
+}
+
+fn load_rows(table: &mut Table, route: &str, store: &str, s: &load::Stats, conc: usize) {
+    let how = format!(
+        "release dev-server, {} requests, {conc} concurrent, from the bench process on loopback; statuses {:?}",
+        s.requests, s.statuses
+    );
+    table.add(
+        format!("Dev server {route} throughput, {store}"),
+        format!("{:.0}", s.rps()),
+        "req/s",
+        "",
+        how,
+    );
+    table.add(
+        format!("Dev server {route} p50 / p99, {store}"),
+        format!("{:.2} / {:.2}", ms(s.quantile(0.5)), ms(s.quantile(0.99))),
+        "ms",
+        "",
+        "same run",
+    );
+}
+
+fn zip_size(file: &Path) -> Option<u64> {
+    // Deflate the way cargo lambda's --output-format zip does (level 9), with Python's zipfile.
+    let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into());
+    let out = Command::new(python)
+        .args(["-c", "import io,sys,zipfile;b=io.BytesIO();z=zipfile.ZipFile(b,'w',zipfile.ZIP_DEFLATED,compresslevel=9);z.write(sys.argv[1],'bootstrap');z.close();print(len(b.getvalue()))"])
+        .arg(file)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn sizes(table: &mut Table) {
+    for name in FUNCTIONS {
+        let bin = release(name);
+        let raw = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+        let zipped = zip_size(&bin).unwrap_or(0);
+        table.add(
+            format!("x86-64 release binary / zip, {name}"),
+            format!("{:.2} / {:.2}", raw as f64 / 1e6, zipped as f64 / 1e6),
+            "MB",
+            "",
+            "target/release, stripped; zip deflate level 9",
+        );
+    }
+    for name in FUNCTIONS {
+        let zip = api_tests::root()
+            .join("target/lambda")
+            .join(name)
+            .join("bootstrap.zip");
+        match std::fs::metadata(&zip) {
+            Ok(m) => table.add(
+                format!("arm64 Lambda zip, {name}"),
+                format!("{:.2}", m.len() as f64 / 1e6),
+                "MB",
+                "<= 4",
+                "target/lambda/<name>/bootstrap.zip from scripts/build-lambdas",
+            ),
+            Err(_) => table.add(
+                format!("arm64 Lambda zip, {name}"),
+                "not built",
+                "",
+                "<= 4",
+                "run scripts/build-lambdas",
+            ),
+        }
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("{cpu}, {cores} cores")
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
+    let (starts, warm, puts, logins, argon) = if quick {
+        (5, 5, 200, 10, 5)
+    } else {
+        (21, 30, 2000, 60, 15)
+    };
+    let mut table = Table(Vec::new());
+    let started = Instant::now();
+    cold_init(&mut table, starts).await;
+    latency(&mut table, warm).await;
+    micro(&mut table);
+    argon2(&mut table, argon);
+    dev_server(&mut table, puts, logins).await;
+    sizes(&mut table);
+    println!(
+        "\nMachine: {}. Bench took {:.0} s.\n",
+        machine(),
+        started.elapsed().as_secs_f64()
+    );
+    table.print();
+    let _ = std::io::stdout().flush();
+}
