@@ -8,14 +8,16 @@
 use std::{
     io::Write,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use api_tests::{
-    JWT_KEY, SESSION_KEY, create_secret, fresh_db, load,
-    runtime::{FakeRuntime, Outcome, lambda_env},
+    JWT_KEY, SESSION_KEY, create_secret,
+    dev_server::{put_last_name, sign_up_users},
+    fresh_db, load,
+    runtime::Function,
     secret_json, secrets_client,
 };
 use serde_json::{Value, json};
@@ -87,75 +89,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-struct Function {
-    child: Child,
-    runtime: FakeRuntime,
-    spawned: Instant,
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn spawn(bin: &Path, name: &str, config: &[(String, String)]) -> Function {
-    let runtime = FakeRuntime::start().await;
-    let mut cmd = Command::new(bin);
-    cmd.env_clear()
-        .envs(lambda_env(&runtime, name))
-        .envs(config.iter().cloned())
-        .env("RUST_LOG", "error")
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for k in [
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_REGION",
-        "AWS_EC2_METADATA_DISABLED",
-        "PATH",
-    ] {
-        if let Ok(v) = std::env::var(k) {
-            cmd.env(k, v);
-        }
-    }
-    let spawned = Instant::now();
-    let child = cmd.spawn().unwrap();
-    Function {
-        child,
-        runtime,
-        spawned,
-    }
-}
-
-impl Function {
-    async fn init_time(&self) -> Duration {
-        let polled = self
-            .runtime
-            .first_poll(Duration::from_secs(20))
-            .await
-            .expect("function never polled for work");
-        polled - self.spawned
-    }
-
-    /// Invokes; returns (status, body, latency).
-    async fn invoke(&self, event: &Value) -> (u16, Value, Duration) {
-        let t = Instant::now();
-        let out = self.runtime.invoke(event).await;
-        let took = t.elapsed();
-        match out {
-            Outcome::Response(r) => {
-                let body = r["body"]
-                    .as_str()
-                    .and_then(|b| serde_json::from_str(b).ok())
-                    .unwrap_or(Value::Null);
-                (r["statusCode"].as_u64().unwrap_or(0) as u16, body, took)
-            }
-            Outcome::Error(e) => panic!("invocation error: {e}"),
-        }
-    }
+    Function::spawn(bin, name, config, "error").await
 }
 
 fn env_config(db: &str) -> Vec<(String, String)> {
@@ -561,52 +496,16 @@ async fn dev_server(table: &mut Table, puts: usize, logins: usize) {
         let server = api_tests::dev_server::start_with_keys(&release("dev-server"), mongo);
         let http = reqwest::Client::new();
         let base = server.base.clone();
-        let mut users = Vec::new();
-        for i in 0..8 {
-            let p = phone(100 + i);
-            let body = api_tests::signup_body(&p);
-            assert_eq!(
-                http.post(format!("{base}/signup"))
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status(),
-                201
-            );
-            let l: Value = http
-                .post(format!("{base}/login"))
-                .json(&json!({"phone": p, "password": "securepassword123"}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            users.push((
-                l["user_id"]["$oid"].as_str().unwrap().to_owned(),
-                l["token"].as_str().unwrap().to_owned(),
-                l["session_token"].as_str().unwrap().to_owned(),
-            ));
-        }
-        let users = Arc::new(users);
+        let users = Arc::new(sign_up_users(&http, &base, (0..8).map(|i| phone(100 + i))).await);
         let (h, b, u) = (http.clone(), base.clone(), users.clone());
-        let s = load::run(puts, 8, Duration::from_secs(120), move |i| {
-            let (http, base, users) = (h.clone(), b.clone(), u.clone());
-            async move {
-                let (id, jwt, st) = &users[i % users.len()];
-                let body = json!({"_id": {"$oid": id}, "last_name": format!("L{i}")});
-                http.put(format!("{base}/user"))
-                    .header("Authorization", jwt)
-                    .header("Session-Token", st)
-                    .json(&body)
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .unwrap_or(0)
-            }
-        })
-        .await;
+        let s =
+            load::run(puts, 8, Duration::from_secs(120), move |i| {
+                let (http, base, users) = (h.clone(), b.clone(), u.clone());
+                async move {
+                    put_last_name(&http, &base, &users[i % users.len()], &format!("L{i}")).await
+                }
+            })
+            .await;
         load_rows(table, "PUT /user", store, &s, 8);
         let (h, b) = (http.clone(), base.clone());
         let s = load::run(logins, 2, Duration::from_secs(120), move |i| {

@@ -5,62 +5,23 @@
 
 use std::{sync::Arc, time::Duration};
 
-use api_tests::{dev_server::start_with_keys, load};
-use serde_json::{Value, json};
+use api_tests::{
+    dev_server::{put_last_name, sign_up_users, start_with_keys},
+    load,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sustained_updates_give_no_5xx_and_no_memory_growth() {
     let server = start_with_keys(std::path::Path::new(env!("CARGO_BIN_EXE_dev-server")), true);
     let http = reqwest::Client::new();
     let base = server.base.clone();
-    let mut users = Vec::new();
-    for i in 0..16 {
-        let phone = format!("20255501{i:02}");
-        let body = json!({"first_name": "Load", "last_name": "Test", "password": "securepassword123", "phone": phone});
-        assert_eq!(
-            http.post(format!("{base}/signup"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            201
-        );
-        let login: Value = http
-            .post(format!("{base}/login"))
-            .json(&json!({"phone": phone, "password": "securepassword123"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        users.push((
-            login["user_id"]["$oid"].as_str().unwrap().to_owned(),
-            login["token"].as_str().unwrap().to_owned(),
-            login["session_token"].as_str().unwrap().to_owned(),
-        ));
-    }
-    let users = Arc::new(users);
+    let users =
+        Arc::new(sign_up_users(&http, &base, (0..16).map(|i| format!("20255501{i:02}"))).await);
     let round = |n: usize| {
         let (http, base, users) = (http.clone(), base.clone(), users.clone());
         load::run(n, 16, Duration::from_secs(120), move |i| {
             let (http, base, users) = (http.clone(), base.clone(), users.clone());
-            async move {
-                let (id, jwt, st) = &users[i % users.len()];
-                let body = json!({"_id": {"$oid": id}, "last_name": format!("L{i}")});
-                match http
-                    .put(format!("{base}/user"))
-                    .header("Authorization", jwt)
-                    .header("Session-Token", st)
-                    .json(&body)
-                    .send()
-                    .await
-                {
-                    Ok(r) => r.status().as_u16(),
-                    Err(_) => 0,
-                }
-            }
+            async move { put_last_name(&http, &base, &users[i % users.len()], &format!("L{i}")).await }
         })
     };
     let n = std::env::var("LOAD_REQUESTS")

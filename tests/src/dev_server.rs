@@ -61,3 +61,64 @@ pub fn start_with_keys(bin: &Path, mongo: bool) -> Server {
         }
     })
 }
+
+/// A user signed up and logged in over HTTP: id, JWT, session token.
+pub type HttpUser = (String, String, String);
+
+/// Signs up and logs in one user per phone on the server at `base`.
+pub async fn sign_up_users(
+    http: &reqwest::Client,
+    base: &str,
+    phones: impl IntoIterator<Item = String>,
+) -> Vec<HttpUser> {
+    let mut users = Vec::new();
+    for phone in phones {
+        let body = crate::signup_body(&phone);
+        let status = http
+            .post(format!("{base}/signup"))
+            .json(&body)
+            .send()
+            .await
+            .expect("signup sent")
+            .status();
+        assert_eq!(status, 201, "signup of {phone}");
+        let login: serde_json::Value = http
+            .post(format!("{base}/login"))
+            .json(&serde_json::json!({"phone": phone, "password": "securepassword123"}))
+            .send()
+            .await
+            .expect("login sent")
+            .json()
+            .await
+            .expect("login answered JSON");
+        let field = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        users.push((
+            field(&login["user_id"]["$oid"]),
+            field(&login["token"]),
+            field(&login["session_token"]),
+        ));
+    }
+    users
+}
+
+/// One authenticated PUT /user changing the last name; the status, or 0 if it never arrived.
+pub async fn put_last_name(
+    http: &reqwest::Client,
+    base: &str,
+    user: &HttpUser,
+    last_name: &str,
+) -> u16 {
+    let (id, jwt, st) = user;
+    let body = serde_json::json!({"_id": {"$oid": id}, "last_name": last_name});
+    match http
+        .put(format!("{base}/user"))
+        .header("Authorization", jwt)
+        .header("Session-Token", st)
+        .json(&body)
+        .send()
+        .await
+    {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}

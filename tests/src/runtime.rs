@@ -242,3 +242,87 @@ pub fn binary(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+/// A function binary running against its own [`FakeRuntime`]; killed on drop.
+pub struct Function {
+    pub child: std::process::Child,
+    pub runtime: FakeRuntime,
+    /// When the process was started (cold-init measurements count from here).
+    pub spawned: Instant,
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Function {
+    /// Starts `bin` as function `name` with only the Lambda environment, `config`, the AWS
+    /// credentials/region variables and PATH: no key is inherited. Output is captured.
+    pub async fn spawn(
+        bin: &std::path::Path,
+        name: &str,
+        config: &[(String, String)],
+        log: &str,
+    ) -> Self {
+        let runtime = FakeRuntime::start().await;
+        let mut cmd = std::process::Command::new(bin);
+        cmd.env_clear()
+            .envs(lambda_env(&runtime, name))
+            .envs(config.iter().cloned())
+            .env("RUST_LOG", log)
+            .current_dir(std::env::temp_dir())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for k in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_REGION",
+            "AWS_EC2_METADATA_DISABLED",
+            "PATH",
+        ] {
+            if let Ok(v) = std::env::var(k) {
+                cmd.env(k, v);
+            }
+        }
+        let spawned = Instant::now();
+        let child = cmd.spawn().unwrap();
+        Self {
+            child,
+            runtime,
+            spawned,
+        }
+    }
+
+    /// Time from start to the first poll for work: the cold init.
+    pub async fn init_time(&self) -> Duration {
+        let polled = self
+            .runtime
+            .first_poll(Duration::from_secs(20))
+            .await
+            .expect("function never polled for work");
+        polled - self.spawned
+    }
+
+    /// Invokes and returns the posted response's status, parsed body and the round-trip time.
+    /// An invocation error (what a client mistake must never become) panics.
+    pub async fn invoke(&self, event: &Value) -> (u16, Value, Duration) {
+        let t = Instant::now();
+        let out = self.runtime.invoke(event).await;
+        let took = t.elapsed();
+        match out {
+            Outcome::Response(r) => {
+                let body = r["body"]
+                    .as_str()
+                    .and_then(|b| serde_json::from_str(b).ok())
+                    .unwrap_or(Value::Null);
+                (r["statusCode"].as_u64().unwrap_or(0) as u16, body, took)
+            }
+            Outcome::Error(e) => panic!(
+                "function reported an invocation error (a client error must be a response): {e}"
+            ),
+        }
+    }
+}

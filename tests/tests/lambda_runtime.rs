@@ -4,70 +4,28 @@
 
 use std::{
     io::Read,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use api_tests::{
-    runtime::{FakeRuntime, Outcome, binary, lambda_env},
+    runtime::{Function, binary},
     *,
 };
 use serde_json::{Value, json};
 
-struct Function {
-    child: Child,
-    runtime: FakeRuntime,
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts binary `name` with only the Lambda environment and `config` (no inherited keys).
 async fn spawn(name: &str, config: &[(&str, String)]) -> Function {
-    let runtime = FakeRuntime::start().await;
-    let mut cmd = Command::new(binary(name));
-    cmd.env_clear()
-        .envs(lambda_env(&runtime, name))
-        .envs(config.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("RUST_LOG", "warn")
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for k in [
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_REGION",
-        "AWS_EC2_METADATA_DISABLED",
-        "PATH",
-    ] {
-        if let Ok(v) = std::env::var(k) {
-            cmd.env(k, v);
-        }
-    }
-    Function {
-        child: cmd.spawn().unwrap(),
-        runtime,
-    }
+    let config: Vec<(String, String)> = config
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    Function::spawn(&binary(name), name, &config, "warn").await
 }
 
 /// Invokes and returns (status, parsed body) of the posted API Gateway response.
 async fn invoke(f: &Function, event: &Value) -> (u16, Value) {
-    match f.runtime.invoke(event).await {
-        Outcome::Response(r) => {
-            let body = r["body"]
-                .as_str()
-                .map(|b| serde_json::from_str(b).unwrap_or(Value::Null))
-                .unwrap_or(Value::Null);
-            (r["statusCode"].as_u64().unwrap() as u16, body)
-        }
-        Outcome::Error(e) => {
-            panic!("function reported an invocation error (a client error must be a response): {e}")
-        }
-    }
+    let (status, body, _) = f.invoke(event).await;
+    (status, body)
 }
 
 #[tokio::test]

@@ -1,6 +1,11 @@
 //! argon2id password hashing with OWASP parameters, off the async threads.
 
-use argon2::{Algorithm, Argon2, Params, Version, password_hash::PasswordVerifier};
+use std::sync::{Mutex, PoisonError};
+
+use argon2::{
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::phc::{Output, ParamsString, PasswordHash, Salt},
+};
 
 use crate::{error::ApiError, types::Password};
 
@@ -15,33 +20,62 @@ pub const P_COST: u32 = 1;
 /// real verify costs, so a login for an unknown phone takes as long as one with a wrong password.
 pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$aW1wb3NzaWJsZS1zYWx0$Zxo5N8dPz1pIF4x2lDCs3Yc4d6YTp4r0T7m1l2bVb1k";
 
-fn hasher() -> Argon2<'static> {
+fn params() -> Params {
     // The constants above are within argon2's limits, so `Params::new` cannot fail here;
     // the default is the same OWASP set should that ever change.
-    let params = Params::new(M_COST_KIB, T_COST, P_COST, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Params::new(M_COST_KIB, T_COST, P_COST, None).unwrap_or_default()
+}
+
+/// argon2's 19 MiB working memory, kept for reuse. Allocating it per hash leaves glibc
+/// holding a fresh 19 MiB after every request (resident memory grew by that much per login);
+/// reusing one buffer per concurrent hash keeps a Lambda instance at one buffer.
+static BUFFERS: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+
+fn with_memory<R>(blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
+    let pooled = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner).pop();
+    let mut buffer = pooled.unwrap_or_default();
+    if buffer.len() < blocks {
+        buffer.resize(blocks, Block::default());
+    }
+    let result = f(&mut buffer[..blocks]);
+    BUFFERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(buffer);
+    result
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "{what} failed");
+    ApiError::Internal
 }
 
 /// Hashes to a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`) on the blocking pool.
 pub async fn hash(password: Password) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || hash_blocking(&password))
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "password hashing task failed");
-            ApiError::Internal
-        })?
+        .map_err(|e| internal("password hashing task", e))?
 }
 
 /// The synchronous hash, for benches and the blocking pool.
 pub fn hash_blocking(password: &Password) -> Result<String, ApiError> {
-    use argon2::password_hash::PasswordHasher;
-    hasher()
-        .hash_password(password.expose())
-        .map(|h| h.to_string())
-        .map_err(|e| {
-            tracing::error!(error = %e, "password hashing failed");
-            ApiError::Internal
-        })
+    let params = params();
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| internal("salt generation", e))?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    with_memory(params.block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(password.expose(), &salt, &mut out, blocks)
+    })
+    .map_err(|e| internal("password hashing", e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13 as u32),
+        params: ParamsString::try_from(&params).map_err(|e| internal("PHC params", e))?,
+        salt: Some(Salt::new(&salt).map_err(|e| internal("PHC salt", e))?),
+        hash: Some(Output::new(&out).map_err(|e| internal("PHC output", e))?),
+    };
+    Ok(phc.to_string())
 }
 
 /// Verifies `password` against `phc`, or against [`DUMMY_HASH`] when there is no user, so both
@@ -54,21 +88,40 @@ pub async fn verify(password: Password, phc: Option<String>) -> Result<bool, Api
         real && ok
     })
     .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "password verify task failed");
-        ApiError::Internal
-    })
+    .map_err(|e| internal("password verify task", e))
 }
 
-/// The synchronous verify. A malformed stored hash verifies as false.
+/// The synchronous verify, at the parameters the stored hash names. A malformed stored hash
+/// verifies as false.
 pub fn verify_blocking(password: &Password, phc: &str) -> bool {
-    hasher().verify_password(password.expose(), phc).is_ok()
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(hash.algorithm.as_str()),
+        Params::try_from(&hash),
+    ) else {
+        return false;
+    };
+    let Ok(version) = Version::try_from(hash.version.unwrap_or(Version::V0x13 as u32)) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let computed = with_memory(params.block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(password.expose(), salt, &mut out, blocks)
+    });
+    // `Output`'s equality is constant-time.
+    computed.is_ok() && Output::new(&out).is_ok_and(|o| &o == expected)
 }
 
 /// True when `phc` was made with other (older) parameters than the configured ones, so a
 /// successful login should store a fresh hash.
 pub fn needs_rehash(phc: &str) -> bool {
-    let Ok(hash) = argon2::password_hash::phc::PasswordHash::new(phc) else {
+    let Ok(hash) = PasswordHash::new(phc) else {
         return true;
     };
     let current = Params::try_from(&hash).ok();
@@ -93,6 +146,24 @@ mod tests {
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert!(verify_blocking(&pw("correct horse battery"), &h));
         assert!(!verify_blocking(&pw("correct horse battery!"), &h));
+    }
+
+    #[test]
+    fn hashes_interoperate_with_the_crates_own_hasher_and_verifier() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let ours = hash_blocking(&pw("correct horse battery")).unwrap_or_default();
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params());
+        assert!(
+            argon2
+                .verify_password(b"correct horse battery", ours.as_str())
+                .is_ok()
+        );
+        let theirs = argon2
+            .hash_password(b"correct horse battery")
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert!(verify_blocking(&pw("correct horse battery"), &theirs));
+        assert!(!verify_blocking(&pw("correct horse batteries"), &theirs));
     }
 
     #[test]

@@ -181,32 +181,26 @@ impl MongoStore {
                     .build(),
             )
             .build();
-        let ttl = IndexModel::builder()
-            .keys(doc! { "expires_at": 1 })
-            .options(
-                IndexOptions::builder()
-                    .expire_after(Duration::ZERO)
-                    .name("expires_at_ttl".to_owned())
-                    .build(),
-            )
-            .build();
+        // Documents go when their `expires_at` passes.
+        let ttl = || {
+            IndexModel::builder()
+                .keys(doc! { "expires_at": 1 })
+                .options(
+                    IndexOptions::builder()
+                        .expire_after(Duration::ZERO)
+                        .name("expires_at_ttl".to_owned())
+                        .build(),
+                )
+                .build()
+        };
         let by_user = IndexModel::builder()
             .keys(doc! { "user_id": 1 })
             .options(IndexOptions::builder().name("user_id".to_owned()).build())
             .build();
-        let attempts_ttl = IndexModel::builder()
-            .keys(doc! { "expires_at": 1 })
-            .options(
-                IndexOptions::builder()
-                    .expire_after(Duration::ZERO)
-                    .name("expires_at_ttl".to_owned())
-                    .build(),
-            )
-            .build();
         let (a, b, c) = tokio::join!(
             self.timed(async { self.users.create_index(phone).await }),
-            self.timed(async { self.sessions.create_indexes([ttl, by_user]).await }),
-            self.timed(async { self.attempts.create_index(attempts_ttl).await }),
+            self.timed(async { self.sessions.create_indexes([ttl(), by_user]).await }),
+            self.timed(async { self.attempts.create_index(ttl()).await }),
         );
         a.and(b).and(c).map(|_| ())
     }
