@@ -420,6 +420,21 @@ fn argon2(table: &mut Table, n: usize) {
         verify_t.push(ms(t.elapsed()));
     }
     let (rh, rv) = (median(hash_t), median(verify_t));
+    // The alternative pure-Rust crate at the same parameters (its owasp2 preset is m=19456, t=2, p=1).
+    let config = rust_argon2::Config::owasp2();
+    let (mut alt_hash, mut alt_verify, mut encoded) = (Vec::new(), Vec::new(), String::new());
+    for _ in 0..n {
+        let t = Instant::now();
+        encoded =
+            rust_argon2::hash_encoded(b"securepassword123", b"0123456789abcdef", &config).unwrap();
+        alt_hash.push(ms(t.elapsed()));
+    }
+    for _ in 0..n {
+        let t = Instant::now();
+        assert!(rust_argon2::verify_encoded(&encoded, b"securepassword123").unwrap());
+        alt_verify.push(ms(t.elapsed()));
+    }
+    let (ah, av) = (median(alt_hash), median(alt_verify));
     let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into());
     let out = Command::new(python)
         .arg(api_tests::root().join("bench/argon2_ref.py"))
@@ -439,6 +454,20 @@ fn argon2(table: &mut Table, n: usize) {
     table.add(
         "argon2id verify, this crate",
         format!("{rv:.2}"),
+        "ms",
+        "",
+        how,
+    );
+    table.add(
+        "argon2id hash, rust-argon2 3.0 (alternative crate)",
+        format!("{ah:.2}"),
+        "ms",
+        "",
+        how,
+    );
+    table.add(
+        "argon2id verify, rust-argon2 3.0",
+        format!("{av:.2}"),
         "ms",
         "",
         how,
@@ -477,6 +506,13 @@ fn argon2(table: &mut Table, n: usize) {
                 "x",
                 "<= 1.2",
                 "",
+            );
+            table.add(
+                "argon2id hash / verify, ratio rust-argon2 / C",
+                format!("{:.2} / {:.2}", ah / ch, av / cv),
+                "x",
+                "",
+                "the alternative crate, for comparison",
             );
         }
         None => table.add(
