@@ -328,3 +328,16 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Documents in the users collection of `db` matching `filter`, read straight from the server
+/// (not through the store under test).
+pub async fn count_users(db: &str, filter: mongodb::bson::Document) -> u64 {
+    mongodb::Client::with_uri_str(mongo_uri())
+        .await
+        .unwrap()
+        .database(db)
+        .collection::<mongodb::bson::Document>("User")
+        .count_documents(filter)
+        .await
+        .unwrap()
+}

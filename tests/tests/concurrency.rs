@@ -22,15 +22,11 @@ async fn fifty_concurrent_signups_with_one_phone_create_exactly_one_user() {
         answers.iter().map(|a| a.status).collect::<Vec<_>>()
     );
     // Exactly one document holds the phone.
-    let db = mongodb::Client::with_uri_str(api_tests::mongo_uri())
-        .await
-        .unwrap()
-        .database(&state.settings.db_name);
-    let n = db
-        .collection::<mongodb::bson::Document>("User")
-        .count_documents(mongodb::bson::doc! {"phone": "2025550123"})
-        .await
-        .unwrap();
+    let n = api_tests::count_users(
+        &state.settings.db_name,
+        mongodb::bson::doc! {"phone": "2025550123"},
+    )
+    .await;
     assert_eq!(n, 1);
 }
 

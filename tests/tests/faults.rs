@@ -181,13 +181,6 @@ async fn a_retried_signup_cannot_create_a_second_user() {
     // The client timed out and sends the same request again.
     let retry = call(&state, &ev).await;
     assert_eq!((retry.status.as_u16(), retry.code()), (409, "phone_taken"));
-    let n = mongodb::Client::with_uri_str(mongo_uri())
-        .await
-        .unwrap()
-        .database(&state.settings.db_name)
-        .collection::<mongodb::bson::Document>("User")
-        .count_documents(mongodb::bson::doc! {})
-        .await
-        .unwrap();
+    let n = count_users(&state.settings.db_name, mongodb::bson::doc! {}).await;
     assert_eq!(n, 1);
 }

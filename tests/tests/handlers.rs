@@ -109,14 +109,7 @@ async fn signup_rejects_bad_bodies_with_field_errors() {
             "{body}: {errors:?}"
         );
     }
-    let n = mongodb::Client::with_uri_str(mongo_uri())
-        .await
-        .unwrap()
-        .database(&state.settings.db_name)
-        .collection::<mongodb::bson::Document>("User")
-        .count_documents(mongodb::bson::doc! {})
-        .await
-        .unwrap();
+    let n = count_users(&state.settings.db_name, mongodb::bson::doc! {}).await;
     assert_eq!(n, 0, "rejected signups must write nothing");
 }
 

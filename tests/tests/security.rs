@@ -441,14 +441,7 @@ async fn operator_injection_unknown_fields_huge_strings_and_wrong_content_types_
         }
     }
     // Nothing of the above reached the database as a user.
-    let n = mongodb::Client::with_uri_str(mongo_uri())
-        .await
-        .unwrap()
-        .database(&state.settings.db_name)
-        .collection::<mongodb::bson::Document>("User")
-        .count_documents(mongodb::bson::doc! {})
-        .await
-        .unwrap();
+    let n = count_users(&state.settings.db_name, mongodb::bson::doc! {}).await;
     assert_eq!(n, 1);
 }
 
