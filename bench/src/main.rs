@@ -187,20 +187,13 @@ async fn latency(table: &mut Table, warm_n: usize) {
     // signup: every invocation a new phone.
     let f = spawn(&release("signup"), "signup", &config).await;
     f.init_time().await;
-    let (s, _, first) = f.invoke(&signup_ev(0)).await;
-    assert_eq!(s, 201);
-    let mut warm = Vec::new();
-    for i in 1..=warm_n {
-        let (s, _, t) = f.invoke(&signup_ev(i)).await;
-        assert_eq!(s, 201);
-        warm.push(ms(t));
-    }
+    let (first, warm) = first_and_warm(&f, 201, warm_n, signup_ev).await;
     report(
         table,
         "signup",
         "MongoDB",
         first,
-        median(warm),
+        warm,
         "201, new phone each time; argon2id hash included",
     );
     drop(f);
@@ -263,20 +256,13 @@ async fn latency(table: &mut Table, warm_n: usize) {
             &sessions[0],
         )
     };
-    let (s, _, first) = f.invoke(&put(0)).await;
-    assert_eq!(s, 200);
-    let mut warm = Vec::new();
-    for i in 1..=warm_n {
-        let (s, _, t) = f.invoke(&put(i)).await;
-        assert_eq!(s, 200);
-        warm.push(ms(t));
-    }
+    let (first, warm) = first_and_warm(&f, 200, warm_n, put).await;
     report(
         table,
         "update (PUT /user)",
         "MongoDB",
         first,
-        median(warm),
+        warm,
         "200; find session + find-and-modify",
     );
     drop(f);
@@ -285,20 +271,13 @@ async fn latency(table: &mut Table, warm_n: usize) {
     let f = spawn(&release("logout"), "logout", &config).await;
     f.init_time().await;
     let out = |k: usize| auth(api_tests::event("logout"), &sessions[k]);
-    let (s, _, first) = f.invoke(&out(0)).await;
-    assert_eq!(s, 204);
-    let mut warm = Vec::new();
-    for k in 1..sessions.len() {
-        let (s, _, t) = f.invoke(&out(k)).await;
-        assert_eq!(s, 204);
-        warm.push(ms(t));
-    }
+    let (first, warm) = first_and_warm(&f, 204, sessions.len() - 1, out).await;
     report(
         table,
         "logout",
         "MongoDB",
         first,
-        median(warm),
+        warm,
         "204; find session + delete",
     );
     drop(f);
@@ -307,39 +286,47 @@ async fn latency(table: &mut Table, warm_n: usize) {
     let emb = embedded_config();
     let f = spawn(&release("signup"), "signup", &emb).await;
     f.init_time().await;
-    let (_, _, first) = f.invoke(&signup_ev(0)).await;
-    let mut warm = Vec::new();
-    for i in 1..=warm_n {
-        let (s, _, t) = f.invoke(&signup_ev(i)).await;
-        assert_eq!(s, 201);
-        warm.push(ms(t));
-    }
+    let (first, warm) = first_and_warm(&f, 201, warm_n, signup_ev).await;
     report(
         table,
         "signup",
         "embedded store",
         first,
-        median(warm),
+        warm,
         "201, as above without a database",
     );
     drop(f);
     let f = spawn(&release("login"), "login", &emb).await;
     f.init_time().await;
-    let (_, _, first) = f.invoke(&login_ev("+19999999999")).await;
-    let mut warm = Vec::new();
-    for _ in 0..warm_n.min(4) {
-        let (s, _, t) = f.invoke(&login_ev("+19999999999")).await;
-        assert_eq!(s, 401);
-        warm.push(ms(t));
-    }
+    // Five attempts at most: the fifth failure sets the lock, after which answers are 429.
+    let (first, warm) = first_and_warm(&f, 401, warm_n.min(4), |_| login_ev("+19999999999")).await;
     report(
         table,
         "login",
         "embedded store",
         first,
-        median(warm),
+        warm,
         "401 for a phone with no account (the store is per process), same argon2 verify as a success; before the lock",
     );
+}
+
+/// Invokes `event(0)` (the first invocation after start) and then `event(1..=n)`; every answer
+/// must have `status`. Returns the first latency and the median of the rest, in ms.
+async fn first_and_warm(
+    f: &Function,
+    status: u16,
+    n: usize,
+    event: impl Fn(usize) -> Value,
+) -> (Duration, f64) {
+    let (s, body, first) = f.invoke(&event(0)).await;
+    assert_eq!(s, status, "{body}");
+    let mut warm = Vec::new();
+    for i in 1..=n {
+        let (s, body, t) = f.invoke(&event(i)).await;
+        assert_eq!(s, status, "{body}");
+        warm.push(ms(t));
+    }
+    (first, median(warm))
 }
 
 fn report(table: &mut Table, function: &str, store: &str, first: Duration, warm: f64, what: &str) {
