@@ -308,6 +308,53 @@ async fn latency(table: &mut Table, warm_n: usize) {
         warm,
         "401 for a phone with no account (the store is per process), same argon2 verify as a success; before the lock",
     );
+    drop(f);
+
+    // update and logout need a session in the function's own process: the seeded harness.
+    for (handler, route, status, how) in [
+        (
+            "update",
+            "update (PUT /user)",
+            200,
+            "200; bench/src/bin/seeded.rs: the same handler and runtime, embedded store seeded in-process",
+        ),
+        (
+            "logout",
+            "logout",
+            204,
+            "204, a different session each time; bench/src/bin/seeded.rs as above",
+        ),
+    ] {
+        let file =
+            std::env::temp_dir().join(format!("bench-seed-{}-{handler}.json", std::process::id()));
+        let mut cfg = emb.clone();
+        cfg.extend([
+            ("BENCH_SEED_HANDLER".to_owned(), handler.to_owned()),
+            ("BENCH_SEED_SESSIONS".to_owned(), (warm_n + 1).to_string()),
+            ("BENCH_SEED_FILE".to_owned(), file.display().to_string()),
+        ]);
+        let f = spawn(&release("seeded"), handler, &cfg).await;
+        f.init_time().await;
+        let seeded: Vec<Value> =
+            serde_json::from_slice(&std::fs::read(&file).expect("seed file")).expect("seed json");
+        let _ = std::fs::remove_file(&file);
+        let id = seeded[0]["user_id"]["$oid"].as_str().unwrap().to_owned();
+        let event = |i: usize| {
+            if handler == "logout" {
+                auth(api_tests::event("logout"), &seeded[i])
+            } else {
+                auth(
+                    api_tests::with_body(
+                        api_tests::event("update"),
+                        &json!({"_id": {"$oid": id}, "last_name": format!("L{i}")}),
+                    ),
+                    &seeded[0],
+                )
+            }
+        };
+        let (first, warm) = first_and_warm(&f, status, warm_n, event).await;
+        report(table, route, "embedded store", first, warm, how);
+    }
 }
 
 /// Invokes `event(0)` (the first invocation after start) and then `event(1..=n)`; every answer
@@ -640,14 +687,29 @@ async fn main() {
     } else {
         (21, 30, 2000, 60, 15)
     };
+    // BENCH_ONLY=argon2,sizes runs just those sections (for before/after checks of one change).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let run = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
     let mut table = Table(Vec::new());
     let started = Instant::now();
-    cold_init(&mut table, starts).await;
-    latency(&mut table, warm).await;
-    micro(&mut table);
-    argon2(&mut table, argon);
-    dev_server(&mut table, puts, logins).await;
-    sizes(&mut table);
+    if run("cold_init") {
+        cold_init(&mut table, starts).await;
+    }
+    if run("latency") {
+        latency(&mut table, warm).await;
+    }
+    if run("micro") {
+        micro(&mut table);
+    }
+    if run("argon2") {
+        argon2(&mut table, argon);
+    }
+    if run("dev_server") {
+        dev_server(&mut table, puts, logins).await;
+    }
+    if run("sizes") {
+        sizes(&mut table);
+    }
     println!(
         "\nMachine: {}. Bench took {:.0} s.\n",
         machine(),
