@@ -131,19 +131,30 @@ impl Vars {
         self.get(name).unwrap_or(default).to_owned()
     }
 
-    fn seconds(&self, name: &str, default: u64) -> Result<Duration, ConfigError> {
+    /// A whole number above zero, or `default` when unset.
+    fn positive(&self, name: &str, default: u64) -> Result<u64, ConfigError> {
         match self.get(name) {
-            None => Ok(Duration::from_secs(default)),
+            None => Ok(default),
             Some(v) => v
                 .trim()
                 .parse::<u64>()
                 .ok()
                 .filter(|n| *n > 0)
-                .map(Duration::from_secs)
                 .ok_or_else(|| ConfigError::BadNumber {
                     name: name.to_owned(),
                 }),
         }
+    }
+
+    fn seconds(&self, name: &str, default: u64) -> Result<Duration, ConfigError> {
+        self.positive(name, default).map(Duration::from_secs)
+    }
+
+    /// A count: as [`Self::positive`], and refused rather than truncated past `u32::MAX`.
+    fn count(&self, name: &str, default: u32) -> Result<u32, ConfigError> {
+        u32::try_from(self.positive(name, default.into())?).map_err(|_| ConfigError::BadNumber {
+            name: name.to_owned(),
+        })
     }
 }
 
@@ -193,10 +204,10 @@ impl Settings {
             session_absolute_ttl: vars.seconds("SESSION_ABSOLUTE_TTL_SECONDS", 7 * 24 * 3600)?,
             issuer: vars.or("JWT_ISSUER", "user-api"),
             audience: vars.or("JWT_AUDIENCE", "user-api"),
-            lockout_threshold: vars.seconds("LOGIN_LOCKOUT_THRESHOLD", 5)?.as_secs() as u32,
+            lockout_threshold: vars.count("LOGIN_LOCKOUT_THRESHOLD", 5)?,
             lockout_max: vars.seconds("LOGIN_LOCKOUT_MAX_SECONDS", 15 * 60)?,
             failure_window: vars.seconds("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)?,
-            mongo_pool_size: vars.seconds("MONGO_MAX_POOL_SIZE", 2)?.as_secs() as u32,
+            mongo_pool_size: vars.count("MONGO_MAX_POOL_SIZE", 2)?,
         })
     }
 }
@@ -244,6 +255,33 @@ mod tests {
             .unwrap_or_default();
         assert!(msg.contains("SESSION_SECRET_KEY"), "{msg}");
         assert!(!msg.contains("your_session_secret_key"), "{msg}");
+    }
+
+    #[test]
+    fn counts_and_durations_take_positive_whole_numbers_only() {
+        let with = |name: &str, value: &str| {
+            Settings::from_vars(&Vars::from_pairs([
+                ("JWT_SECRET_KEY", K),
+                ("SESSION_SECRET_KEY", K),
+                (name, value),
+            ]))
+        };
+        let s = with("MONGO_MAX_POOL_SIZE", " 16 ").ok();
+        assert_eq!(s.map(|s| s.mongo_pool_size), Some(16));
+        let s = with("JWT_TTL_SECONDS", "60").ok();
+        assert_eq!(s.map(|s| s.jwt_ttl), Some(Duration::from_secs(60)));
+        for (name, bad) in [
+            ("MONGO_MAX_POOL_SIZE", "0"),
+            ("MONGO_MAX_POOL_SIZE", "4294967297"),
+            ("LOGIN_LOCKOUT_THRESHOLD", "-1"),
+            ("JWT_TTL_SECONDS", "15m"),
+        ] {
+            assert_eq!(
+                with(name, bad).err(),
+                Some(ConfigError::BadNumber { name: name.into() }),
+                "{name}={bad}"
+            );
+        }
     }
 
     #[test]

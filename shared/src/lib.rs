@@ -7,10 +7,12 @@ pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod schema;
+pub mod secrets;
 pub mod service;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod types;
 
 /// The async runtime a Lambda function needs: one thread, since an instance serves one
 /// request at a time (no worker threads to start on a cold start), and one blocking thread for
@@ -21,8 +23,6 @@ pub fn lambda_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .max_blocking_threads(1)
         .build()
 }
-pub mod types;
 
 pub use error::ApiError;
 pub use state::State;
-pub mod secrets;
