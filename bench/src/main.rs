@@ -185,9 +185,7 @@ async fn latency(table: &mut Table, warm_n: usize) {
     };
 
     // signup: every invocation a new phone.
-    let f = spawn(&release("signup"), "signup", &config).await;
-    f.init_time().await;
-    let (first, warm) = first_and_warm(&f, 201, warm_n, signup_ev).await;
+    let (first, warm) = measure("signup", &config, 201, warm_n, signup_ev).await;
     report(
         table,
         "signup",
@@ -196,7 +194,6 @@ async fn latency(table: &mut Table, warm_n: usize) {
         warm,
         "201, new phone each time; argon2id hash included",
     );
-    drop(f);
 
     // login of phone 0.
     let f = spawn(&release("login"), "login", &config).await;
@@ -245,8 +242,6 @@ async fn latency(table: &mut Table, warm_n: usize) {
     let id = sessions[0]["user_id"]["$oid"].as_str().unwrap().to_owned();
 
     // update: one session, many PUTs.
-    let f = spawn(&release("update"), "update", &config).await;
-    f.init_time().await;
     let put = |i: usize| {
         auth(
             api_tests::with_body(
@@ -256,7 +251,7 @@ async fn latency(table: &mut Table, warm_n: usize) {
             &sessions[0],
         )
     };
-    let (first, warm) = first_and_warm(&f, 200, warm_n, put).await;
+    let (first, warm) = measure("update", &config, 200, warm_n, put).await;
     report(
         table,
         "update (PUT /user)",
@@ -265,13 +260,10 @@ async fn latency(table: &mut Table, warm_n: usize) {
         warm,
         "200; find session + find-and-modify",
     );
-    drop(f);
 
     // logout: a different session each time.
-    let f = spawn(&release("logout"), "logout", &config).await;
-    f.init_time().await;
     let out = |k: usize| auth(api_tests::event("logout"), &sessions[k]);
-    let (first, warm) = first_and_warm(&f, 204, sessions.len() - 1, out).await;
+    let (first, warm) = measure("logout", &config, 204, sessions.len() - 1, out).await;
     report(
         table,
         "logout",
@@ -280,13 +272,10 @@ async fn latency(table: &mut Table, warm_n: usize) {
         warm,
         "204; find session + delete",
     );
-    drop(f);
 
     // The embedded store, to show the database's share where one process can show it.
     let emb = embedded_config();
-    let f = spawn(&release("signup"), "signup", &emb).await;
-    f.init_time().await;
-    let (first, warm) = first_and_warm(&f, 201, warm_n, signup_ev).await;
+    let (first, warm) = measure("signup", &emb, 201, warm_n, signup_ev).await;
     report(
         table,
         "signup",
@@ -295,11 +284,11 @@ async fn latency(table: &mut Table, warm_n: usize) {
         warm,
         "201, as above without a database",
     );
-    drop(f);
-    let f = spawn(&release("login"), "login", &emb).await;
-    f.init_time().await;
     // Five attempts at most: the fifth failure sets the lock, after which answers are 429.
-    let (first, warm) = first_and_warm(&f, 401, warm_n.min(4), |_| login_ev("+19999999999")).await;
+    let (first, warm) = measure("login", &emb, 401, warm_n.min(4), |_| {
+        login_ev("+19999999999")
+    })
+    .await;
     report(
         table,
         "login",
@@ -308,7 +297,6 @@ async fn latency(table: &mut Table, warm_n: usize) {
         warm,
         "401 for a phone with no account (the store is per process), same argon2 verify as a success; before the lock",
     );
-    drop(f);
 
     // update and logout need a session in the function's own process: the seeded harness.
     for (handler, route, status, how) in [
@@ -355,6 +343,20 @@ async fn latency(table: &mut Table, warm_n: usize) {
         let (first, warm) = first_and_warm(&f, status, warm_n, event).await;
         report(table, route, "embedded store", first, warm, how);
     }
+}
+
+/// Starts the release binary `name` with `config`, waits for its cold init, measures it with
+/// [`first_and_warm`] and stops it.
+async fn measure(
+    name: &str,
+    config: &[(String, String)],
+    status: u16,
+    n: usize,
+    event: impl Fn(usize) -> Value,
+) -> (Duration, f64) {
+    let f = spawn(&release(name), name, config).await;
+    f.init_time().await;
+    first_and_warm(&f, status, n, event).await
 }
 
 /// Invokes `event(0)` (the first invocation after start) and then `event(1..=n)`; every answer
