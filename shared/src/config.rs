@@ -85,6 +85,13 @@ pub struct Settings {
     pub failure_window: Duration,
     /// MongoDB connections per process (`MONGO_MAX_POOL_SIZE`, default 2).
     pub mongo_pool_size: u32,
+    /// Phone changes one user may attempt per hour (`PHONE_CHANGE_USER_LIMIT`).
+    pub phone_change_user_limit: u32,
+    /// Phone changes one source address may attempt per hour (`PHONE_CHANGE_IP_LIMIT`).
+    pub phone_change_ip_limit: u32,
+    /// Time a request may spend on the database when the Lambda context gives no deadline
+    /// (`REQUEST_BUDGET_MS`; the dev server and tests).
+    pub request_budget: Duration,
 }
 
 /// Variables as read: environment over file.
@@ -208,6 +215,9 @@ impl Settings {
             lockout_max: vars.seconds("LOGIN_LOCKOUT_MAX_SECONDS", 15 * 60)?,
             failure_window: vars.seconds("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)?,
             mongo_pool_size: vars.count("MONGO_MAX_POOL_SIZE", 2)?,
+            phone_change_user_limit: vars.count("PHONE_CHANGE_USER_LIMIT", 5)?,
+            phone_change_ip_limit: vars.count("PHONE_CHANGE_IP_LIMIT", 20)?,
+            request_budget: Duration::from_millis(vars.positive("REQUEST_BUDGET_MS", 8_000)?),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! One error type for every failure a client can see, rendered as RFC 9457
-//! `application/problem+json`.
+//! `application/problem+json`. Domain errors ([`crate::service::Error`]) become these with
+//! `From`, which is also where causes of 5xx answers are logged, once.
 
 use lambda_http::{Body, Response, http::StatusCode};
 use serde::Serialize;
@@ -21,6 +22,8 @@ pub struct FieldError {
 pub enum ApiError {
     #[error("request body failed validation")]
     Validation(Vec<FieldError>),
+    #[error("password does not meet the password rules")]
+    WeakPassword(Vec<FieldError>),
     #[error("request body is not valid JSON")]
     MalformedJson,
     #[error("Content-Type must be application/json")]
@@ -66,7 +69,9 @@ impl ApiError {
     /// HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Validation(_) | Self::MalformedJson => StatusCode::BAD_REQUEST,
+            Self::Validation(_) | Self::WeakPassword(_) | Self::MalformedJson => {
+                StatusCode::BAD_REQUEST
+            }
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
@@ -84,6 +89,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Validation(_) => "validation_failed",
+            Self::WeakPassword(_) => "weak_password",
             Self::MalformedJson => "malformed_json",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge(_) => "payload_too_large",
@@ -103,6 +109,7 @@ impl ApiError {
     fn title(&self) -> &'static str {
         match self {
             Self::Validation(_) => "Invalid request body",
+            Self::WeakPassword(_) => "Password refused",
             Self::MalformedJson => "Malformed JSON",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::PayloadTooLarge(_) => "Payload too large",
@@ -123,7 +130,7 @@ impl ApiError {
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         let errors = match &self {
-            Self::Validation(errors) => Some(errors.as_slice()),
+            Self::Validation(errors) | Self::WeakPassword(errors) => Some(errors.as_slice()),
             _ => None,
         };
         let problem = Problem {
@@ -156,5 +163,35 @@ impl ApiError {
         builder
             .body(Body::Text(body))
             .unwrap_or_else(|_| Response::new(Body::Empty))
+    }
+}
+
+impl From<crate::service::Error> for ApiError {
+    fn from(e: crate::service::Error) -> Self {
+        use crate::service::Error as E;
+        match e {
+            E::NothingToUpdate => Self::Validation(vec![FieldError {
+                path: String::new(),
+                message: "no field to update".to_owned(),
+            }]),
+            E::CurrentPasswordRequired => Self::Validation(vec![FieldError {
+                path: "/current_password".to_owned(),
+                message: "required to change the password or the phone".to_owned(),
+            }]),
+            E::InvalidCredentials => Self::InvalidCredentials,
+            E::Unauthorized => Self::Unauthorized,
+            E::Forbidden => Self::Forbidden,
+            E::CurrentPasswordIncorrect => Self::CurrentPasswordIncorrect,
+            E::PhoneTaken => Self::PhoneTaken,
+            E::TooManyAttempts { retry_after_secs } => Self::TooManyAttempts { retry_after_secs },
+            E::Unavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                Self::Unavailable
+            }
+            E::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                Self::Internal
+            }
+        }
     }
 }

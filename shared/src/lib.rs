@@ -1,11 +1,13 @@
-//! The user API's shared crate: everything the four Lambda functions and the dev server
-//! have in common. Handlers are plain async functions from `Request` to `Response`.
+//! The user API's shared crate: everything the Lambda functions and the dev server have in
+//! common. Layers, outside in: `handlers` (HTTP) -> `service` (domain) -> `auth` and `store`.
+//! ARCHITECTURE.md says what each may import and where a new route goes.
 
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod routes;
 pub mod schema;
 pub mod secrets;
 pub mod service;

@@ -1,18 +1,19 @@
 //! Newtypes built once at the edge, so domain code never sees unchecked input.
+//!
+//! Parsers return [`Invalid`], a reason with no notion of where in a request the value came
+//! from: the HTTP edge attaches the JSON pointer. The rules here are the same ones the JSON
+//! Schemas in `shared/schemas/` state (a test fuzzes schema-valid bodies and checks that none is
+//! refused here), except the password rules, which need NFKC and the common-password list and so
+//! answer with their own error.
 
 use std::fmt;
 
-use mongodb::bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, FieldError};
-
-fn invalid(path: &str, message: &str) -> ApiError {
-    ApiError::Validation(vec![FieldError {
-        path: path.to_owned(),
-        message: message.to_owned(),
-    }])
-}
+/// Why a value was refused. The message never contains the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub &'static str);
 
 /// A phone number in canonical form: an optional leading `+` and 7–15 digits.
 ///
@@ -23,9 +24,15 @@ fn invalid(path: &str, message: &str) -> ApiError {
 pub struct Phone(String);
 
 impl Phone {
-    /// Normalises `raw`; `path` names the field in the error.
-    pub fn parse(raw: &str, path: &str) -> Result<Self, ApiError> {
-        let trimmed = raw.trim();
+    /// Longest accepted input, formatting included.
+    pub const MAX_CHARS: usize = 32;
+
+    /// Normalises `raw`.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(Invalid("phone must be at most 32 characters"));
+        }
+        let trimmed = raw.trim_start_matches(' ');
         let (plus, rest) = match trimmed.strip_prefix('+') {
             Some(rest) => (true, rest),
             None => (false, trimmed),
@@ -39,8 +46,7 @@ impl Phone {
                 '0'..='9' => canonical.push(c),
                 ' ' | '-' | '.' | '(' | ')' => {}
                 _ => {
-                    return Err(invalid(
-                        path,
+                    return Err(Invalid(
                         "phone may contain only digits, a leading '+', spaces, dashes, dots and parentheses",
                     ));
                 }
@@ -48,15 +54,30 @@ impl Phone {
         }
         let digits = canonical.len() - usize::from(plus);
         if !(7..=15).contains(&digits) {
-            return Err(invalid(path, "phone must have 7 to 15 digits"));
+            return Err(Invalid("phone must have 7 to 15 digits"));
         }
         Ok(Self(canonical))
+    }
+
+    /// A phone as stored by an earlier version or another service: taken as it is, so a
+    /// document of an unexpected shape can still be read (and never produce a 500).
+    pub fn stored(s: String) -> Self {
+        Self(s)
     }
 
     /// The canonical string stored and indexed.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Why a new password was refused (NIST SP 800-63B rules, applied after NFKC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WeakPassword {
+    #[error("password must be 8 to 128 characters")]
+    Length,
+    #[error("this password is too common; choose another")]
+    Common,
 }
 
 /// A password, NFKC-normalised so one password typed on different keyboards is one password
@@ -71,15 +92,15 @@ impl Password {
     pub const MAX_CHARS: usize = 128;
 
     /// A new password: 8–128 code points after NFKC and not a commonly used password. No
-    /// composition rules, as NIST advises.
-    pub fn parse(raw: String, path: &str) -> Result<Self, ApiError> {
+    /// composition rules, as NIST advises. This is the one place the rule lives.
+    pub fn new(raw: String) -> Result<Self, WeakPassword> {
         let normalised = Self::unchecked(raw);
         let n = normalised.0.chars().count();
         if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&n) {
-            return Err(invalid(path, "password must be 8 to 128 characters"));
+            return Err(WeakPassword::Length);
         }
         if crate::auth::common::is_common(&normalised.0) {
-            return Err(invalid(path, "this password is too common; choose another"));
+            return Err(WeakPassword::Common);
         }
         Ok(normalised)
     }
@@ -105,26 +126,79 @@ impl fmt::Debug for Password {
     }
 }
 
-/// A person's name part: trimmed, 1–100 characters.
+/// True for characters that must never appear in a name: controls (Cc) and format characters
+/// (Cf, which include the bidi overrides U+202A–U+202E and U+2066–U+2069, zero-width spaces
+/// and joiners, and the BOM). The same set as `\p{Cc}\p{Cf}` in the schemas' name pattern
+/// (Unicode 15.1's Cf ranges).
+pub fn is_hidden_char(c: char) -> bool {
+    const CF: &[(u32, u32)] = &[
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    let u = c as u32;
+    c.is_control() || CF.iter().any(|&(lo, hi)| (lo..=hi).contains(&u))
+}
+
+/// A person's name part: at most 100 characters as sent, trimmed, not blank, with no control,
+/// format or bidi-override characters (which let a name display as something it is not).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Name(String);
 
 impl Name {
-    /// Maximum length in Unicode code points.
+    /// Maximum length in Unicode code points, counted before trimming (as the schema counts).
     pub const MAX_CHARS: usize = 100;
 
-    /// Trims and checks length; `path` names the field in the error.
-    pub fn parse(raw: &str, path: &str) -> Result<Self, ApiError> {
-        let trimmed = raw.trim();
-        let n = trimmed.chars().count();
-        if n == 0 || n > Self::MAX_CHARS {
-            return Err(invalid(path, "must be 1 to 100 characters"));
+    /// Checks and trims.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(Invalid("must be at most 100 characters"));
         }
-        if trimmed.chars().any(char::is_control) {
-            return Err(invalid(path, "must not contain control characters"));
+        if raw.chars().any(is_hidden_char) {
+            return Err(Invalid(
+                "must not contain control, format or bidi-override characters",
+            ));
+        }
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(Invalid("must not be blank"));
         }
         Ok(Self(trimmed.to_owned()))
+    }
+
+    /// An optional name part: `None` for absent, empty or blank.
+    pub fn parse_optional(raw: Option<&str>) -> Result<Option<Self>, Invalid> {
+        match raw {
+            Some(s) if !s.trim().is_empty() => Self::parse(s).map(Some),
+            Some(s) if s.chars().any(is_hidden_char) => Err(Invalid(
+                "must not contain control, format or bidi-override characters",
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// A name as stored by an earlier version or another service, taken as it is.
+    pub fn stored(s: String) -> Self {
+        Self(s)
     }
 
     /// The stored string.
@@ -133,30 +207,54 @@ impl Name {
     }
 }
 
-/// A user's id: a MongoDB ObjectId, written `{"$oid": "<24 hex>"}` on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct UserId(pub ObjectId);
+/// A user's id: 12 bytes, written as 24 hex digits (`{"$oid": "<24 hex>"}` on the wire, an
+/// ObjectId in MongoDB). The domain does not know the database's id type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId([u8; 12]);
 
 impl UserId {
-    /// A fresh id.
+    /// A fresh id: 4 bytes of seconds (as an ObjectId, so ids sort by creation) and 8 random.
     pub fn new() -> Self {
-        Self(ObjectId::new())
+        let mut b = [0u8; 12];
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as u32)
+            .unwrap_or_default();
+        b[..4].copy_from_slice(&secs.to_be_bytes());
+        if getrandom::fill(&mut b[4..]).is_err() {
+            // Uniqueness is still guarded by the database's `_id` index.
+            b[4..].copy_from_slice(&std::process::id().to_be_bytes().repeat(2));
+        }
+        Self(b)
     }
 
-    /// Parses 24 hex digits.
+    /// From the 12 raw bytes.
+    pub fn from_bytes(b: [u8; 12]) -> Self {
+        Self(b)
+    }
+
+    /// The 12 raw bytes.
+    pub fn bytes(&self) -> [u8; 12] {
+        self.0
+    }
+
+    /// Parses 24 hex digits (either case).
     pub fn parse_hex(hex: &str) -> Option<Self> {
-        ObjectId::parse_str(hex).ok().map(Self)
+        let h = hex.as_bytes();
+        if h.len() != 24 || !h.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        let mut b = [0u8; 12];
+        for (i, pair) in h.chunks(2).enumerate() {
+            let s = std::str::from_utf8(pair).ok()?;
+            b[i] = u8::from_str_radix(s, 16).ok()?;
+        }
+        Some(Self(b))
     }
 
     /// 24 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        self.0.to_hex()
-    }
-
-    /// The extended-JSON form clients send and receive.
-    pub fn to_wire(&self) -> serde_json::Value {
-        serde_json::json!({ "$oid": self.to_hex() })
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -178,8 +276,8 @@ mod tests {
 
     #[test]
     fn formatted_and_plain_phones_normalise_to_one_form() {
-        let a = Phone::parse("+1 (202) 555-0101", "/phone").map(|p| p.0);
-        let b = Phone::parse("+12025550101", "/phone").map(|p| p.0);
+        let a = Phone::parse("+1 (202) 555-0101").map(|p| p.0);
+        let b = Phone::parse("+12025550101").map(|p| p.0);
         assert_eq!(a.ok(), Some("+12025550101".to_owned()));
         assert_eq!(b.ok(), Some("+12025550101".to_owned()));
     }
@@ -187,7 +285,7 @@ mod tests {
     #[test]
     fn seed_phone_is_accepted_unchanged() {
         assert_eq!(
-            Phone::parse("1234567890", "/phone").map(|p| p.0).ok(),
+            Phone::parse("1234567890").map(|p| p.0).ok(),
             Some("1234567890".to_owned())
         );
     }
@@ -202,15 +300,18 @@ mod tests {
             "+",
             "",
         ] {
-            assert!(Phone::parse(bad, "/phone").is_err(), "{bad} accepted");
+            assert!(Phone::parse(bad).is_err(), "{bad} accepted");
         }
     }
 
     #[test]
     fn password_length_counts_code_points_not_bytes() {
-        assert!(Password::parse("ééééééé".into(), "/password").is_err());
-        assert!(Password::parse("éééééééé".into(), "/password").is_ok());
-        assert!(Password::parse("x".repeat(129), "/password").is_err());
+        assert_eq!(
+            Password::new("ééééééé".into()).err(),
+            Some(WeakPassword::Length)
+        );
+        assert!(Password::new("éééééééé".into()).is_ok());
+        assert!(Password::new("x".repeat(129)).is_err());
     }
 
     #[test]
@@ -222,12 +323,13 @@ mod tests {
             "iloveyou",
             "PASSWORD123",
         ] {
-            assert!(
-                Password::parse(pw.into(), "/password").is_err(),
+            assert_eq!(
+                Password::new(pw.into()).err(),
+                Some(WeakPassword::Common),
                 "{pw} accepted"
             );
         }
-        assert!(Password::parse("correct horse battery staple".into(), "/password").is_ok());
+        assert!(Password::new("correct horse battery staple".into()).is_ok());
     }
 
     #[test]
@@ -237,22 +339,58 @@ mod tests {
         let plain = Password::unchecked("fine-print-pw".into());
         assert_eq!(lig.expose(), plain.expose());
         // Seven code points, eight after NFKC: accepted.
-        assert!(Password::parse("\u{FB01}zzwxyq".into(), "/p").is_ok());
+        assert!(Password::new("\u{FB01}zzwxyq".into()).is_ok());
     }
 
     #[test]
     fn password_debug_never_shows_the_secret() {
-        let p = Password::parse("hunter2-hunter2-x".into(), "/p").ok();
+        let p = Password::new("hunter2-hunter2-x".into()).ok();
         assert!(!format!("{p:?}").contains("hunter2"));
     }
 
     #[test]
     fn names_are_trimmed_and_bounded() {
         assert_eq!(
-            Name::parse("  Ann ", "/n").ok().map(|n| n.0),
+            Name::parse("  Ann ").ok().map(|n| n.0),
             Some("Ann".to_owned())
         );
-        assert!(Name::parse("   ", "/n").is_err());
-        assert!(Name::parse(&"a".repeat(101), "/n").is_err());
+        assert!(Name::parse("   ").is_err());
+        assert!(Name::parse(&"a".repeat(101)).is_err());
+        assert!(Name::parse(&"a".repeat(100)).is_ok());
+    }
+
+    #[test]
+    fn names_with_invisible_or_bidi_control_characters_are_refused() {
+        for bad in [
+            "Ann\u{202E}gnp.exe",
+            "An\u{200B}n",
+            "\u{2066}Ann",
+            "Ann\u{0007}",
+            "\u{FEFF}Ann",
+            "A\u{00AD}nn",
+            "Ann\u{E0041}",
+        ] {
+            assert!(Name::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Name::parse("José Ñúñez-O'Brien").is_ok());
+        assert!(Name::parse("李小龍").is_ok());
+    }
+
+    #[test]
+    fn user_ids_round_trip_through_hex() {
+        let id = UserId::new();
+        assert_eq!(UserId::parse_hex(&id.to_hex()), Some(id));
+        assert_eq!(
+            UserId::parse_hex("0123456789ABCDEF01234567").map(|i| i.to_hex()),
+            Some("0123456789abcdef01234567".to_owned())
+        );
+        for bad in [
+            "",
+            "0123",
+            "0123456789abcdef0123456g",
+            "+123456789abcdef01234567",
+        ] {
+            assert_eq!(UserId::parse_hex(bad), None, "{bad}");
+        }
     }
 }

@@ -22,6 +22,57 @@ use shared::{
     },
 };
 
+/// Log output of the whole test process, in memory.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Everything logged so far, by every test of the process.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_owned()
+    }
+}
+
+/// The process-wide log capture, installed on first use as the global subscriber (JSON lines,
+/// as the functions write them). Process-wide because tracing caches per-callsite interest
+/// process-wide: a capture scoped to one test races with other tests hitting the same
+/// callsites without it.
+pub fn logs() -> &'static Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .unwrap_or_else(|e| panic!("a global subscriber was already set: {e}"));
+        logs
+    })
+}
+
 /// Keys used by every test state (32+ bytes, as production requires).
 pub const JWT_KEY: &str = "test-jwt-key-0123456789abcdef0123456789";
 pub const SESSION_KEY: &str = "test-session-key-0123456789abcdef01234";
@@ -242,6 +293,97 @@ pub async fn login(state: &State, phone: &str, password: &str) -> Login {
     }
 }
 
+/// A login attempt's answer, whatever it is.
+pub async fn login_status(state: &State, phone: &str, password: &str) -> Answer {
+    call(
+        state,
+        &with_body(
+            event("login"),
+            &serde_json::json!({"phone": phone, "password": password}),
+        ),
+    )
+    .await
+}
+
+/// The API with a state on a fresh database and a clock the test moves: what most tests
+/// need, with one method per route.
+pub struct TestApp {
+    pub state: State,
+    pub clock: Arc<ManualClock>,
+}
+
+impl TestApp {
+    /// On a fresh MongoDB database, default settings.
+    pub async fn mongo() -> Self {
+        Self::with(Backend::Mongo, |_| {}).await
+    }
+
+    /// On `backend`, with settings from the test variables changed by `vars`.
+    pub async fn with(backend: Backend, vars: impl FnOnce(&mut Vars)) -> Self {
+        let mut v = self::vars();
+        vars(&mut v);
+        let (state, clock) = state_on(backend, |db| {
+            v.set("DB_NAME", db);
+            Settings::from_vars(&v).unwrap()
+        })
+        .await;
+        Self { state, clock }
+    }
+
+    /// Another instance (its own store client and caches) on this app's database and clock,
+    /// as a second Lambda instance would be.
+    pub async fn second_instance(&self) -> Self {
+        let store = mongo_store(&self.state.settings.db_name).await;
+        let state = State::new(
+            self.state.settings.clone(),
+            Arc::new(store),
+            StoreKind::Mongo,
+            self.clock.clone() as Arc<dyn Clock>,
+        )
+        .unwrap();
+        Self {
+            state,
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// Routes one event.
+    pub async fn call(&self, ev: &Value) -> Answer {
+        call(&self.state, ev).await
+    }
+
+    /// POST /signup of the seed body with `phone`.
+    pub async fn signup(&self, phone: &str) -> Answer {
+        self.call(&with_body(event("signup"), &signup_body(phone)))
+            .await
+    }
+
+    /// Signs up `phone` and logs in (the seed password).
+    pub async fn signed_in(&self, phone: &str) -> Login {
+        signed_in(&self.state, phone).await
+    }
+
+    /// POST /login, whatever it answers.
+    pub async fn login(&self, phone: &str, password: &str) -> Answer {
+        login_status(&self.state, phone, password).await
+    }
+
+    /// PUT /user with `fields` beside the caller's `_id`.
+    pub async fn put_user(&self, login: &Login, fields: Value) -> Answer {
+        self.call(&update_event(login, fields)).await
+    }
+
+    /// GET /user.
+    pub async fn get_user(&self, login: &Login) -> Answer {
+        self.call(&with_auth(
+            event("get_user"),
+            &login.token,
+            &login.session_token,
+        ))
+        .await
+    }
+}
+
 /// A PUT /user event for `login` with `fields` added to the `_id` body.
 pub fn update_event(login: &Login, fields: Value) -> Value {
     let mut body = serde_json::json!({"_id": {"$oid": login.id}});
@@ -340,4 +482,60 @@ pub async fn count_users(db: &str, filter: mongodb::bson::Document) -> u64 {
         .count_documents(filter)
         .await
         .unwrap()
+}
+
+/// A TCP proxy to the test MongoDB server that holds back every reply by `delay`: a
+/// database that answers, but slowly. Loopback only; it ends with the value.
+pub struct SlowProxy {
+    /// A MongoDB URI through the proxy.
+    pub uri: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SlowProxy {
+    pub async fn start(delay: std::time::Duration) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let upstream = mongo_uri()
+            .trim_start_matches("mongodb://")
+            .split(['/', '?'])
+            .next()
+            .unwrap()
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                });
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = sr.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        tokio::time::sleep(delay).await;
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            uri: format!("mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"),
+            task,
+        }
+    }
+}
+
+impl Drop for SlowProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

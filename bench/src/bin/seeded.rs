@@ -8,7 +8,7 @@
 
 use lambda_http::{Error, run, service_fn};
 use serde_json::json;
-use shared::{State, handlers};
+use shared::{State, handlers, routes::Function};
 
 fn main() -> Result<(), Error> {
     let handler = std::env::var("BENCH_SEED_HANDLER")?;
@@ -27,12 +27,12 @@ fn main() -> Result<(), Error> {
             .collect();
         std::fs::write(&file, serde_json::to_vec(&out)?)?;
         let state = &state;
-        let handler = handler.as_str();
+        let function = match handler.as_str() {
+            "logout" => Function::Logout,
+            _ => Function::Update,
+        };
         run(service_fn(move |req| async move {
-            Ok::<_, std::convert::Infallible>(match handler {
-                "logout" => handlers::logout(state, req).await,
-                _ => handlers::user(state, req).await,
-            })
+            Ok::<_, std::convert::Infallible>(handlers::dispatch(state, function, req).await)
         }))
         .await
     })

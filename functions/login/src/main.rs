@@ -11,7 +11,9 @@ fn main() -> Result<(), Error> {
             .inspect_err(|e| tracing::error!(error = %e, "init failed"))?;
         let state = &state;
         run(service_fn(move |req| async move {
-            Ok::<_, std::convert::Infallible>(handlers::login(state, req).await)
+            Ok::<_, std::convert::Infallible>(
+                handlers::dispatch(state, shared::routes::Function::Login, req).await,
+            )
         }))
         .await
     })

@@ -7,7 +7,7 @@ use argon2::{
     password_hash::phc::{Output, ParamsString, PasswordHash, Salt},
 };
 
-use crate::{error::ApiError, types::Password};
+use crate::{service::Error, types::Password};
 
 /// OWASP's argon2id recommendation: 19 MiB, 2 passes, 1 lane.
 pub const M_COST_KIB: u32 = 19_456;
@@ -45,20 +45,19 @@ fn with_memory<R>(blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
     result
 }
 
-fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "{what} failed");
-    ApiError::Internal
+fn internal(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::internal(what, e)
 }
 
 /// Hashes to a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`) on the blocking pool.
-pub async fn hash(password: Password) -> Result<String, ApiError> {
+pub async fn hash(password: Password) -> Result<String, Error> {
     tokio::task::spawn_blocking(move || hash_blocking(&password))
         .await
         .map_err(|e| internal("password hashing task", e))?
 }
 
 /// The synchronous hash, for benches and the blocking pool.
-pub fn hash_blocking(password: &Password) -> Result<String, ApiError> {
+pub fn hash_blocking(password: &Password) -> Result<String, Error> {
     let params = params();
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| internal("salt generation", e))?;
@@ -80,7 +79,7 @@ pub fn hash_blocking(password: &Password) -> Result<String, ApiError> {
 
 /// Verifies `password` against `phc`, or against [`DUMMY_HASH`] when there is no user, so both
 /// paths cost one argon2 verify. Returns true only for a real hash that matches.
-pub async fn verify(password: Password, phc: Option<String>) -> Result<bool, ApiError> {
+pub async fn verify(password: Password, phc: Option<String>) -> Result<bool, Error> {
     tokio::task::spawn_blocking(move || {
         let real = phc.is_some();
         let phc = phc.unwrap_or_else(|| DUMMY_HASH.to_owned());
@@ -137,7 +136,7 @@ mod tests {
     use super::*;
 
     fn pw(s: &str) -> Password {
-        Password::parse(s.to_owned(), "/password").unwrap_or_else(|e| panic!("{e}"))
+        Password::new(s.to_owned()).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]

@@ -1,49 +1,74 @@
-use lambda_http::{Body, Request, Response, http::StatusCode};
-use serde_json::json;
+//! POST /login.
 
-use tracing::Instrument;
+use lambda_http::{Body, Response, http::StatusCode};
+use serde::{Deserialize, Serialize};
 
-use super::{json_response, read_json, respond, span, str_field};
+use super::{
+    extract::{Input, field},
+    reply::{self, Oid},
+};
 use crate::{
-    schema, service,
-    state::State,
+    error::ApiError,
+    schema,
+    service::{self, Ctx},
     types::{Password, Phone},
 };
 
-/// POST /login: a JWT and a session token, or one 401 for any wrong phone/password pair.
-pub async fn login(state: &State, req: Request) -> Response<Body> {
-    let span = span(&req, "login");
-    respond(async {
-        let body = read_json(state, &req, schema::Body::Login)?;
-        let phone = Phone::parse(str_field(&body, "phone").unwrap_or_default(), "/phone")?;
-        // Length rules belong to signup; here any string is checked against the hash, so a
-        // short guess is just a wrong password.
-        let password = Password::unchecked(str_field(&body, "password").unwrap_or_default().to_owned());
-        let grant = service::login(
-            state.store.as_ref(),
-            &state.tokens(),
-            &state.settings,
-            phone,
-            password,
-            state.clock.now(),
-        )
-        .await;
-        match &grant {
-            Ok(g) => tracing::info!(target: "audit", event = "login", outcome = "success", user_id = %g.user_id),
-            Err(e) => tracing::info!(target: "audit", event = "login", outcome = e.code()),
-        }
-        let g = grant?;
-        Ok(json_response(
-            StatusCode::OK,
-            &json!({
-                "token": g.token,
-                "session_token": g.session_token,
-                "token_type": "Bearer",
-                "expires_in": g.expires_in,
-                "user_id": g.user_id.to_wire(),
-            }),
-        ))
+/// The body, as `shared/schemas/login.json` admits it.
+#[derive(Deserialize)]
+struct LoginBody {
+    phone: String,
+    password: String,
+}
+
+/// A login attempt: the phone, and any password at all (length rules belong to signup; a
+/// short guess is just a wrong password).
+struct Credentials {
+    phone: Phone,
+    password: Password,
+}
+
+impl TryFrom<LoginBody> for Credentials {
+    type Error = ApiError;
+
+    fn try_from(b: LoginBody) -> Result<Self, ApiError> {
+        Ok(Self {
+            phone: field("/phone", Phone::parse(&b.phone))?,
+            password: Password::unchecked(b.password),
+        })
     }
-    .instrument(span)
-    .await)
+}
+
+#[derive(Serialize)]
+struct Tokens {
+    token: String,
+    session_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    user_id: Oid,
+}
+
+/// A JWT and a session token, or one 401 for any wrong phone/password pair.
+pub(super) async fn login(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
+    let c = Credentials::try_from(input.body::<LoginBody>(schema::Body::Login)?)?;
+    let grant = service::login(cx, c.phone, c.password)
+        .await
+        .map_err(ApiError::from);
+    match &grant {
+        Ok(g) => {
+            tracing::info!(target: "audit", event = "login", outcome = "success", user_id = %g.user_id)
+        }
+        Err(e) => tracing::info!(target: "audit", event = "login", outcome = e.code()),
+    }
+    let g = grant?;
+    Ok(reply::json(
+        StatusCode::OK,
+        &Tokens {
+            token: g.token,
+            session_token: g.session_token,
+            token_type: "Bearer",
+            expires_in: g.expires_in,
+            user_id: Oid::of(&g.user_id),
+        },
+    ))
 }

@@ -1,43 +1,56 @@
-use lambda_http::{Body, Request, Response, http::StatusCode};
+//! POST /signup.
 
-use tracing::Instrument;
+use lambda_http::{Body, Response, http::StatusCode};
+use serde::Deserialize;
 
-use super::{json_response, read_json, respond, span, str_field, user_json};
+use super::{
+    extract::{Input, field, new_password},
+    reply::{self, UserView},
+};
 use crate::{
     error::ApiError,
     schema,
-    service::{self, NewUser},
-    state::State,
-    types::{Name, Password, Phone},
+    service::{self, Ctx, NewUser},
+    types::{Name, Phone},
 };
 
-fn parse(v: &serde_json::Value) -> Result<NewUser, ApiError> {
-    let req = |name: &str| str_field(v, name).unwrap_or_default();
-    Ok(NewUser {
-        first_name: Name::parse(req("first_name"), "/first_name")?,
-        middle_name: match str_field(v, "middle_name").map(str::trim) {
-            None | Some("") => None,
-            Some(m) => Some(Name::parse(m, "/middle_name")?),
-        },
-        last_name: Name::parse(req("last_name"), "/last_name")?,
-        phone: Phone::parse(req("phone"), "/phone")?,
-        password: Password::parse(req("password").to_owned(), "/password")?,
-    })
+/// The body, as `shared/schemas/signup.json` admits it.
+#[derive(Deserialize)]
+struct SignupBody {
+    first_name: String,
+    #[serde(default)]
+    middle_name: Option<String>,
+    last_name: String,
+    password: String,
+    phone: String,
 }
 
-/// POST /signup: 201 with the new user, 409 when the phone is taken.
-pub async fn signup(state: &State, req: Request) -> Response<Body> {
-    let span = span(&req, "signup");
-    respond(async {
-        let body = read_json(state, &req, schema::Body::Signup)?;
-        let new_user = parse(&body)?;
-        let user = service::signup(state.store.as_ref(), new_user, state.clock.now()).await;
-        match &user {
-            Ok(u) => tracing::info!(target: "audit", event = "signup", outcome = "success", user_id = %u.id),
-            Err(e) => tracing::info!(target: "audit", event = "signup", outcome = e.code()),
-        }
-        Ok(json_response(StatusCode::CREATED, &user_json(&user?)))
+impl TryFrom<SignupBody> for NewUser {
+    type Error = ApiError;
+
+    fn try_from(b: SignupBody) -> Result<Self, ApiError> {
+        Ok(Self {
+            first_name: field("/first_name", Name::parse(&b.first_name))?,
+            middle_name: field(
+                "/middle_name",
+                Name::parse_optional(b.middle_name.as_deref()),
+            )?,
+            last_name: field("/last_name", Name::parse(&b.last_name))?,
+            phone: field("/phone", Phone::parse(&b.phone))?,
+            password: new_password("/password", b.password)?,
+        })
     }
-    .instrument(span)
-    .await)
+}
+
+/// 201 with the new user, 409 when the phone is taken.
+pub(super) async fn signup(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
+    let new_user = NewUser::try_from(input.body::<SignupBody>(schema::Body::Signup)?)?;
+    let user = service::signup(cx, new_user).await.map_err(ApiError::from);
+    match &user {
+        Ok(u) => {
+            tracing::info!(target: "audit", event = "signup", outcome = "success", user_id = %u.id)
+        }
+        Err(e) => tracing::info!(target: "audit", event = "signup", outcome = e.code()),
+    }
+    Ok(reply::json(StatusCode::CREATED, &UserView::from(&user?)))
 }

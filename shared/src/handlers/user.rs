@@ -1,99 +1,92 @@
-use lambda_http::{
-    Body, Request, Response,
-    http::{Method, StatusCode},
+//! GET /user and PUT /user.
+
+use lambda_http::{Body, Response, http::StatusCode};
+use serde::{Deserialize, Deserializer};
+
+use super::{
+    extract::{Input, caller, field, new_password},
+    reply::{self, UserView},
 };
-use serde_json::Value;
-
-use tracing::Instrument;
-
-use super::{caller, json_response, method_is, read_json, respond, span, str_field, user_json};
 use crate::{
-    error::{ApiError, FieldError},
+    error::ApiError,
     schema,
-    service::{self, PasswordChange},
-    state::State,
+    service::{self, Ctx, ProfileUpdate},
     store::UserPatch,
-    types::{Name, Password, Phone, UserId},
+    types::{Invalid, Name, Password, Phone, UserId},
 };
 
-fn parse_password_change(v: &Value) -> Result<Option<PasswordChange>, ApiError> {
-    // The schema makes the two fields come together.
-    match (str_field(v, "password"), str_field(v, "current_password")) {
-        (Some(new), Some(current)) => Ok(Some(PasswordChange {
-            new: Password::parse(new.to_owned(), "/password")?,
-            current: Password::unchecked(current.to_owned()),
-        })),
-        _ => Ok(None),
+/// The caller's profile.
+pub(super) async fn get_user(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
+    let caller = caller(cx, input.req).await?;
+    let user = service::profile(cx, &caller).await?;
+    Ok(reply::json(StatusCode::OK, &UserView::from(&user)))
+}
+
+/// `{"$oid": "<24 hex>"}`.
+#[derive(Deserialize)]
+struct OidBody {
+    #[serde(rename = "$oid")]
+    oid: String,
+}
+
+/// The body, as `shared/schemas/update_user.json` admits it.
+#[derive(Deserialize)]
+struct UpdateBody {
+    #[serde(rename = "_id")]
+    id: OidBody,
+    first_name: Option<String>,
+    /// Absent: unchanged; `null` or blank: removed.
+    #[serde(default, deserialize_with = "present")]
+    middle_name: Option<Option<String>>,
+    last_name: Option<String>,
+    phone: Option<String>,
+    password: Option<String>,
+    current_password: Option<String>,
+}
+
+/// Tells a present `null` (`Some(None)`) from an absent field (`None`, by `default`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+impl TryFrom<UpdateBody> for ProfileUpdate {
+    type Error = ApiError;
+
+    fn try_from(b: UpdateBody) -> Result<Self, ApiError> {
+        let name =
+            |path: &str, v: Option<String>| v.map(|s| field(path, Name::parse(&s))).transpose();
+        let target = field(
+            "/_id",
+            UserId::parse_hex(&b.id.oid).ok_or(Invalid("must be {\"$oid\": \"<24 hex digits>\"}")),
+        )?;
+        Ok(Self {
+            target,
+            patch: UserPatch {
+                first_name: name("/first_name", b.first_name)?,
+                middle_name: b
+                    .middle_name
+                    .map(|m| field("/middle_name", Name::parse_optional(m.as_deref())))
+                    .transpose()?,
+                last_name: name("/last_name", b.last_name)?,
+                phone: b
+                    .phone
+                    .map(|p| field("/phone", Phone::parse(&p)))
+                    .transpose()?,
+                password_hash: None,
+            },
+            new_password: b
+                .password
+                .map(|p| new_password("/password", p))
+                .transpose()?,
+            current_password: b.current_password.map(Password::unchecked),
+        })
     }
 }
 
-fn parse_patch(v: &Value) -> Result<(UserId, UserPatch), ApiError> {
-    let id = v
-        .get("_id")
-        .and_then(|id| id.get("$oid"))
-        .and_then(Value::as_str)
-        .and_then(UserId::parse_hex)
-        .ok_or_else(|| {
-            ApiError::Validation(vec![FieldError {
-                path: "/_id".into(),
-                message: "must be {\"$oid\": \"<24 hex digits>\"}".into(),
-            }])
-        })?;
-    let name = |field: &str| -> Result<Option<Name>, ApiError> {
-        str_field(v, field)
-            .map(|s| Name::parse(s, &format!("/{field}")))
-            .transpose()
-    };
-    let middle_name = match v.get("middle_name") {
-        None => None,
-        Some(Value::Null) => Some(None),
-        Some(m) => match m.as_str().map(str::trim) {
-            Some("") => Some(None),
-            Some(s) => Some(Some(Name::parse(s, "/middle_name")?)),
-            None => None,
-        },
-    };
-    let patch = UserPatch {
-        first_name: name("first_name")?,
-        middle_name,
-        last_name: name("last_name")?,
-        phone: str_field(v, "phone")
-            .map(|p| Phone::parse(p, "/phone"))
-            .transpose()?,
-        password_hash: None,
-    };
-    Ok((id, patch))
-}
-
-/// GET /user returns the caller's profile; PUT /user updates it.
-pub async fn user(state: &State, req: Request) -> Response<Body> {
-    let span = span(&req, "user");
-    respond(
-        async {
-            let caller = caller(state, &req).await?;
-            if method_is(&req, &Method::GET) {
-                let user = service::profile(state.store.as_ref(), &caller).await?;
-                return Ok(json_response(StatusCode::OK, &user_json(&user)));
-            }
-            if !method_is(&req, &Method::PUT) {
-                return Err(ApiError::MethodNotAllowed);
-            }
-            let body = read_json(state, &req, schema::Body::UpdateUser)?;
-            let (target, patch) = parse_patch(&body)?;
-            let change = parse_password_change(&body)?;
-            let user = service::update_user(
-                state.store.as_ref(),
-                &state.settings,
-                &caller,
-                target,
-                patch,
-                change,
-                state.clock.now(),
-            )
-            .await?;
-            Ok(json_response(StatusCode::OK, &user_json(&user)))
-        }
-        .instrument(span)
-        .await,
-    )
+/// Updates the caller's own profile; a phone or password change needs `current_password`.
+pub(super) async fn put_user(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
+    let caller = caller(cx, input.req).await?;
+    let update = ProfileUpdate::try_from(input.body::<UpdateBody>(schema::Body::UpdateUser)?)?;
+    let user = service::update_user(cx, &caller, update).await?;
+    Ok(reply::json(StatusCode::OK, &UserView::from(&user)))
 }

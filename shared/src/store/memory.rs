@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use tokio::sync::Mutex;
 
 use super::{
-    Attempts, LoginAttemptStore, SessionRecord, SessionStore, StoreError, UserPatch, UserRecord,
-    UserStore,
+    AttemptPolicy, Attempts, BudgetStore, Consumed, LoginAttemptStore, Reservation, SessionRecord,
+    SessionStore, StoreError, UserPatch, UserRecord, UserStore, window_of,
 };
 use crate::types::{Phone, UserId};
 
@@ -18,6 +18,8 @@ pub struct MemoryStore {
     users: Mutex<HashMap<UserId, UserRecord>>,
     sessions: Mutex<HashMap<String, SessionRecord>>,
     attempts: Mutex<HashMap<String, Attempts>>,
+    /// Use counts by (key, window start).
+    budgets: Mutex<HashMap<(String, i64), u32>>,
 }
 
 impl MemoryStore {
@@ -118,36 +120,60 @@ impl LoginAttemptStore for MemoryStore {
         Ok(self.attempts.lock().await.get(key).copied())
     }
 
-    async fn record_failure(
+    async fn reserve_attempt(
         &self,
         key: &str,
         now: i64,
-        window: i64,
-    ) -> Result<Attempts, StoreError> {
+        policy: &AttemptPolicy,
+    ) -> Result<Reservation, StoreError> {
         let mut all = self.attempts.lock().await;
         let a = all.entry(key.to_owned()).or_default();
-        if a.failures == 0 || a.last_failure_at <= now - window {
-            *a = Attempts {
-                failures: 1,
-                locked_until: 0,
-                last_failure_at: now,
-            };
+        if a.locked_until > now {
+            return Ok(Reservation::Locked {
+                until: a.locked_until,
+            });
+        }
+        let fresh = a.failures == 0 || a.last_failure_at <= now - policy.memory_secs;
+        a.failures = if fresh {
+            1
         } else {
-            a.failures += 1;
-            a.last_failure_at = now;
-        }
-        Ok(*a)
-    }
-
-    async fn lock(&self, key: &str, until: i64, _expires_at: i64) -> Result<(), StoreError> {
-        if let Some(a) = self.attempts.lock().await.get_mut(key) {
-            a.locked_until = a.locked_until.max(until);
-        }
-        Ok(())
+            a.failures.saturating_add(1)
+        };
+        a.last_failure_at = now;
+        a.locked_until = policy
+            .lock_secs(a.failures)
+            .map_or(0, |secs| now.saturating_add(secs));
+        Ok(Reservation::Granted {
+            attempt: a.failures,
+        })
     }
 
     async fn clear_attempts(&self, key: &str) -> Result<(), StoreError> {
         self.attempts.lock().await.remove(key);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl BudgetStore for MemoryStore {
+    async fn consume(
+        &self,
+        key: &str,
+        limit: u32,
+        window_secs: i64,
+        now: i64,
+    ) -> Result<Consumed, StoreError> {
+        let (start, end) = window_of(now, window_secs);
+        let mut all = self.budgets.lock().await;
+        all.retain(|(_, s), _| s.saturating_add(window_secs) > now);
+        let count = all.entry((key.to_owned(), start)).or_default();
+        *count = count.saturating_add(1);
+        Ok(if *count > limit {
+            Consumed::Exceeded {
+                retry_after: end - now,
+            }
+        } else {
+            Consumed::Within { count: *count }
+        })
     }
 }

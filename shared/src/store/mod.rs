@@ -4,17 +4,14 @@ pub mod memory;
 pub mod mongo;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 use crate::types::{Name, Phone, UserId};
 
 /// A stored user. The password hash never leaves the domain layer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
-    #[serde(rename = "_id")]
     pub id: UserId,
     pub first_name: Name,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub middle_name: Option<Name>,
     pub last_name: Name,
     pub phone: Phone,
@@ -128,36 +125,128 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
-/// Consecutive failed logins for one phone.
+/// Password checks counted against one key (a phone for logins, a user for
+/// `current_password`) since its last success.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Attempts {
+    /// Checks reserved since the last success (or since the memory lapsed).
     pub failures: u32,
-    /// Unix seconds; logins are refused before it.
+    /// Unix seconds; checks are refused before it.
     pub locked_until: i64,
     /// Unix seconds.
     pub last_failure_at: i64,
 }
 
-/// Failed-login counters, shared by every instance so a lock holds across them.
+/// How reservations lock: from the `threshold`-th check on, each reserved check locks the key
+/// for 1 s, doubling per further check, capped at `max_lock_secs`. A count whose last check is
+/// `memory_secs` old starts again (the memory outlives the longest lock, so a lock running
+/// out never hands out a fresh set of guesses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptPolicy {
+    pub threshold: u32,
+    pub max_lock_secs: i64,
+    pub memory_secs: i64,
+}
+
+impl AttemptPolicy {
+    /// Seconds the `attempt`-th check locks for, if any: 1 s at the threshold, doubling, capped.
+    pub fn lock_secs(&self, attempt: u32) -> Option<i64> {
+        let over = attempt.checked_sub(self.threshold)?;
+        let max = self.max_lock_secs.max(1);
+        Some(
+            1i64.checked_shl(over)
+                .filter(|d| *d > 0)
+                .unwrap_or(max)
+                .min(max),
+        )
+    }
+}
+
+/// The answer to a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The check may run; it is the `attempt`-th since the last success, and is already
+    /// counted (and, past the threshold, already locked for) as a failure.
+    Granted { attempt: u32 },
+    /// Locked until this Unix second; nothing was counted.
+    Locked { until: i64 },
+}
+
+/// Password-check counters, shared by every instance so a limit holds across them.
 #[async_trait]
 pub trait LoginAttemptStore: Send + Sync {
-    /// The counter for `key`, if any.
+    /// The counter for `key`, if any (inspection and tests).
     async fn attempts(&self, key: &str) -> Result<Option<Attempts>, StoreError>;
-    /// Counts one failure at `now`, atomically. A counter whose last failure is `window`
-    /// seconds old or more starts again from one. Returns the counter after the update.
-    async fn record_failure(
+    /// Reserves one password check for `key` at `now`, atomically, before the check runs:
+    /// refused while the key is locked; otherwise counted as a failure and, from the policy's
+    /// threshold on, locking the key at once. However many reservations race, on however many
+    /// instances, at most `threshold` are granted before the first lock.
+    async fn reserve_attempt(
         &self,
         key: &str,
         now: i64,
-        window: i64,
-    ) -> Result<Attempts, StoreError>;
-    /// Refuses logins until `until` (never moving an existing lock earlier); the record may be
-    /// deleted at `expires_at`.
-    async fn lock(&self, key: &str, until: i64, expires_at: i64) -> Result<(), StoreError>;
-    /// Forgets the counter (after a successful login).
+        policy: &AttemptPolicy,
+    ) -> Result<Reservation, StoreError>;
+    /// Forgets the counter (after a successful check).
     async fn clear_attempts(&self, key: &str) -> Result<(), StoreError>;
 }
 
+/// The answer to [`BudgetStore::consume`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumed {
+    /// Counted; `count` uses of the window so far, this one included.
+    Within { count: u32 },
+    /// Over the limit until the window ends, `retry_after` seconds from now (this use is
+    /// counted too, so hammering a spent budget does not reopen it).
+    Exceeded { retry_after: i64 },
+}
+
+/// Fixed-window use counters (phone changes per user and per address; SMS budgets).
+#[async_trait]
+pub trait BudgetStore: Send + Sync {
+    /// Counts one use of `key` in the current `window_secs` window, atomically, and says
+    /// whether it is within `limit`.
+    async fn consume(
+        &self,
+        key: &str,
+        limit: u32,
+        window_secs: i64,
+        now: i64,
+    ) -> Result<Consumed, StoreError>;
+}
+
 /// Everything the handlers need from persistence.
-pub trait Store: UserStore + SessionStore + LoginAttemptStore {}
-impl<T: UserStore + SessionStore + LoginAttemptStore> Store for T {}
+pub trait Store: UserStore + SessionStore + LoginAttemptStore + BudgetStore {}
+impl<T: UserStore + SessionStore + LoginAttemptStore + BudgetStore> Store for T {}
+
+/// The start of the fixed window holding `now`, and its end.
+pub fn window_of(now: i64, window_secs: i64) -> (i64, i64) {
+    let w = window_secs.max(1);
+    let start = now - now.rem_euclid(w);
+    (start, start.saturating_add(w))
+}
+
+/// One deadline for every store call a request makes: a request's calls share its budget
+/// instead of each getting the full per-call timeout, so a request that meets a slow database
+/// ends in a 503 before the function's own timeout.
+pub mod deadline {
+    use std::{future::Future, time::Duration};
+
+    use tokio::time::Instant;
+
+    tokio::task_local! {
+        static DEADLINE: Instant;
+    }
+
+    /// Runs `f` with every store call inside it bounded by `deadline`.
+    pub async fn within<F: Future>(deadline: Instant, f: F) -> F::Output {
+        DEADLINE.scope(deadline, f).await
+    }
+
+    /// Time a store call may take: `cap`, or less when the request's deadline is nearer.
+    pub fn remaining(cap: Duration) -> Duration {
+        DEADLINE
+            .try_with(|d| d.saturating_duration_since(Instant::now()))
+            .map_or(cap, |left| left.min(cap))
+    }
+}

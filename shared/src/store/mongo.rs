@@ -16,10 +16,10 @@ use mongodb::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Attempts, LoginAttemptStore, SessionRecord, SessionStore, StoreError, UserPatch, UserRecord,
-    UserStore,
+    AttemptPolicy, Attempts, BudgetStore, Consumed, LoginAttemptStore, Reservation, SessionRecord,
+    SessionStore, StoreError, UserPatch, UserRecord, UserStore, deadline, window_of,
 };
-use crate::types::{Phone, UserId};
+use crate::types::{Name, Phone, UserId};
 
 /// MongoDB's duplicate-key error code.
 const DUPLICATE_KEY: i32 = 11000;
@@ -52,9 +52,10 @@ impl Default for MongoOptions {
 /// Users and sessions in two collections of one database.
 #[derive(Clone)]
 pub struct MongoStore {
-    users: Collection<UserRecord>,
+    users: Collection<Document>,
     sessions: Collection<SessionDoc>,
     attempts: Collection<AttemptDoc>,
+    budgets: Collection<BudgetDoc>,
     op_timeout: Duration,
     /// Set once the indexes exist; shared by clones so one creation serves them all.
     indexed: Arc<OnceCell<()>>,
@@ -80,6 +81,67 @@ impl From<AttemptDoc> for Attempts {
     }
 }
 
+/// A fixed-window use counter; `_id` is `<key>#<window start>`.
+#[derive(Debug, Serialize, Deserialize)]
+struct BudgetDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    count: u32,
+    expires_at: DateTime,
+}
+
+fn oid(id: &UserId) -> ObjectId {
+    ObjectId::from_bytes(id.bytes())
+}
+
+/// A user document as this service writes it.
+fn user_doc(u: &UserRecord) -> Document {
+    let mut d = doc! {
+        "_id": oid(&u.id),
+        "first_name": u.first_name.as_str(),
+        "last_name": u.last_name.as_str(),
+        "phone": u.phone.as_str(),
+        "password_hash": u.password_hash.as_str(),
+        "created_at": u.created_at,
+        "updated_at": u.updated_at,
+    };
+    if let Some(m) = &u.middle_name {
+        d.insert("middle_name", m.as_str());
+    }
+    d
+}
+
+/// Reads a user document leniently: a missing or oddly typed field becomes empty rather than
+/// an error, so a document written by another service (the Flask service stores `password`,
+/// not `password_hash`, and no timestamps) never turns a request into a 500. A document
+/// without an ObjectId `_id` cannot be addressed and is an error.
+fn user_from_doc(d: &Document) -> Result<UserRecord, StoreError> {
+    let id = d
+        .get_object_id("_id")
+        .map_err(|_| StoreError::Other("user document without an ObjectId _id".to_owned()))?;
+    let text = |k: &str| d.get_str(k).ok().map(str::to_owned);
+    let int = |k: &str| {
+        d.get_i64(k)
+            .ok()
+            .or_else(|| d.get_i32(k).ok().map(i64::from))
+            .unwrap_or_default()
+    };
+    Ok(UserRecord {
+        id: UserId::from_bytes(id.bytes()),
+        first_name: Name::stored(text("first_name").unwrap_or_default()),
+        middle_name: text("middle_name")
+            .filter(|m| !m.trim().is_empty())
+            .map(Name::stored),
+        last_name: Name::stored(text("last_name").unwrap_or_default()),
+        phone: Phone::stored(text("phone").unwrap_or_default()),
+        password_hash: text("password_hash")
+            .or_else(|| text("password"))
+            .unwrap_or_default(),
+        created_at: int("created_at"),
+        updated_at: int("updated_at"),
+    })
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct SessionDoc {
     #[serde(rename = "_id")]
@@ -99,7 +161,7 @@ impl From<&SessionRecord> for SessionDoc {
     fn from(s: &SessionRecord) -> Self {
         Self {
             id: s.id.clone(),
-            user_id: s.user_id.0,
+            user_id: oid(&s.user_id),
             token_digest: s.token_digest.clone(),
             created_at: to_dt(s.created_at),
             expires_at: to_dt(s.expires_at),
@@ -112,7 +174,7 @@ impl From<SessionDoc> for SessionRecord {
     fn from(d: SessionDoc) -> Self {
         Self {
             id: d.id,
-            user_id: UserId(d.user_id),
+            user_id: UserId::from_bytes(d.user_id.bytes()),
             token_digest: d.token_digest,
             created_at: d.created_at.timestamp_millis() / 1000,
             expires_at: d.expires_at.timestamp_millis() / 1000,
@@ -157,6 +219,7 @@ impl MongoStore {
             users: db.collection(collection),
             sessions: db.collection(&format!("{collection}_sessions")),
             attempts: db.collection(&format!("{collection}_login_attempts")),
+            budgets: db.collection(&format!("{collection}_budgets")),
             op_timeout: opts.op_timeout,
             indexed: Arc::new(OnceCell::new()),
         }
@@ -197,19 +260,27 @@ impl MongoStore {
             .keys(doc! { "user_id": 1 })
             .options(IndexOptions::builder().name("user_id".to_owned()).build())
             .build();
-        let (a, b, c) = tokio::join!(
+        let (a, b, c, d) = tokio::join!(
             self.timed(async { self.users.create_index(phone).await }),
             self.timed(async { self.sessions.create_indexes([ttl(), by_user]).await }),
             self.timed(async { self.attempts.create_index(ttl()).await }),
+            self.timed(async { self.budgets.create_index(ttl()).await }),
         );
-        a.and(b).and(c).map(|_| ())
+        a.and(b).and(c).and(d).map(|_| ())
     }
 
     async fn timed<T>(
         &self,
         fut: impl Future<Output = mongodb::error::Result<T>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.op_timeout, fut).await {
+        // Bounded by the call's own cap and by what is left of the request's deadline.
+        let budget = deadline::remaining(self.op_timeout);
+        if budget.is_zero() {
+            return Err(StoreError::Unavailable(
+                "request deadline passed".to_owned(),
+            ));
+        }
+        match tokio::time::timeout(budget, fut).await {
             Ok(r) => r.map_err(classify),
             Err(_) => Err(StoreError::Unavailable("operation timed out".to_owned())),
         }
@@ -248,19 +319,26 @@ impl UserStore for MongoStore {
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         // The unique index, not a lookup, decides whether the phone is free.
         self.ensure_indexes().await?;
-        self.timed(async { self.users.insert_one(user).await })
+        let d = user_doc(user);
+        self.timed(async { self.users.insert_one(d).await })
             .await
             .map(|_| ())
     }
 
     async fn find_user_by_phone(&self, phone: &Phone) -> Result<Option<UserRecord>, StoreError> {
         self.timed(async { self.users.find_one(doc! { "phone": phone.as_str() }).await })
-            .await
+            .await?
+            .as_ref()
+            .map(user_from_doc)
+            .transpose()
     }
 
     async fn find_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        self.timed(async { self.users.find_one(doc! { "_id": id.0 }).await })
-            .await
+        self.timed(async { self.users.find_one(doc! { "_id": oid(id) }).await })
+            .await?
+            .as_ref()
+            .map(user_from_doc)
+            .transpose()
     }
 
     async fn update_user(
@@ -275,11 +353,14 @@ impl UserStore for MongoStore {
         let update = patch_update(patch, now);
         self.timed(async {
             self.users
-                .find_one_and_update(doc! { "_id": id.0 }, update)
+                .find_one_and_update(doc! { "_id": oid(id) }, update)
                 .return_document(ReturnDocument::After)
                 .await
         })
-        .await
+        .await?
+        .as_ref()
+        .map(user_from_doc)
+        .transpose()
     }
 }
 
@@ -325,7 +406,7 @@ impl SessionStore for MongoStore {
         user: &UserId,
         keep: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let mut filter = doc! { "user_id": user.0 };
+        let mut filter = doc! { "user_id": oid(user) };
         if let Some(keep) = keep {
             filter.insert("_id", doc! { "$ne": keep });
         }
@@ -345,71 +426,139 @@ impl LoginAttemptStore for MongoStore {
             .map(Attempts::from))
     }
 
-    async fn record_failure(
+    async fn reserve_attempt(
         &self,
         key: &str,
         now: i64,
-        window: i64,
-    ) -> Result<Attempts, StoreError> {
-        let expires = to_dt(now + window);
-        // Two atomic steps, retried on a race: bump a fresh counter; else (absent or stale)
-        // start one at 1 with an upsert whose filter matches only a stale record, so a counter
-        // another instance just created makes the upsert collide (E11000) and we bump instead.
+        policy: &AttemptPolicy,
+    ) -> Result<Reservation, StoreError> {
+        let expires = to_dt(now.saturating_add(policy.memory_secs));
+        let threshold = i64::from(policy.threshold);
+        // One atomic update computes the new count and, from the threshold on, the lock it
+        // sets, so no reservation can slip in between counting and locking. The filter
+        // matches only an unlocked counter; on a locked one the upsert collides with the
+        // existing `_id` (E11000), which is how "locked" comes back.
+        let update = vec![
+            doc! { "$set": {
+                "failures": { "$add": [
+                    { "$cond": [
+                        { "$gt": [{ "$ifNull": ["$last_failure_at", i64::MIN] }, now - policy.memory_secs] },
+                        { "$ifNull": ["$failures", 0] },
+                        0,
+                    ] },
+                    1,
+                ] },
+                "last_failure_at": now,
+                "expires_at": expires,
+            } },
+            doc! { "$set": {
+                "locked_until": { "$cond": [
+                    { "$gte": ["$failures", threshold] },
+                    { "$toLong": { "$add": [now, { "$min": [
+                        { "$pow": [2, { "$subtract": ["$failures", threshold] }] },
+                        policy.max_lock_secs.max(1),
+                    ] }] } },
+                    { "$toLong": 0 },
+                ] },
+            } },
+        ];
         for _ in 0..3 {
-            let bumped = self
+            let reserved = self
                 .timed(async {
                     self.attempts
                         .find_one_and_update(
-                            doc! { "_id": key, "last_failure_at": { "$gt": now - window } },
-                            doc! { "$inc": { "failures": 1 }, "$set": { "last_failure_at": now, "expires_at": expires } },
-                        )
-                        .return_document(ReturnDocument::After)
-                        .await
-                })
-                .await?;
-            if let Some(d) = bumped {
-                return Ok(d.into());
-            }
-            let started = self
-                .timed(async {
-                    self.attempts
-                        .find_one_and_update(
-                            doc! { "_id": key, "last_failure_at": { "$lte": now - window } },
-                            doc! { "$set": { "failures": 1, "locked_until": 0_i64, "last_failure_at": now, "expires_at": expires } },
+                            doc! { "_id": key, "$or": [
+                                { "locked_until": { "$lte": now } },
+                                { "locked_until": { "$exists": false } },
+                            ] },
+                            update.clone(),
                         )
                         .upsert(true)
                         .return_document(ReturnDocument::After)
                         .await
                 })
                 .await;
-            match started {
-                Ok(Some(d)) => return Ok(d.into()),
-                Ok(None) | Err(StoreError::Duplicate) => continue,
+            match reserved {
+                Ok(Some(d)) => {
+                    return Ok(Reservation::Granted {
+                        attempt: d.failures,
+                    });
+                }
+                Ok(None) | Err(StoreError::Duplicate) => {}
                 Err(e) => return Err(e),
             }
+            if let Some(a) = self.attempts(key).await?
+                && a.locked_until > now
+            {
+                return Ok(Reservation::Locked {
+                    until: a.locked_until,
+                });
+            }
+            // The counter was cleared or unlocked in between: try again.
         }
-        Err(StoreError::Other(
-            "login attempt counter kept racing".to_owned(),
-        ))
-    }
-
-    async fn lock(&self, key: &str, until: i64, expires_at: i64) -> Result<(), StoreError> {
-        self.timed(async {
-            self.attempts
-                .update_one(
-                    doc! { "_id": key },
-                    doc! { "$max": { "locked_until": until, "expires_at": to_dt(expires_at) } },
-                )
-                .await
-        })
-        .await
-        .map(|_| ())
+        Err(StoreError::Other("attempt counter kept racing".to_owned()))
     }
 
     async fn clear_attempts(&self, key: &str) -> Result<(), StoreError> {
         self.timed(async { self.attempts.delete_one(doc! { "_id": key }).await })
             .await
             .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl BudgetStore for MongoStore {
+    async fn consume(
+        &self,
+        key: &str,
+        limit: u32,
+        window_secs: i64,
+        now: i64,
+    ) -> Result<Consumed, StoreError> {
+        let (start, end) = window_of(now, window_secs);
+        let id = format!("{key}#{start}");
+        // Increment an existing counter; else create it at 1. Two first uses racing both try
+        // the insert: the loser (E11000) goes round again and increments.
+        let mut count = None;
+        for _ in 0..4 {
+            let bumped = self
+                .timed(async {
+                    self.budgets
+                        .find_one_and_update(doc! { "_id": &id }, doc! { "$inc": { "count": 1 } })
+                        .return_document(ReturnDocument::After)
+                        .await
+                })
+                .await?;
+            if let Some(d) = bumped {
+                count = Some(d.count);
+                break;
+            }
+            let fresh = BudgetDoc {
+                id: id.clone(),
+                count: 1,
+                expires_at: to_dt(end),
+            };
+            match self
+                .timed(async { self.budgets.insert_one(&fresh).await })
+                .await
+            {
+                Ok(_) => {
+                    count = Some(1);
+                    break;
+                }
+                Err(StoreError::Duplicate) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let count =
+            count.ok_or_else(|| StoreError::Other("budget counter kept racing".to_owned()))?;
+        Ok(if count > limit {
+            Consumed::Exceeded {
+                retry_after: end - now,
+            }
+        } else {
+            Consumed::Within { count }
+        })
     }
 }
 

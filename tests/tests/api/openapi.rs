@@ -3,7 +3,6 @@
 //! what those schemas accept; its problem codes are exactly `ApiError`'s; every (route,
 //! status, code) it documents is produced by the shared handlers against MongoDB; and every
 //! response of a full flow matches the documented status, media type, body schema and headers.
-#![allow(clippy::unwrap_used)]
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -19,7 +18,7 @@ use shared::{
     State,
     clock::{Clock, ManualClock},
     error::ApiError,
-    handlers::ROUTES,
+    routes::Endpoint,
     schema::SOURCES,
     state::StoreKind,
     store::mongo::{MongoOptions, MongoStore},
@@ -354,17 +353,20 @@ async fn unreachable_db_state() -> State {
     .unwrap()
 }
 
-/// A state on a fresh database whose `User` collection refuses every insert (a collection
-/// validator no user document satisfies): a database error that is not unavailability.
+/// A state on a fresh database whose `User` and login-attempt collections refuse every
+/// insert (a collection validator no document satisfies): a database error that is not
+/// unavailability.
 async fn refusing_inserts_state() -> State {
     let db = fresh_db();
     let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
-    client
-        .database(&db)
-        .create_collection("User")
-        .validator(doc! {"$jsonSchema": {"required": ["a_field_no_user_has"]}})
-        .await
-        .unwrap();
+    for collection in ["User", "User_login_attempts"] {
+        client
+            .database(&db)
+            .create_collection(collection)
+            .validator(doc! {"$jsonSchema": {"required": ["a_field_no_document_has"]}})
+            .await
+            .unwrap();
+    }
     State::new(
         settings(&db),
         Arc::new(mongo_store(&db).await),
@@ -595,6 +597,21 @@ async fn full_flow() -> Flow {
     .await;
     f.send(
         &state,
+        "update of the phone without current_password",
+        update_event(&a, json!({"phone": "5550000077"})),
+    )
+    .await;
+    f.send(
+        &state,
+        "update to a common password",
+        update_event(
+            &a,
+            json!({"password": "password123", "current_password": "securepassword123"}),
+        ),
+    )
+    .await;
+    f.send(
+        &state,
         "update with malformed JSON",
         with_raw_body(update_event(&a, json!({})), "{\"_id\""),
     )
@@ -611,7 +628,10 @@ async fn full_flow() -> Flow {
     f.send(
         &state,
         "update to a taken phone",
-        update_event(&a, json!({"phone": "222-222-2222"})),
+        update_event(
+            &a,
+            json!({"phone": "222-222-2222", "current_password": "securepassword123"}),
+        ),
     )
     .await;
     f.send(
@@ -734,7 +754,17 @@ async fn full_flow() -> Flow {
         json_body(signup(), &signup_body("1234567890")),
     )
     .await;
-    // ...or holds a user and a session the store cannot read.
+    f.send(
+        &refusing,
+        "login, attempt counter refused",
+        json_body(
+            login(),
+            &json!({"phone": "1234567890", "password": "securepassword123"}),
+        ),
+    )
+    .await;
+    // ...or holds a user of another shape (read leniently: login still works) and a session
+    // the store cannot read.
     let (broken, _) = mongo_state().await;
     let c = signed_in(&broken, "3333333333").await;
     let db = mongodb::Client::with_uri_str(mongo_uri())
@@ -751,7 +781,7 @@ async fn full_flow() -> Flow {
         .unwrap();
     f.send(
         &broken,
-        "login, unreadable user",
+        "login, user document of another shape",
         json_body(
             login(),
             &json!({"phone": "3333333333", "password": "securepassword123"}),
@@ -798,11 +828,15 @@ fn template_routes() -> BTreeSet<RouteKey> {
 #[test]
 fn the_document_the_router_and_the_template_declare_the_same_routes() {
     let documented: BTreeSet<RouteKey> = operations(&doc()).into_keys().collect();
-    let router: BTreeSet<RouteKey> = ROUTES
+    let router: BTreeSet<RouteKey> = Endpoint::ALL
         .iter()
-        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .map(|r| (r.method().to_owned(), r.path().to_owned()))
         .collect();
-    assert_eq!(router.len(), ROUTES.len(), "the router repeats a route");
+    assert_eq!(
+        router.len(),
+        Endpoint::ALL.len(),
+        "the router repeats a route"
+    );
     assert_eq!(documented, router, "openapi.yaml vs the router's ROUTES");
     assert_eq!(
         documented,
@@ -1087,6 +1121,7 @@ fn every_api_error() -> Vec<ApiError> {
         },
         ApiError::Unavailable,
         ApiError::Internal,
+        ApiError::WeakPassword(vec![]),
     ];
     // No wildcard arm: a new variant stops this compiling until it is listed above too.
     let listed: BTreeSet<usize> = all
@@ -1106,9 +1141,10 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::TooManyAttempts { .. } => 11,
             ApiError::Unavailable => 12,
             ApiError::Internal => 13,
+            ApiError::WeakPassword(_) => 14,
         })
         .collect();
-    assert_eq!(listed, (0..14).collect(), "a variant is missing above");
+    assert_eq!(listed, (0..15).collect(), "a variant is missing above");
     all
 }
 

@@ -2,7 +2,6 @@
 //! JSON of every shape, near-valid requests) through the shared router. Whatever comes in, the
 //! answer is a success or a well-formed problem+json 4xx: never a panic, never a 5xx.
 //! `FUZZ_CASES` sets the number of cases (default 10,000).
-#![allow(clippy::unwrap_used)]
 
 use api_tests::*;
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -118,9 +117,9 @@ fn input() -> impl Strategy<Value = Input> {
             .prop_map(str::to_owned),
         "/[a-z/%.]{0,30}",
     ];
-    let routes: Vec<(String, String)> = shared::handlers::ROUTES
+    let routes: Vec<(String, String)> = shared::routes::Endpoint::ALL
         .iter()
-        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .map(|r| (r.method().to_owned(), r.path().to_owned()))
         .collect();
     let target = prop_oneof![
         4 => prop::sample::select(routes),

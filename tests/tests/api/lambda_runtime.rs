@@ -1,6 +1,5 @@
 //! The four function binaries, unchanged, driven through the Lambda Runtime API protocol by a
 //! local endpoint: config from a Secrets Manager secret in the emulator, users in MongoDB.
-#![allow(clippy::unwrap_used)]
 
 use std::{
     io::Read,

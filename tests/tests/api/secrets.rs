@@ -1,6 +1,5 @@
 //! Keys from Secrets Manager, against moto's server: read, errors, rotation, TTL refresh, and
 //! a clean init failure when the service is gone.
-#![allow(clippy::unwrap_used)]
 
 use std::{
     sync::Arc,

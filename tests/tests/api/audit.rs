@@ -1,50 +1,13 @@
-//! Audit logging, in a test binary of its own: tracing caches per-callsite interest
-//! process-wide, so a capture set up in one test races with other tests hitting the same
-//! callsites without it.
-#![allow(clippy::unwrap_used)]
-
-use std::sync::Arc;
+//! Audit logging, read from the process-wide log capture (`api_tests::logs`): tracing caches
+//! per-callsite interest process-wide, so a capture scoped to one test would race with the
+//! other tests of this binary hitting the same callsites.
 
 use api_tests::*;
 use serde_json::{Value, json};
 
-async fn login_status(state: &shared::State, phone: &str, password: &str) -> Answer {
-    call(
-        state,
-        &with_body(
-            event("login"),
-            &json!({"phone": phone, "password": password}),
-        ),
-    )
-    .await
-}
-
-/// Collects log output in memory.
-#[derive(Clone, Default)]
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn audit_lines_name_the_event_request_and_source_but_no_secret() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let logs = logs();
     let (state, clock) = mongo_state().await;
     let l = signed_in(&state, "1234567890").await;
     for _ in 0..5 {
@@ -63,7 +26,7 @@ async fn audit_lines_name_the_event_request_and_source_but_no_secret() {
     )
     .await;
 
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let lines: Vec<Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

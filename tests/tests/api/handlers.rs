@@ -1,6 +1,5 @@
 //! The four handlers fed API Gateway HTTP API (payload 2.0) events from `events/`, against
 //! MongoDB, a fresh database per test.
-#![allow(clippy::unwrap_used)]
 
 use api_tests::*;
 use serde_json::{Value, json};
@@ -70,7 +69,7 @@ async fn signup_rejects_bad_bodies_with_field_errors() {
     let (state, _) = mongo_state().await;
     let cases = [
         (
-            json!({"first_name": "J", "last_name": "S", "password": "short", "phone": "1234567890"}),
+            json!({"first_name": "J", "last_name": "S", "password": "", "phone": "1234567890"}),
             "/password",
         ),
         (
@@ -96,6 +95,14 @@ async fn signup_rejects_bad_bodies_with_field_errors() {
         (
             json!({"first_name": "J", "last_name": "S", "password": "longenough1", "phone": "123"}),
             "/phone",
+        ),
+        (
+            json!({"first_name": "Ann\u{202E}", "last_name": "S", "password": "longenough1", "phone": "1234567890"}),
+            "/first_name",
+        ),
+        (
+            json!({"first_name": "J", "last_name": "\u{200B}", "password": "longenough1", "phone": "1234567890"}),
+            "/last_name",
         ),
     ];
     for (body, path) in cases {
@@ -237,14 +244,76 @@ async fn update_can_change_phone_and_refuses_a_taken_one() {
     let (state, _) = mongo_state().await;
     let a = signed_in(&state, "1111111111").await;
     signed_in(&state, "2222222222").await;
+    let current = "securepassword123";
     assert_problem(
-        &call(&state, &update_event(&a, json!({"phone": "222-222-2222"}))).await,
+        &call(
+            &state,
+            &update_event(
+                &a,
+                json!({"phone": "222-222-2222", "current_password": current}),
+            ),
+        )
+        .await,
         409,
         "phone_taken",
     );
-    let ok = call(&state, &update_event(&a, json!({"phone": "3333333333"}))).await;
+    let ok = call(
+        &state,
+        &update_event(
+            &a,
+            json!({"phone": "3333333333", "current_password": current}),
+        ),
+    )
+    .await;
     assert_eq!(ok.body["phone"], "3333333333");
     login(&state, "3333333333", "securepassword123").await;
+}
+
+#[tokio::test]
+async fn signup_with_a_short_or_common_password_is_400_weak_password() {
+    let (state, _) = mongo_state().await;
+    for (password, message) in [
+        ("short", "8 to 128"),
+        ("\u{FB01}zzwxy", "8 to 128"), // 7 code points after NFKC
+        ("password123", "too common"),
+    ] {
+        let mut body = signup_body("1234567890");
+        body["password"] = json!(password);
+        let a = call(&state, &with_body(event("signup"), &body)).await;
+        assert_problem(&a, 400, "weak_password");
+        let e = &a.body["errors"][0];
+        assert_eq!(e["path"], "/password", "{:?}", a.body);
+        assert!(
+            e["message"].as_str().unwrap().contains(message),
+            "{:?}",
+            a.body
+        );
+        assert!(!a.body.to_string().contains(password));
+    }
+}
+
+#[tokio::test]
+async fn a_body_with_a_duplicate_key_is_refused_whichever_copy_would_win() {
+    let (state, _) = mongo_state().await;
+    for raw in [
+        r#"{"first_name": "J", "last_name": "S", "password": "longenough1", "phone": "1234567890", "phone": "5550001111"}"#,
+        r#"{"first_name": "J", "first_name": "K", "last_name": "S", "password": "longenough1", "phone": "1234567890"}"#,
+    ] {
+        let a = call(&state, &with_raw_body(event("signup"), raw)).await;
+        assert_problem(&a, 400, "malformed_json");
+    }
+    assert_eq!(
+        count_users(&state.settings.db_name, mongodb::bson::doc! {}).await,
+        0,
+        "nothing was created"
+    );
+    let l = signed_in(&state, "1234567890").await;
+    let raw = format!(
+        r#"{{"_id": {{"$oid": "{0}", "$oid": "{0}"}}, "last_name": "X"}}"#,
+        l.id
+    );
+    let ev = with_raw_body(update_event(&l, json!({})), &raw);
+    assert_problem(&call(&state, &ev).await, 400, "malformed_json");
 }
 
 #[tokio::test]

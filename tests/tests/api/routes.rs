@@ -1,8 +1,7 @@
 //! `template.yaml` is the route table; the shared router must serve exactly its routes, each
 //! with the binary the template builds for it.
-#![allow(clippy::unwrap_used)]
 
-use shared::handlers::{ROUTES, Route};
+use shared::routes::{Endpoint, Function};
 
 /// (binary, method, path) for every HttpApi event in the template, read line by line: each
 /// function's `Binary:` comes before its `Events:`.
@@ -25,15 +24,15 @@ fn template_routes() -> Vec<(String, String, String)> {
 #[test]
 fn template_and_router_declare_the_same_routes() {
     let mut from_template = template_routes();
-    let mut from_router: Vec<_> = ROUTES
+    let mut from_router: Vec<_> = Endpoint::ALL
         .iter()
-        .map(
-            |Route {
-                 method,
-                 path,
-                 function,
-             }| (function.to_string(), method.to_string(), path.to_string()),
-        )
+        .map(|e| {
+            (
+                e.function().name().to_owned(),
+                e.method().to_owned(),
+                e.path().to_owned(),
+            )
+        })
         .collect();
     from_template.sort();
     from_router.sort();
@@ -43,6 +42,10 @@ fn template_and_router_declare_the_same_routes() {
 #[test]
 fn every_template_binary_is_a_workspace_function() {
     for (binary, _, _) in template_routes() {
+        assert!(
+            Function::from_name(&binary).is_some(),
+            "template builds {binary}, which the route table does not know"
+        );
         assert!(
             api_tests::root()
                 .join("functions")
@@ -57,11 +60,11 @@ fn every_template_binary_is_a_workspace_function() {
 #[tokio::test]
 async fn every_route_reaches_its_handler_through_the_router() {
     let (state, _) = api_tests::state_on(api_tests::Backend::Memory, api_tests::settings).await;
-    for r in ROUTES {
+    for r in Endpoint::ALL {
         let mut ev = api_tests::event("signup");
-        ev["rawPath"] = r.path.into();
-        ev["requestContext"]["http"]["path"] = r.path.into();
-        ev["requestContext"]["http"]["method"] = r.method.into();
+        ev["rawPath"] = r.path().into();
+        ev["requestContext"]["http"]["path"] = r.path().into();
+        ev["requestContext"]["http"]["method"] = r.method().into();
         let a = api_tests::call(&state, &ev).await;
         assert!(a.status != 404 && a.status != 405, "{r:?} -> {}", a.status);
     }

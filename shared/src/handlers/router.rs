@@ -1,0 +1,106 @@
+//! From a request to its endpoint's handler, inside the request's span and deadline.
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use tokio::time::{Duration, Instant};
+use tracing::Instrument;
+
+use super::{
+    extract::{Input, client_of},
+    login, logout, signup, user,
+};
+use crate::{
+    error::ApiError,
+    routes::{Endpoint, Function, Miss},
+    service::Ctx,
+    state::State,
+    store::deadline,
+};
+
+/// Time kept back from the Lambda deadline to write the response.
+const RESPONSE_MARGIN: Duration = Duration::from_millis(500);
+
+/// Routes by method and path, as API Gateway does: 404 for an unknown path, 405 (with
+/// `Allow`) for a known path with another method. The dev server serves everything this way.
+pub async fn route(state: &State, req: Request) -> Response<Body> {
+    match Endpoint::find(req.method().as_str(), req.uri().path()) {
+        Ok(endpoint) => handle(state, endpoint, req).await,
+        Err(Miss::NotFound) => ApiError::NotFound.into_response(),
+        Err(Miss::MethodNotAllowed(allow)) => method_not_allowed(&allow),
+    }
+}
+
+/// A Lambda function's entry point: API Gateway has routed by path already, so the request
+/// goes to the one endpoint of `function` with its method.
+pub async fn dispatch(state: &State, function: Function, req: Request) -> Response<Body> {
+    let method = req.method().as_str().to_owned();
+    let mut own = function.endpoints().filter(|e| e.method() == method);
+    match (own.next(), own.next()) {
+        (Some(endpoint), None) => handle(state, endpoint, req).await,
+        // Two endpoints of one function share a method: the path decides.
+        (Some(_), Some(_)) => route(state, req).await,
+        (None, _) => {
+            let allow: Vec<&str> = function.endpoints().map(Endpoint::method).collect();
+            method_not_allowed(&allow)
+        }
+    }
+}
+
+fn method_not_allowed(allow: &[&str]) -> Response<Body> {
+    let mut resp = ApiError::MethodNotAllowed.into_response();
+    if let Ok(v) = allow.join(", ").parse() {
+        resp.headers_mut().insert("allow", v);
+    }
+    resp
+}
+
+/// The instant by which every store call of this request must be done: the Lambda
+/// invocation's deadline less a margin for the response, or `budget` from now where there is
+/// none (the dev server).
+fn deadline_of(req: &Request, budget: Duration) -> Instant {
+    let now = Instant::now();
+    let lambda = req
+        .lambda_context_ref()
+        .map(|c| c.deadline)
+        .filter(|ms| *ms > 0)
+        .and_then(|ms| {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_millis();
+            let left = u128::from(ms).checked_sub(now_ms)?;
+            Some(Duration::from_millis(u64::try_from(left).ok()?).saturating_sub(RESPONSE_MARGIN))
+        });
+    now + lambda.unwrap_or(budget)
+}
+
+async fn handle(state: &State, endpoint: Endpoint, req: Request) -> Response<Body> {
+    let client = client_of(&req);
+    let span = tracing::info_span!("request", route = endpoint.name(),
+        request_id = %client.request_id, source_ip = %client.source_ip);
+    let cx = Ctx {
+        store: state.store.as_ref(),
+        keys: &state.keys,
+        policy: &state.settings,
+        now: state.clock.now(),
+        client: &client,
+    };
+    let input = Input {
+        req: &req,
+        schemas: &state.schemas,
+    };
+    let work = async {
+        match endpoint {
+            Endpoint::Signup => signup::signup(&cx, &input).await,
+            Endpoint::Login => login::login(&cx, &input).await,
+            Endpoint::Logout => logout::logout(&cx, &input).await,
+            Endpoint::GetUser => user::get_user(&cx, &input).await,
+            Endpoint::PutUser => user::put_user(&cx, &input).await,
+        }
+    };
+    deadline::within(
+        deadline_of(&req, state.settings.request_budget),
+        work.instrument(span),
+    )
+    .await
+    .unwrap_or_else(ApiError::into_response)
+}

@@ -1,0 +1,157 @@
+//! Accounts: signup, the caller's profile and changes to it.
+
+use super::{Caller, Ctx, Error, throttle};
+use crate::{
+    auth::password,
+    store::{StoreError, UserPatch, UserRecord},
+    types::{Name, Password, Phone, UserId},
+};
+
+/// A validated signup.
+#[derive(Debug)]
+pub struct NewUser {
+    pub first_name: Name,
+    pub middle_name: Option<Name>,
+    pub last_name: Name,
+    pub phone: Phone,
+    pub password: Password,
+}
+
+/// A validated PUT /user: the user it names, the fields to change, and the passwords.
+#[derive(Debug)]
+pub struct ProfileUpdate {
+    pub target: UserId,
+    /// Names and phone (`password_hash` is left `None`; it is made here from `new_password`).
+    pub patch: UserPatch,
+    pub new_password: Option<Password>,
+    pub current_password: Option<Password>,
+}
+
+/// Phone-change budgets are per hour.
+const PHONE_CHANGE_WINDOW_SECS: i64 = 3600;
+
+/// Creates a user. The unique phone index decides races: the loser gets `PhoneTaken`.
+pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
+    let password_hash = password::hash(user.password).await?;
+    let record = UserRecord {
+        id: UserId::new(),
+        first_name: user.first_name,
+        middle_name: user.middle_name,
+        last_name: user.last_name,
+        phone: user.phone,
+        password_hash,
+        created_at: cx.now,
+        updated_at: cx.now,
+    };
+    match cx.store.insert_user(&record).await {
+        Ok(()) => Ok(record),
+        Err(StoreError::Duplicate) => Err(Error::PhoneTaken),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The caller's own profile.
+pub async fn profile(cx: &Ctx<'_>, caller: &Caller) -> Result<UserRecord, Error> {
+    cx.store
+        .find_user(&caller.user_id)
+        .await?
+        .ok_or(Error::Unauthorized)
+}
+
+/// Checks `current` against the user's password, the check reserved first against a counter
+/// keyed by the user (not the phone, which the caller could change to get fresh guesses).
+async fn check_current_password(
+    cx: &Ctx<'_>,
+    user: &UserRecord,
+    current: Password,
+) -> Result<(), Error> {
+    let key = format!("user:{}", user.id);
+    let attempt = throttle::reserve(cx, &key).await?;
+    if !password::verify(current, Some(user.password_hash.clone())).await? {
+        if let Some(lock) = throttle::locked_for(cx, attempt) {
+            tracing::info!(target: "audit", event = "lockout", scope = "current_password",
+                user_id = %user.id, phone_tag = %cx.tokens().audit_tag(user.phone.as_str()),
+                failures = attempt, lock_seconds = lock);
+        }
+        return Err(Error::CurrentPasswordIncorrect);
+    }
+    cx.store.clear_attempts(&key).await?;
+    Ok(())
+}
+
+/// Applies an update to the caller's own account. A phone or password change is as
+/// sensitive as a login: it needs `current_password` (checks reserved against the user's
+/// counter); phone changes are also budgeted per user and per source address, so PUT /user
+/// is no phone-registration oracle. A phone already held by another user is refused by the
+/// unique index, atomically. A password change ends every other session. Both are audited.
+pub async fn update_user(
+    cx: &Ctx<'_>,
+    caller: &Caller,
+    update: ProfileUpdate,
+) -> Result<UserRecord, Error> {
+    let ProfileUpdate {
+        target,
+        mut patch,
+        new_password,
+        current_password,
+    } = update;
+    if target != caller.user_id {
+        return Err(Error::Forbidden);
+    }
+    if patch.is_empty() && new_password.is_none() {
+        return Err(Error::NothingToUpdate);
+    }
+    let mut old_phone = None;
+    if patch.phone.is_some() || new_password.is_some() {
+        let current = current_password.ok_or(Error::CurrentPasswordRequired)?;
+        if patch.phone.is_some() {
+            let p = cx.policy;
+            throttle::consume(
+                cx,
+                &format!("phone_change:user:{}", caller.user_id),
+                p.phone_change_user_limit,
+                PHONE_CHANGE_WINDOW_SECS,
+            )
+            .await?;
+            let ip = match cx.client.source_ip.as_str() {
+                "" => "unknown",
+                ip => ip,
+            };
+            throttle::consume(
+                cx,
+                &format!("phone_change:ip:{ip}"),
+                p.phone_change_ip_limit,
+                PHONE_CHANGE_WINDOW_SECS,
+            )
+            .await?;
+        }
+        let user = profile(cx, caller).await?;
+        check_current_password(cx, &user, current).await?;
+        if let Some(new) = new_password {
+            patch.password_hash = Some(password::hash(new).await?);
+        }
+        old_phone = Some(user.phone);
+    }
+    let user = match cx.store.update_user(&target, &patch, cx.now).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(Error::Unauthorized),
+        Err(StoreError::Duplicate) => return Err(Error::PhoneTaken),
+        Err(e) => return Err(e.into()),
+    };
+    if patch.password_hash.is_some() {
+        let ended = cx
+            .store
+            .delete_user_sessions(&user.id, Some(&caller.session_id))
+            .await?;
+        tracing::info!(target: "audit", event = "password_change", user_id = %user.id, other_sessions_ended = ended);
+    }
+    if let (Some(new), Some(old)) = (&patch.phone, &old_phone)
+        && new != old
+    {
+        let tokens = cx.tokens();
+        tracing::info!(target: "audit", event = "phone_change", user_id = %user.id,
+            old_phone_tag = %tokens.audit_tag(old.as_str()),
+            new_phone_tag = %tokens.audit_tag(new.as_str()));
+    }
+    Ok(user)
+}

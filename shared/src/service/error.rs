@@ -1,0 +1,49 @@
+//! What a domain operation can answer besides success. No HTTP here: `crate::error::ApiError`
+//! maps each variant to a status and a problem code.
+
+use crate::store::StoreError;
+
+/// A domain outcome other than success, or a failure underneath.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("nothing to update")]
+    NothingToUpdate,
+    #[error("current_password is required to change the password or the phone")]
+    CurrentPasswordRequired,
+    #[error("invalid phone or password")]
+    InvalidCredentials,
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("not allowed to act on this user")]
+    Forbidden,
+    #[error("current_password is not the account's password")]
+    CurrentPasswordIncorrect,
+    #[error("phone number is already registered")]
+    PhoneTaken,
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after_secs: u64 },
+    /// The database could not be reached in time; worth retrying.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the cause is for the log, never for the client.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// An internal failure with its cause.
+    pub fn internal(what: &str, cause: impl std::fmt::Display) -> Self {
+        Self::Internal(format!("{what}: {cause}"))
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => Self::Unavailable(cause),
+            // A duplicate that an operation expects is matched before this conversion.
+            StoreError::Duplicate => Self::Internal("unexpected duplicate key".to_owned()),
+            StoreError::Other(cause) => Self::Internal(cause),
+        }
+    }
+}

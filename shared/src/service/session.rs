@@ -1,0 +1,164 @@
+//! Login, the proof of a caller on every request, and logout.
+
+use super::{Ctx, Error, throttle};
+use crate::{
+    auth::{password, token},
+    store::{SessionRecord, UserPatch, UserRecord},
+    types::{Password, Phone, UserId},
+};
+
+/// What a successful login hands back.
+#[derive(Debug)]
+pub struct LoginGrant {
+    pub token: String,
+    pub session_token: String,
+    pub expires_in: u64,
+    pub user_id: UserId,
+}
+
+/// The caller proven by a JWT and its session token together.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: UserId,
+    pub session_id: String,
+}
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Checks a phone and password and opens a session. The check is reserved before it runs
+/// (at most the lock threshold of checks per phone before the first lock, however many
+/// requests race). Unknown phone and wrong password cost the same argon2 verify and end in
+/// the same error; a locked phone is refused the same way whether or not an account has it.
+pub async fn login(cx: &Ctx<'_>, phone: Phone, password: Password) -> Result<LoginGrant, Error> {
+    let key = phone.as_str();
+    let attempt = throttle::reserve(cx, key).await?;
+    let user = cx.store.find_user_by_phone(&phone).await?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = password::verify(password.clone(), hash).await?;
+    let user = match (verified, user) {
+        (true, Some(user)) => user,
+        (_, user) => {
+            if let Some(lock) = throttle::locked_for(cx, attempt) {
+                tracing::info!(target: "audit", event = "lockout", scope = "login",
+                    user_id = user.as_ref().map(|u| u.id.to_hex()),
+                    phone_tag = %cx.tokens().audit_tag(phone.as_str()),
+                    failures = attempt, lock_seconds = lock);
+            }
+            return Err(Error::InvalidCredentials);
+        }
+    };
+    cx.store.clear_attempts(key).await?;
+    if password::needs_rehash(&user.password_hash) {
+        rehash(cx, &user, password).await;
+    }
+    open_session(cx, &user).await
+}
+
+/// A new session for `user` and its two tokens.
+async fn open_session(cx: &Ctx<'_>, user: &UserRecord) -> Result<LoginGrant, Error> {
+    let tokens = cx.tokens();
+    let session_token =
+        token::new_session_token().map_err(|e| Error::internal("session token", e))?;
+    let absolute = cx.now.saturating_add(secs(cx.policy.session_absolute_ttl));
+    let session = SessionRecord {
+        id: token::new_session_id().map_err(|e| Error::internal("session id", e))?,
+        user_id: user.id,
+        token_digest: tokens.session_digest(&session_token),
+        created_at: cx.now,
+        expires_at: cx
+            .now
+            .saturating_add(secs(cx.policy.session_idle_ttl))
+            .min(absolute),
+        absolute_expires_at: absolute,
+    };
+    cx.store.insert_session(&session).await?;
+    let token = tokens
+        .issue(
+            &user.id,
+            &session.id,
+            u64::try_from(cx.now).unwrap_or_default(),
+        )
+        .map_err(|e| Error::internal("jwt signing", e))?;
+    Ok(LoginGrant {
+        token,
+        session_token,
+        expires_in: tokens.ttl().as_secs(),
+        user_id: user.id,
+    })
+}
+
+/// Stores a hash at the current parameters. Best effort: the login succeeds either way.
+async fn rehash(cx: &Ctx<'_>, user: &UserRecord, password: Password) {
+    let result = match password::hash(password).await {
+        Ok(hash) => {
+            let patch = UserPatch {
+                password_hash: Some(hash),
+                ..UserPatch::default()
+            };
+            cx.store
+                .update_user(&user.id, &patch, cx.now)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
+        Ok(_) => tracing::info!(target: "audit", event = "password_rehash", user_id = %user.id),
+        Err(e) => tracing::warn!(error = %e, user_id = %user.id, "password rehash failed"),
+    }
+}
+
+/// Proves the caller: a valid JWT, a live session it names, and the session token that
+/// session was opened with. Use refreshes the idle deadline. A valid JWT whose session no
+/// longer exists gives `Ok(None)` instead of an error, so logout can be repeated (a client
+/// retrying after a timeout) and still succeed; every other route treats `None` as 401.
+pub async fn session_of(
+    cx: &Ctx<'_>,
+    jwt: &str,
+    session_token: &str,
+) -> Result<Option<Caller>, Error> {
+    let tokens = cx.tokens();
+    let claims = tokens
+        .verify(jwt, u64::try_from(cx.now).unwrap_or_default())
+        .map_err(|_| Error::Unauthorized)?;
+    let Some(session) = cx.store.find_session(&claims.sid).await? else {
+        return Ok(None);
+    };
+    let live = cx.now < session.expires_at && cx.now < session.absolute_expires_at;
+    if !live
+        || session.user_id.to_hex() != claims.sub
+        || !tokens.session_matches(session_token, &session.token_digest)
+    {
+        return Err(Error::Unauthorized);
+    }
+    let idle_ttl = secs(cx.policy.session_idle_ttl);
+    let idle = cx
+        .now
+        .saturating_add(idle_ttl)
+        .min(session.absolute_expires_at);
+    // Skip the write when the deadline would move by less than a tenth of the idle TTL (at
+    // most a minute): one write per request buys nothing an idle timeout can see, and a
+    // fraction keeps short idle timeouts refreshing.
+    let granularity = (idle_ttl / 10).min(60);
+    if idle - session.expires_at >= granularity.max(1)
+        && !cx.store.touch_session(&session.id, idle).await?
+    {
+        return Err(Error::Unauthorized);
+    }
+    Ok(Some(Caller {
+        user_id: session.user_id,
+        session_id: session.id,
+    }))
+}
+
+/// Ends the caller's session, or all of the user's sessions when `global`.
+pub async fn logout(cx: &Ctx<'_>, caller: &Caller, global: bool) -> Result<(), Error> {
+    if global {
+        cx.store.delete_user_sessions(&caller.user_id, None).await?;
+    } else {
+        cx.store.delete_session(&caller.session_id).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! One suite, every store: the embedded store must behave as MongoDB does.
+
+use std::sync::Arc;
+
+use api_tests::{fresh_db, mongo_store};
+use shared::{
+    store::{
+        AttemptPolicy, Consumed, Reservation, SessionRecord, Store, StoreError, UserPatch,
+        UserRecord, memory::MemoryStore,
+    },
+    types::{Name, Phone, UserId},
+};
+
+fn user(phone: &str) -> UserRecord {
+    UserRecord {
+        id: UserId::new(),
+        first_name: Name::parse("Ann").unwrap(),
+        middle_name: Some(Name::parse("B").unwrap()),
+        last_name: Name::parse("Lee").unwrap(),
+        phone: Phone::parse(phone).unwrap(),
+        password_hash: "$argon2id$fake".into(),
+        created_at: 1_700_000_000,
+        updated_at: 1_700_000_000,
+    }
+}
+
+fn session(id: &str, user: UserId) -> SessionRecord {
+    SessionRecord {
+        id: id.into(),
+        user_id: user,
+        token_digest: format!("digest-{id}"),
+        created_at: 1_700_000_000,
+        expires_at: 1_700_086_400,
+        absolute_expires_at: 1_700_604_800,
+    }
+}
+
+async fn conformance(store: &dyn Store) {
+    // Users: insert, find by phone and id, uniqueness.
+    let a = user("5550001");
+    store.insert_user(&a).await.unwrap();
+    assert_eq!(store.find_user(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        store.find_user_by_phone(&a.phone).await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        store
+            .find_user_by_phone(&Phone::parse("5550009").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.find_user(&UserId::new()).await.unwrap(), None);
+    assert_eq!(
+        store.insert_user(&user("5550001")).await,
+        Err(StoreError::Duplicate)
+    );
+
+    // Updates: fields change, middle name can be removed, phone stays unique.
+    let b = user("5550002");
+    store.insert_user(&b).await.unwrap();
+    let patch = UserPatch {
+        last_name: Some(Name::parse("Park").unwrap()),
+        middle_name: Some(None),
+        ..UserPatch::default()
+    };
+    let updated = store
+        .update_user(&a.id, &patch, 1_700_000_100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.last_name.as_str(), "Park");
+    assert_eq!(updated.middle_name, None);
+    assert_eq!(updated.updated_at, 1_700_000_100);
+    assert_eq!(updated.first_name, a.first_name);
+    assert_eq!(store.find_user(&a.id).await.unwrap(), Some(updated.clone()));
+    let steal = UserPatch {
+        phone: Some(b.phone.clone()),
+        ..UserPatch::default()
+    };
+    assert_eq!(
+        store.update_user(&a.id, &steal, 1).await,
+        Err(StoreError::Duplicate)
+    );
+    assert_eq!(
+        store.find_user(&a.id).await.unwrap().unwrap().phone,
+        a.phone,
+        "failed update must not half-write"
+    );
+    let own = UserPatch {
+        phone: Some(a.phone.clone()),
+        ..UserPatch::default()
+    };
+    assert!(
+        store.update_user(&a.id, &own, 2).await.unwrap().is_some(),
+        "keeping one's own phone is not a conflict"
+    );
+    assert_eq!(
+        store.update_user(&UserId::new(), &patch, 3).await.unwrap(),
+        None
+    );
+
+    // Sessions: insert, find, touch, delete one, delete all but one.
+    let s1 = session("s1", a.id);
+    store.insert_session(&s1).await.unwrap();
+    store.insert_session(&session("s2", a.id)).await.unwrap();
+    store.insert_session(&session("s3", a.id)).await.unwrap();
+    store.insert_session(&session("t1", b.id)).await.unwrap();
+    assert_eq!(store.insert_session(&s1).await, Err(StoreError::Duplicate));
+    assert_eq!(store.find_session("s1").await.unwrap(), Some(s1.clone()));
+    assert_eq!(store.find_session("nope").await.unwrap(), None);
+    assert!(store.touch_session("s1", 1_700_090_000).await.unwrap());
+    assert_eq!(
+        store.find_session("s1").await.unwrap().unwrap().expires_at,
+        1_700_090_000
+    );
+    assert!(!store.touch_session("nope", 1).await.unwrap());
+    assert!(store.delete_session("s2").await.unwrap());
+    assert!(
+        !store.delete_session("s2").await.unwrap(),
+        "second delete reports nothing deleted"
+    );
+    assert_eq!(
+        store.delete_user_sessions(&a.id, Some("s1")).await.unwrap(),
+        1
+    );
+    assert!(store.find_session("s1").await.unwrap().is_some());
+    assert!(store.find_session("s3").await.unwrap().is_none());
+    assert_eq!(store.delete_user_sessions(&a.id, None).await.unwrap(), 1);
+    assert!(
+        store.find_session("t1").await.unwrap().is_some(),
+        "other users' sessions survive"
+    );
+}
+
+#[tokio::test]
+async fn memory_store_passes_the_conformance_suite() {
+    conformance(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn mongo_store_passes_the_conformance_suite() {
+    conformance(&mongo_store(&fresh_db()).await).await;
+}
+
+#[tokio::test]
+async fn mongo_indexes_are_created_idempotently() {
+    let db = fresh_db();
+    let store = mongo_store(&db).await;
+    store.ensure_indexes().await.unwrap();
+    store.ensure_indexes().await.unwrap();
+    let names = shared::store::mongo::user_index_names(&store)
+        .await
+        .unwrap();
+    assert!(names.iter().any(|n| n == "phone_unique"), "{names:?}");
+}
+
+const POLICY: AttemptPolicy = AttemptPolicy {
+    threshold: 5,
+    max_lock_secs: 900,
+    memory_secs: 1800,
+};
+
+async fn reserve(store: &dyn Store, key: &str, now: i64) -> Reservation {
+    store.reserve_attempt(key, now, &POLICY).await.unwrap()
+}
+
+/// Password-check reservations: counted before the check, locking from the threshold on.
+async fn attempts_conformance(store: &dyn Store) {
+    use Reservation::{Granted, Locked};
+    for n in 1..=5 {
+        assert_eq!(reserve(store, "k", 1000).await, Granted { attempt: n });
+    }
+    assert_eq!(
+        reserve(store, "k", 1000).await,
+        Locked { until: 1001 },
+        "the 5th reservation locks at once, before its check has run"
+    );
+    let a = store.attempts("k").await.unwrap().unwrap();
+    assert_eq!(
+        (a.failures, a.locked_until),
+        (5, 1001),
+        "a refusal counts nothing"
+    );
+    assert_eq!(reserve(store, "k", 1001).await, Granted { attempt: 6 });
+    assert_eq!(reserve(store, "k", 1002).await, Locked { until: 1003 });
+    // Past the longest lock (900 s) but inside the memory (1800 s): the count goes on, so a
+    // lock running out never hands out a fresh set of guesses.
+    assert_eq!(reserve(store, "k", 2000).await, Granted { attempt: 7 });
+    // After a quiet memory, it starts again.
+    assert_eq!(
+        reserve(store, "k", 2004 + 1800).await,
+        Granted { attempt: 1 }
+    );
+    store.clear_attempts("k").await.unwrap();
+    assert_eq!(store.attempts("k").await.unwrap(), None);
+    assert_eq!(reserve(store, "k", 5000).await, Granted { attempt: 1 });
+    assert_eq!(reserve(store, "other", 5000).await, Granted { attempt: 1 });
+    // The lock is capped.
+    for _ in 0..30 {
+        if let Locked { until } = reserve(store, "cap", 10_000).await {
+            assert!(until <= 10_000 + 900, "{until}");
+        }
+    }
+}
+
+/// Fixed-window budgets.
+async fn budget_conformance(store: &dyn Store) {
+    for n in 1..=3 {
+        assert_eq!(
+            store.consume("b", 3, 60, 1200).await.unwrap(),
+            Consumed::Within { count: n }
+        );
+    }
+    assert_eq!(
+        store.consume("b", 3, 60, 1210).await.unwrap(),
+        Consumed::Exceeded { retry_after: 50 }
+    );
+    assert_eq!(
+        store.consume("b", 3, 60, 1260).await.unwrap(),
+        Consumed::Within { count: 1 },
+        "a new window starts a new count"
+    );
+    assert_eq!(
+        store.consume("c", 3, 60, 1210).await.unwrap(),
+        Consumed::Within { count: 1 }
+    );
+}
+
+/// 40 reservations at once, spread over `stores` (instances sharing one database): exactly
+/// the threshold are granted, the rest refused.
+async fn concurrent_reservations(stores: Vec<Arc<dyn Store>>) {
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let s = stores[i % stores.len()].clone();
+            tokio::spawn(async move { s.reserve_attempt("race", 5000, &POLICY).await.unwrap() })
+        })
+        .collect();
+    let mut granted = Vec::new();
+    for t in tasks {
+        if let Reservation::Granted { attempt } = t.await.unwrap() {
+            granted.push(attempt);
+        }
+    }
+    granted.sort();
+    assert_eq!(
+        granted,
+        vec![1, 2, 3, 4, 5],
+        "at most the threshold of checks may run"
+    );
+}
+
+/// 40 uses at once against a limit of 10: exactly 10 are within it.
+async fn concurrent_budget(stores: Vec<Arc<dyn Store>>) {
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let s = stores[i % stores.len()].clone();
+            tokio::spawn(async move { s.consume("burst", 10, 3600, 7200).await.unwrap() })
+        })
+        .collect();
+    let mut within = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), Consumed::Within { .. }) {
+            within += 1;
+        }
+    }
+    assert_eq!(within, 10);
+}
+
+#[tokio::test]
+async fn memory_store_counts_attempts_and_budgets_like_mongo() {
+    attempts_conformance(&MemoryStore::new()).await;
+    budget_conformance(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn mongo_store_counts_attempts_and_budgets() {
+    attempts_conformance(&mongo_store(&fresh_db()).await).await;
+    budget_conformance(&mongo_store(&fresh_db()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forty_racing_reservations_grant_only_the_threshold_on_every_store() {
+    concurrent_reservations(vec![Arc::new(MemoryStore::new())]).await;
+    // Two instances (two clients) on one database, as two Lambda instances would be.
+    let db = fresh_db();
+    concurrent_reservations(vec![
+        Arc::new(mongo_store(&db).await),
+        Arc::new(mongo_store(&db).await),
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forty_racing_uses_of_a_budget_stay_within_its_limit_on_every_store() {
+    concurrent_budget(vec![Arc::new(MemoryStore::new())]).await;
+    let db = fresh_db();
+    concurrent_budget(vec![
+        Arc::new(mongo_store(&db).await),
+        Arc::new(mongo_store(&db).await),
+    ])
+    .await;
+}
