@@ -174,9 +174,9 @@ async fn half_open_connections_are_closed_by_the_header_timeout_and_the_cap_hold
     const HALF_OPEN: usize = 200;
     const CAP: usize = 210;
     const EXTRA: usize = 20;
-    let header_timeout = Duration::from_secs(2);
+    let header_timeout = Duration::from_secs(3);
     let server = start_with_env(&[
-        ("DEV_SERVER_HEADER_TIMEOUT_SECONDS", "2"),
+        ("DEV_SERVER_HEADER_TIMEOUT_SECONDS", "3"),
         ("DEV_SERVER_MAX_CONNECTIONS", "210"),
     ]);
     let addr = addr(&server);
@@ -196,14 +196,15 @@ async fn half_open_connections_are_closed_by_the_header_timeout_and_the_cap_hold
     normal_request_succeeds(&server.base).await;
 
     // Connections past the cap are turned away at once with a 503, not held for the timeout.
-    // All are opened first (the server accepts in order), then watched together for 700 ms.
+    // All are opened first (the server accepts in order), then watched together for 1.5 s,
+    // well inside the header timeout that would close the accepted ones too.
     let mut extra = Vec::with_capacity(EXTRA);
     for _ in 0..EXTRA {
         let mut s = TcpStream::connect(addr).await.unwrap();
         let _ = s.write_all(b"GET /nowhere HTTP/1.1\r\nHo").await;
         extra.push(s);
     }
-    let quick = tokio::time::Instant::now() + Duration::from_millis(700);
+    let quick = tokio::time::Instant::now() + Duration::from_millis(1500);
     let watched: Vec<_> = extra
         .into_iter()
         .map(|mut s| {
@@ -263,7 +264,7 @@ async fn half_open_connections_are_closed_by_the_header_timeout_and_the_cap_hold
         closed += usize::from(t.await.unwrap());
     }
     let took = opened.elapsed();
-    eprintln!("header timeout 2 s: {closed} of {total} stalled connections closed after {took:?}");
+    eprintln!("header timeout 3 s: {closed} of {total} stalled connections closed after {took:?}");
     assert_eq!(
         closed, total,
         "stalled connections still open after {took:?}"
