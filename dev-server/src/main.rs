@@ -1,15 +1,22 @@
 //! Local HTTP server for client development: the four Lambda handlers behind one port, with
-//! MongoDB when `MONGO_URI` is set and the embedded store otherwise.
+//! MongoDB when `MONGO_URI` is set and the embedded store otherwise. What API Gateway does in
+//! AWS is done here in small: CORS for a browser app on another port (`cors`), and time and
+//! connection limits so slow or idle clients cannot hold the server (`limits`).
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+mod cors;
+mod limits;
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{
+    StatusCode,
     body::{Bytes, Incoming},
+    header::{CONNECTION, CONTENT_TYPE, HeaderValue},
     server::conn::http1,
     service::service_fn,
 };
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use lambda_http::{
     Body, RequestExt, aws_lambda_events::apigw::ApiGatewayV2httpRequestContext,
     request::RequestContext,
@@ -17,10 +24,13 @@ use lambda_http::{
 use shared::{
     ApiError, State,
     config::Vars,
+    error::PROBLEM_JSON,
     handlers::{self, MAX_BODY_BYTES},
     state::StoreKind,
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore};
+
+use crate::{cors::Cors, limits::Limits};
 
 type Resp = hyper::Response<Full<Bytes>>;
 
@@ -34,20 +44,88 @@ fn into_hyper(resp: lambda_http::Response<Body>) -> Resp {
     hyper::Response::from_parts(parts, Full::new(bytes))
 }
 
+/// What every connection shares.
+struct App {
+    state: State,
+    cors: Cors,
+    limits: Limits,
+}
+
+/// A problem+json body in the shape of `shared::ApiError`'s, for what only the dev server
+/// answers.
+fn problem_body(status: StatusCode, code: &str, title: &str, detail: &str) -> String {
+    serde_json::json!({
+        "type": format!("https://user-api.dev/problems/{}", code.replace('_', "-")),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+    })
+    .to_string()
+}
+
+fn problem(status: StatusCode, code: &str, title: &str, detail: &str) -> Resp {
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(problem_body(
+        status, code, title, detail,
+    ))));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    resp
+}
+
+/// What a connection over the cap gets before it is closed: a whole HTTP/1.1 503 written
+/// straight to the socket, since no hyper connection is started for it.
+fn over_capacity_bytes() -> Bytes {
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    let body = problem_body(
+        status,
+        "too_many_connections",
+        "Too many connections",
+        "the dev server is serving DEV_SERVER_MAX_CONNECTIONS connections already",
+    );
+    Bytes::from(format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {PROBLEM_JSON}\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+/// One request: a CORS preflight is answered here, anything else goes to the handlers, and
+/// the answer gets CORS headers for an allowed origin.
 async fn serve(
-    state: Arc<State>,
+    app: Arc<App>,
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
     seq: u64,
 ) -> Result<Resp, Infallible> {
+    if let Some(resp) = app.cors.preflight(&req) {
+        return Ok(resp);
+    }
+    let origin = app.cors.allowed_origin(req.headers());
+    let mut resp = handle(&app, req, peer, seq).await;
+    app.cors.decorate(resp.headers_mut(), origin);
+    Ok(resp)
+}
+
+async fn handle(app: &App, req: hyper::Request<Incoming>, peer: SocketAddr, seq: u64) -> Resp {
     let (parts, body) = req.into_parts();
     // Read one byte past the limit so the handler sees an oversized body and answers 413.
-    let bytes = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
-        Ok(c) => c.to_bytes(),
+    let read = Limited::new(body, MAX_BODY_BYTES + 1).collect();
+    let bytes = match tokio::time::timeout(app.limits.body_timeout, read).await {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(_)) => return into_hyper(ApiError::PayloadTooLarge(MAX_BODY_BYTES).into_response()),
         Err(_) => {
-            return Ok(into_hyper(
-                ApiError::PayloadTooLarge(MAX_BODY_BYTES).into_response(),
-            ));
+            // The rest of the body may still come; closing is the only way to stop reading it.
+            let mut resp = problem(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "Request timeout",
+                "the request body did not arrive in time",
+            );
+            resp.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            return resp;
         }
     };
     let body = if bytes.is_empty() {
@@ -65,7 +143,7 @@ async fn serve(
     ctx.http.source_ip = Some(peer.ip().to_string());
     let req = lambda_http::Request::from_parts(parts, body)
         .with_request_context(RequestContext::ApiGatewayV2(ctx));
-    Ok(into_hyper(handlers::route(&state, req).await))
+    into_hyper(handlers::route(&app.state, req).await)
 }
 
 /// Dev-only convenience: without keys configured, make random ones for this run so the
@@ -99,7 +177,13 @@ fn dev_vars() -> Vars {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     shared::telemetry::init();
-    let state = Arc::new(State::load(&dev_vars(), false).await?);
+    let vars = dev_vars();
+    let limits = Limits::from_vars(&vars)?;
+    let cors = Cors::parse(
+        vars.get("CORS_ALLOWED_ORIGINS")
+            .unwrap_or(cors::DEFAULT_ORIGINS),
+    )?;
+    let state = State::load(&vars, false).await?;
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
     let port: u16 = std::env::var("PORT")
         .ok()
@@ -114,25 +198,48 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "dev-server listening on http://{} using {store}",
         listener.local_addr()?
     );
+    let app = Arc::new(App {
+        state,
+        cors,
+        limits,
+    });
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let over_capacity = over_capacity_bytes();
     let mut seq = 0u64;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
+                // Out of file descriptors, say: give connections time to close, don't spin.
                 tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
+        // Taken after accept, so a connection over the cap is answered and closed now instead
+        // of waiting unseen in the listen backlog.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "connection refused: at DEV_SERVER_MAX_CONNECTIONS");
+            // A fresh socket's send buffer takes this without blocking; if not, it just closes.
+            let _ = stream.try_write(&over_capacity);
+            continue;
+        };
         seq += 1;
-        let state = state.clone();
+        let app = app.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| serve(state.clone(), req, peer, seq));
+            let header_timeout = app.limits.header_timeout;
+            let svc = service_fn(move |req| serve(app.clone(), req, peer, seq));
+            // The header timeout runs whenever hyper waits for a request head, so it also
+            // closes keep-alive connections idle that long.
             if let Err(e) = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), svc)
                 .await
             {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
 }

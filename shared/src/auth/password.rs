@@ -1,11 +1,19 @@
 //! argon2id password hashing with OWASP parameters, off the async threads.
+//!
+//! Each hash or verify needs 19 MiB of working memory, so concurrency is what costs memory: the
+//! async entry points take a permit from a semaphore sized to the cores before they reach the
+//! blocking pool, and at most that many buffers are pooled. Forty concurrent logins on the dev
+//! server once held forty buffers (865 MB resident, never returned); now they queue for the
+//! cores, which is all the CPU there is anyway.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use argon2::{
     Algorithm, Argon2, Block, Params, Version,
     password_hash::phc::{Output, ParamsString, PasswordHash, Salt},
 };
+
+use tokio::sync::Semaphore;
 
 use crate::{service::Error, types::Password};
 
@@ -26,9 +34,23 @@ fn params() -> Params {
     Params::new(M_COST_KIB, T_COST, P_COST, None).unwrap_or_default()
 }
 
+/// How many argon2 computations may run at once through [`hash`] and [`verify`]: one per core
+/// (`std::thread::available_parallelism`, which honours CPU affinity and cgroup quotas), since
+/// more cannot run faster and each holds 19 MiB.
+pub fn max_concurrent() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// Permits for argon2 work, taken before `spawn_blocking` so waiting requests hold no thread
+/// and no buffer. A Lambda instance has one blocking thread (`lambda_runtime`), so it still
+/// runs one hash at a time whatever this says.
+static PERMITS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(max_concurrent()));
+
 /// argon2's 19 MiB working memory, kept for reuse. Allocating it per hash leaves glibc
-/// holding a fresh 19 MiB after every request (resident memory grew by that much per login);
-/// reusing one buffer per concurrent hash keeps a Lambda instance at one buffer.
+/// holding a fresh 19 MiB after every request (a freed block this size goes back to the heap,
+/// not to the OS, once glibc's mmap threshold has grown past it), so buffers are reused and
+/// never more than [`max_concurrent`] are kept: with the permits above, that is also the most
+/// that ever exist at once. A Lambda instance keeps one.
 static BUFFERS: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
 
 fn with_memory<R>(blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
@@ -38,11 +60,32 @@ fn with_memory<R>(blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
         buffer.resize(blocks, Block::default());
     }
     let result = f(&mut buffer[..blocks]);
-    BUFFERS
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(buffer);
+    let mut pool = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner);
+    // Callers of the `_blocking` functions take no permit; what they add beyond the cap is
+    // freed here rather than kept.
+    if pool.len() < max_concurrent() {
+        pool.push(buffer);
+    }
     result
+}
+
+/// Runs `f` on the blocking pool once a permit is free; the permit moves into the blocking
+/// task, so a request whose client went away still counts until its argon2 work ends.
+async fn limited<R: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, Error> {
+    let permit = PERMITS
+        .acquire()
+        .await
+        .map_err(|e| internal("argon2 permit", e))?;
+    tokio::task::spawn_blocking(move || {
+        let result = f();
+        drop(permit);
+        result
+    })
+    .await
+    .map_err(|e| internal(what, e))
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> Error {
@@ -51,9 +94,7 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Error {
 
 /// Hashes to a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`) on the blocking pool.
 pub async fn hash(password: Password) -> Result<String, Error> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password))
-        .await
-        .map_err(|e| internal("password hashing task", e))?
+    limited("password hashing task", move || hash_blocking(&password)).await?
 }
 
 /// The synchronous hash, for benches and the blocking pool.
@@ -80,14 +121,13 @@ pub fn hash_blocking(password: &Password) -> Result<String, Error> {
 /// Verifies `password` against `phc`, or against [`DUMMY_HASH`] when there is no user, so both
 /// paths cost one argon2 verify. Returns true only for a real hash that matches.
 pub async fn verify(password: Password, phc: Option<String>) -> Result<bool, Error> {
-    tokio::task::spawn_blocking(move || {
+    limited("password verify task", move || {
         let real = phc.is_some();
         let phc = phc.unwrap_or_else(|| DUMMY_HASH.to_owned());
         let ok = verify_blocking(&password, &phc);
         real && ok
     })
     .await
-    .map_err(|e| internal("password verify task", e))
 }
 
 /// The synchronous verify, at the parameters the stored hash names. A malformed stored hash
@@ -188,6 +228,23 @@ mod tests {
             .unwrap_or_default();
         assert!(needs_rehash(&old), "{old}");
         assert!(needs_rehash("not a hash"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_hashes_all_finish_and_pool_at_most_one_buffer_per_core() {
+        let n = max_concurrent();
+        let tasks: Vec<_> = (0..4 * n + 4)
+            .map(|i| tokio::spawn(hash(pw(&format!("correct horse battery {i}")))))
+            .collect();
+        for t in tasks {
+            let h = t
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_default();
+            assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        }
+        let pooled = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner).len();
+        assert!(pooled <= n, "{pooled} buffers pooled for {n} cores");
     }
 
     #[tokio::test]
