@@ -44,6 +44,7 @@ fn micro(c: &mut Criterion) {
                     created_at: now,
                     expires_at: now + 3600,
                     absolute_expires_at: now + 7200,
+                    ..SessionRecord::default()
                 };
                 rt.block_on(state.store.insert_session(&session)).unwrap();
                 let jwt = keys.issue(&user, &sid, now as u64).unwrap();

@@ -89,6 +89,9 @@ pub struct Settings {
     pub phone_change_user_limit: u32,
     /// Phone changes one source address may attempt per hour (`PHONE_CHANGE_IP_LIMIT`).
     pub phone_change_ip_limit: u32,
+    /// How long after a refresh token's rotation a concurrent refresh of the same token gets
+    /// the same successor instead of counting as reuse (`REFRESH_REUSE_GRACE_SECONDS`, 0-60).
+    pub refresh_reuse_grace: Duration,
     /// Time a request may spend on the database when the Lambda context gives no deadline
     /// (`REQUEST_BUDGET_MS`; the dev server and tests).
     pub request_budget: Duration,
@@ -218,6 +221,18 @@ impl Settings {
             phone_change_user_limit: vars.count("PHONE_CHANGE_USER_LIMIT", 5)?,
             phone_change_ip_limit: vars.count("PHONE_CHANGE_IP_LIMIT", 20)?,
             request_budget: Duration::from_millis(vars.positive("REQUEST_BUDGET_MS", 8_000)?),
+            refresh_reuse_grace: match vars.get("REFRESH_REUSE_GRACE_SECONDS") {
+                None => Duration::from_secs(5),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= 60)
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| ConfigError::BadNumber {
+                        name: "REFRESH_REUSE_GRACE_SECONDS".to_owned(),
+                    })?,
+            },
         })
     }
 }

@@ -10,11 +10,18 @@ pub enum Function {
     Login,
     Logout,
     Update,
+    Refresh,
 }
 
 impl Function {
     /// Every function.
-    pub const ALL: [Self; 4] = [Self::Signup, Self::Login, Self::Logout, Self::Update];
+    pub const ALL: [Self; 5] = [
+        Self::Signup,
+        Self::Login,
+        Self::Logout,
+        Self::Update,
+        Self::Refresh,
+    ];
 
     /// The binary's name, as in `template.yaml`'s `BuildProperties: Binary`.
     pub const fn name(self) -> &'static str {
@@ -23,6 +30,7 @@ impl Function {
             Self::Login => "login",
             Self::Logout => "logout",
             Self::Update => "update",
+            Self::Refresh => "refresh",
         }
     }
 
@@ -47,16 +55,18 @@ pub enum Endpoint {
     Logout,
     GetUser,
     PutUser,
+    Refresh,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order the README lists them.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
         Self::GetUser,
         Self::PutUser,
+        Self::Refresh,
     ];
 
     /// (method, path, function) of each endpoint: the table itself.
@@ -67,6 +77,7 @@ impl Endpoint {
             Self::Logout => ("POST", "/logout", Function::Logout),
             Self::GetUser => ("GET", "/user", Function::Update),
             Self::PutUser => ("PUT", "/user", Function::Update),
+            Self::Refresh => ("POST", "/token/refresh", Function::Refresh),
         }
     }
 
@@ -77,6 +88,7 @@ impl Endpoint {
             Self::Login => "login",
             Self::Logout => "logout",
             Self::GetUser | Self::PutUser => "user",
+            Self::Refresh => "refresh",
         }
     }
 

@@ -15,10 +15,11 @@ pub enum Body {
     Login,
     UpdateUser,
     Logout,
+    Refresh,
 }
 
 /// Schema sources, by body, as shipped in `shared/schemas/`.
-pub const SOURCES: [(Body, &str, &str); 4] = [
+pub const SOURCES: [(Body, &str, &str); 5] = [
     (
         Body::Signup,
         "signup.json",
@@ -38,6 +39,11 @@ pub const SOURCES: [(Body, &str, &str); 4] = [
         Body::Logout,
         "logout.json",
         include_str!("../schemas/logout.json"),
+    ),
+    (
+        Body::Refresh,
+        "refresh.json",
+        include_str!("../schemas/refresh.json"),
     ),
 ];
 

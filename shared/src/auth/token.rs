@@ -135,6 +135,36 @@ impl TokenKeys {
         digest(&self.session_current, token)
     }
 
+    /// The digest stored for a refresh token's secret part.
+    pub fn refresh_digest(&self, secret: &str) -> String {
+        let mut m = mac(&self.session_current, "refresh/v1:");
+        m.update(secret.as_bytes());
+        URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+    }
+
+    /// True when `secret` has `stored` as its refresh digest under the current or the previous
+    /// session key. Constant-time.
+    pub fn refresh_matches(&self, secret: &str, stored: &str) -> bool {
+        let Ok(stored) = URL_SAFE_NO_PAD.decode(stored) else {
+            return false;
+        };
+        std::iter::once(&self.session_current)
+            .chain(self.session_previous.as_ref())
+            .any(|key| {
+                let mut m = mac(key, "refresh/v1:");
+                m.update(secret.as_bytes());
+                m.verify_slice(&stored).is_ok()
+            })
+    }
+
+    /// The secret that replaces `secret` on rotation: derived, not drawn, so two concurrent
+    /// refreshes of one token (a client retrying) compute the same successor.
+    pub fn refresh_successor(&self, secret: &str) -> String {
+        let mut m = mac(&self.session_current, "refresh-next/v1:");
+        m.update(secret.as_bytes());
+        URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+    }
+
     /// A short keyed tag of `value` (a phone) for audit lines: lines about one phone can be
     /// joined without the log holding the number. Keyed with the current session key, so tags
     /// change when the keys rotate.

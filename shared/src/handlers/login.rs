@@ -43,6 +43,7 @@ impl TryFrom<LoginBody> for Credentials {
 struct Tokens {
     token: String,
     session_token: String,
+    refresh_token: String,
     token_type: &'static str,
     expires_in: u64,
     user_id: Oid,
@@ -66,6 +67,7 @@ pub(super) async fn login(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Bo
         &Tokens {
             token: g.token,
             session_token: g.session_token,
+            refresh_token: g.refresh_token,
             token_type: "Bearer",
             expires_in: g.expires_in,
             user_id: Oid::of(&g.user_id),

@@ -7,6 +7,7 @@
 mod extract;
 mod login;
 mod logout;
+mod refresh;
 mod reply;
 mod router;
 mod signup;

@@ -6,7 +6,7 @@ use tracing::Instrument;
 
 use super::{
     extract::{Input, client_of},
-    login, logout, signup, user,
+    login, logout, refresh, signup, user,
 };
 use crate::{
     error::ApiError,
@@ -95,6 +95,7 @@ async fn handle(state: &State, endpoint: Endpoint, req: Request) -> Response<Bod
             Endpoint::Logout => logout::logout(&cx, &input).await,
             Endpoint::GetUser => user::get_user(&cx, &input).await,
             Endpoint::PutUser => user::put_user(&cx, &input).await,
+            Endpoint::Refresh => refresh::refresh(&cx, &input).await,
         }
     };
     deadline::within(

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 pub use account::{NewUser, ProfileUpdate, profile, signup, update_user};
 pub use error::Error;
-pub use session::{Caller, LoginGrant, login, logout, session_of};
+pub use session::{Caller, LoginGrant, RefreshGrant, login, logout, refresh, session_of};
 pub use throttle::{attempt_policy, lock_delay};
 
 use crate::{auth::token::TokenKeys, config::Settings, secrets::KeyCache, store::Store};

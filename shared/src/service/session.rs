@@ -12,6 +12,17 @@ use crate::{
 pub struct LoginGrant {
     pub token: String,
     pub session_token: String,
+    /// `<session id>.<secret>`: renews `token` at POST /token/refresh.
+    pub refresh_token: String,
+    pub expires_in: u64,
+    pub user_id: UserId,
+}
+
+/// What a successful refresh hands back: a new access token and the refresh token to use next.
+#[derive(Debug)]
+pub struct RefreshGrant {
+    pub token: String,
+    pub refresh_token: String,
     pub expires_in: u64,
     pub user_id: UserId,
 }
@@ -61,6 +72,8 @@ async fn open_session(cx: &Ctx<'_>, user: &UserRecord) -> Result<LoginGrant, Err
     let tokens = cx.tokens();
     let session_token =
         token::new_session_token().map_err(|e| Error::internal("session token", e))?;
+    let refresh_secret =
+        token::new_session_token().map_err(|e| Error::internal("refresh token", e))?;
     let absolute = cx.now.saturating_add(secs(cx.policy.session_absolute_ttl));
     let session = SessionRecord {
         id: token::new_session_id().map_err(|e| Error::internal("session id", e))?,
@@ -72,6 +85,8 @@ async fn open_session(cx: &Ctx<'_>, user: &UserRecord) -> Result<LoginGrant, Err
             .saturating_add(secs(cx.policy.session_idle_ttl))
             .min(absolute),
         absolute_expires_at: absolute,
+        refresh_digest: tokens.refresh_digest(&refresh_secret),
+        ..SessionRecord::default()
     };
     cx.store.insert_session(&session).await?;
     let token = tokens
@@ -84,8 +99,91 @@ async fn open_session(cx: &Ctx<'_>, user: &UserRecord) -> Result<LoginGrant, Err
     Ok(LoginGrant {
         token,
         session_token,
+        refresh_token: format!("{}.{refresh_secret}", session.id),
         expires_in: tokens.ttl().as_secs(),
         user_id: user.id,
+    })
+}
+
+/// Renews an access token with a refresh token, rotating it: the old one is spent, the new
+/// one is returned. A spent token presented again (after `refresh_reuse_grace`) is taken as
+/// theft: the whole session (every token of the family) ends at once, audited. Within the
+/// grace, a concurrent refresh of the same token gets the same successor. The session's idle
+/// and absolute limits apply as to any request.
+pub async fn refresh(cx: &Ctx<'_>, refresh_token: &str) -> Result<RefreshGrant, Error> {
+    let (sid, secret) = refresh_token.split_once('.').ok_or(Error::Unauthorized)?;
+    let Some(session) = cx.store.find_session(sid).await? else {
+        return Err(Error::Unauthorized);
+    };
+    if cx.now >= session.expires_at || cx.now >= session.absolute_expires_at {
+        return Err(Error::Unauthorized);
+    }
+    let tokens = cx.tokens();
+    let idle = cx
+        .now
+        .saturating_add(secs(cx.policy.session_idle_ttl))
+        .min(session.absolute_expires_at);
+    let session = if tokens.refresh_matches(secret, &session.refresh_digest) {
+        let next = tokens.refresh_successor(secret);
+        let rotated = cx
+            .store
+            .rotate_refresh(
+                sid,
+                &session.refresh_digest,
+                &tokens.refresh_digest(&next),
+                cx.now,
+                idle,
+            )
+            .await?;
+        match rotated {
+            Some(_) => return grant(cx, &session, next),
+            // Another request rotated it first: read what it left and go on below.
+            None => cx
+                .store
+                .find_session(sid)
+                .await?
+                .ok_or(Error::Unauthorized)?,
+        }
+    } else {
+        session
+    };
+    let grace = i64::try_from(cx.policy.refresh_reuse_grace.as_secs()).unwrap_or(0);
+    if tokens.refresh_matches(secret, &session.refresh_prev)
+        && cx.now - session.refresh_rotated_at <= grace
+    {
+        let next = tokens.refresh_successor(secret);
+        if tokens.refresh_matches(&next, &session.refresh_digest) {
+            return grant(cx, &session, next);
+        }
+    }
+    if session
+        .refresh_spent
+        .iter()
+        .any(|spent| tokens.refresh_matches(secret, spent))
+    {
+        cx.store.delete_session(sid).await?;
+        tracing::warn!(target: "audit", event = "refresh_reuse", user_id = %session.user_id,
+            "a spent refresh token was presented again; the session ended");
+    }
+    Err(Error::Unauthorized)
+}
+
+/// A new access token for `session` beside the refresh token `next`.
+fn grant(cx: &Ctx<'_>, session: &SessionRecord, next: String) -> Result<RefreshGrant, Error> {
+    let tokens = cx.tokens();
+    let token = tokens
+        .issue(
+            &session.user_id,
+            &session.id,
+            u64::try_from(cx.now).unwrap_or_default(),
+        )
+        .map_err(|e| Error::internal("jwt signing", e))?;
+    tracing::info!(target: "audit", event = "token_refresh", outcome = "success", user_id = %session.user_id);
+    Ok(RefreshGrant {
+        token,
+        refresh_token: format!("{}.{next}", session.id),
+        expires_in: tokens.ttl().as_secs(),
+        user_id: session.user_id,
     })
 }
 

@@ -102,6 +102,33 @@ impl SessionStore for MemoryStore {
         Ok(self.sessions.lock().await.remove(id).is_some())
     }
 
+    async fn rotate_refresh(
+        &self,
+        id: &str,
+        expected: &str,
+        next: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let mut sessions = self.sessions.lock().await;
+        let Some(s) = sessions
+            .get_mut(id)
+            .filter(|s| s.refresh_digest == expected)
+        else {
+            return Ok(None);
+        };
+        s.refresh_prev = std::mem::replace(&mut s.refresh_digest, next.to_owned());
+        s.refresh_rotated_at = now;
+        s.refresh_spent.push(s.refresh_prev.clone());
+        let over = s
+            .refresh_spent
+            .len()
+            .saturating_sub(super::SPENT_REFRESH_KEPT);
+        s.refresh_spent.drain(..over);
+        s.expires_at = expires_at;
+        Ok(Some(s.clone()))
+    }
+
     async fn delete_user_sessions(
         &self,
         user: &UserId,

@@ -60,8 +60,9 @@ impl UserPatch {
     }
 }
 
-/// A login session. Only a keyed digest of its token is stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A login session. Only keyed digests of its tokens are stored. The session is also its
+/// refresh tokens' family: ending it ends them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionRecord {
     pub id: String,
     pub user_id: UserId,
@@ -72,7 +73,19 @@ pub struct SessionRecord {
     pub expires_at: i64,
     /// Hard deadline. Unix seconds.
     pub absolute_expires_at: i64,
+    /// Digest of the one refresh token that may be used next.
+    pub refresh_digest: String,
+    /// Digest of the refresh token it replaced, and when (for the concurrent-refresh grace).
+    pub refresh_prev: String,
+    pub refresh_rotated_at: i64,
+    /// Digests of spent refresh tokens (the most recent [`SPENT_REFRESH_KEPT`]): presenting one
+    /// again is reuse.
+    pub refresh_spent: Vec<String>,
 }
+
+/// Spent refresh-token digests kept per session (older ones are forgotten: presenting one of
+/// those is an unknown token, 401, but not detected as reuse).
+pub const SPENT_REFRESH_KEPT: usize = 64;
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -117,6 +130,18 @@ pub trait SessionStore: Send + Sync {
     async fn touch_session(&self, id: &str, expires_at: i64) -> Result<bool, StoreError>;
     /// Deletes one session; false when it was already gone.
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError>;
+    /// Replaces the session's refresh token, atomically and only if `expected` is still its
+    /// current digest: the old digest becomes `refresh_prev` (rotated at `now`) and joins the
+    /// spent list; the idle deadline moves to `expires_at`. Returns the session after the
+    /// swap, or `None` when the session is gone or another rotation won.
+    async fn rotate_refresh(
+        &self,
+        id: &str,
+        expected: &str,
+        next: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Option<SessionRecord>, StoreError>;
     /// Deletes every session of `user` except `keep`; returns how many went.
     async fn delete_user_sessions(
         &self,

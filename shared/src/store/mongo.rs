@@ -151,6 +151,14 @@ struct SessionDoc {
     created_at: DateTime,
     expires_at: DateTime,
     absolute_expires_at: DateTime,
+    #[serde(default)]
+    refresh_digest: String,
+    #[serde(default)]
+    refresh_prev: String,
+    #[serde(default)]
+    refresh_rotated_at: i64,
+    #[serde(default)]
+    refresh_spent: Vec<String>,
 }
 
 fn to_dt(unix_secs: i64) -> DateTime {
@@ -166,6 +174,10 @@ impl From<&SessionRecord> for SessionDoc {
             created_at: to_dt(s.created_at),
             expires_at: to_dt(s.expires_at),
             absolute_expires_at: to_dt(s.absolute_expires_at),
+            refresh_digest: s.refresh_digest.clone(),
+            refresh_prev: s.refresh_prev.clone(),
+            refresh_rotated_at: s.refresh_rotated_at,
+            refresh_spent: s.refresh_spent.clone(),
         }
     }
 }
@@ -179,6 +191,10 @@ impl From<SessionDoc> for SessionRecord {
             created_at: d.created_at.timestamp_millis() / 1000,
             expires_at: d.expires_at.timestamp_millis() / 1000,
             absolute_expires_at: d.absolute_expires_at.timestamp_millis() / 1000,
+            refresh_digest: d.refresh_digest,
+            refresh_prev: d.refresh_prev,
+            refresh_rotated_at: d.refresh_rotated_at,
+            refresh_spent: d.refresh_spent,
         }
     }
 }
@@ -399,6 +415,37 @@ impl SessionStore for MongoStore {
             .timed(async { self.sessions.delete_one(doc! { "_id": id }).await })
             .await?;
         Ok(r.deleted_count == 1)
+    }
+
+    async fn rotate_refresh(
+        &self,
+        id: &str,
+        expected: &str,
+        next: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let kept = i32::try_from(super::SPENT_REFRESH_KEPT).unwrap_or(i32::MAX);
+        Ok(self
+            .timed(async {
+                self.sessions
+                    .find_one_and_update(
+                        doc! { "_id": id, "refresh_digest": expected },
+                        doc! {
+                            "$set": {
+                                "refresh_digest": next,
+                                "refresh_prev": expected,
+                                "refresh_rotated_at": now,
+                                "expires_at": to_dt(expires_at),
+                            },
+                            "$push": { "refresh_spent": { "$each": [expected], "$slice": -kept } },
+                        },
+                    )
+                    .return_document(ReturnDocument::After)
+                    .await
+            })
+            .await?
+            .map(SessionRecord::from))
     }
 
     async fn delete_user_sessions(

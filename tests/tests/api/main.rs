@@ -10,6 +10,7 @@ mod fuzz;
 mod handlers;
 mod lambda_runtime;
 mod openapi;
+mod refresh;
 mod routes;
 mod secrets;
 mod security;

@@ -32,6 +32,8 @@ fn session(id: &str, user: UserId) -> SessionRecord {
         created_at: 1_700_000_000,
         expires_at: 1_700_086_400,
         absolute_expires_at: 1_700_604_800,
+        refresh_digest: format!("refresh-{id}"),
+        ..SessionRecord::default()
     }
 }
 
@@ -132,6 +134,67 @@ async fn conformance(store: &dyn Store) {
         store.find_session("t1").await.unwrap().is_some(),
         "other users' sessions survive"
     );
+}
+
+/// Refresh rotation: only from the current digest, once; the spent list keeps the newest.
+async fn refresh_conformance(store: &dyn Store) {
+    let s = session("r1", UserId::new());
+    store.insert_session(&s).await.unwrap();
+    let after = store
+        .rotate_refresh("r1", "refresh-r1", "next-1", 1_700_000_100, 1_700_090_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (after.refresh_digest.as_str(), after.refresh_prev.as_str()),
+        ("next-1", "refresh-r1")
+    );
+    assert_eq!(after.refresh_rotated_at, 1_700_000_100);
+    assert_eq!(after.expires_at, 1_700_090_000);
+    assert_eq!(after.refresh_spent, vec!["refresh-r1".to_owned()]);
+    assert_eq!(
+        store.find_session("r1").await.unwrap().as_ref(),
+        Some(&after)
+    );
+    assert_eq!(
+        store
+            .rotate_refresh("r1", "refresh-r1", "next-x", 1_700_000_101, 1_700_090_000)
+            .await
+            .unwrap(),
+        None,
+        "a spent digest cannot rotate again"
+    );
+    assert_eq!(
+        store
+            .rotate_refresh("gone", "refresh-r1", "next-x", 1_700_000_101, 1_700_090_000)
+            .await
+            .unwrap(),
+        None
+    );
+    let mut current = "next-1".to_owned();
+    for i in 0..(shared::store::SPENT_REFRESH_KEPT + 5) {
+        let next = format!("n{i}");
+        store
+            .rotate_refresh("r1", &current, &next, 1_700_000_200, 1_700_090_000)
+            .await
+            .unwrap()
+            .unwrap();
+        current = next;
+    }
+    let spent = store
+        .find_session("r1")
+        .await
+        .unwrap()
+        .unwrap()
+        .refresh_spent;
+    assert_eq!(spent.len(), shared::store::SPENT_REFRESH_KEPT);
+    assert_eq!(spent.last().map(String::as_str), Some("n67"));
+}
+
+#[tokio::test]
+async fn both_stores_rotate_refresh_tokens_alike() {
+    refresh_conformance(&MemoryStore::new()).await;
+    refresh_conformance(&mongo_store(&fresh_db()).await).await;
 }
 
 #[tokio::test]
