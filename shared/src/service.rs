@@ -1,5 +1,7 @@
 //! Domain operations. They take the store trait and plain values, never HTTP types.
 
+use std::sync::Arc;
+
 use crate::{
     auth::{
         password,
@@ -7,6 +9,7 @@ use crate::{
     },
     config::Settings,
     error::ApiError,
+    secrets::KeyCache,
     store::{SessionRecord, Store, StoreError, UserPatch, UserRecord},
     types::{Name, Password, Phone, UserId},
 };
@@ -201,29 +204,31 @@ async fn rehash(store: &dyn Store, user: &UserRecord, password: Password, now: i
 /// session was opened with. Use refreshes the idle deadline.
 pub async fn authenticate(
     store: &dyn Store,
-    tokens: &TokenKeys,
+    keys: &Arc<KeyCache>,
     settings: &Settings,
     jwt: &str,
     session_token: &str,
     now: i64,
 ) -> Result<Caller, ApiError> {
-    session_of(store, tokens, settings, jwt, session_token, now)
+    session_of(store, keys, settings, jwt, session_token, now)
         .await?
         .ok_or(ApiError::Unauthorized)
 }
 
 /// Like [`authenticate`], but a valid JWT whose session no longer exists gives `Ok(None)`
 /// instead of 401, so logout can be repeated (a client retrying after a timeout) and still
-/// succeed. Every other route treats `None` as 401.
+/// succeed. Every other route treats `None` as 401. The keys come from the cache, which
+/// refreshes them first when the JWT names a key it does not hold yet (a rotation another
+/// instance saw first); the session token is checked against those same keys.
 pub async fn session_of(
     store: &dyn Store,
-    tokens: &TokenKeys,
+    keys: &Arc<KeyCache>,
     settings: &Settings,
     jwt: &str,
     session_token: &str,
     now: i64,
 ) -> Result<Option<Caller>, ApiError> {
-    let claims = tokens.verify(jwt, now.max(0) as u64)?;
+    let (claims, tokens) = keys.verify(jwt, now).await?;
     let Some(session) = store
         .find_session(&claims.sid)
         .await

@@ -200,7 +200,7 @@ async fn maybe_caller(state: &State, req: &Request) -> Result<Option<Caller>, Ap
     };
     service::session_of(
         state.store.as_ref(),
-        &state.tokens(),
+        &state.keys,
         &state.settings,
         jwt,
         st,
