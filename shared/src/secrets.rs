@@ -4,7 +4,7 @@
 use std::{
     sync::{
         Arc, RwLock,
-        atomic::{AtomicBool, AtomicI64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -21,8 +21,9 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::{
-    auth::token::TokenKeys,
+    auth::token::{Claims, Refusal, TokenKeys},
     config::{ConfigError, KeySet, KeyVersion, MIN_KEY_BYTES, Secret, Settings, Vars},
+    error::ApiError,
 };
 
 /// Label domain for deriving a session key from the JWT key when a secret holds only the latter.
@@ -199,14 +200,28 @@ pub fn derive_session_key(jwt: &Secret) -> Secret {
     Secret::new(mac.finalize().into_bytes().to_vec())
 }
 
+/// Least time between two refreshes forced by an unknown `kid`, per instance: tokens naming
+/// keys that do not exist must not turn into a flood of Secrets Manager reads.
+pub const FORCED_REFRESH_INTERVAL_SECS: i64 = 5;
+
 /// The token keys in force, refreshed from Secrets Manager after a TTL without making a
 /// request wait: the request that notices staleness starts a background refresh and goes on
-/// with the cached keys.
+/// with the cached keys. A token whose `kid` the cache does not hold was most likely signed by
+/// an instance that saw a rotation first; [`KeyCache::verify`] then refreshes at once
+/// (single-flight, rate-limited) instead of refusing it until the TTL passes.
 pub struct KeyCache {
     current: RwLock<Arc<TokenKeys>>,
     source: Option<SecretSource>,
     loaded_at: AtomicI64,
     refreshing: AtomicBool,
+    /// One secret read at a time; waiters reuse the result of the read they waited for.
+    fetch_lock: tokio::sync::Mutex<()>,
+    /// Bumped by every successful refresh.
+    generation: AtomicU64,
+    /// When the last refresh forced by an unknown `kid` started.
+    forced_at: AtomicI64,
+    /// Secret reads made by refreshes (not the cold start), for tests and diagnostics.
+    reads: AtomicU64,
     ttl_secs: i64,
     issuer: String,
     audience: String,
@@ -227,6 +242,10 @@ impl KeyCache {
             source,
             loaded_at: AtomicI64::new(now),
             refreshing: AtomicBool::new(false),
+            fetch_lock: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            forced_at: AtomicI64::new(i64::MIN),
+            reads: AtomicU64::new(0),
             ttl_secs: ttl.as_secs() as i64,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
@@ -237,24 +256,71 @@ impl KeyCache {
     /// The cached keys. Never blocks on the network.
     pub fn get(self: &Arc<Self>, now: i64) -> Arc<TokenKeys> {
         if self.source.is_some()
-            && now - self.loaded_at.load(Ordering::Relaxed) >= self.ttl_secs
+            && now.saturating_sub(self.loaded_at.load(Ordering::Relaxed)) >= self.ttl_secs
             && !self.refreshing.swap(true, Ordering::AcqRel)
         {
             let this = Arc::clone(self);
             tokio::spawn(async move {
+                let _one_at_a_time = this.fetch_lock.lock().await;
                 this.refresh(now).await;
                 this.refreshing.store(false, Ordering::Release);
             });
         }
+        self.cached()
+    }
+
+    fn cached(&self) -> Arc<TokenKeys> {
         self.current
             .read()
             .map(|k| Arc::clone(&k))
             .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
     }
 
+    /// Verifies `jwt` at `now` and returns its claims with the keys that verified it (which
+    /// also check the session token). A token naming a `kid` the cache lacks makes the cache
+    /// re-read the secret first: at most one read in flight, and at most one such read per
+    /// [`FORCED_REFRESH_INTERVAL_SECS`]; a request arriving while a read is in flight waits
+    /// for it rather than starting another.
+    pub async fn verify(
+        self: &Arc<Self>,
+        jwt: &str,
+        now: i64,
+    ) -> Result<(Claims, Arc<TokenKeys>), ApiError> {
+        let at = now.max(0) as u64;
+        let keys = self.get(now);
+        match keys.check(jwt, at) {
+            Ok(claims) => return Ok((claims, keys)),
+            Err(Refusal::UnknownKid) if self.source.is_some() => {}
+            Err(_) => return Err(ApiError::Unauthorized),
+        }
+        let seen = self.generation.load(Ordering::Acquire);
+        {
+            let _one_at_a_time = self.fetch_lock.lock().await;
+            // A refresh that finished while this request waited is as good as its own.
+            if self.generation.load(Ordering::Acquire) == seen {
+                let last = self.forced_at.load(Ordering::Relaxed);
+                if now.saturating_sub(last) >= FORCED_REFRESH_INTERVAL_SECS {
+                    self.forced_at.store(now, Ordering::Relaxed);
+                    // Boxed: the SDK call's state machine is deep, and inlining it into every
+                    // authenticated request's future would grow them all for a rare path.
+                    Box::pin(self.refresh(now)).await;
+                }
+            }
+        }
+        let keys = self.cached();
+        let claims = keys.verify(jwt, at)?;
+        Ok((claims, keys))
+    }
+
+    /// Secret reads made by refreshes since start (cold-start read excluded).
+    pub fn secret_reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
     /// Re-reads the secret now. On failure the old keys stay and the next TTL retries.
     pub async fn refresh(&self, now: i64) {
         let Some(source) = &self.source else { return };
+        self.reads.fetch_add(1, Ordering::Relaxed);
         match source.fetch().await {
             Ok(f) => {
                 let keys = Arc::new(TokenKeys::new(
@@ -268,6 +334,7 @@ impl KeyCache {
                     Err(p) => *p.into_inner() = keys,
                 }
                 self.loaded_at.store(now, Ordering::Relaxed);
+                self.generation.fetch_add(1, Ordering::AcqRel);
                 tracing::info!(
                     secret_id = source.secret_id(),
                     kid = f.keys.current.kid,

@@ -46,6 +46,30 @@ pub struct TokenKeys {
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Why [`TokenKeys::check`] refused a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Well-formed, but signed under a `kid` these keys do not hold: after a rotation another
+    /// instance may already sign with it, so the caller may refresh the keys and try again.
+    UnknownKid,
+    /// Anything else: malformed, wrong algorithm, bad signature, claims out of range.
+    Invalid,
+}
+
+/// Refuses a header with `crit` (RFC 7515 §4.1.11): it lists extensions the recipient must
+/// understand, and this API understands none. Checked on the raw JSON, since a typed header
+/// may drop or mistype fields it does not know.
+fn refuse_extensions(token: &str) -> Result<(), Refusal> {
+    let (head, _) = token.split_once('.').ok_or(Refusal::Invalid)?;
+    let json = URL_SAFE_NO_PAD.decode(head).map_err(|_| Refusal::Invalid)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&json).map_err(|_| Refusal::Invalid)?;
+    if header.contains_key("crit") {
+        return Err(Refusal::Invalid);
+    }
+    Ok(())
+}
+
 impl TokenKeys {
     /// Prepares keys for `issuer`/`audience` with tokens living `ttl`.
     pub fn new(keys: &KeySet, issuer: &str, audience: &str, ttl: Duration) -> Self {
@@ -97,7 +121,7 @@ impl TokenKeys {
             sid: sid.to_owned(),
             iat: now,
             nbf: now,
-            exp: now + self.ttl.as_secs(),
+            exp: now.saturating_add(self.ttl.as_secs()),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
         };
@@ -109,23 +133,40 @@ impl TokenKeys {
 
     /// Verifies signature, algorithm, `typ`, `kid`, issuer, audience and time claims at `now`.
     pub fn verify(&self, token: &str, now: u64) -> Result<Claims, ApiError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::Unauthorized)?;
+        self.check(token, now).map_err(|_| ApiError::Unauthorized)
+    }
+
+    /// True when tokens signed under `kid` can be verified with these keys.
+    pub fn knows_kid(&self, kid: &str) -> bool {
+        self.decoding.contains_key(kid)
+    }
+
+    /// [`Self::verify`], telling a `kid` these keys do not hold (which a key refresh may fix)
+    /// from every other refusal (which it cannot).
+    pub fn check(&self, token: &str, now: u64) -> Result<Claims, Refusal> {
+        refuse_extensions(token)?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Refusal::Invalid)?;
         if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some("JWT") {
-            return Err(ApiError::Unauthorized);
+            return Err(Refusal::Invalid);
         }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.decoding.get(kid))
-            .ok_or(ApiError::Unauthorized)?;
+        let kid = header.kid.as_deref().ok_or(Refusal::Invalid)?;
+        let key = self.decoding.get(kid).ok_or(Refusal::UnknownKid)?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
-            .map_err(|_| ApiError::Unauthorized)?;
+            .map_err(|_| Refusal::Invalid)?;
         let c = data.claims;
-        if c.exp + LEEWAY_SECS <= now || c.nbf > now + LEEWAY_SECS || c.iat > now + LEEWAY_SECS {
-            return Err(ApiError::Unauthorized);
+        // Claims are attacker-sized numbers: saturate, never overflow (a debug build panics).
+        let skewed = now.saturating_add(LEEWAY_SECS);
+        // No token of ours outlives the TTL: a later `exp` was not issued under these settings.
+        let latest_exp = skewed.saturating_add(self.ttl.as_secs());
+        if c.exp.saturating_add(LEEWAY_SECS) <= now
+            || c.exp > latest_exp
+            || c.nbf > skewed
+            || c.iat > skewed
+        {
+            return Err(Refusal::Invalid);
         }
         if UserId::parse_hex(&c.sub).is_none() {
-            return Err(ApiError::Unauthorized);
+            return Err(Refusal::Invalid);
         }
         Ok(c)
     }
@@ -217,4 +258,96 @@ fn random_b64<const N: usize>() -> Result<String, ApiError> {
         ApiError::Internal
     })?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KeyVersion;
+
+    const K: &str = "0123456789abcdef0123456789abcdef";
+
+    fn keys(kid: &str) -> TokenKeys {
+        let set = KeySet {
+            current: KeyVersion {
+                kid: kid.to_owned(),
+                jwt: Secret::new(K.as_bytes()),
+                session: Secret::new(K.as_bytes()),
+            },
+            previous: None,
+        };
+        TokenKeys::new(&set, "iss", "aud", Duration::from_secs(900))
+    }
+
+    /// An HS256 token with this header and these claims under `K`.
+    fn signed(header: &serde_json::Value, claims: &serde_json::Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let sig = mac(&Secret::new(K.as_bytes()), &input)
+            .finalize()
+            .into_bytes();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    fn claims(iat: u64, nbf: u64, exp: u64) -> serde_json::Value {
+        serde_json::json!({"sub": UserId::new().to_hex(), "sid": "s", "iat": iat, "nbf": nbf,
+                           "exp": exp, "iss": "iss", "aud": "aud"})
+    }
+
+    #[test]
+    fn issuing_and_checking_at_the_end_of_time_saturates_instead_of_panicking() {
+        let k = keys("a");
+        let token = k.issue(&UserId::new(), "s", u64::MAX - 1);
+        let token = token.unwrap_or_default();
+        assert!(k.check(&token, u64::MAX - 1).is_ok());
+        assert_eq!(
+            k.check(&token, 0),
+            Err(Refusal::Invalid),
+            "iat in the future"
+        );
+    }
+
+    #[test]
+    fn time_claims_near_the_maximum_are_refused() {
+        let k = keys("a");
+        let h = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "a"});
+        let now = 1_800_000_000;
+        assert!(
+            k.check(&signed(&h, &claims(now, now, now + 900)), now)
+                .is_ok()
+        );
+        for (iat, nbf, exp) in [
+            (now, now, u64::MAX - 1),
+            (now, now, u64::MAX),
+            (u64::MAX - 1, now, now + 900),
+            (now, u64::MAX - 1, now + 900),
+            (now, now, now + 900 + LEEWAY_SECS + 1),
+        ] {
+            let t = signed(&h, &claims(iat, nbf, exp));
+            assert_eq!(k.check(&t, now), Err(Refusal::Invalid), "{iat} {nbf} {exp}");
+        }
+    }
+
+    #[test]
+    fn crit_is_refused_and_only_a_well_formed_unknown_kid_asks_for_a_refresh() {
+        let k = keys("a");
+        let now = 1_800_000_000;
+        let c = claims(now, now, now + 900);
+        let crit = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "a", "crit": ["exp"]});
+        assert_eq!(k.check(&signed(&crit, &c), now), Err(Refusal::Invalid));
+        let other = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "b"});
+        assert_eq!(k.check(&signed(&other, &c), now), Err(Refusal::UnknownKid));
+        let bad_alg = serde_json::json!({"alg": "HS512", "typ": "JWT", "kid": "b"});
+        assert_eq!(k.check(&signed(&bad_alg, &c), now), Err(Refusal::Invalid));
+        let crit_unknown =
+            serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "b", "crit": []});
+        assert_eq!(
+            k.check(&signed(&crit_unknown, &c), now),
+            Err(Refusal::Invalid)
+        );
+        assert!(k.knows_kid("a") && !k.knows_kid("b"));
+    }
 }

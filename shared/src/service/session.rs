@@ -217,9 +217,12 @@ pub async fn session_of(
     jwt: &str,
     session_token: &str,
 ) -> Result<Option<Caller>, Error> {
-    let tokens = cx.tokens();
-    let claims = tokens
-        .verify(jwt, u64::try_from(cx.now).unwrap_or_default())
+    // The cache re-reads the secret first when the JWT names a key it does not hold yet (a
+    // rotation another instance saw first); the session token is checked with those keys.
+    let (claims, tokens) = cx
+        .keys
+        .verify(jwt, cx.now)
+        .await
         .map_err(|_| Error::Unauthorized)?;
     let Some(session) = cx.store.find_session(&claims.sid).await? else {
         return Ok(None);
