@@ -352,13 +352,19 @@ pub fn from_env() -> Result<(LogFilter, bool), LogConfigError> {
         var("AWS_LAMBDA_LOG_LEVEL").as_deref(),
         var("RUST_LOG").as_deref(),
     )?;
-    let json = match var("AWS_LAMBDA_LOG_FORMAT").as_deref().map(str::trim) {
-        None | Some("") => true,
-        Some(f) if f.eq_ignore_ascii_case("json") => true,
-        Some(f) if f.eq_ignore_ascii_case("text") => false,
-        Some(f) => return Err(LogConfigError::Format(f.to_owned())),
-    };
+    let json = json_format(var("AWS_LAMBDA_LOG_FORMAT").as_deref())?;
     Ok((filter, json))
+}
+
+/// Whether Lambda's `AWS_LAMBDA_LOG_FORMAT` asks for JSON (`JSON`, or unset: our default) or
+/// text (`Text`); anything else is refused.
+pub fn json_format(value: Option<&str>) -> Result<bool, LogConfigError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(true),
+        Some(f) if f.eq_ignore_ascii_case("json") => Ok(true),
+        Some(f) if f.eq_ignore_ascii_case("text") => Ok(false),
+        Some(f) => Err(LogConfigError::Format(f.to_owned())),
+    }
 }
 
 /// Installs the logger for `function` (every line names it). A bad `RUST_LOG`,
@@ -517,6 +523,36 @@ mod tests {
             (v["requestId"].as_str(), v["level"].as_str()),
             (Some("r-1"), Some("WARN"))
         );
+    }
+
+    #[test]
+    fn text_format_when_lambda_asks_for_it() {
+        assert_eq!(json_format(None), Ok(true));
+        assert_eq!(json_format(Some("JSON")), Ok(true));
+        assert_eq!(json_format(Some("Text")), Ok(false));
+        assert_eq!(
+            json_format(Some("yaml")),
+            Err(LogConfigError::Format("yaml".into()))
+        );
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let layer = Telemetry::new(
+            LogFilter::default(),
+            false,
+            Some("fn-1".into()),
+            Sink::Memory(lines.clone()),
+        );
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            let span = tracing::info_span!("invoke", requestId = "r-2");
+            let _s = span.enter();
+            tracing::info!(target: "here", n = 3, "hello");
+        });
+        let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
+        assert_eq!(lines.len(), 1);
+        let line = &lines[0];
+        assert!(line.contains(" INFO here: hello "), "{line}");
+        for kv in ["function=fn-1", "n=3", "requestId=r-2"] {
+            assert!(line.split(' ').any(|w| w == kv), "{kv} not in {line}");
+        }
     }
 
     #[test]
