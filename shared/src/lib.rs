@@ -7,6 +7,8 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod lambda;
+pub mod metrics;
 pub mod routes;
 pub mod schema;
 pub mod secrets;

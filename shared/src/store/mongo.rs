@@ -215,17 +215,40 @@ pub fn classify(e: mongodb::error::Error) -> StoreError {
 
 impl MongoStore {
     /// Builds a client for `uri` without contacting the server; the first operation connects.
+    ///
+    /// Precedence, for every option below: what the URI names, else `opts` (for the pool,
+    /// `MONGO_MAX_POOL_SIZE`), else the driver's default. So `maxPoolSize`, `maxIdleTimeMS`,
+    /// `serverSelectionTimeoutMS`, `connectTimeoutMS` and `appName` in `MONGO_URI` reach the
+    /// driver as written. `maxIdleTimeMS` defaults to 60 s: a frozen Lambda instance's
+    /// connections may have been closed by the server meanwhile, so old idle ones are dropped
+    /// rather than tried.
     pub async fn client(uri: &str, opts: &MongoOptions) -> Result<Client, StoreError> {
-        let mut options = ClientOptions::parse(uri)
-            .await
-            .map_err(|e| StoreError::Other(format!("bad MONGO_URI: {}", e.kind)))?;
-        options.server_selection_timeout = Some(opts.server_selection_timeout);
-        options.connect_timeout = Some(opts.connect_timeout);
-        options.max_pool_size = Some(opts.max_pool_size);
+        Client::with_options(Self::client_options(uri, opts).await?).map_err(classify)
+    }
+
+    /// The driver options [`MongoStore::client`] uses (tests check what reaches the driver).
+    pub async fn client_options(
+        uri: &str,
+        opts: &MongoOptions,
+    ) -> Result<ClientOptions, StoreError> {
+        let mut options = ClientOptions::parse(uri).await.map_err(|e| {
+            let hint = if uri.contains("MONGODB-AWS") && !cfg!(feature = "mongodb-aws") {
+                " (MONGODB-AWS needs the functions built with `--features mongodb-aws`)"
+            } else {
+                ""
+            };
+            StoreError::Other(format!("bad MONGO_URI: {}{hint}", e.kind))
+        })?;
+        options
+            .server_selection_timeout
+            .get_or_insert(opts.server_selection_timeout);
+        options.connect_timeout.get_or_insert(opts.connect_timeout);
+        options.max_pool_size.get_or_insert(opts.max_pool_size);
+        options.max_idle_time.get_or_insert(Duration::from_secs(60));
         options
             .app_name
             .get_or_insert_with(|| "user-api".to_owned());
-        Client::with_options(options).map_err(classify)
+        Ok(options)
     }
 
     /// A store over `db` whose users live in `collection` and sessions in `<collection>_sessions`.
@@ -285,6 +308,8 @@ impl MongoStore {
         a.and(b).and(c).and(d).map(|_| ())
     }
 
+    /// Bounds a store call by the operation timeout and records its latency (EMF
+    /// `StoreLatency`, see `crate::metrics`).
     async fn timed<T>(
         &self,
         fut: impl Future<Output = mongodb::error::Result<T>>,
@@ -296,7 +321,10 @@ impl MongoStore {
                 "request deadline passed".to_owned(),
             ));
         }
-        match tokio::time::timeout(budget, fut).await {
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(budget, fut).await;
+        crate::metrics::store_latency(started.elapsed());
+        match result {
             Ok(r) => r.map_err(classify),
             Err(_) => Err(StoreError::Unavailable("operation timed out".to_owned())),
         }

@@ -9,6 +9,7 @@ mod faults;
 mod fuzz;
 mod handlers;
 mod lambda_runtime;
+mod observability;
 mod openapi;
 mod refresh;
 mod rotation;
