@@ -28,7 +28,7 @@ async fn invoke(f: &Function, event: &Value) -> (u16, Value) {
 }
 
 #[tokio::test]
-async fn the_four_binaries_serve_the_seed_sequence_through_the_runtime_api_from_a_secret() {
+async fn the_function_binaries_serve_the_seed_sequence_through_the_runtime_api_from_a_secret() {
     let endpoint = aws_endpoint();
     let client = secrets_client(&endpoint).await;
     let name = format!("user-api/fn-{}", fresh_db());
@@ -38,11 +38,12 @@ async fn the_four_binaries_serve_the_seed_sequence_through_the_runtime_api_from_
         ("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint.clone()),
         ("DB_NAME", fresh_db()),
     ];
-    let (signup, login, logout, update) = tokio::join!(
+    let (signup, login, logout, update, refresh) = tokio::join!(
         spawn("signup", &config),
         spawn("login", &config),
         spawn("logout", &config),
-        spawn("update", &config)
+        spawn("update", &config),
+        spawn("refresh", &config)
     );
 
     let (status, user) = invoke(&signup, &event("signup")).await;
@@ -88,6 +89,16 @@ async fn the_four_binaries_serve_the_seed_sequence_through_the_runtime_api_from_
         "{updated}"
     );
     let get = with_auth(event("get_user"), &format!("Bearer {jwt}"), st);
+    assert_eq!(invoke(&update, &get).await.0, 200);
+
+    let renew = with_body(
+        event("refresh"),
+        &json!({"refresh_token": tokens["refresh_token"]}),
+    );
+    let (status, renewed) = invoke(&refresh, &renew).await;
+    assert_eq!(status, 200, "{renewed}");
+    let renewed_jwt = renewed["token"].as_str().unwrap();
+    let get = with_auth(event("get_user"), renewed_jwt, st);
     assert_eq!(invoke(&update, &get).await.0, 200);
 
     let out = with_auth(event("logout"), &format!("Bearer {jwt}"), st);
