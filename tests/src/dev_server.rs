@@ -6,6 +6,12 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
+/// The dev-server binary of the debug build, found as the function binaries are
+/// (`scripts/test` builds every binary before testing).
+pub fn bin() -> std::path::PathBuf {
+    crate::runtime::binary("dev-server")
+}
+
 /// A running dev server; killed on drop.
 pub struct Server {
     pub child: Child,
