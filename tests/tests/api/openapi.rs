@@ -451,15 +451,29 @@ fn logout_ev() -> Value {
 fn get_user_ev() -> Value {
     event_for("GET", "/user")
 }
-fn creds(phone: &str, password: &str) -> Value {
-    json!({"phone": phone, "password": password})
+/// POST /signup of `body` as JSON.
+fn signup_of(body: &Value) -> Value {
+    with_json_body(signup_ev(), body)
 }
-fn seed_login_ev() -> Value {
-    with_json_body(login_ev(), &creds("1234567890", "securepassword123"))
+/// POST /login of these credentials as JSON.
+fn login_as(phone: &str, password: &str) -> Value {
+    with_json_body(login_ev(), &json!({"phone": phone, "password": password}))
 }
-fn ghost_login_ev() -> Value {
-    with_json_body(login_ev(), &creds("5550009999", "wrong-password"))
+/// POST /logout as `l`, with `body` as JSON if given.
+fn logout_as(l: &Login, body: Option<Value>) -> Value {
+    let ev = with_bearer(logout_ev(), l);
+    match body {
+        Some(b) => with_json_body(ev, &b),
+        None => ev,
+    }
 }
+/// GET /user as `l`.
+fn profile_as(l: &Login) -> Value {
+    with_bearer(get_user_ev(), l)
+}
+const SEED_PHONE: &str = "1234567890";
+const PASSWORD: &str = "securepassword123";
+const CT: &str = "content-type";
 fn wrong_current(l: &Login) -> Value {
     update_event(
         l,
@@ -469,227 +483,94 @@ fn wrong_current(l: &Login) -> Value {
 
 /// Signup, login, GET and PUT /user and logout, each success and each failure the document
 /// lists, in order. 503 comes from an unreachable database, 500 from documents the store
-/// cannot read and from an insert the database refuses.
+/// cannot read and from an insert the database refuses. One case a line: formatted by hand.
+#[rustfmt::skip]
 fn cases() -> Vec<Case> {
     use On::*;
     vec![
         // POST /signup
-        case("signup", |_| {
-            with_json_body(signup_ev(), &signup_body("1234567890"))
-        }),
-        case("signup of a taken phone, formatted", |_| {
-            with_json_body(signup_ev(), &signup_body("123-456-7890"))
-        }),
-        case("signup without a middle name", |_| {
-            with_json_body(
-                signup_ev(),
-                &json!({"first_name": "Ann", "middle_name": null, "last_name": "Lee",
-                        "password": "securepassword123", "phone": "+1 (202) 555-0101"}),
-            )
-        }),
-        case("signup with operator injection", |_| {
-            with_json_body(
-                signup_ev(),
-                &json!({"first_name": "J", "last_name": "S", "password": "longenough1",
-                        "phone": {"$ne": null}}),
-            )
-        }),
-        case("signup with a common password", |_| {
-            with_json_body(
-                signup_ev(),
-                &json!({"first_name": "J", "last_name": "S", "password": "password123",
-                        "phone": "5550000001"}),
-            )
-        }),
-        case("signup with malformed JSON", |_| {
-            with_raw_body(signup_ev(), "{\"first_name\": ")
-        }),
-        case("signup over 16 KiB", |_| {
-            with_json_body(signup_ev(), &huge("first_name"))
-        }),
-        case("signup without Content-Type", |_| {
-            with_header(
-                with_body(signup_ev(), &signup_body("5550000002")),
-                "content-type",
-                None,
-            )
-        }),
-        case("signup as text/plain", |_| {
-            with_header(
-                with_body(signup_ev(), &signup_body("5550000003")),
-                "content-type",
-                Some("text/plain"),
-            )
-        }),
+        case("signup", |_| signup_of(&signup_body(SEED_PHONE))),
+        case("signup of a taken phone, formatted", |_| signup_of(&signup_body("123-456-7890"))),
+        case("signup without a middle name", |_| signup_of(&json!({"first_name": "Ann", "middle_name": null,
+            "last_name": "Lee", "password": PASSWORD, "phone": "+1 (202) 555-0101"}))),
+        case("signup with operator injection", |_| signup_of(&json!({"first_name": "J", "last_name": "S",
+            "password": "longenough1", "phone": {"$ne": null}}))),
+        case("signup with a common password", |_| signup_of(&json!({"first_name": "J", "last_name": "S",
+            "password": "password123", "phone": "5550000001"}))),
+        case("signup with malformed JSON", |_| with_raw_body(signup_ev(), "{\"first_name\": ")),
+        case("signup over 16 KiB", |_| signup_of(&huge("first_name"))),
+        case("signup without Content-Type", |_| with_header(signup_of(&signup_body("5550000002")), CT, None)),
+        case("signup as text/plain", |_| with_header(signup_of(&signup_body("5550000003")), CT, Some("text/plain"))),
         // POST /login
-        case("login", |_| seed_login_ev()).keep(Keep::A),
-        case("login with a wrong password", |_| {
-            with_json_body(login_ev(), &creds("1234567890", "wrong-password"))
-        }),
-        case("login of an unknown phone", |_| {
-            with_json_body(login_ev(), &creds("9999999999", "securepassword123"))
-        }),
-        case("login with an unknown field", |_| {
-            with_json_body(
-                login_ev(),
-                &json!({"phone": "1234567890", "password": "x", "admin": true}),
-            )
-        }),
-        case("login with malformed JSON", |_| {
-            with_raw_body(login_ev(), "phone=1234567890")
-        }),
-        case("login over 16 KiB", |_| {
-            with_json_body(login_ev(), &huge("password"))
-        }),
-        case("login without Content-Type", |_| {
-            with_header(seed_login_ev(), "content-type", None)
-        }),
-        case("login failure towards the lock", |_| ghost_login_ev()).times(5),
-        case("login while locked", |_| ghost_login_ev()),
+        case("login", |_| login_as(SEED_PHONE, PASSWORD)).keep(Keep::A),
+        case("login with a wrong password", |_| login_as(SEED_PHONE, "wrong-password")),
+        case("login of an unknown phone", |_| login_as("9999999999", PASSWORD)),
+        case("login with an unknown field", |_| with_json_body(login_ev(),
+            &json!({"phone": SEED_PHONE, "password": "x", "admin": true}))),
+        case("login with malformed JSON", |_| with_raw_body(login_ev(), "phone=1234567890")),
+        case("login over 16 KiB", |_| with_json_body(login_ev(), &huge("password"))),
+        case("login without Content-Type", |_| with_header(login_as(SEED_PHONE, PASSWORD), CT, None)),
+        case("login failure towards the lock", |_| login_as("5550009999", "wrong-password")).times(5),
+        case("login while locked", |_| login_as("5550009999", "wrong-password")),
         // GET /user
-        case("profile with Bearer", |c| with_bearer(get_user_ev(), c.a())),
-        case("profile with the bare JWT", |c| {
-            with_auth(get_user_ev(), &c.a().token, &c.a().session_token)
-        }),
-        case("profile without credentials", |_| {
-            without_auth(get_user_ev())
-        }),
-        case("profile with another session's token", |c| {
-            with_auth(get_user_ev(), &c.a().token, &"A".repeat(43))
-        }),
+        case("profile with Bearer", |c| profile_as(c.a())),
+        case("profile with the bare JWT", |c| with_auth(get_user_ev(), &c.a().token, &c.a().session_token)),
+        case("profile without credentials", |_| without_auth(get_user_ev())),
+        case("profile with another session's token", |c| with_auth(get_user_ev(), &c.a().token, &"A".repeat(43))),
         // PUT /user
-        case("signup of a second user", |_| {
-            with_json_body(signup_ev(), &signup_body("2222222222"))
-        }),
-        case("login of the second user", |_| {
-            with_json_body(login_ev(), &creds("2222222222", "securepassword123"))
-        })
-        .keep(Keep::B),
-        case("update names", |c| {
-            update_event(c.a(), json!({"last_name": "Smithers", "first_name": "Jon"}))
-        }),
-        case("update removing the middle name", |c| {
-            update_event(c.a(), json!({"middle_name": null}))
-        }),
+        case("signup of a second user", |_| signup_of(&signup_body("2222222222"))),
+        case("login of the second user", |_| login_as("2222222222", PASSWORD)).keep(Keep::B),
+        case("update names", |c| update_event(c.a(), json!({"last_name": "Smithers", "first_name": "Jon"}))),
+        case("update removing the middle name", |c| update_event(c.a(), json!({"middle_name": null}))),
         case("update without credentials", |c| {
-            with_header(
-                update_event(c.a(), json!({"last_name": "X"})),
-                "authorization",
-                None,
-            )
+            with_header(update_event(c.a(), json!({"last_name": "X"})), "authorization", None)
         }),
         case("update with no field", |c| update_event(c.a(), json!({}))),
         case("update with a password and no current_password", |c| {
             update_event(c.a(), json!({"password": "a-new-password-1"}))
         }),
-        case("update of the phone without current_password", |c| {
-            update_event(c.a(), json!({"phone": "5550000077"}))
-        }),
+        case("update of the phone without current_password", |c| update_event(c.a(), json!({"phone": "5550000077"}))),
         case("update to a common password", |c| {
-            update_event(
-                c.a(),
-                json!({"password": "password123", "current_password": "securepassword123"}),
-            )
+            update_event(c.a(), json!({"password": "password123", "current_password": PASSWORD}))
         }),
-        case("update with malformed JSON", |c| {
-            with_raw_body(update_event(c.a(), json!({})), "{\"_id\"")
-        }),
+        case("update with malformed JSON", |c| with_raw_body(update_event(c.a(), json!({})), "{\"_id\"")),
         case("update of another user's _id", |c| {
-            with_body(
-                update_event(c.a(), json!({})),
-                &json!({"_id": {"$oid": c.b().id}, "last_name": "Evil"}),
-            )
+            with_body(update_event(c.a(), json!({})), &json!({"_id": {"$oid": c.b().id}, "last_name": "Evil"}))
         }),
         case("update to a taken phone", |c| {
-            update_event(
-                c.a(),
-                json!({"phone": "222-222-2222", "current_password": "securepassword123"}),
-            )
+            update_event(c.a(), json!({"phone": "222-222-2222", "current_password": PASSWORD}))
         }),
-        case("update over 16 KiB", |c| {
-            update_event(c.a(), huge("last_name"))
-        }),
-        case("update without Content-Type", |c| {
-            with_header(
-                update_event(c.a(), json!({"last_name": "X"})),
-                "content-type",
-                None,
-            )
-        }),
-        case("password change with a wrong current_password", |c| {
-            wrong_current(c.b())
-        })
-        .times(5),
+        case("update over 16 KiB", |c| update_event(c.a(), huge("last_name"))),
+        case("update without Content-Type", |c| with_header(update_event(c.a(), json!({"last_name": "X"})), CT, None)),
+        case("password change with a wrong current_password", |c| wrong_current(c.b())).times(5),
         case("password change while locked", |c| wrong_current(c.b())),
         // POST /logout
-        case("logout with an unknown scope", |c| {
-            with_json_body(
-                with_bearer(logout_ev(), c.a()),
-                &json!({"scope": "everywhere"}),
-            )
-        }),
+        case("logout with an unknown scope", |c| logout_as(c.a(), Some(json!({"scope": "everywhere"})))),
         case("logout with malformed JSON", |c| {
-            with_header(
-                with_raw_body(with_bearer(logout_ev(), c.a()), "scope=global"),
-                "content-type",
-                Some("application/json"),
-            )
+            with_header(with_raw_body(logout_as(c.a(), None), "scope=global"), CT, Some("application/json"))
         }),
-        case("logout over 16 KiB", |c| {
-            with_json_body(with_bearer(logout_ev(), c.a()), &huge("scope"))
-        }),
+        case("logout over 16 KiB", |c| logout_as(c.a(), Some(huge("scope")))),
         case("logout with a body and no Content-Type", |c| {
-            with_body(with_bearer(logout_ev(), c.a()), &json!({"scope": "global"}))
+            with_body(logout_as(c.a(), None), &json!({"scope": "global"}))
         }),
         case("logout without credentials", |_| without_auth(logout_ev())),
-        case("logout", |c| with_bearer(logout_ev(), c.a())),
-        case("profile after logout", |c| {
-            with_bearer(get_user_ev(), c.a())
-        }),
-        case("global logout", |c| {
-            with_json_body(with_bearer(logout_ev(), c.b()), &json!({"scope": "global"}))
-        }),
+        case("logout", |c| logout_as(c.a(), None)),
+        case("profile after logout", |c| profile_as(c.a())),
+        case("global logout", |c| logout_as(c.b(), Some(json!({"scope": "global"})))),
         // 503: the database cannot be reached.
-        case("signup, database down", |_| {
-            with_json_body(signup_ev(), &signup_body("1234567890"))
-        })
-        .on(Down),
-        case("login, database down", |_| seed_login_ev()).on(Down),
-        case("logout, database down", |c| {
-            with_bearer(logout_ev(), &c.nobody)
-        })
-        .on(Down),
-        case("profile, database down", |c| {
-            with_bearer(get_user_ev(), &c.nobody)
-        })
-        .on(Down),
-        case("update, database down", |c| {
-            update_event(&c.nobody, json!({"last_name": "X"}))
-        })
-        .on(Down),
+        case("signup, database down", |_| signup_of(&signup_body(SEED_PHONE))).on(Down),
+        case("login, database down", |_| login_as(SEED_PHONE, PASSWORD)).on(Down),
+        case("logout, database down", |c| logout_as(&c.nobody, None)).on(Down),
+        case("profile, database down", |c| profile_as(&c.nobody)).on(Down),
+        case("update, database down", |c| update_event(&c.nobody, json!({"last_name": "X"}))).on(Down),
         // 500: the database refuses the insert for a reason that is not a duplicate phone...
-        case("signup, insert refused", |_| {
-            with_json_body(signup_ev(), &signup_body("1234567890"))
-        })
-        .on(Refusing),
-        case("login, attempt counter refused", |_| seed_login_ev()).on(Refusing),
+        case("signup, insert refused", |_| signup_of(&signup_body(SEED_PHONE))).on(Refusing),
+        case("login, attempt counter refused", |_| login_as(SEED_PHONE, PASSWORD)).on(Refusing),
         // ...or holds a user of another shape and a session the store cannot read.
-        case("login, user document of another shape", |_| {
-            with_json_body(login_ev(), &creds("3333333333", "securepassword123"))
-        })
-        .on(Broken),
-        case("profile, unreadable session", |c| {
-            with_bearer(get_user_ev(), &c.c)
-        })
-        .on(Broken),
-        case("update, unreadable session", |c| {
-            update_event(&c.c, json!({"last_name": "X"}))
-        })
-        .on(Broken),
-        case("logout, unreadable session", |c| {
-            with_bearer(logout_ev(), &c.c)
-        })
-        .on(Broken),
+        case("login, user document of another shape", |_| login_as("3333333333", PASSWORD)).on(Broken),
+        case("profile, unreadable session", |c| profile_as(&c.c)).on(Broken),
+        case("update, unreadable session", |c| update_event(&c.c, json!({"last_name": "X"}))).on(Broken),
+        case("logout, unreadable session", |c| logout_as(&c.c, None)).on(Broken),
     ]
 }
 
@@ -1219,51 +1100,7 @@ fn the_document_refuses_answers_the_api_must_not_give() {
     no_retry_after.headers.remove("retry-after");
     let mut no_www_authenticate = Answer::of(ApiError::Unauthorized.into_response());
     no_www_authenticate.headers.remove("www-authenticate");
-    let cases = [
-        (
-            "POST",
-            "/signup",
-            json_answer(201, "application/json", leaky),
-        ),
-        (
-            "POST",
-            "/signup",
-            json_answer(201, "application/json", bad_id),
-        ),
-        (
-            "POST",
-            "/signup",
-            json_answer(201, "application/problem+json", user.clone()),
-        ),
-        (
-            "POST",
-            "/signup",
-            json_answer(200, "application/json", user.clone()),
-        ),
-        (
-            "GET",
-            "/user",
-            json_answer(400, "application/problem+json", validation_without_errors),
-        ),
-        (
-            "POST",
-            "/signup",
-            json_answer(400, "application/problem+json", bad_problem),
-        ),
-        (
-            "POST",
-            "/signup",
-            json_answer(400, "application/problem+json", phone_taken_as_400),
-        ),
-        (
-            "POST",
-            "/logout",
-            json_answer(204, "application/json", json!({})),
-        ),
-        ("POST", "/login", no_retry_after),
-        ("GET", "/user", no_www_authenticate),
-    ];
-    for (method, path, answer) in cases {
+    let refused = |method: &str, path: &str, answer: Answer| {
         assert!(
             !disagreements(&doc, method, path, &answer).is_empty(),
             "{method} {path} accepted {} {:?} {}",
@@ -1271,7 +1108,26 @@ fn the_document_refuses_answers_the_api_must_not_give() {
             answer.headers,
             answer.body
         );
-    }
+    };
+    let (json, problem) = ("application/json", "application/problem+json");
+    refused("POST", "/signup", json_answer(201, json, leaky));
+    refused("POST", "/signup", json_answer(201, json, bad_id));
+    refused("POST", "/signup", json_answer(201, problem, user.clone()));
+    refused("POST", "/signup", json_answer(200, json, user.clone()));
+    refused(
+        "GET",
+        "/user",
+        json_answer(400, problem, validation_without_errors),
+    );
+    refused("POST", "/signup", json_answer(400, problem, bad_problem));
+    refused(
+        "POST",
+        "/signup",
+        json_answer(400, problem, phone_taken_as_400),
+    );
+    refused("POST", "/logout", json_answer(204, json, json!({})));
+    refused("POST", "/login", no_retry_after);
+    refused("GET", "/user", no_www_authenticate);
 }
 
 // ---------------------------------------------------------------------------------------------
