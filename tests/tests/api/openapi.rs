@@ -1266,6 +1266,8 @@ fn bodies_the_documented_schema_accepts_are_never_refused_as_invalid() {
         let app = rt.block_on(TestApp::with(Backend::Memory, |_| {}));
         let caller = std::sync::Mutex::new(rt.block_on(app.signed_in("1234567890")));
         let seen = std::sync::Mutex::new(BTreeMap::<(u16, String), u32>::new());
+        // A body sent once is not sent again (logout's schema admits three bodies in all).
+        let sent = std::sync::Mutex::new(BTreeSet::<String>::new());
         let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
             cases,
             failure_persistence: None,
@@ -1277,6 +1279,9 @@ fn bodies_the_documented_schema_accepts_are_never_refused_as_invalid() {
                 if own_id && body.get("_id").is_some() {
                     // Half the updates name the caller, so they reach the service too.
                     body["_id"] = json!({"$oid": l.id});
+                }
+                if !sent.lock().unwrap().insert(body.to_string()) {
+                    return Ok(());
                 }
                 let mut ev = with_json_body(event_for(&method, &path), &body);
                 if secured {
