@@ -8,6 +8,7 @@ pub mod runtime;
 
 use std::{path::PathBuf, sync::Arc};
 
+use aws_sdk_secretsmanager::Client as SecretsClient;
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde_json::Value;
 use shared::{
@@ -475,35 +476,23 @@ pub fn secret_json(jwt: &str, session: &str) -> String {
 }
 
 /// Creates secret `name` holding `value`; returns its version id (the JWT `kid`).
-pub async fn create_secret(
-    client: &aws_sdk_secretsmanager::Client,
-    name: &str,
-    value: &str,
-) -> String {
-    let out = client
-        .create_secret()
-        .name(name)
-        .secret_string(value)
-        .send()
-        .await
-        .unwrap();
-    out.version_id().unwrap().to_owned()
+pub async fn create_secret(client: &SecretsClient, name: &str, value: &str) -> String {
+    let create = client.create_secret().name(name);
+    let out = create.secret_string(value).send().await.unwrap();
+    version_id(out.version_id())
 }
 
 /// Stores a new AWSCURRENT version (the old one becomes AWSPREVIOUS); returns its version id.
-pub async fn rotate_secret(
-    client: &aws_sdk_secretsmanager::Client,
-    name: &str,
-    value: &str,
-) -> String {
-    let out = client
-        .put_secret_value()
-        .secret_id(name)
-        .secret_string(value)
-        .send()
-        .await
-        .unwrap();
-    out.version_id().unwrap().to_owned()
+pub async fn rotate_secret(client: &SecretsClient, name: &str, value: &str) -> String {
+    let put = client.put_secret_value().secret_id(name);
+    let out = put.secret_string(value).send().await.unwrap();
+    version_id(out.version_id())
+}
+
+/// The version id of a created or stored secret value.
+fn version_id(id: Option<&str>) -> String {
+    id.expect("Secrets Manager answered without a version id")
+        .to_owned()
 }
 
 /// Variables that point the state at secret `name` in the emulator at `endpoint`.
