@@ -3,22 +3,21 @@
 use std::{
     io::{BufRead, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
 };
+
+/// The dev-server binary of the debug build, found as the function binaries are
+/// (`scripts/test` builds every binary before testing).
+pub fn bin() -> std::path::PathBuf {
+    crate::runtime::binary("dev-server")
+}
 
 /// A running dev server; killed on drop.
 pub struct Server {
-    pub child: Child,
+    pub child: crate::Process,
     pub base: String,
     /// The first line it printed (says which store it uses).
     pub banner: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts `bin` on a free loopback port in a directory without a `.env.development`, with a
@@ -33,7 +32,7 @@ pub fn start(bin: &Path, configure: impl FnOnce(&mut Command)) -> Server {
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     configure(&mut cmd);
-    let mut child = cmd.spawn().expect("dev-server starts");
+    let mut child = crate::Process(cmd.spawn().expect("dev-server starts"));
     let mut banner = String::new();
     if let Some(out) = child.stdout.take() {
         let _ = BufReader::new(out).read_line(&mut banner);

@@ -8,6 +8,7 @@ pub mod runtime;
 
 use std::{path::PathBuf, sync::Arc};
 
+use aws_sdk_secretsmanager::Client as SecretsClient;
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde_json::Value;
 use shared::{
@@ -206,6 +207,62 @@ pub fn with_auth(ev: Value, authorization: &str, session_token: &str) -> Value {
     with_header(ev, "session-token", Some(session_token))
 }
 
+/// Sets the headers of `login` with the JWT as a Bearer token.
+pub fn with_bearer(ev: Value, login: &Login) -> Value {
+    with_auth(ev, &format!("Bearer {}", login.token), &login.session_token)
+}
+
+/// Removes the `Authorization` and `Session-Token` headers.
+pub fn without_auth(ev: Value) -> Value {
+    with_header(
+        with_header(ev, "authorization", None),
+        "session-token",
+        None,
+    )
+}
+
+/// Sets the event's JSON body and `Content-Type: application/json`.
+pub fn with_json_body(ev: Value, body: &Value) -> Value {
+    with_header(
+        with_body(ev, body),
+        "content-type",
+        Some("application/json"),
+    )
+}
+
+/// The event in `events/` whose `routeKey` is "METHOD path".
+pub fn event_for(method: &str, path: &str) -> Value {
+    let key = format!("{method} {path}");
+    for entry in std::fs::read_dir(root().join("events")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "json") {
+            let ev: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            if ev["routeKey"] == key.as_str() {
+                return ev;
+            }
+        }
+    }
+    panic!("no event in events/ has routeKey {key}")
+}
+
+/// (binary, METHOD, path) for every HttpApi event in `template.yaml`, read line by line: each
+/// function's `Binary:` comes before its `Events:`.
+pub fn template_routes() -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    let mut routes = Vec::new();
+    let (mut binary, mut path) = (String::new(), String::new());
+    for line in text.lines().map(str::trim) {
+        if let Some(b) = line.strip_prefix("Binary:") {
+            binary = b.trim().to_owned();
+        } else if let Some(p) = line.strip_prefix("Path:") {
+            path = p.trim().to_owned();
+        } else if let Some(m) = line.strip_prefix("Method:") {
+            routes.push((binary.clone(), m.trim().to_uppercase(), path.clone()));
+        }
+    }
+    routes
+}
+
 /// Turns an event into the request lambda_http would hand a function.
 pub fn request(ev: &Value) -> Request {
     lambda_http::request::from_str(&ev.to_string()).unwrap()
@@ -268,6 +325,18 @@ pub struct Login {
     pub session_token: String,
 }
 
+impl Login {
+    /// The tokens of a login answer; panics unless it is a 200.
+    pub fn of(a: &Answer) -> Self {
+        assert_eq!(a.status, 200, "login failed: {:?}", a.body);
+        Self {
+            id: a.body["user_id"]["$oid"].as_str().unwrap().to_owned(),
+            token: a.body["token"].as_str().unwrap().to_owned(),
+            session_token: a.body["session_token"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
 /// Signs up `phone` and logs in.
 pub async fn signed_in(state: &State, phone: &str) -> Login {
     let a = call(state, &with_body(event("signup"), &signup_body(phone))).await;
@@ -277,20 +346,7 @@ pub async fn signed_in(state: &State, phone: &str) -> Login {
 
 /// Logs in; panics unless 200.
 pub async fn login(state: &State, phone: &str, password: &str) -> Login {
-    let a = call(
-        state,
-        &with_body(
-            event("login"),
-            &serde_json::json!({"phone": phone, "password": password}),
-        ),
-    )
-    .await;
-    assert_eq!(a.status, 200, "{:?}", a.body);
-    Login {
-        id: a.body["user_id"]["$oid"].as_str().unwrap().to_owned(),
-        token: a.body["token"].as_str().unwrap().to_owned(),
-        session_token: a.body["session_token"].as_str().unwrap().to_owned(),
-    }
+    Login::of(&login_status(state, phone, password).await)
 }
 
 /// A login attempt's answer, whatever it is.
@@ -420,35 +476,23 @@ pub fn secret_json(jwt: &str, session: &str) -> String {
 }
 
 /// Creates secret `name` holding `value`; returns its version id (the JWT `kid`).
-pub async fn create_secret(
-    client: &aws_sdk_secretsmanager::Client,
-    name: &str,
-    value: &str,
-) -> String {
-    let out = client
-        .create_secret()
-        .name(name)
-        .secret_string(value)
-        .send()
-        .await
-        .unwrap();
-    out.version_id().unwrap().to_owned()
+pub async fn create_secret(client: &SecretsClient, name: &str, value: &str) -> String {
+    let create = client.create_secret().name(name);
+    let out = create.secret_string(value).send().await.unwrap();
+    version_id(out.version_id())
 }
 
 /// Stores a new AWSCURRENT version (the old one becomes AWSPREVIOUS); returns its version id.
-pub async fn rotate_secret(
-    client: &aws_sdk_secretsmanager::Client,
-    name: &str,
-    value: &str,
-) -> String {
-    let out = client
-        .put_secret_value()
-        .secret_id(name)
-        .secret_string(value)
-        .send()
-        .await
-        .unwrap();
-    out.version_id().unwrap().to_owned()
+pub async fn rotate_secret(client: &SecretsClient, name: &str, value: &str) -> String {
+    let put = client.put_secret_value().secret_id(name);
+    let out = put.secret_string(value).send().await.unwrap();
+    version_id(out.version_id())
+}
+
+/// The version id of a created or stored secret value.
+fn version_id(id: Option<&str>) -> String {
+    id.expect("Secrets Manager answered without a version id")
+        .to_owned()
 }
 
 /// Variables that point the state at secret `name` in the emulator at `endpoint`.
@@ -460,6 +504,30 @@ pub fn secret_vars(name: &str, endpoint: &str) -> Vars {
     ]);
     v.set("DB_NAME", fresh_db());
     v
+}
+
+/// A child process that is killed (and reaped) when dropped, so a failing test leaves no
+/// server behind.
+pub struct Process(pub std::process::Child);
+
+impl std::ops::Deref for Process {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A free loopback port.

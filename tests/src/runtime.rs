@@ -245,17 +245,10 @@ pub fn binary(name: &str) -> std::path::PathBuf {
 
 /// A function binary running against its own [`FakeRuntime`]; killed on drop.
 pub struct Function {
-    pub child: std::process::Child,
+    pub child: crate::Process,
     pub runtime: FakeRuntime,
     /// When the process was started (cold-init measurements count from here).
     pub spawned: Instant,
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Function {
@@ -288,7 +281,7 @@ impl Function {
             }
         }
         let spawned = Instant::now();
-        let child = cmd.spawn().unwrap();
+        let child = crate::Process(cmd.spawn().unwrap());
         Self {
             child,
             runtime,

@@ -4,7 +4,7 @@
 
 use std::{
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -18,18 +18,7 @@ use shared::{
     store::mongo::{MongoOptions, MongoStore},
 };
 
-struct Db {
-    child: Child,
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_db(port: u16, dir: &PathBuf) -> Db {
+fn start_db(port: u16, dir: &PathBuf) -> Process {
     let bin = std::env::var("SECANTUSD_BIN").expect("SECANTUSD_BIN is set by scripts/test");
     let child = Command::new(bin)
         // Durable commits, so data written before the crash is there after the restart.
@@ -54,7 +43,7 @@ fn start_db(port: u16, dir: &PathBuf) -> Db {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Db { child }
+    Process(child)
 }
 
 async fn timed(state: &State, ev: &Value) -> (Answer, Duration) {
@@ -83,8 +72,8 @@ async fn requests_get_a_quick_503_while_the_database_is_down_and_recover_after()
     let l = signed_in(&state, "1234567890").await;
 
     // Stop the server mid-run.
-    let _ = db.child.kill();
-    let _ = db.child.wait();
+    let _ = db.kill();
+    let _ = db.wait();
 
     let attempts = [
         (

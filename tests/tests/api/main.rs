@@ -5,10 +5,13 @@
 
 mod audit;
 mod concurrency;
+mod dev_server;
+mod dev_server_hardening;
 mod faults;
 mod fuzz;
 mod handlers;
 mod lambda_runtime;
+mod load;
 mod observability;
 mod openapi;
 mod refresh;

@@ -3,27 +3,9 @@
 
 use shared::routes::{Endpoint, Function};
 
-/// (binary, method, path) for every HttpApi event in the template, read line by line: each
-/// function's `Binary:` comes before its `Events:`.
-fn template_routes() -> Vec<(String, String, String)> {
-    let text = std::fs::read_to_string(api_tests::root().join("template.yaml")).unwrap();
-    let mut routes = Vec::new();
-    let (mut binary, mut path) = (String::new(), String::new());
-    for line in text.lines().map(str::trim) {
-        if let Some(b) = line.strip_prefix("Binary:") {
-            binary = b.trim().to_owned();
-        } else if let Some(p) = line.strip_prefix("Path:") {
-            path = p.trim().to_owned();
-        } else if let Some(m) = line.strip_prefix("Method:") {
-            routes.push((binary.clone(), m.trim().to_uppercase(), path.clone()));
-        }
-    }
-    routes
-}
-
 #[test]
 fn template_and_router_declare_the_same_routes() {
-    let mut from_template = template_routes();
+    let mut from_template = api_tests::template_routes();
     let mut from_router: Vec<_> = Endpoint::ALL
         .iter()
         .map(|e| {
@@ -41,7 +23,7 @@ fn template_and_router_declare_the_same_routes() {
 
 #[test]
 fn every_template_binary_is_a_workspace_function() {
-    for (binary, _, _) in template_routes() {
+    for (binary, _, _) in api_tests::template_routes() {
         assert!(
             Function::from_name(&binary).is_some(),
             "template builds {binary}, which the route table does not know"

@@ -1,60 +1,48 @@
 //! End to end over HTTP: the dev-server binary on a free port, the Flask README's curl
 //! sequence unchanged, then the failure cases. Runs once on MongoDB and once embedded.
-#![allow(clippy::unwrap_used)]
 
 use serde_json::{Value, json};
 
-use api_tests::dev_server::{Server, start as start_with_bin, start_with_keys};
-
-fn bin() -> &'static std::path::Path {
-    std::path::Path::new(env!("CARGO_BIN_EXE_dev-server"))
-}
+use api_tests::dev_server::{Server, bin, start as start_with_bin, start_with_keys};
 
 fn start(mongo: bool) -> Server {
-    start_with_keys(bin(), mongo)
+    start_with_keys(&bin(), mongo)
 }
 
 fn start_with(configure: impl FnOnce(&mut std::process::Command)) -> Server {
-    start_with_bin(bin(), configure)
+    start_with_bin(&bin(), configure)
 }
 
 async fn seed_sequence_then_failures(server: &Server) {
     let http = reqwest::Client::new();
     let base = &server.base;
+    // A JSON text as typed, sent as curl -H "Content-Type: application/json" -d would.
+    let post_text = |path: &str, body: String| {
+        http.post(format!("{base}{path}"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
 
     // Signup (POST), exactly as the Flask README sends it.
-    let r = http
-        .post(format!("{base}/signup"))
-        .header("Content-Type", "application/json")
-        .body(
-            r#"{
+    let signup = r#"{
 "first_name": "John",
 "middle_name": "Doe",
 "last_name": "Smith",
 "password": "securepassword123",
 "phone": "1234567890"
-}"#,
-        )
-        .send()
-        .await
-        .unwrap();
+}"#;
+    let r = post_text("/signup", signup.into()).await.unwrap();
     assert_eq!(r.status(), 201);
     let user: Value = r.json().await.unwrap();
     let user_id = user["_id"]["$oid"].as_str().unwrap().to_owned();
 
     // Login (POST).
-    let r = http
-        .post(format!("{base}/login"))
-        .header("Content-Type", "application/json")
-        .body(
-            r#"{
+    let login = r#"{
 "phone": "1234567890",
 "password": "securepassword123"
-}"#,
-        )
-        .send()
-        .await
-        .unwrap();
+}"#;
+    let r = post_text("/login", login.into()).await.unwrap();
     assert_eq!(r.status(), 200);
     let login: Value = r.json().await.unwrap();
     let jwt = login["token"].as_str().unwrap().to_owned();
@@ -88,13 +76,7 @@ async fn seed_sequence_then_failures(server: &Server) {
     assert_eq!(r.status(), 200);
 
     // Failure cases over the wire.
-    let r = http
-        .post(format!("{base}/signup"))
-        .header("Content-Type", "application/json")
-        .body("{nope")
-        .send()
-        .await
-        .unwrap();
+    let r = post_text("/signup", "{nope".into()).await.unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let r = http
@@ -104,13 +86,7 @@ async fn seed_sequence_then_failures(server: &Server) {
         .await
         .unwrap();
     assert_eq!(r.status(), 415);
-    let r = http
-        .post(format!("{base}/signup"))
-        .header("Content-Type", "application/json")
-        .body("x".repeat(17 * 1024))
-        .send()
-        .await
-        .unwrap();
+    let r = post_text("/signup", "x".repeat(17 * 1024)).await.unwrap();
     assert_eq!(r.status(), 413);
     let r = http
         .post(format!("{base}/login"))

@@ -1,18 +1,17 @@
 //! A bounded load test on loopback: the dev server on MongoDB under authenticated PUT /user from
 //! many clients. Zero 5xx, and no memory growth between two equal rounds. Prints req/s and p99.
 //! `LOAD_REQUESTS` sets the requests per round (default 1,500).
-#![allow(clippy::unwrap_used)]
 
 use std::{sync::Arc, time::Duration};
 
 use api_tests::{
-    dev_server::{put_last_name, sign_up_users, start_with_keys},
+    dev_server::{bin, put_last_name, sign_up_users, start_with_keys},
     load,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sustained_updates_give_no_5xx_and_no_memory_growth() {
-    let server = start_with_keys(std::path::Path::new(env!("CARGO_BIN_EXE_dev-server")), true);
+    let server = start_with_keys(&bin(), true);
     let http = reqwest::Client::new();
     let base = server.base.clone();
     let users =

@@ -3,7 +3,6 @@
 //! must not grow memory by one argon2 buffer each, slow and idle connections are closed on
 //! time, connections over the cap are turned away while normal requests still succeed, and a
 //! browser app on an allowed origin gets CORS answers while other origins get none.
-#![allow(clippy::unwrap_used)]
 
 use std::{
     net::SocketAddr,
@@ -11,7 +10,7 @@ use std::{
 };
 
 use api_tests::{
-    dev_server::{Server, start},
+    dev_server::{Server, bin, start},
     load,
 };
 use reqwest::{Method, StatusCode};
@@ -24,13 +23,9 @@ use tokio::{
 /// argon2's working memory per hash (m = 19,456 KiB).
 const ARGON2_KIB: u64 = 19_456;
 
-fn bin() -> &'static std::path::Path {
-    std::path::Path::new(env!("CARGO_BIN_EXE_dev-server"))
-}
-
 /// The dev server on the embedded store with test keys and `env` on top.
 fn start_with_env(env: &[(&str, &str)]) -> Server {
-    start(bin(), |cmd| {
+    start(&bin(), |cmd| {
         cmd.env_remove("MONGO_URI")
             .env_remove("CORS_ALLOWED_ORIGINS")
             .env("JWT_SECRET_KEY", api_tests::JWT_KEY)
@@ -425,13 +420,13 @@ async fn cors_preflight_and_responses_for_the_default_origin_only() {
     }
 
     // A normal POST /signup from the allowed origin carries ACAO, Vary and the exposed header.
-    let r = http
-        .post(format!("{base}/signup"))
-        .header("Origin", APP)
-        .json(&api_tests::signup_body("2025550300"))
-        .send()
-        .await
-        .unwrap();
+    let signup_from_app = || {
+        http.post(format!("{base}/signup"))
+            .header("Origin", APP)
+            .json(&api_tests::signup_body("2025550300"))
+            .send()
+    };
+    let r = signup_from_app().await.unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(header(&r, "access-control-allow-origin"), Some(APP));
     assert_eq!(
@@ -441,13 +436,7 @@ async fn cors_preflight_and_responses_for_the_default_origin_only() {
     assert!(varies_on_origin(&r));
 
     // Errors carry them too, so a page can read the problem.
-    let r = http
-        .post(format!("{base}/signup"))
-        .header("Origin", APP)
-        .json(&api_tests::signup_body("2025550300"))
-        .send()
-        .await
-        .unwrap();
+    let r = signup_from_app().await.unwrap();
     assert_eq!(r.status(), 409);
     assert_eq!(header(&r, "access-control-allow-origin"), Some(APP));
 

@@ -1,0 +1,106 @@
+//! What every section uses: the table of figures, the release binaries, the configurations
+//! the functions start with, and small statistics.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use api_tests::{JWT_KEY, SESSION_KEY, runtime::Function};
+
+pub(crate) const FUNCTIONS: [&str; 4] = ["signup", "login", "logout", "update"];
+
+pub(crate) struct Row {
+    figure: String,
+    value: String,
+    unit: &'static str,
+    target: String,
+    how: String,
+}
+
+pub(crate) struct Table(pub(crate) Vec<Row>);
+
+impl Table {
+    pub(crate) fn add(
+        &mut self,
+        figure: impl Into<String>,
+        value: impl Into<String>,
+        unit: &'static str,
+        target: impl Into<String>,
+        how: impl Into<String>,
+    ) {
+        let row = Row {
+            figure: figure.into(),
+            value: value.into(),
+            unit,
+            target: target.into(),
+            how: how.into(),
+        };
+        eprintln!("  {}: {} {}", row.figure, row.value, row.unit);
+        self.0.push(row);
+    }
+
+    pub(crate) fn print(&self) {
+        println!("| Figure | Value | Unit | Target | How measured |");
+        println!("|---|---|---|---|---|");
+        for r in &self.0 {
+            println!(
+                "| {} | {} | {} | {} | {} |",
+                r.figure, r.value, r.unit, r.target, r.how
+            );
+        }
+    }
+}
+
+pub(crate) fn release(name: &str) -> PathBuf {
+    let p = api_tests::root().join("target/release").join(name);
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/bench, which builds it",
+        p.display()
+    );
+    p
+}
+
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+pub(crate) async fn spawn(bin: &Path, name: &str, config: &[(String, String)]) -> Function {
+    Function::spawn(bin, name, config, "error").await
+}
+
+pub(crate) fn env_config(db: &str) -> Vec<(String, String)> {
+    vec![
+        ("MONGO_URI".into(), api_tests::mongo_uri()),
+        ("DB_NAME".into(), db.into()),
+        ("JWT_SECRET_KEY".into(), JWT_KEY.into()),
+        ("SESSION_SECRET_KEY".into(), SESSION_KEY.into()),
+    ]
+}
+
+pub(crate) fn embedded_config() -> Vec<(String, String)> {
+    vec![
+        ("USER_API_EMBEDDED_STORE".into(), "1".into()),
+        ("JWT_SECRET_KEY".into(), JWT_KEY.into()),
+        ("SESSION_SECRET_KEY".into(), SESSION_KEY.into()),
+    ]
+}
+
+pub(crate) fn phone(i: usize) -> String {
+    format!("+1202{i:07}")
+}
+
+/// The Python with argon2-cffi (`BENCH_PYTHON`, set by scripts/bench).
+pub(crate) fn python() -> String {
+    std::env::var("BENCH_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into())
+}
