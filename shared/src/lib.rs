@@ -6,6 +6,8 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod otp;
+pub mod phone;
 pub mod schema;
 pub mod secrets;
 pub mod service;
