@@ -11,6 +11,7 @@ pub mod phone;
 pub mod schema;
 pub mod secrets;
 pub mod service;
+pub mod sms;
 pub mod state;
 pub mod store;
 pub mod telemetry;
