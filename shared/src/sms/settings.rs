@@ -144,9 +144,10 @@ impl TestNumbers {
     }
 
     /// The test number `raw` is written as, if it is one (any formatting, `+` required).
+    /// A map lookup on the digits: no libphonenumber work for input that is not one.
     pub fn find(&self, raw: &str) -> Option<&E164> {
-        let p = E164::unchecked(raw).ok()?;
-        self.0.get(p.as_str()).map(|(p, _)| p)
+        let digits = phone::strip_formatting(raw).ok()?;
+        self.0.get(&digits).map(|(p, _)| p)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -236,17 +237,18 @@ impl SmsSettings {
         Self::from_vars(&vars)
     }
 
-    /// A phone as a verification flow takes it: strictly valid in the default region, or one
-    /// of the configured test numbers.
+    /// A phone as a verification flow takes it: one of the configured test numbers, or
+    /// strictly valid in the default region and in a country of `SMS_ALLOWED_COUNTRY_CODES`
+    /// (checked before parsing, see [`phone::parse_e164_in`]).
     pub fn parse_phone(&self, raw: &str) -> Result<E164, PhoneError> {
-        match phone::parse_e164(raw, Some(&self.default_region)) {
-            Err(PhoneError::Invalid) => self
-                .test_numbers
-                .find(raw)
-                .cloned()
-                .ok_or(PhoneError::Invalid),
-            other => other,
+        if let Some(p) = self.test_numbers.find(raw) {
+            return Ok(p.clone());
         }
+        phone::parse_e164_in(
+            raw,
+            Some(&self.default_region),
+            self.guard.allowed_country_codes.as_ref(),
+        )
     }
 
     /// The fixed code of a test number: the flow stores its hash and sends nothing.
@@ -575,6 +577,33 @@ mod tests {
         assert_eq!(s.parse_phone("+15555550102"), Err(PhoneError::Invalid));
         // Test numbers must be written with '+' when parsed as input.
         assert_eq!(s.parse_phone("5555550100"), Err(PhoneError::Invalid));
+    }
+
+    #[test]
+    fn parse_phone_applies_the_allow_list_but_test_numbers_pass_it() {
+        let s = SmsSettings::from_vars(&vars(&[
+            ("SMS_ALLOWED_COUNTRY_CODES", "44"),
+            ("SMS_TEST_NUMBERS", "+15555550100:123456"),
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.parse_phone("+12025550101"),
+            Err(PhoneError::CountryNotAllowed)
+        );
+        assert_eq!(
+            s.parse_phone("(202) 555-0101"),
+            Err(PhoneError::CountryNotAllowed)
+        );
+        assert_eq!(
+            s.parse_phone("+44 7400 123456").map(|p| p.calling_code()),
+            Ok(44)
+        );
+        // Nothing is sent to a test number, so the cost allow-list does not apply to it.
+        assert_eq!(
+            s.parse_phone("+1 555 555 0100")
+                .map(|p| p.as_str().to_owned()),
+            Ok("+15555550100".to_owned())
+        );
     }
 
     #[test]
