@@ -19,6 +19,7 @@ mod rotation;
 mod routes;
 mod secrets;
 mod security;
+mod sms;
 mod store_conformance;
 mod throttling;
 mod token_attacks;
