@@ -410,3 +410,50 @@ mod tests {
         assert!(k.knows_kid("a") && !k.knows_kid("b"));
     }
 }
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use crate::config::KeyVersion;
+
+    /// Warm verification cost per token (`cargo test -p shared --release warm_verify --
+    /// --ignored --nocapture`); the figures are in bench/RESULTS.md.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn warm_verify_cost() {
+        let rsa = RsaKey::parse(include_str!("../../../tests/fixtures/rsa-a.pem"));
+        let Ok(rsa) = rsa else { return };
+        let session = Secret::new(b"0123456789abcdef0123456789abcdef".to_vec());
+        for (name, jwt) in [
+            ("RS256", JwtKey::Rs256(Arc::new(rsa))),
+            ("HS256", JwtKey::Hs256(session.clone())),
+        ] {
+            let set = KeySet {
+                current: KeyVersion {
+                    kid: "k".into(),
+                    jwt,
+                    session: session.clone(),
+                },
+                previous: None,
+                next: None,
+            };
+            let keys = TokenKeys::new(&set, "iss", "aud", Duration::from_secs(900));
+            let now = 1_800_000_000;
+            let n = 2000;
+            let start = std::time::Instant::now();
+            let mut tokens = Vec::new();
+            for _ in 0..200 {
+                tokens.push(keys.issue(&UserId::new(), "s", now).unwrap_or_default());
+            }
+            let sign = start.elapsed() / 200;
+            let start = std::time::Instant::now();
+            for i in 0..n {
+                assert!(keys.verify(&tokens[i % tokens.len()], now).is_ok());
+            }
+            println!(
+                "{name}: issue {sign:?}, verify {:?}",
+                start.elapsed() / n as u32
+            );
+        }
+    }
+}
