@@ -44,8 +44,10 @@ pub struct TokenKeys {
     decoding: HashMap<String, (Algorithm, DecodingKey)>,
     /// RSA public keys in publishing order (signing key first), by `kid`.
     public: Vec<(String, RsaPublicKey)>,
-    /// Current first, then next and previous.
-    session_keys: Vec<Secret>,
+    session_current: Secret,
+    session_previous: Option<Secret>,
+    /// The AWSPENDING version's session key: another instance may already use it.
+    session_next: Option<Secret>,
     hs256: Validation,
     rs256: Validation,
     issuer: String,
@@ -141,15 +143,9 @@ impl TokenKeys {
             signing,
             decoding,
             public,
-            session_keys: [
-                Some(&keys.current),
-                keys.next.as_ref(),
-                keys.previous.as_ref(),
-            ]
-            .into_iter()
-            .flatten()
-            .map(|v| v.session.clone())
-            .collect(),
+            session_current: keys.current.session.clone(),
+            session_previous: keys.previous.as_ref().map(|p| p.session.clone()),
+            session_next: keys.next.as_ref().map(|n| n.session.clone()),
             hs256: validation(Algorithm::HS256),
             rs256: validation(Algorithm::RS256),
             issuer: issuer.to_owned(),
@@ -270,10 +266,7 @@ impl TokenKeys {
 
     /// The digest stored for a session token, under the current session key.
     pub fn session_digest(&self, token: &str) -> String {
-        self.session_keys
-            .first()
-            .map(|key| digest(key, token))
-            .unwrap_or_default()
+        digest(&self.session_current, token)
     }
 
     /// True when `token` hashes to `stored` under the current, next or previous session key.
@@ -281,8 +274,9 @@ impl TokenKeys {
         let Ok(stored) = URL_SAFE_NO_PAD.decode(stored) else {
             return false;
         };
-        self.session_keys
-            .iter()
+        std::iter::once(&self.session_current)
+            .chain(self.session_next.as_ref())
+            .chain(self.session_previous.as_ref())
             .any(|key| mac(key, token).verify_slice(&stored).is_ok())
     }
 }
