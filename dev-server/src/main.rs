@@ -23,7 +23,7 @@ use lambda_http::{
 };
 use shared::{
     ApiError, State,
-    config::Vars,
+    config::{JwtAlgorithm, Vars},
     error::PROBLEM_JSON,
     handlers::{self, MAX_BODY_BYTES},
     state::StoreKind,
@@ -157,7 +157,24 @@ fn dev_vars() -> Vars {
     if vars.get("SECRET_ID").is_some() {
         return vars;
     }
-    for name in ["JWT_SECRET_KEY", "SESSION_SECRET_KEY"] {
+    let rs256 = JwtAlgorithm::from_vars(&vars) == Ok(JwtAlgorithm::Rs256);
+    if rs256 && vars.get("JWT_PRIVATE_KEY").is_none() {
+        match ephemeral_rsa_pem() {
+            Ok(pem) => {
+                vars.set("JWT_PRIVATE_KEY", pem);
+                eprintln!(
+                    "dev-server: JWT_PRIVATE_KEY not set; using a random 2048-bit RSA key for this run (tokens end with it)"
+                );
+            }
+            Err(e) => eprintln!("dev-server: could not make an RSA key: {e}"),
+        }
+    }
+    let names: &[&str] = if rs256 {
+        &["SESSION_SECRET_KEY"]
+    } else {
+        &["JWT_SECRET_KEY", "SESSION_SECRET_KEY"]
+    };
+    for name in names {
         if vars.get(name).is_none() {
             let mut key = [0u8; 32];
             if getrandom::fill(&mut key).is_ok() {
@@ -172,6 +189,35 @@ fn dev_vars() -> Vars {
         }
     }
     vars
+}
+
+/// The operating system's random source for the `rsa` crate.
+struct OsRng;
+
+impl rsa::rand_core::TryRng for OsRng {
+    type Error = getrandom::Error;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        getrandom::u32()
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        getrandom::u64()
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        getrandom::fill(dst)
+    }
+}
+
+impl rsa::rand_core::TryCryptoRng for OsRng {}
+
+/// A fresh 2048-bit RSA key as PKCS#8 PEM, what `openssl genpkey` would make (ring, which
+/// signs, cannot generate RSA keys).
+fn ephemeral_rsa_pem() -> Result<String, Box<dyn std::error::Error>> {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let key = rsa::PrivateKey::new(&mut OsRng, 2048)?;
+    Ok(key.to_pkcs8_pem(LineEnding::LF)?.to_string())
 }
 
 #[tokio::main]

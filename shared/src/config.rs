@@ -3,7 +3,9 @@
 //! Secret values are wrapped in [`Secret`], whose `Debug` is redacted, and errors name
 //! the variable, never its value.
 
-use std::{collections::HashMap, fmt, path::Path, time::Duration};
+use std::{collections::HashMap, fmt, path::Path, sync::Arc, time::Duration};
+
+use crate::auth::rsa::RsaKey;
 
 /// Shortest accepted key: HS256 and HMAC-SHA256 want at least the hash size (RFC 7518 §3.2).
 pub const MIN_KEY_BYTES: usize = 32;
@@ -41,27 +43,95 @@ pub enum ConfigError {
     BadNumber { name: String },
     #[error("secret {secret_id}: {reason}")]
     Secret { secret_id: String, reason: String },
+    #[error("{name} {reason}")]
+    Invalid { name: String, reason: String },
+    #[error(
+        "JWT_PRIVATE_KEY is not set: JWT_ALGORITHM is RS256 (the default), which signs with an RSA \
+         private key (make one with `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`); \
+         set JWT_ALGORITHM=HS256 to keep signing with JWT_SECRET_KEY"
+    )]
+    NoRsaKey,
+}
+
+/// How access tokens are signed (`JWT_ALGORITHM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JwtAlgorithm {
+    /// RSASSA-PKCS1-v1_5 SHA-256 with a 2048-bit or larger key from `JWT_PRIVATE_KEY`: anyone
+    /// can verify from the published JWKS (API Gateway's JWT authorizer among them).
+    #[default]
+    Rs256,
+    /// HMAC-SHA256 with `JWT_SECRET_KEY`, for deployments made before RS256; only holders of
+    /// the secret can verify.
+    Hs256,
+}
+
+impl JwtAlgorithm {
+    /// `JWT_ALGORITHM`: RS256 (default) or HS256, in any case.
+    pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        match vars.get("JWT_ALGORITHM").map(str::trim) {
+            None => Ok(Self::Rs256),
+            Some(v) if v.eq_ignore_ascii_case("RS256") => Ok(Self::Rs256),
+            Some(v) if v.eq_ignore_ascii_case("HS256") => Ok(Self::Hs256),
+            Some(_) => Err(ConfigError::Invalid {
+                name: "JWT_ALGORITHM".to_owned(),
+                reason: "must be RS256 or HS256".to_owned(),
+            }),
+        }
+    }
+
+    /// The JOSE name (RFC 7518).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rs256 => "RS256",
+            Self::Hs256 => "HS256",
+        }
+    }
+}
+
+/// The key of one key version that signs and verifies JWTs. Its variant is its algorithm: a
+/// token is verified only with the algorithm of the key its `kid` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtKey {
+    /// HMAC-SHA256 secret (`JWT_SECRET_KEY`).
+    Hs256(Secret),
+    /// RSA private key (`JWT_PRIVATE_KEY`), parsed once.
+    Rs256(Arc<RsaKey>),
+}
+
+impl JwtKey {
+    /// The algorithm this key signs with.
+    pub fn algorithm(&self) -> JwtAlgorithm {
+        match self {
+            Self::Hs256(_) => JwtAlgorithm::Hs256,
+            Self::Rs256(_) => JwtAlgorithm::Rs256,
+        }
+    }
 }
 
 /// One generation of signing keys. `kid` goes in every JWT header so a rotated key can
-/// still verify the tokens it signed.
+/// still verify the tokens it signed: the secret version for HS256 keys, the RFC 7638
+/// thumbprint for RSA keys (the same on every instance, and across secret versions that keep
+/// the key, so a JWKS consumer's cache stays valid).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyVersion {
     /// Key id written into JWT headers.
     pub kid: String,
-    /// HS256 key for JWTs.
-    pub jwt: Secret,
+    /// Signs (current) and verifies JWTs.
+    pub jwt: JwtKey,
     /// HMAC-SHA256 key for session tokens.
     pub session: Secret,
 }
 
-/// The keys in force: new tokens use `current`; `previous` still verifies during rotation.
+/// The keys in force: new tokens use `current`; `previous` still verifies during rotation;
+/// `next` (a secret's AWSPENDING version) is published and verifies before it signs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySet {
     /// Signs and verifies.
     pub current: KeyVersion,
     /// Verifies only.
     pub previous: Option<KeyVersion>,
+    /// Verifies only, until it becomes `current`.
+    pub next: Option<KeyVersion>,
 }
 
 /// Everything the handlers need to know, read once per cold start.
@@ -72,6 +142,8 @@ pub struct Settings {
     pub db_name: String,
     pub collection_name: String,
     pub keys: KeySet,
+    /// `JWT_ALGORITHM`: what the current key must be.
+    pub jwt_algorithm: JwtAlgorithm,
     pub jwt_ttl: Duration,
     pub session_idle_ttl: Duration,
     pub session_absolute_ttl: Duration,
@@ -181,15 +253,31 @@ pub fn key(name: &str, value: Option<&str>) -> Result<Secret, ConfigError> {
 }
 
 impl Settings {
-    /// Builds settings whose keys come from `vars` (`JWT_SECRET_KEY`, `SESSION_SECRET_KEY`).
+    /// Builds settings whose keys come from `vars`: `JWT_PRIVATE_KEY` (RS256, the default) or
+    /// `JWT_SECRET_KEY` (`JWT_ALGORITHM=HS256`), and `SESSION_SECRET_KEY`.
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let (kid, jwt) = match JwtAlgorithm::from_vars(vars)? {
+            JwtAlgorithm::Hs256 => (
+                "env".to_owned(),
+                JwtKey::Hs256(key("JWT_SECRET_KEY", vars.get("JWT_SECRET_KEY"))?),
+            ),
+            JwtAlgorithm::Rs256 => {
+                let text = vars.get("JWT_PRIVATE_KEY").ok_or(ConfigError::NoRsaKey)?;
+                let rsa = RsaKey::parse(text).map_err(|reason| ConfigError::Invalid {
+                    name: "JWT_PRIVATE_KEY".to_owned(),
+                    reason,
+                })?;
+                (rsa.kid().to_owned(), JwtKey::Rs256(Arc::new(rsa)))
+            }
+        };
         let keys = KeySet {
             current: KeyVersion {
-                kid: "env".to_owned(),
-                jwt: key("JWT_SECRET_KEY", vars.get("JWT_SECRET_KEY"))?,
+                kid,
+                jwt,
                 session: key("SESSION_SECRET_KEY", vars.get("SESSION_SECRET_KEY"))?,
             },
             previous: None,
+            next: None,
         };
         Self::with_keys(
             vars,
@@ -204,11 +292,23 @@ impl Settings {
         keys: KeySet,
         mongo_uri: Option<Secret>,
     ) -> Result<Self, ConfigError> {
+        let jwt_algorithm = JwtAlgorithm::from_vars(vars)?;
+        if keys.current.jwt.algorithm() != jwt_algorithm {
+            return Err(ConfigError::Invalid {
+                name: "JWT_ALGORITHM".to_owned(),
+                reason: format!(
+                    "is {} but the current key is for {}",
+                    jwt_algorithm.name(),
+                    keys.current.jwt.algorithm().name()
+                ),
+            });
+        }
         Ok(Self {
             mongo_uri,
             db_name: vars.or("DB_NAME", "UserDatabase"),
             collection_name: vars.or("COLLECTION_NAME", "User"),
             keys,
+            jwt_algorithm,
             jwt_ttl: vars.seconds("JWT_TTL_SECONDS", 15 * 60)?,
             session_idle_ttl: vars.seconds("SESSION_IDLE_TTL_SECONDS", 24 * 3600)?,
             session_absolute_ttl: vars.seconds("SESSION_ABSOLUTE_TTL_SECONDS", 7 * 24 * 3600)?,
@@ -264,13 +364,18 @@ mod tests {
 
     #[test]
     fn missing_key_error_names_the_variable() {
-        let err = Settings::from_vars(&Vars::from_pairs([("SESSION_SECRET_KEY", K)])).err();
+        let err = Settings::from_vars(&Vars::from_pairs([
+            ("JWT_ALGORITHM", "HS256"),
+            ("SESSION_SECRET_KEY", K),
+        ]))
+        .err();
         assert_eq!(err, Some(ConfigError::Missing("JWT_SECRET_KEY".into())));
     }
 
     #[test]
     fn short_key_error_names_the_variable_but_not_the_value() {
         let vars = Vars::from_pairs([
+            ("JWT_ALGORITHM", "HS256"),
             ("JWT_SECRET_KEY", K),
             ("SESSION_SECRET_KEY", "your_session_secret_key"),
         ]);
@@ -286,6 +391,7 @@ mod tests {
     fn counts_and_durations_take_positive_whole_numbers_only() {
         let with = |name: &str, value: &str| {
             Settings::from_vars(&Vars::from_pairs([
+                ("JWT_ALGORITHM", "HS256"),
                 ("JWT_SECRET_KEY", K),
                 ("SESSION_SECRET_KEY", K),
                 (name, value),
@@ -312,12 +418,59 @@ mod tests {
     #[test]
     fn settings_debug_redacts_keys_and_uri() {
         let vars = Vars::from_pairs([
+            ("JWT_ALGORITHM", "HS256"),
             ("JWT_SECRET_KEY", K),
             ("SESSION_SECRET_KEY", K),
             ("MONGO_URI", "mongodb://u:pw@h"),
         ]);
         let s = format!("{:?}", Settings::from_vars(&vars));
         assert!(!s.contains(K) && !s.contains("pw@h"), "{s}");
+    }
+
+    const PEM: &str = include_str!("../../tests/fixtures/rsa-a.pem");
+
+    #[test]
+    fn rs256_is_the_default_and_needs_a_private_key() {
+        let err = Settings::from_vars(&Vars::from_pairs([
+            ("JWT_SECRET_KEY", K),
+            ("SESSION_SECRET_KEY", K),
+        ]))
+        .err();
+        assert_eq!(err, Some(ConfigError::NoRsaKey));
+        let msg = ConfigError::NoRsaKey.to_string();
+        assert!(msg.contains("openssl genpkey") && msg.contains("JWT_ALGORITHM=HS256"));
+        let s = Settings::from_vars(&Vars::from_pairs([
+            ("JWT_PRIVATE_KEY", PEM),
+            ("SESSION_SECRET_KEY", K),
+        ]));
+        let s = s.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.jwt_algorithm, JwtAlgorithm::Rs256);
+        assert_eq!(s.keys.current.jwt.algorithm(), JwtAlgorithm::Rs256);
+        assert_eq!(s.keys.current.kid.len(), 43, "a SHA-256 thumbprint");
+        assert!(!format!("{s:?}").contains(&PEM[40..80]));
+    }
+
+    #[test]
+    fn a_bad_algorithm_or_key_is_named_without_its_value() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut v = Vars::from_pairs([("SESSION_SECRET_KEY", K)]);
+            for (k, val) in pairs {
+                v.set(k, *val);
+            }
+            Settings::from_vars(&v)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let msg = with(&[("JWT_ALGORITHM", "none"), ("JWT_SECRET_KEY", K)]);
+        assert!(
+            msg.contains("JWT_ALGORITHM must be RS256 or HS256"),
+            "{msg}"
+        );
+        let broken = PEM.replace("MII", "XYZ");
+        let msg = with(&[("JWT_PRIVATE_KEY", &broken)]);
+        assert!(msg.starts_with("JWT_PRIVATE_KEY is not"), "{msg}");
+        assert!(!msg.contains("XYZ"), "{msg}");
     }
 
     #[test]

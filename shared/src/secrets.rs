@@ -21,8 +21,12 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::{
+    auth::rsa::RsaKey,
     auth::token::{Claims, Refusal, TokenKeys},
-    config::{ConfigError, KeySet, KeyVersion, MIN_KEY_BYTES, Secret, Settings, Vars},
+    config::{
+        ConfigError, JwtAlgorithm, JwtKey, KeySet, KeyVersion, MIN_KEY_BYTES, Secret, Settings,
+        Vars,
+    },
     error::ApiError,
 };
 
@@ -36,6 +40,9 @@ struct SecretJson {
     mongo_uri: Option<String>,
     #[serde(rename = "JWT_SECRET_KEY")]
     jwt: Option<String>,
+    /// A PEM string, or a private JWK as a JSON object or as a string.
+    #[serde(rename = "JWT_PRIVATE_KEY")]
+    private_key: Option<serde_json::Value>,
     #[serde(rename = "SESSION_SECRET_KEY")]
     session: Option<String>,
 }
@@ -53,12 +60,14 @@ pub struct SecretSource {
     client: Client,
     secret_id: String,
     timeout: Duration,
+    algorithm: JwtAlgorithm,
 }
 
 impl SecretSource {
     /// Builds a client from the standard AWS environment (region, credentials, and the
     /// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SECRETS_MANAGER` overrides) with a bounded timeout.
     pub async fn new(secret_id: &str, vars: &Vars) -> Result<Self, ConfigError> {
+        let algorithm = JwtAlgorithm::from_vars(vars)?;
         let timeout = Duration::from_secs(
             vars.get("SECRET_TIMEOUT_SECONDS")
                 .and_then(|s| s.parse().ok())
@@ -94,6 +103,7 @@ impl SecretSource {
             client: Client::from_conf(config.build()),
             secret_id: secret_id.to_owned(),
             timeout,
+            algorithm,
         })
     }
 
@@ -141,11 +151,18 @@ impl SecretSource {
             .ok_or_else(|| self.err("secret has no string value"))?;
         let json: SecretJson = serde_json::from_str(text)
             .map_err(|_| self.err("secret is not a JSON object of strings"))?;
-        let kid = out.version_id().unwrap_or(stage).to_owned();
-        Ok(Some((kid, json)))
+        let version = out.version_id().unwrap_or(stage).to_owned();
+        Ok(Some((version, json)))
     }
 
-    fn key_version(&self, kid: String, json: &SecretJson) -> Result<KeyVersion, ConfigError> {
+    /// The keys of one secret version for `algorithm`: an HS256 key is named by the version
+    /// id, an RSA key by its thumbprint.
+    fn key_version(
+        &self,
+        version: &str,
+        json: &SecretJson,
+        algorithm: JwtAlgorithm,
+    ) -> Result<KeyVersion, ConfigError> {
         let key = |name: &str, v: Option<&String>| -> Result<Secret, ConfigError> {
             let v = v.ok_or_else(|| self.err(format!("key {name} is missing")))?;
             if v.len() < MIN_KEY_BYTES {
@@ -153,32 +170,74 @@ impl SecretSource {
             }
             Ok(Secret::new(v.as_bytes()))
         };
-        let jwt = key("JWT_SECRET_KEY", json.jwt.as_ref())?;
+        let (kid, jwt, material) = match algorithm {
+            JwtAlgorithm::Hs256 => {
+                let secret = key("JWT_SECRET_KEY", json.jwt.as_ref())?;
+                (version.to_owned(), JwtKey::Hs256(secret.clone()), secret)
+            }
+            JwtAlgorithm::Rs256 => {
+                let parsed = match &json.private_key {
+                    None => Err(
+                        "key JWT_PRIVATE_KEY is missing (JWT_ALGORITHM is RS256, the default)"
+                            .to_owned(),
+                    ),
+                    Some(serde_json::Value::String(text)) => RsaKey::parse(text)
+                        .map(|k| (k, Secret::new(text.as_bytes())))
+                        .map_err(|r| format!("key JWT_PRIVATE_KEY {r}")),
+                    Some(jwk) => RsaKey::from_jwk(jwk)
+                        .map(|k| (k, Secret::new(jwk.to_string().into_bytes())))
+                        .map_err(|r| format!("key JWT_PRIVATE_KEY {r}")),
+                };
+                let (rsa, material) = parsed.map_err(|r| self.err(r))?;
+                (rsa.kid().to_owned(), JwtKey::Rs256(Arc::new(rsa)), material)
+            }
+        };
         let session = match &json.session {
             Some(_) => key("SESSION_SECRET_KEY", json.session.as_ref())?,
-            None => derive_session_key(&jwt),
+            None => derive_session_key(&material),
         };
         Ok(KeyVersion { kid, jwt, session })
     }
 
-    /// Reads AWSCURRENT and AWSPREVIOUS together. AWSPREVIOUS is optional; a malformed
-    /// previous version is ignored (it only verifies old tokens), a malformed current one fails.
+    /// A version other than AWSCURRENT: it only verifies, so it may still hold the other
+    /// algorithm's key (the previous version during a move from HS256 to RS256).
+    fn other_version(&self, version: &str, json: &SecretJson) -> Option<KeyVersion> {
+        let other = match self.algorithm {
+            JwtAlgorithm::Rs256 => JwtAlgorithm::Hs256,
+            JwtAlgorithm::Hs256 => JwtAlgorithm::Rs256,
+        };
+        self.key_version(version, json, self.algorithm)
+            .or_else(|_| self.key_version(version, json, other))
+            .ok()
+    }
+
+    /// Reads AWSCURRENT, AWSPREVIOUS and AWSPENDING together. The last two are optional and
+    /// a malformed one is ignored (they only verify, and are published); a malformed current
+    /// one fails.
     pub async fn fetch(&self) -> Result<Fetched, ConfigError> {
-        let (current, previous) =
-            tokio::join!(self.version("AWSCURRENT"), self.version("AWSPREVIOUS"));
-        let (kid, json) = current?.ok_or_else(|| self.err("secret not found"))?;
+        let (current, previous, pending) = tokio::join!(
+            self.version("AWSCURRENT"),
+            self.version("AWSPREVIOUS"),
+            self.version("AWSPENDING")
+        );
+        let (version, json) = current?.ok_or_else(|| self.err("secret not found"))?;
         let mongo_uri = json
             .mongo_uri
             .as_ref()
             .filter(|u| !u.trim().is_empty())
             .map(|u| Secret::new(u.as_bytes()));
-        let current = self.key_version(kid, &json)?;
-        let previous = match previous {
-            Ok(Some((kid, json))) if kid != current.kid => self.key_version(kid, &json).ok(),
+        let current = self.key_version(&version, &json, self.algorithm)?;
+        let other = |read: Result<Option<(String, SecretJson)>, ConfigError>| match read {
+            Ok(Some((v, json))) if v != version => self.other_version(&v, &json),
             _ => None,
         };
+        let (previous, next) = (other(previous), other(pending));
         Ok(Fetched {
-            keys: KeySet { current, previous },
+            keys: KeySet {
+                current,
+                previous,
+                next,
+            },
             mongo_uri,
         })
     }
@@ -192,7 +251,8 @@ pub fn https_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
 }
 
 /// HMAC-SHA256(jwt key, label): a session key independent of the JWT key in use, for
-/// secrets made by CloudFormation, which can generate only one value.
+/// secrets made by CloudFormation, which can generate only one value (for an RSA key, the
+/// input is the private key's text as stored).
 pub fn derive_session_key(jwt: &Secret) -> Secret {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(jwt.expose())
         .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));

@@ -29,6 +29,8 @@ pub fn start(bin: &Path, configure: impl FnOnce(&mut Command)) -> Server {
         .env("PORT", port.to_string())
         .env("DB_NAME", crate::fresh_db())
         .env("RUST_LOG", "warn")
+        // The test keys are HMAC keys; `configure` may remove this for RS256.
+        .env("JWT_ALGORITHM", "HS256")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     configure(&mut cmd);

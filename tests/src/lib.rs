@@ -14,7 +14,7 @@ use serde_json::Value;
 use shared::{
     State,
     clock::{Clock, ManualClock, SystemClock},
-    config::{KeySet, KeyVersion, Secret, Settings, Vars},
+    config::{JwtKey, KeySet, KeyVersion, Secret, Settings, Vars},
     state::StoreKind,
     store::{
         Store,
@@ -100,9 +100,11 @@ pub fn fresh_db() -> String {
     )
 }
 
-/// Variables a test state is built from.
+/// Variables a test state is built from: HS256 with the fixed keys above (the attack tests
+/// sign tokens with them by hand); [`rsa_vars`] for RS256.
 pub fn vars() -> Vars {
     Vars::from_pairs([
+        ("JWT_ALGORITHM", "HS256"),
         ("JWT_SECRET_KEY", JWT_KEY),
         ("SESSION_SECRET_KEY", SESSION_KEY),
     ])
@@ -126,7 +128,7 @@ pub fn settings_with_keys(db: &str, keys: KeySet) -> Settings {
 pub fn key_version(kid: &str, jwt: &str, session: &str) -> KeyVersion {
     KeyVersion {
         kid: kid.into(),
-        jwt: Secret::new(jwt.as_bytes()),
+        jwt: JwtKey::Hs256(Secret::new(jwt.as_bytes())),
         session: Secret::new(session.as_bytes()),
     }
 }
@@ -495,12 +497,14 @@ fn version_id(id: Option<&str>) -> String {
         .to_owned()
 }
 
-/// Variables that point the state at secret `name` in the emulator at `endpoint`.
+/// Variables that point the state at secret `name` in the emulator at `endpoint` (HS256, as
+/// [`secret_json`] holds HMAC keys; remove `JWT_ALGORITHM` for RS256).
 pub fn secret_vars(name: &str, endpoint: &str) -> Vars {
     let mut v = Vars::from_pairs([
         ("SECRET_ID", name),
         ("AWS_ENDPOINT_URL", endpoint),
         ("AWS_REGION", "us-east-1"),
+        ("JWT_ALGORITHM", "HS256"),
     ]);
     v.set("DB_NAME", fresh_db());
     v
@@ -528,6 +532,24 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A test-only RSA private key from `tests/fixtures/rsa-<name>.pem` (PKCS#8 PEM).
+pub fn rsa_pem(name: &str) -> String {
+    std::fs::read_to_string(
+        root()
+            .join("tests/fixtures")
+            .join(format!("rsa-{name}.pem")),
+    )
+    .unwrap()
+}
+
+/// Variables for an RS256 test state signing with fixture key `name`.
+pub fn rsa_vars(name: &str) -> Vars {
+    Vars::from_pairs([
+        ("JWT_PRIVATE_KEY", rsa_pem(name)),
+        ("SESSION_SECRET_KEY", SESSION_KEY.to_owned()),
+    ])
 }
 
 /// A free loopback port.

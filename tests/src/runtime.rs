@@ -264,6 +264,8 @@ impl Function {
         let mut cmd = std::process::Command::new(bin);
         cmd.env_clear()
             .envs(lambda_env(&runtime, name))
+            // The test keys are HMAC keys; a config may still choose RS256.
+            .env("JWT_ALGORITHM", "HS256")
             .envs(config.iter().cloned())
             .env("RUST_LOG", log)
             .current_dir(std::env::temp_dir())

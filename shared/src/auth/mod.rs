@@ -1,6 +1,8 @@
 //! Password hashing and the two tokens a login hands out.
 
 pub mod common;
-pub mod hs256;
+pub mod jwks;
 pub mod password;
+pub mod provider;
+pub mod rsa;
 pub mod token;

@@ -1,6 +1,7 @@
-//! JWTs (HS256, pinned) and opaque session tokens (256 random bits, stored only as an HMAC).
+//! JWTs (RS256 by default, HS256 for older deployments; each `kid` pinned to its key's
+//! algorithm) and opaque session tokens (256 random bits, stored only as an HMAC).
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
@@ -8,8 +9,12 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use super::{
+    jwks,
+    rsa::{RsaKey, RsaPublicKey},
+};
 use crate::{
-    config::{KeySet, Secret},
+    config::{JwtKey, KeySet, Secret},
     error::ApiError,
     types::UserId,
 };
@@ -31,17 +36,37 @@ pub struct Claims {
     pub aud: String,
 }
 
-/// Keys prepared once per key set: decoding keys by `kid`, and the session HMAC keys.
+/// Keys prepared once per key set: verifying keys by `kid`, the public keys to publish, and
+/// the session HMAC keys.
 pub struct TokenKeys {
     kid: String,
-    encoding: EncodingKey,
-    decoding: HashMap<String, DecodingKey>,
+    signing: Signing,
+    decoding: HashMap<String, (Algorithm, DecodingKey)>,
+    /// RSA public keys in publishing order (signing key first), by `kid`.
+    public: Vec<(String, RsaPublicKey)>,
     session_current: Secret,
     session_previous: Option<Secret>,
-    validation: Validation,
+    /// The AWSPENDING version's session key: another instance may already use it.
+    session_next: Option<Secret>,
+    hs256: Validation,
+    rs256: Validation,
     issuer: String,
     audience: String,
     ttl: Duration,
+}
+
+/// The current key, ready to sign.
+enum Signing {
+    Hs256(EncodingKey),
+    Rs256(Arc<RsaKey>),
+}
+
+/// The token header this API writes (members in jsonwebtoken's order).
+#[derive(Serialize)]
+struct JwsHeader<'a> {
+    typ: &'a str,
+    alg: &'a str,
+    kid: &'a str,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -73,36 +98,72 @@ fn refuse_extensions(token: &str) -> Result<(), Refusal> {
 impl TokenKeys {
     /// Prepares keys for `issuer`/`audience` with tokens living `ttl`.
     pub fn new(keys: &KeySet, issuer: &str, audience: &str, ttl: Duration) -> Self {
-        super::hs256::install();
+        super::provider::install();
         let mut decoding = HashMap::new();
-        if let Some(prev) = &keys.previous {
-            decoding.insert(
-                prev.kid.clone(),
-                DecodingKey::from_secret(prev.jwt.expose()),
-            );
+        let mut public = Vec::new();
+        // Current last, so it wins should another version carry the same kid.
+        for version in [&keys.previous, &keys.next]
+            .into_iter()
+            .flatten()
+            .chain([&keys.current])
+        {
+            let entry = match &version.jwt {
+                JwtKey::Hs256(secret) => {
+                    (Algorithm::HS256, DecodingKey::from_secret(secret.expose()))
+                }
+                JwtKey::Rs256(rsa) => {
+                    let key = rsa.public();
+                    public.push((version.kid.clone(), key.clone()));
+                    (
+                        Algorithm::RS256,
+                        DecodingKey::from_rsa_raw_components(&key.n, &key.e),
+                    )
+                }
+            };
+            decoding.insert(version.kid.clone(), entry);
         }
-        decoding.insert(
-            keys.current.kid.clone(),
-            DecodingKey::from_secret(keys.current.jwt.expose()),
-        );
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
-        validation.set_required_spec_claims(&["sub", "iat", "nbf", "exp", "iss", "aud"]);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        // Time claims are checked against our own clock below, so tests can move time.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
+        public.reverse();
+        let validation = |alg: Algorithm| {
+            let mut v = Validation::new(alg);
+            v.algorithms = vec![alg];
+            v.set_required_spec_claims(&["sub", "iat", "nbf", "exp", "iss", "aud"]);
+            v.set_issuer(&[issuer]);
+            v.set_audience(&[audience]);
+            // Time claims are checked against our own clock below, so tests can move time.
+            v.validate_exp = false;
+            v.validate_nbf = false;
+            v
+        };
+        let signing = match &keys.current.jwt {
+            JwtKey::Hs256(secret) => Signing::Hs256(EncodingKey::from_secret(secret.expose())),
+            JwtKey::Rs256(rsa) => Signing::Rs256(Arc::clone(rsa)),
+        };
         Self {
             kid: keys.current.kid.clone(),
-            encoding: EncodingKey::from_secret(keys.current.jwt.expose()),
+            signing,
             decoding,
+            public,
             session_current: keys.current.session.clone(),
             session_previous: keys.previous.as_ref().map(|p| p.session.clone()),
-            validation,
+            session_next: keys.next.as_ref().map(|n| n.session.clone()),
+            hs256: validation(Algorithm::HS256),
+            rs256: validation(Algorithm::RS256),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl,
+        }
+    }
+
+    /// The JWK Set of the RSA keys that verify (signing key first); empty under HS256.
+    pub fn jwks(&self) -> serde_json::Value {
+        jwks::jwks(self.public.iter().map(|(kid, key)| (kid.as_str(), key)))
+    }
+
+    /// The algorithm new tokens are signed with.
+    pub fn algorithm(&self) -> &'static str {
+        match self.signing {
+            Signing::Hs256(_) => "HS256",
+            Signing::Rs256(_) => "RS256",
         }
     }
 
@@ -113,9 +174,6 @@ impl TokenKeys {
 
     /// Signs a JWT for `user` in session `sid`, issued at `now` (Unix seconds).
     pub fn issue(&self, user: &UserId, sid: &str, now: u64) -> Result<String, ApiError> {
-        let mut header = Header::new(Algorithm::HS256);
-        header.typ = Some("JWT".to_owned());
-        header.kid = Some(self.kid.clone());
         let claims = Claims {
             sub: user.to_hex(),
             sid: sid.to_owned(),
@@ -125,10 +183,36 @@ impl TokenKeys {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
         };
-        jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|e| {
+        let failed = |e: &dyn std::fmt::Display| {
             tracing::error!(error = %e, "jwt signing failed");
             ApiError::Internal
-        })
+        };
+        match &self.signing {
+            Signing::Hs256(key) => {
+                let mut header = Header::new(Algorithm::HS256);
+                header.typ = Some("JWT".to_owned());
+                header.kid = Some(self.kid.clone());
+                jsonwebtoken::encode(&header, &claims, key).map_err(|e| failed(&e))
+            }
+            Signing::Rs256(key) => {
+                let header = serde_json::to_vec(&JwsHeader {
+                    typ: "JWT",
+                    alg: "RS256",
+                    kid: &self.kid,
+                })
+                .map_err(|e| failed(&e))?;
+                let claims = serde_json::to_vec(&claims).map_err(|e| failed(&e))?;
+                let input = format!(
+                    "{}.{}",
+                    URL_SAFE_NO_PAD.encode(header),
+                    URL_SAFE_NO_PAD.encode(claims)
+                );
+                let sig = key
+                    .sign(input.as_bytes())
+                    .map_err(|_| failed(&"RSA signing failed"))?;
+                Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+            }
+        }
     }
 
     /// Verifies signature, algorithm, `typ`, `kid`, issuer, audience and time claims at `now`.
@@ -146,13 +230,22 @@ impl TokenKeys {
     pub fn check(&self, token: &str, now: u64) -> Result<Claims, Refusal> {
         refuse_extensions(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| Refusal::Invalid)?;
-        if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some("JWT") {
+        let validation = match header.alg {
+            Algorithm::HS256 => &self.hs256,
+            Algorithm::RS256 => &self.rs256,
+            _ => return Err(Refusal::Invalid),
+        };
+        if header.typ.as_deref() != Some("JWT") {
             return Err(Refusal::Invalid);
         }
         let kid = header.kid.as_deref().ok_or(Refusal::Invalid)?;
-        let key = self.decoding.get(kid).ok_or(Refusal::UnknownKid)?;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
-            .map_err(|_| Refusal::Invalid)?;
+        let (alg, key) = self.decoding.get(kid).ok_or(Refusal::UnknownKid)?;
+        // Pinning: the key named decides the algorithm, never the token (RFC 8725 §3.1).
+        if *alg != header.alg {
+            return Err(Refusal::Invalid);
+        }
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|_| Refusal::Invalid)?;
         let c = data.claims;
         // Claims are attacker-sized numbers: saturate, never overflow (a debug build panics).
         let skewed = now.saturating_add(LEEWAY_SECS);
@@ -183,13 +276,14 @@ impl TokenKeys {
         URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
     }
 
-    /// True when `secret` has `stored` as its refresh digest under the current or the previous
-    /// session key. Constant-time.
+    /// True when `secret` has `stored` as its refresh digest under the current, next or
+    /// previous session key. Constant-time.
     pub fn refresh_matches(&self, secret: &str, stored: &str) -> bool {
         let Ok(stored) = URL_SAFE_NO_PAD.decode(stored) else {
             return false;
         };
         std::iter::once(&self.session_current)
+            .chain(self.session_next.as_ref())
             .chain(self.session_previous.as_ref())
             .any(|key| {
                 let mut m = mac(key, "refresh/v1:");
@@ -218,12 +312,13 @@ impl TokenKeys {
             .collect()
     }
 
-    /// True when `token` hashes to `stored` under the current or the previous session key.
+    /// True when `token` hashes to `stored` under the current, next or previous session key.
     pub fn session_matches(&self, token: &str, stored: &str) -> bool {
         let Ok(stored) = URL_SAFE_NO_PAD.decode(stored) else {
             return false;
         };
         std::iter::once(&self.session_current)
+            .chain(self.session_next.as_ref())
             .chain(self.session_previous.as_ref())
             .any(|key| mac(key, token).verify_slice(&stored).is_ok())
     }
@@ -271,10 +366,11 @@ mod tests {
         let set = KeySet {
             current: KeyVersion {
                 kid: kid.to_owned(),
-                jwt: Secret::new(K.as_bytes()),
+                jwt: JwtKey::Hs256(Secret::new(K.as_bytes())),
                 session: Secret::new(K.as_bytes()),
             },
             previous: None,
+            next: None,
         };
         TokenKeys::new(&set, "iss", "aud", Duration::from_secs(900))
     }
@@ -349,5 +445,64 @@ mod tests {
             Err(Refusal::Invalid)
         );
         assert!(k.knows_kid("a") && !k.knows_kid("b"));
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use crate::config::KeyVersion;
+
+    /// This thread's on-CPU time in ns (Linux schedstat; updated at scheduler ticks, so only
+    /// loops of tens of milliseconds are timed), so other work on a shared machine does not
+    /// inflate the figures.
+    fn cpu_ns() -> u64 {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or_default()
+    }
+
+    /// Issue and warm verification cost per token (`cargo test -p shared --release --lib
+    /// warm_verify -- --ignored --nocapture`); the figures are in bench/RESULTS.md.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn warm_verify_cost() {
+        let rsa = RsaKey::parse(include_str!("../../../tests/fixtures/rsa-a.pem"));
+        let Ok(rsa) = rsa else { return };
+        let session = Secret::new(b"0123456789abcdef0123456789abcdef".to_vec());
+        for (name, jwt) in [
+            ("RS256", JwtKey::Rs256(Arc::new(rsa))),
+            ("HS256", JwtKey::Hs256(session.clone())),
+        ] {
+            let set = KeySet {
+                current: KeyVersion {
+                    kid: "k".into(),
+                    jwt,
+                    session: session.clone(),
+                },
+                previous: None,
+                next: None,
+            };
+            let keys = TokenKeys::new(&set, "iss", "aud", Duration::from_secs(900));
+            let now = 1_800_000_000;
+            let (issues, verifies) = (200u64, 4000u64);
+            let start = cpu_ns();
+            let tokens: Vec<String> = (0..issues)
+                .map(|_| keys.issue(&UserId::new(), "s", now).unwrap_or_default())
+                .collect();
+            let issue_ns = (cpu_ns() - start) / issues;
+            let start = cpu_ns();
+            for i in 0..verifies {
+                let t = &tokens[(i % issues) as usize];
+                assert!(keys.verify(t, now).is_ok());
+            }
+            let verify_ns = (cpu_ns() - start) / verifies;
+            println!(
+                "{name}: issue {:.1} us, verify {:.1} us (CPU time per token)",
+                issue_ns as f64 / 1e3,
+                verify_ns as f64 / 1e3
+            );
+        }
     }
 }

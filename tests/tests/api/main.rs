@@ -17,6 +17,7 @@ mod openapi;
 mod refresh;
 mod rotation;
 mod routes;
+mod rs256;
 mod secrets;
 mod security;
 mod sms;

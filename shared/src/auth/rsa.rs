@@ -1,0 +1,318 @@
+//! RSA keys for RS256 (RFC 7518 §3.3, RSASSA-PKCS1-v1_5 with SHA-256) on ring, which rustls
+//! already links into every binary: no second big-number library. A private key is parsed
+//! once (PKCS#8 PEM as `openssl genpkey` writes it, PKCS#1 PEM, or a private JWK) and named by
+//! its RFC 7638 thumbprint; its public half verifies tokens and is published as a JWK.
+
+use std::fmt;
+
+use base64::{
+    Engine,
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+};
+use ring::{
+    rand::SystemRandom,
+    rsa::{KeyPairComponents, PublicKeyComponents},
+    signature::{self, RsaKeyPair},
+};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// Smallest modulus accepted for signing and verifying (NIST SP 800-131A; what API Gateway's
+/// JWT authorizer and ring's verifier require).
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// A private RSA key ready to sign, with its public half and `kid`.
+pub struct RsaKey {
+    pair: RsaKeyPair,
+    public: RsaPublicKey,
+    rng: SystemRandom,
+}
+
+impl fmt::Debug for RsaKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RsaKey")
+            .field("kid", &self.public.thumbprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for RsaKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.public == other.public
+    }
+}
+
+impl Eq for RsaKey {}
+
+/// The public half: verifies, and is what the JWKS publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RsaPublicKey {
+    /// Modulus, big-endian, no leading zeros.
+    pub n: Vec<u8>,
+    /// Public exponent, big-endian, no leading zeros.
+    pub e: Vec<u8>,
+    thumbprint: String,
+}
+
+/// A private JWK (RFC 7518 §6.3.2) with every CRT parameter, which ring needs.
+#[derive(Deserialize)]
+struct PrivateJwk {
+    kty: String,
+    alg: Option<String>,
+    n: String,
+    e: String,
+    d: String,
+    p: String,
+    q: String,
+    dp: String,
+    dq: String,
+    qi: String,
+}
+
+impl RsaKey {
+    /// A PEM (`PRIVATE KEY` or `RSA PRIVATE KEY`) or a private JWK's JSON text. Errors say what
+    /// is wrong, never what the key holds.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.starts_with('{') {
+            let jwk = serde_json::from_str::<serde_json::Value>(text)
+                .map_err(|_| "is neither a PEM nor a JSON JWK".to_owned())?;
+            Self::from_jwk(&jwk)
+        } else {
+            Self::from_pem(text)
+        }
+    }
+
+    /// A PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`) PEM. Literal `\n`
+    /// sequences count as line breaks, for keys pasted into one-line environment variables.
+    pub fn from_pem(text: &str) -> Result<Self, String> {
+        let text = text.replace("\\n", "\n");
+        let (label, der) = pem_decode(&text)?;
+        let pair = match label.as_str() {
+            "PRIVATE KEY" => RsaKeyPair::from_pkcs8(&der),
+            "RSA PRIVATE KEY" => RsaKeyPair::from_der(&der),
+            "ENCRYPTED PRIVATE KEY" => {
+                return Err("is an encrypted PEM: store the key unencrypted in the secret".into());
+            }
+            other => return Err(format!("is a PEM {other}, not an RSA private key")),
+        }
+        .map_err(|e| format!("is not a usable RSA private key ({e})"))?;
+        Self::from_pair(pair)
+    }
+
+    /// A private JWK: `{"kty":"RSA","n","e","d","p","q","dp","dq","qi"}` (`alg`, if present,
+    /// must be RS256).
+    pub fn from_jwk(jwk: &serde_json::Value) -> Result<Self, String> {
+        let jwk = PrivateJwk::deserialize(jwk)
+            .map_err(|_| "is not a private RSA JWK with n, e, d, p, q, dp, dq and qi".to_owned())?;
+        if jwk.kty != "RSA" || jwk.alg.as_deref().is_some_and(|a| a != "RS256") {
+            return Err("is a JWK for another key type or algorithm than RSA/RS256".into());
+        }
+        let b = |s: &str| {
+            URL_SAFE_NO_PAD
+                .decode(s.trim_end_matches('='))
+                .map_err(|_| "has a JWK member that is not base64url".to_owned())
+        };
+        let components = KeyPairComponents {
+            public_key: PublicKeyComponents {
+                n: b(&jwk.n)?,
+                e: b(&jwk.e)?,
+            },
+            d: b(&jwk.d)?,
+            p: b(&jwk.p)?,
+            q: b(&jwk.q)?,
+            dP: b(&jwk.dp)?,
+            dQ: b(&jwk.dq)?,
+            qInv: b(&jwk.qi)?,
+        };
+        let pair = RsaKeyPair::from_components(&components)
+            .map_err(|e| format!("is not a usable RSA private key ({e})"))?;
+        Self::from_pair(pair)
+    }
+
+    fn from_pair(pair: RsaKeyPair) -> Result<Self, String> {
+        let bits = pair.public().modulus_len() * 8;
+        if bits < MIN_RSA_BITS {
+            return Err(format!(
+                "has a {bits}-bit modulus; at least {MIN_RSA_BITS} bits are required"
+            ));
+        }
+        let c = PublicKeyComponents::<Vec<u8>>::from(pair.public());
+        Ok(Self {
+            public: RsaPublicKey::new(c.n, c.e),
+            pair,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// The public half.
+    pub fn public(&self) -> &RsaPublicKey {
+        &self.public
+    }
+
+    /// The key id: the public key's RFC 7638 thumbprint.
+    pub fn kid(&self) -> &str {
+        self.public.thumbprint()
+    }
+
+    /// RSASSA-PKCS1-v1_5 SHA-256 signature of `msg`.
+    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, ring::error::Unspecified> {
+        let mut sig = vec![0; self.pair.public().modulus_len()];
+        self.pair
+            .sign(&signature::RSA_PKCS1_SHA256, &self.rng, msg, &mut sig)?;
+        Ok(sig)
+    }
+}
+
+impl RsaPublicKey {
+    /// A public key from its modulus and exponent (leading zero bytes are dropped).
+    pub fn new(n: Vec<u8>, e: Vec<u8>) -> Self {
+        let strip = |mut v: Vec<u8>| {
+            let zeros = v.iter().take_while(|b| **b == 0).count();
+            v.drain(..zeros);
+            v
+        };
+        let (n, e) = (strip(n), strip(e));
+        let thumbprint = thumbprint(&n, &e);
+        Self { n, e, thumbprint }
+    }
+
+    /// RFC 7638 thumbprint: base64url(SHA-256(`{"e":..,"kty":"RSA","n":..}`)), members in
+    /// lexicographic order, no whitespace. The same key gets the same id in every secret
+    /// version and on every instance.
+    pub fn thumbprint(&self) -> &str {
+        &self.thumbprint
+    }
+
+    /// True when `sig` is a valid RS256 signature of `msg` under this key (2048 bits or more).
+    pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        verify(&self.n, &self.e, msg, sig)
+    }
+
+    /// The public JWK (RFC 7517) under `kid`, as a JWKS lists it.
+    pub fn jwk(&self, kid: &str) -> serde_json::Value {
+        serde_json::json!({
+            "kty": "RSA",
+            "use": "sig",
+            "alg": "RS256",
+            "kid": kid,
+            "n": URL_SAFE_NO_PAD.encode(&self.n),
+            "e": URL_SAFE_NO_PAD.encode(&self.e),
+        })
+    }
+}
+
+/// True when `sig` is a valid RS256 signature of `msg` under the key (`n`, `e`), whose modulus
+/// must have 2048 to 8192 bits.
+pub fn verify(n: &[u8], e: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    signature::RsaPublicKeyComponents { n, e }
+        .verify(&signature::RSA_PKCS1_2048_8192_SHA256, msg, sig)
+        .is_ok()
+}
+
+fn thumbprint(n: &[u8], e: &[u8]) -> String {
+    let canonical = format!(
+        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+        URL_SAFE_NO_PAD.encode(e),
+        URL_SAFE_NO_PAD.encode(n)
+    );
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// The first PEM block: its label and DER bytes.
+fn pem_decode(text: &str) -> Result<(String, Vec<u8>), String> {
+    let mut lines = text.lines().map(str::trim);
+    let label = lines
+        .find_map(|l| {
+            l.strip_prefix("-----BEGIN ")
+                .and_then(|l| l.strip_suffix("-----"))
+        })
+        .ok_or_else(|| "is not a PEM (no BEGIN line) nor a JSON JWK".to_owned())?
+        .to_owned();
+    let end = format!("-----END {label}-----");
+    let mut body = String::new();
+    for line in lines.by_ref() {
+        if line == end {
+            return STANDARD
+                .decode(body.as_bytes())
+                .map(|der| (label, der))
+                .map_err(|_| "is a PEM whose body is not base64".to_owned());
+        }
+        if line.contains(':') {
+            // RFC 1421 headers (Proc-Type, DEK-Info) mean legacy encryption.
+            return Err("is an encrypted PEM: store the key unencrypted in the secret".into());
+        }
+        body.push_str(line);
+    }
+    Err("is a PEM without its END line".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PKCS8: &str = include_str!("../../../tests/fixtures/rsa-a.pem");
+    const PKCS1: &str = include_str!("../../../tests/fixtures/rsa-a.pkcs1.pem");
+    const JWK_B: &str = include_str!("../../../tests/fixtures/rsa-b.jwk.json");
+    const PEM_B: &str = include_str!("../../../tests/fixtures/rsa-b.pem");
+
+    fn key(text: &str) -> RsaKey {
+        RsaKey::parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn pkcs8_pkcs1_and_jwk_forms_of_a_key_parse_to_the_same_key_and_kid() {
+        assert_eq!(key(PKCS8).kid(), key(PKCS1).kid());
+        assert_eq!(key(PEM_B).kid(), key(JWK_B).kid());
+        assert_ne!(key(PKCS8).kid(), key(PEM_B).kid());
+        let one_line = PKCS8.replace('\n', "\\n");
+        assert_eq!(key(&one_line).kid(), key(PKCS8).kid());
+    }
+
+    #[test]
+    fn signatures_verify_under_the_public_half_only() {
+        let (a, b) = (key(PKCS8), key(PEM_B));
+        let sig = a.sign(b"msg").unwrap_or_default();
+        assert_eq!(sig.len(), 256);
+        assert!(a.public().verify(b"msg", &sig));
+        assert!(!a.public().verify(b"msg!", &sig));
+        assert!(!b.public().verify(b"msg", &sig));
+    }
+
+    #[test]
+    fn the_thumbprint_follows_rfc_7638() {
+        // RFC 7638 §3.1's example key and thumbprint.
+        let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+        let n = URL_SAFE_NO_PAD.decode(n).unwrap_or_default();
+        let k = RsaPublicKey::new(n, vec![1, 0, 1]);
+        assert_eq!(
+            k.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
+    #[test]
+    fn bad_keys_are_refused_with_a_reason_that_shows_nothing_of_the_key() {
+        let public = "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----";
+        for (text, expect) in [
+            ("not a key", "not a PEM"),
+            (public, "PUBLIC KEY, not an RSA private key"),
+            ("-----BEGIN PRIVATE KEY-----\nMIIB", "without its END"),
+            (
+                "-----BEGIN PRIVATE KEY-----\n!!\n-----END PRIVATE KEY-----",
+                "not base64",
+            ),
+            ("{\"kty\":\"EC\"}", "not a private RSA JWK"),
+        ] {
+            let e = RsaKey::parse(text).err().unwrap_or_default();
+            assert!(e.contains(expect), "{text}: {e}");
+        }
+        let mut jwk: serde_json::Value = serde_json::from_str(JWK_B).unwrap_or_default();
+        jwk["alg"] = "RS512".into();
+        assert!(RsaKey::from_jwk(&jwk).is_err());
+        jwk["alg"] = "RS256".into();
+        jwk["p"] = "AQAB".into();
+        let e = RsaKey::from_jwk(&jwk).err().unwrap_or_default();
+        assert!(e.contains("not a usable"), "{e}");
+    }
+}
