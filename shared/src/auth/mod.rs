@@ -2,5 +2,6 @@
 
 pub mod common;
 pub mod hs256;
+pub mod legacy;
 pub mod password;
 pub mod token;
