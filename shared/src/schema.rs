@@ -15,10 +15,11 @@ pub enum Body {
     Login,
     UpdateUser,
     Logout,
+    DeleteUser,
 }
 
 /// Schema sources, by body, as shipped in `shared/schemas/`.
-pub const SOURCES: [(Body, &str, &str); 4] = [
+pub const SOURCES: [(Body, &str, &str); 5] = [
     (
         Body::Signup,
         "signup.json",
@@ -38,6 +39,11 @@ pub const SOURCES: [(Body, &str, &str); 4] = [
         Body::Logout,
         "logout.json",
         include_str!("../schemas/logout.json"),
+    ),
+    (
+        Body::DeleteUser,
+        "delete_user.json",
+        include_str!("../schemas/delete_user.json"),
     ),
 ];
 

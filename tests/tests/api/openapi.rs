@@ -1122,6 +1122,8 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::Unavailable,
         ApiError::Internal,
         ApiError::WeakPassword(vec![]),
+        ApiError::AccountDisabled,
+        ApiError::UserNotFound,
     ];
     // No wildcard arm: a new variant stops this compiling until it is listed above too.
     let listed: BTreeSet<usize> = all
@@ -1142,9 +1144,11 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::Unavailable => 12,
             ApiError::Internal => 13,
             ApiError::WeakPassword(_) => 14,
+            ApiError::AccountDisabled => 15,
+            ApiError::UserNotFound => 16,
         })
         .collect();
-    assert_eq!(listed, (0..15).collect(), "a variant is missing above");
+    assert_eq!(listed, (0..17).collect(), "a variant is missing above");
     all
 }
 
