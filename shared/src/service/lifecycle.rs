@@ -10,7 +10,10 @@ use crate::{
 
 /// Deletes the caller's account once `current` is proven to be its password.
 pub async fn delete_account(cx: &Ctx<'_>, caller: &Caller, current: Password) -> Result<(), Error> {
-    let user = super::profile(cx, caller).await?;
+    // Gone already: a racing retry of this same delete got there first.
+    let Some(user) = cx.store.find_user(&caller.user_id).await? else {
+        return Ok(());
+    };
     check_current_password(cx, &user, current).await?;
     let erased = erase(cx, &user.id, Some(&user.phone)).await?;
     tracing::info!(target: "audit", event = "account_delete", actor = "self", user_id = %user.id,

@@ -9,6 +9,7 @@ mod faults;
 mod fuzz;
 mod handlers;
 mod lambda_runtime;
+mod lifecycle;
 mod openapi;
 mod routes;
 mod secrets;
