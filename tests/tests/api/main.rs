@@ -3,6 +3,7 @@
 //! in `tests/src`.
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod audit;
 mod concurrency;
 mod faults;
