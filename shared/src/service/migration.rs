@@ -53,10 +53,11 @@ fn skip(field: &str, why: impl std::fmt::Display) -> Skip {
     Skip(format!("{field}: {why}"))
 }
 
-/// The id a record without one gets: derived from the canonical phone, so importing the same
-/// file twice gives the same ids and the second run finds every user already present.
-fn id_for_phone(phone: &Phone) -> UserId {
-    let digest = Sha256::digest(format!("user-api import:{}", phone.as_str()).as_bytes());
+/// The id a record without one gets: derived from the canonical phone and the hash, so
+/// importing the same file twice gives the same ids and the second run finds every user
+/// already present, while two different records for one phone still collide on the phone.
+fn derived_id(phone: &Phone, hash: &str) -> UserId {
+    let digest = Sha256::digest(format!("user-api import\0{}\0{hash}", phone.as_str()).as_bytes());
     let mut b = [0u8; 12];
     b.copy_from_slice(&digest[..12]);
     UserId::from_bytes(b)
@@ -81,7 +82,7 @@ impl ImportRecord {
         Scheme::of(&hash).map_err(|e| skip("password", e))?;
         let id = match &self.id {
             Some(hex) => UserId::parse_hex(hex).ok_or_else(|| skip("_id", "not an ObjectId"))?,
-            None => id_for_phone(&phone),
+            None => derived_id(&phone, &hash),
         };
         Ok(UserRecord {
             id,

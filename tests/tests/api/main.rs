@@ -11,6 +11,7 @@ mod fuzz;
 mod handlers;
 mod lambda_runtime;
 mod lifecycle;
+mod migration;
 mod openapi;
 mod routes;
 mod secrets;
