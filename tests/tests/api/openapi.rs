@@ -12,7 +12,7 @@ use std::{
 
 use api_tests::*;
 use jsonschema::{Draft, Validator};
-use mongodb::bson::doc;
+use mongodb::bson::{doc, oid::ObjectId};
 use serde_json::{Value, json};
 use shared::{
     State,
@@ -278,6 +278,48 @@ fn login_of(a: &Answer) -> Login {
     }
 }
 
+/// The event for an admin route (METHOD, documented path) aimed at user `id`, and for the
+/// phone search at `phone`; it carries an IAM identity as API Gateway's authorizer sets it.
+fn admin_event_for(method: &str, path: &str, id: &str, phone: &str) -> Value {
+    let mut ev = event_for(method, path);
+    let raw = path.replace("{id}", id);
+    ev["rawPath"] = Value::String(raw.clone());
+    ev["requestContext"]["http"]["path"] = Value::String(raw);
+    if path == "/admin/users" {
+        ev["rawQueryString"] = Value::String(format!("phone={}", phone.replace('+', "%2B")));
+        ev["queryStringParameters"] = json!({ "phone": phone });
+    }
+    ev
+}
+
+/// The same request as an unsigned one would arrive: no IAM identity in its context.
+fn without_iam(mut ev: Value) -> Value {
+    ev["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    ev
+}
+
+/// A user of its own for an admin call to act on: (id, phone).
+async fn throwaway(state: &State) -> (String, String) {
+    let phone = format!("+1202{:07}", unique() % 10_000_000);
+    let a = call(
+        state,
+        &json_body(event_for("POST", "/signup"), &signup_body(&phone)),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    (a.body["_id"]["$oid"].as_str().unwrap().to_owned(), phone)
+}
+
+/// The flows act as user 1234567890; a DELETE /user that succeeded brings them back.
+async fn restore_if_deleted(state: &State, method: &str, path: &str, a: &Answer) {
+    if method == "DELETE" && path == "/user" && a.status == 204 {
+        signed_in(state, "1234567890").await;
+    }
+}
+
 /// A body over the 16 KiB limit.
 fn huge(field: &str) -> Value {
     json!({ field: "x".repeat(20_000) })
@@ -304,7 +346,10 @@ impl Flow {
             .as_str()
             .unwrap()
             .to_owned();
-        let path = ev["rawPath"].as_str().unwrap().to_owned();
+        let raw = ev["rawPath"].as_str().unwrap();
+        // Recorded under the documented path: `/admin/users/{id}`, not the id it was sent to.
+        let path =
+            Endpoint::find(&method, raw).map_or_else(|_| raw.to_owned(), |e| e.path().to_owned());
         let answer = call(state, &ev).await;
         self.seen.push(Seen {
             what,
@@ -716,6 +761,163 @@ async fn full_flow() -> Flow {
     )
     .await;
 
+    // DELETE /user
+    let del = || event_for("DELETE", "/user");
+    let pw = |p: &str| json!({ "current_password": p });
+    let d = signed_in(&state, "5550000401").await;
+    f.send(
+        &state,
+        "delete without credentials",
+        json_body(
+            with_header(
+                with_header(del(), "authorization", None),
+                "session-token",
+                None,
+            ),
+            &pw("securepassword123"),
+        ),
+    )
+    .await;
+    f.send(
+        &state,
+        "delete without current_password",
+        json_body(authed(del(), &d), &json!({})),
+    )
+    .await;
+    f.send(
+        &state,
+        "delete with malformed JSON",
+        with_raw_body(authed(del(), &d), "{"),
+    )
+    .await;
+    f.send(
+        &state,
+        "delete over 16 KiB",
+        json_body(authed(del(), &d), &huge("current_password")),
+    )
+    .await;
+    f.send(
+        &state,
+        "delete as text/plain",
+        with_header(
+            json_body(authed(del(), &d), &pw("x")),
+            "content-type",
+            Some("text/plain"),
+        ),
+    )
+    .await;
+    for _ in 0..5 {
+        f.send(
+            &state,
+            "delete with a wrong password",
+            json_body(authed(del(), &d), &pw("wrong-password")),
+        )
+        .await;
+    }
+    f.send(
+        &state,
+        "delete while locked",
+        json_body(authed(del(), &d), &pw("securepassword123")),
+    )
+    .await;
+    let e = signed_in(&state, "5550000402").await;
+    f.send(
+        &state,
+        "delete",
+        json_body(authed(del(), &e), &pw("securepassword123")),
+    )
+    .await;
+
+    // Admin routes, with and without an IAM identity.
+    let (tid, tphone) = throwaway(&state).await;
+    let find = "/admin/users";
+    f.send(
+        &state,
+        "admin find",
+        admin_event_for("GET", find, &tid, &tphone),
+    )
+    .await;
+    f.send(
+        &state,
+        "admin find, no such phone",
+        admin_event_for("GET", find, &tid, "+19995550000"),
+    )
+    .await;
+    f.send(
+        &state,
+        "admin find, not a phone",
+        admin_event_for("GET", find, &tid, "abc"),
+    )
+    .await;
+    f.send(
+        &state,
+        "admin find without IAM",
+        without_iam(admin_event_for("GET", find, &tid, &tphone)),
+    )
+    .await;
+    let by_id = [
+        ("GET", "/admin/users/{id}"),
+        ("POST", "/admin/users/{id}/logout"),
+        ("POST", "/admin/users/{id}/enable"),
+        ("POST", "/admin/users/{id}/disable"),
+    ];
+    for (m, p) in by_id {
+        f.send(&state, "admin op", admin_event_for(m, p, &tid, &tphone))
+            .await;
+        f.send(
+            &state,
+            "admin op, bad id",
+            admin_event_for(m, p, "xyz", &tphone),
+        )
+        .await;
+        f.send(
+            &state,
+            "admin op, unknown id",
+            admin_event_for(m, p, &UserId::new().to_hex(), &tphone),
+        )
+        .await;
+        f.send(
+            &state,
+            "admin op without IAM",
+            without_iam(admin_event_for(m, p, &tid, &tphone)),
+        )
+        .await;
+    }
+    f.send(
+        &state,
+        "login to a disabled account",
+        json_body(
+            login(),
+            &json!({"phone": tphone, "password": "securepassword123"}),
+        ),
+    )
+    .await;
+    let gone = "/admin/users/{id}";
+    f.send(
+        &state,
+        "admin delete",
+        admin_event_for("DELETE", gone, &tid, &tphone),
+    )
+    .await;
+    f.send(
+        &state,
+        "admin delete again",
+        admin_event_for("DELETE", gone, &tid, &tphone),
+    )
+    .await;
+    f.send(
+        &state,
+        "admin delete, bad id",
+        admin_event_for("DELETE", gone, "xyz", &tphone),
+    )
+    .await;
+    f.send(
+        &state,
+        "admin delete without IAM",
+        without_iam(admin_event_for("DELETE", gone, &tid, &tphone)),
+    )
+    .await;
+
     // 503: the database cannot be reached. The JWT is valid, so the session lookup is what fails.
     let down = unreachable_db_state().await;
     let uid = UserId::new();
@@ -745,6 +947,20 @@ async fn full_flow() -> Flow {
         update_event(&nobody, json!({"last_name": "X"})),
     )
     .await;
+    f.send(
+        &down,
+        "delete, database down",
+        json_body(authed(del(), &nobody), &pw("securepassword123")),
+    )
+    .await;
+    for (m, p) in by_id.into_iter().chain([("GET", find), ("DELETE", gone)]) {
+        f.send(
+            &down,
+            "admin, database down",
+            admin_event_for(m, p, &nobody.id, "+12025550000"),
+        )
+        .await;
+    }
 
     // 500: the database refuses the insert for a reason that is not a duplicate phone...
     let refusing = refusing_inserts_state().await;
@@ -763,6 +979,28 @@ async fn full_flow() -> Flow {
         ),
     )
     .await;
+    // ...or refuses an operator's update of a user it already holds...
+    let held = ObjectId::new();
+    mongodb::Client::with_uri_str(mongo_uri())
+        .await
+        .unwrap()
+        .database(&refusing.settings.db_name)
+        .collection::<mongodb::bson::Document>("User")
+        .insert_one(
+            doc! {"_id": held, "first_name": "A", "last_name": "B", "phone": "5550000403",
+            "password": "x"},
+        )
+        .bypass_document_validation(true)
+        .await
+        .unwrap();
+    for p in ["/admin/users/{id}/disable", "/admin/users/{id}/enable"] {
+        f.send(
+            &refusing,
+            "admin update refused",
+            admin_event_for("POST", p, &held.to_hex(), ""),
+        )
+        .await;
+    }
     // ...or holds a user of another shape (read leniently: login still works) and a session
     // the store cannot read.
     let (broken, _) = mongo_state().await;
@@ -802,6 +1040,12 @@ async fn full_flow() -> Flow {
     .await;
     f.send(&broken, "logout, unreadable session", authed(logout(), &c))
         .await;
+    f.send(
+        &broken,
+        "delete, unreadable session",
+        json_body(authed(del(), &c), &pw("securepassword123")),
+    )
+    .await;
     f
 }
 
@@ -857,7 +1101,9 @@ async fn with_sample_body(
         Some(body) => json_body(ev, &body),
         None => ev,
     };
-    call(state, &ev).await
+    let a = call(state, &ev).await;
+    restore_if_deleted(state, method, path, &a).await;
+    a
 }
 
 #[tokio::test]
@@ -873,6 +1119,33 @@ async fn documented_security_matches_what_each_route_demands() {
             .as_array()
             .unwrap_or_else(|| panic!("{method} {path}: no security requirements"))
             .clone();
+        if requirements.iter().any(|alt| alt.get("iamSigV4").is_some()) {
+            // IAM-signed: API Gateway checks the signature; the function needs the identity
+            // it leaves in the context, and an end user's tokens are no substitute.
+            assert_eq!(requirements.len(), 1, "{method} {path}: IAM or nothing");
+            let (id, phone) = throwaway(&state).await;
+            let a = call(&state, &admin_event_for(&method, &path, &id, &phone)).await;
+            assert!(
+                a.status.is_success(),
+                "{method} {path}: {} {:?}",
+                a.status,
+                a.body
+            );
+            let (id, phone) = throwaway(&state).await;
+            let l = login(&state, "1234567890", "securepassword123").await;
+            let unsigned = authed(
+                without_iam(admin_event_for(&method, &path, &id, &phone)),
+                &l,
+            );
+            let a = call(&state, &unsigned).await;
+            assert_eq!(
+                (a.status.as_u16(), a.code()),
+                (403, "forbidden"),
+                "{method} {path} without IAM: {:?}",
+                a.body
+            );
+            continue;
+        }
         let bare = with_header(
             with_header(event_for(&method, &path), "authorization", None),
             "session-token",
@@ -1008,6 +1281,7 @@ fn sample(file: &str, id: &str, fresh_phone: &str) -> Value {
         "login.json" => json!({"phone": "1234567890", "password": "securepassword123"}),
         "logout.json" => json!({"scope": "current"}),
         "update_user.json" => json!({"_id": {"$oid": id}, "last_name": "Smith"}),
+        "delete_user.json" => json!({"current_password": "securepassword123"}),
         other => panic!("no sample body for {other}: add one"),
     }
 }
@@ -1042,6 +1316,10 @@ async fn request_bodies_are_the_schemas_the_server_compiles_for_each_route() {
         let file = body_schema_file(op, &route);
         let state = &state;
         let fresh = move || async move {
+            if path.starts_with("/admin") {
+                let (id, phone) = throwaway(state).await;
+                return admin_event_for(method, path, &id, &phone);
+            }
             let l = login(state, "1234567890", "securepassword123").await;
             authed(event_for(method, path), &l)
         };
@@ -1081,6 +1359,7 @@ async fn request_bodies_are_the_schemas_the_server_compiles_for_each_route() {
                 "the sample for {sample_file} is not valid for it"
             );
             let a = call(state, &json_body(fresh().await, &body)).await;
+            restore_if_deleted(state, method, path, &a).await;
             let route_accepts = !(a.status == 400 && a.code() == "validation_failed");
             assert_eq!(
                 route_accepts,
