@@ -27,7 +27,7 @@ pub(super) async fn delete_user(
     cx: &Ctx<'_>,
     input: &Input<'_>,
 ) -> Result<Response<Body>, ApiError> {
-    let body = input.body::<DeleteBody>(schema::Body::DeleteUser)?;
+    // Credentials before the body, as on every authenticated route.
     let Some(caller) = maybe_caller(cx, input.req).await? else {
         // A valid JWT whose session is gone: the account was deleted (or the session ended).
         return match service::account_of_ended_session(cx, jwt_of(input)?).await? {
@@ -35,6 +35,7 @@ pub(super) async fn delete_user(
             Some(_) => Err(ApiError::Unauthorized),
         };
     };
+    let body = input.body::<DeleteBody>(schema::Body::DeleteUser)?;
     let result = service::delete_account(cx, &caller, Password::unchecked(body.current_password))
         .await
         .map_err(ApiError::from);

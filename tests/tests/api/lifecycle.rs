@@ -125,6 +125,13 @@ async fn deletion_needs_the_password_and_is_throttled_like_every_password_check(
         None,
     );
     assert_eq!(app.call(&anonymous).await.status, 401);
+    // Credentials are checked before the body, as on every authenticated route.
+    assert_eq!(
+        app.call(&with_raw_body(anonymous, "{not json"))
+            .await
+            .status,
+        401
+    );
     assert_eq!(
         app.call(&delete_event(&l, "securepassword123"))
             .await
