@@ -252,13 +252,19 @@ async fn a_disable_racing_logins_on_another_instance_leaves_no_live_session() {
             .await
             .unwrap()
     };
-    for round in 0..4 {
+    for round in 0..10u64 {
         let logins = join_all((0..3).map(|_| b.login(phone, "securepassword123")));
-        let disable = as_operator(&a, async |cx| {
-            admin::set_disabled(cx, &operator(), &id, true)
-                .await
-                .unwrap()
-        });
+        // Landing at a different point of the logins each round: before their lookup,
+        // during the password check, or after their session exists.
+        let disable = async {
+            tokio::time::sleep(std::time::Duration::from_millis(round * 7 % 40)).await;
+            as_operator(&a, async |cx| {
+                admin::set_disabled(cx, &operator(), &id, true)
+                    .await
+                    .unwrap()
+            })
+            .await
+        };
         let (answers, _) = tokio::join!(logins, disable);
         assert_eq!(
             sessions().await,
