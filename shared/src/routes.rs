@@ -202,7 +202,7 @@ mod tests {
         }
         assert_eq!(Endpoint::find("GET", "/nope"), Err(Miss::NotFound));
         assert_eq!(
-            Endpoint::find("DELETE", "/user"),
+            Endpoint::find("PATCH", "/user"),
             Err(Miss::MethodNotAllowed(vec!["GET", "PUT", "DELETE"]))
         );
     }
