@@ -40,6 +40,10 @@ pub enum ApiError {
     CurrentPasswordIncorrect,
     #[error("phone number is already registered")]
     PhoneTaken,
+    #[error("this account has been disabled")]
+    AccountDisabled,
+    #[error("no such user")]
+    UserNotFound,
     #[error("no such route")]
     NotFound,
     #[error("method not allowed")]
@@ -77,6 +81,8 @@ impl ApiError {
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::CurrentPasswordIncorrect => StatusCode::FORBIDDEN,
             Self::PhoneTaken => StatusCode::CONFLICT,
+            Self::AccountDisabled => StatusCode::FORBIDDEN,
+            Self::UserNotFound => StatusCode::NOT_FOUND,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -98,6 +104,8 @@ impl ApiError {
             Self::Forbidden => "forbidden",
             Self::CurrentPasswordIncorrect => "current_password_incorrect",
             Self::PhoneTaken => "phone_taken",
+            Self::AccountDisabled => "account_disabled",
+            Self::UserNotFound => "user_not_found",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::TooManyAttempts { .. } => "too_many_attempts",
@@ -118,6 +126,8 @@ impl ApiError {
             Self::Forbidden => "Forbidden",
             Self::CurrentPasswordIncorrect => "Current password incorrect",
             Self::PhoneTaken => "Phone already registered",
+            Self::AccountDisabled => "Account disabled",
+            Self::UserNotFound => "User not found",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
             Self::TooManyAttempts { .. } => "Too many attempts",
@@ -183,6 +193,8 @@ impl From<crate::service::Error> for ApiError {
             E::Forbidden => Self::Forbidden,
             E::CurrentPasswordIncorrect => Self::CurrentPasswordIncorrect,
             E::PhoneTaken => Self::PhoneTaken,
+            E::AccountDisabled => Self::AccountDisabled,
+            E::UserNotFound => Self::UserNotFound,
             E::TooManyAttempts { retry_after_secs } => Self::TooManyAttempts { retry_after_secs },
             E::Unavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");

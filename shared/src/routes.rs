@@ -1,7 +1,8 @@
 //! The route table: every endpoint with its method, path and the Lambda function that serves
 //! it. The router, the dev server, the functions and the template/OpenAPI checks all read
 //! this one table. A new route is a new [`Endpoint`] variant (plus its handler arm in
-//! `handlers::router`).
+//! `handlers::router`). A path segment written `{id}` matches any one non-empty segment, as
+//! in API Gateway's route keys; the handler reads it back with [`Endpoint::param`].
 
 /// The Lambda functions (binary names under `functions/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -11,16 +12,19 @@ pub enum Function {
     Logout,
     Update,
     Refresh,
+    /// Operator routes, IAM-signed (`AWS_IAM` authorizer in API Gateway).
+    Admin,
 }
 
 impl Function {
     /// Every function.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
         Self::Update,
         Self::Refresh,
+        Self::Admin,
     ];
 
     /// The binary's name, as in `template.yaml`'s `BuildProperties: Binary`.
@@ -31,6 +35,7 @@ impl Function {
             Self::Logout => "logout",
             Self::Update => "update",
             Self::Refresh => "refresh",
+            Self::Admin => "admin",
         }
     }
 
@@ -56,17 +61,31 @@ pub enum Endpoint {
     GetUser,
     PutUser,
     Refresh,
+    DeleteUser,
+    AdminFindUser,
+    AdminGetUser,
+    AdminDisableUser,
+    AdminEnableUser,
+    AdminLogoutUser,
+    AdminDeleteUser,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order the README lists them.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 13] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
         Self::GetUser,
         Self::PutUser,
         Self::Refresh,
+        Self::DeleteUser,
+        Self::AdminFindUser,
+        Self::AdminGetUser,
+        Self::AdminDisableUser,
+        Self::AdminEnableUser,
+        Self::AdminLogoutUser,
+        Self::AdminDeleteUser,
     ];
 
     /// (method, path, function) of each endpoint: the table itself.
@@ -78,6 +97,13 @@ impl Endpoint {
             Self::GetUser => ("GET", "/user", Function::Update),
             Self::PutUser => ("PUT", "/user", Function::Update),
             Self::Refresh => ("POST", "/token/refresh", Function::Refresh),
+            Self::DeleteUser => ("DELETE", "/user", Function::Update),
+            Self::AdminFindUser => ("GET", "/admin/users", Function::Admin),
+            Self::AdminGetUser => ("GET", "/admin/users/{id}", Function::Admin),
+            Self::AdminDisableUser => ("POST", "/admin/users/{id}/disable", Function::Admin),
+            Self::AdminEnableUser => ("POST", "/admin/users/{id}/enable", Function::Admin),
+            Self::AdminLogoutUser => ("POST", "/admin/users/{id}/logout", Function::Admin),
+            Self::AdminDeleteUser => ("DELETE", "/admin/users/{id}", Function::Admin),
         }
     }
 
@@ -87,7 +113,13 @@ impl Endpoint {
             Self::Signup => "signup",
             Self::Login => "login",
             Self::Logout => "logout",
-            Self::GetUser | Self::PutUser => "user",
+            Self::GetUser | Self::PutUser | Self::DeleteUser => "user",
+            Self::AdminFindUser
+            | Self::AdminGetUser
+            | Self::AdminDisableUser
+            | Self::AdminEnableUser
+            | Self::AdminLogoutUser
+            | Self::AdminDeleteUser => "admin",
             Self::Refresh => "refresh",
         }
     }
@@ -114,7 +146,7 @@ impl Endpoint {
             "" => "/",
             p => p,
         };
-        let on_path = Self::ALL.into_iter().filter(|e| e.path() == path);
+        let on_path = Self::ALL.into_iter().filter(|e| matches(e.path(), path));
         let mut allow = Vec::new();
         for e in on_path {
             if e.method() == method {
@@ -127,6 +159,33 @@ impl Endpoint {
         } else {
             Miss::MethodNotAllowed(allow)
         })
+    }
+
+    /// The segment of `path` that stands where this endpoint's pattern has `{name}`.
+    pub fn param<'p>(self, name: &str, path: &'p str) -> Option<&'p str> {
+        let at = self.path().split('/').position(|seg| {
+            seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) == Some(name)
+        })?;
+        let path = path.trim_end_matches('/');
+        matches(self.path(), path).then(|| path.split('/').nth(at))?
+    }
+}
+
+/// True when `path` fits `pattern` segment for segment, a `{...}` segment matching any
+/// non-empty one.
+fn matches(pattern: &str, path: &str) -> bool {
+    let (mut p, mut q) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (p.next(), q.next()) {
+            (None, None) => return true,
+            (Some(want), Some(got)) => {
+                let wild = want.starts_with('{') && want.ends_with('}');
+                if !(if wild { !got.is_empty() } else { want == got }) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
     }
 }
 
@@ -150,8 +209,8 @@ mod tests {
         }
         assert_eq!(Endpoint::find("GET", "/nope"), Err(Miss::NotFound));
         assert_eq!(
-            Endpoint::find("DELETE", "/user"),
-            Err(Miss::MethodNotAllowed(vec!["GET", "PUT"]))
+            Endpoint::find("PATCH", "/user"),
+            Err(Miss::MethodNotAllowed(vec!["GET", "PUT", "DELETE"]))
         );
     }
 
@@ -163,7 +222,42 @@ mod tests {
         }
         assert_eq!(
             Function::Update.endpoints().collect::<Vec<_>>(),
-            vec![Endpoint::GetUser, Endpoint::PutUser]
+            vec![Endpoint::GetUser, Endpoint::PutUser, Endpoint::DeleteUser]
         );
+    }
+
+    #[test]
+    fn an_id_segment_matches_one_non_empty_segment_and_is_read_back() {
+        let id = "0123456789abcdef01234567";
+        let path = format!("/admin/users/{id}/disable");
+        assert_eq!(
+            Endpoint::find("POST", &path),
+            Ok(Endpoint::AdminDisableUser)
+        );
+        assert_eq!(Endpoint::AdminDisableUser.param("id", &path), Some(id));
+        assert_eq!(
+            Endpoint::find("GET", &format!("/admin/users/{id}/")),
+            Ok(Endpoint::AdminGetUser)
+        );
+        assert_eq!(
+            Endpoint::find("GET", "/admin/users"),
+            Ok(Endpoint::AdminFindUser)
+        );
+        for missing in [
+            "/admin/users//disable",
+            "/admin/users/x/y/disable",
+            "/admin/users/x/nope",
+        ] {
+            assert_eq!(
+                Endpoint::find("POST", missing),
+                Err(Miss::NotFound),
+                "{missing}"
+            );
+        }
+        assert_eq!(
+            Endpoint::find("PUT", &format!("/admin/users/{id}")),
+            Err(Miss::MethodNotAllowed(vec!["GET", "DELETE"]))
+        );
+        assert_eq!(Endpoint::AdminGetUser.param("id", "/admin/users"), None);
     }
 }

@@ -16,10 +16,11 @@ pub enum Body {
     UpdateUser,
     Logout,
     Refresh,
+    DeleteUser,
 }
 
 /// Schema sources, by body, as shipped in `shared/schemas/`.
-pub const SOURCES: [(Body, &str, &str); 5] = [
+pub const SOURCES: [(Body, &str, &str); 6] = [
     (
         Body::Signup,
         "signup.json",
@@ -44,6 +45,11 @@ pub const SOURCES: [(Body, &str, &str); 5] = [
         Body::Refresh,
         "refresh.json",
         include_str!("../schemas/refresh.json"),
+    ),
+    (
+        Body::DeleteUser,
+        "delete_user.json",
+        include_str!("../schemas/delete_user.json"),
     ),
 ];
 

@@ -2,6 +2,7 @@
 
 pub mod common;
 pub mod jwks;
+pub mod legacy;
 pub mod password;
 pub mod provider;
 pub mod rsa;

@@ -15,6 +15,7 @@ use argon2::{
 
 use tokio::sync::Semaphore;
 
+use super::legacy::Scheme;
 use crate::{service::Error, types::Password};
 
 /// OWASP's argon2id recommendation: 19 MiB, 2 passes, 1 lane.
@@ -62,8 +63,9 @@ fn with_memory<R>(blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
     let result = f(&mut buffer[..blocks]);
     let mut pool = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner);
     // Callers of the `_blocking` functions take no permit; what they add beyond the cap is
-    // freed here rather than kept.
-    if pool.len() < max_concurrent() {
+    // freed here rather than kept, as is a buffer grown past the configured size by an
+    // imported hash at other parameters.
+    if pool.len() < max_concurrent() && buffer.len() <= params().block_count() {
         pool.push(buffer);
     }
     result
@@ -130,9 +132,18 @@ pub async fn verify(password: Password, phc: Option<String>) -> Result<bool, Err
     .await
 }
 
-/// The synchronous verify, at the parameters the stored hash names. A malformed stored hash
-/// verifies as false.
-pub fn verify_blocking(password: &Password, phc: &str) -> bool {
+/// The synchronous verify, by the stored hash's format (argon2 here; imported bcrypt and
+/// Werkzeug formats in `legacy`), at the parameters it names. A malformed, unknown or
+/// too-costly stored hash verifies as false.
+pub fn verify_blocking(password: &Password, stored: &str) -> bool {
+    match Scheme::of(stored) {
+        Ok(Scheme::Argon2) => verify_argon2(password, stored),
+        Ok(legacy) => legacy.verify_legacy(password.expose(), stored),
+        Err(_) => false,
+    }
+}
+
+fn verify_argon2(password: &Password, phc: &str) -> bool {
     let Ok(hash) = PasswordHash::new(phc) else {
         return false;
     };

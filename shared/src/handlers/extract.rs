@@ -100,7 +100,7 @@ pub(super) async fn maybe_caller(cx: &Ctx<'_>, req: &Request) -> Result<Option<C
 }
 
 /// `Authorization: <jwt>` (as the Flask service took it) or `Authorization: Bearer <jwt>`.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get("authorization")?.to_str().ok()?.trim();
     let token = match v.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),

@@ -4,6 +4,8 @@
 //! a response. Every request gets a response, never an error, so a client mistake can never
 //! reach the Lambda runtime as a failed invocation.
 
+mod admin;
+mod delete_user;
 mod extract;
 mod login;
 mod logout;

@@ -5,6 +5,7 @@ use tokio::time::{Duration, Instant};
 use tracing::Instrument;
 
 use super::{
+    admin, delete_user,
     extract::{Input, client_of},
     login, logout, refresh, signup, user,
 };
@@ -96,6 +97,13 @@ async fn handle(state: &State, endpoint: Endpoint, req: Request) -> Response<Bod
             Endpoint::GetUser => user::get_user(&cx, &input).await,
             Endpoint::PutUser => user::put_user(&cx, &input).await,
             Endpoint::Refresh => refresh::refresh(&cx, &input).await,
+            Endpoint::DeleteUser => delete_user::delete_user(&cx, &input).await,
+            Endpoint::AdminFindUser
+            | Endpoint::AdminGetUser
+            | Endpoint::AdminDisableUser
+            | Endpoint::AdminEnableUser
+            | Endpoint::AdminLogoutUser
+            | Endpoint::AdminDeleteUser => admin::handle(&cx, endpoint, &input).await,
         }
     };
     deadline::within(

@@ -40,6 +40,7 @@ pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
         last_name: user.last_name,
         phone: user.phone,
         password_hash,
+        disabled: false,
         created_at: cx.now,
         updated_at: cx.now,
     };
@@ -60,7 +61,7 @@ pub async fn profile(cx: &Ctx<'_>, caller: &Caller) -> Result<UserRecord, Error>
 
 /// Checks `current` against the user's password, the check reserved first against a counter
 /// keyed by the user (not the phone, which the caller could change to get fresh guesses).
-async fn check_current_password(
+pub(super) async fn check_current_password(
     cx: &Ctx<'_>,
     user: &UserRecord,
     current: Password,

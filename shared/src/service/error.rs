@@ -20,6 +20,12 @@ pub enum Error {
     CurrentPasswordIncorrect,
     #[error("phone number is already registered")]
     PhoneTaken,
+    /// The password was right, but an operator has disabled the account.
+    #[error("account disabled")]
+    AccountDisabled,
+    /// An operator named a user that does not exist.
+    #[error("no such user")]
+    UserNotFound,
     #[error("too many attempts")]
     TooManyAttempts { retry_after_secs: u64 },
     /// The database could not be reached in time; worth retrying.

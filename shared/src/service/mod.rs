@@ -5,7 +5,10 @@
 //! into responses.
 
 mod account;
+pub mod admin;
 mod error;
+mod lifecycle;
+pub mod migration;
 mod session;
 mod throttle;
 
@@ -13,7 +16,10 @@ use std::sync::Arc;
 
 pub use account::{NewUser, ProfileUpdate, profile, signup, update_user};
 pub use error::Error;
-pub use session::{Caller, LoginGrant, RefreshGrant, login, logout, refresh, session_of};
+pub use lifecycle::delete_account;
+pub use session::{
+    Caller, LoginGrant, RefreshGrant, account_of_ended_session, login, logout, refresh, session_of,
+};
 pub use throttle::{attempt_policy, lock_delay};
 
 use crate::{auth::token::TokenKeys, config::Settings, secrets::KeyCache, store::Store};

@@ -61,14 +61,32 @@ pub async fn login(cx: &Ctx<'_>, phone: Phone, password: Password) -> Result<Log
         }
     };
     cx.store.clear_attempts(key).await?;
+    if user.disabled {
+        tracing::info!(target: "audit", event = "login", outcome = "account_disabled", user_id = %user.id);
+        return Err(Error::AccountDisabled);
+    }
     if password::needs_rehash(&user.password_hash) {
         rehash(cx, &user, password).await;
     }
-    open_session(cx, &user).await
+    let (grant, session_id) = open_session(cx, &user).await?;
+    // An operator's disable or delete sets the flag (or removes the user) and then ends every
+    // session. Reading the user again after the session exists closes the race: either that
+    // sweep sees this session, or this read sees the flag and ends it here.
+    match cx.store.find_user(&user.id).await? {
+        Some(u) if !u.disabled => Ok(grant),
+        after => {
+            cx.store.delete_session(&session_id).await?;
+            Err(if after.is_some() {
+                Error::AccountDisabled
+            } else {
+                Error::InvalidCredentials
+            })
+        }
+    }
 }
 
-/// A new session for `user` and its two tokens.
-async fn open_session(cx: &Ctx<'_>, user: &UserRecord) -> Result<LoginGrant, Error> {
+/// A new session for `user`, its two tokens and the session's id.
+async fn open_session(cx: &Ctx<'_>, user: &UserRecord) -> Result<(LoginGrant, String), Error> {
     let tokens = cx.tokens();
     let session_token =
         token::new_session_token().map_err(|e| Error::internal("session token", e))?;
@@ -96,13 +114,16 @@ async fn open_session(cx: &Ctx<'_>, user: &UserRecord) -> Result<LoginGrant, Err
             u64::try_from(cx.now).unwrap_or_default(),
         )
         .map_err(|e| Error::internal("jwt signing", e))?;
-    Ok(LoginGrant {
-        token,
-        session_token,
-        refresh_token: format!("{}.{refresh_secret}", session.id),
-        expires_in: tokens.ttl().as_secs(),
-        user_id: user.id,
-    })
+    Ok((
+        LoginGrant {
+            token,
+            session_token,
+            refresh_token: format!("{}.{refresh_secret}", session.id),
+            expires_in: tokens.ttl().as_secs(),
+            user_id: user.id,
+        },
+        session.id,
+    ))
 }
 
 /// Renews an access token with a refresh token, rotating it: the old one is spent, the new
@@ -252,6 +273,17 @@ pub async fn session_of(
         user_id: session.user_id,
         session_id: session.id,
     }))
+}
+
+/// For a JWT that is valid but whose session is gone: the user it names, if that user still
+/// exists. `None` means the account is gone (a repeated delete is then a success).
+pub async fn account_of_ended_session(cx: &Ctx<'_>, jwt: &str) -> Result<Option<UserId>, Error> {
+    let claims = cx
+        .tokens()
+        .verify(jwt, u64::try_from(cx.now).unwrap_or_default())
+        .map_err(|_| Error::Unauthorized)?;
+    let id = UserId::parse_hex(&claims.sub).ok_or(Error::Unauthorized)?;
+    Ok(cx.store.find_user(&id).await?.map(|u| u.id))
 }
 
 /// Ends the caller's session, or all of the user's sessions when `global`.

@@ -71,6 +71,26 @@ impl UserStore for MemoryStore {
             user.clone()
         }))
     }
+
+    async fn delete_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.users.lock().await.remove(id))
+    }
+
+    async fn users_after(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let users = self.users.lock().await;
+        let mut page: Vec<UserRecord> = users
+            .values()
+            .filter(|u| after.is_none_or(|a| u.id > *a))
+            .cloned()
+            .collect();
+        page.sort_by_key(|u| u.id);
+        page.truncate(limit);
+        Ok(page)
+    }
 }
 
 #[async_trait]
@@ -202,5 +222,10 @@ impl BudgetStore for MemoryStore {
         } else {
             Consumed::Within { count: *count }
         })
+    }
+
+    async fn clear_budget(&self, key: &str) -> Result<(), StoreError> {
+        self.budgets.lock().await.retain(|(k, _), _| k != key);
+        Ok(())
     }
 }

@@ -16,6 +16,8 @@ pub struct UserRecord {
     pub last_name: Name,
     pub phone: Phone,
     pub password_hash: String,
+    /// Set by an operator: the account cannot log in and has no sessions.
+    pub disabled: bool,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -31,6 +33,7 @@ pub struct UserPatch {
     pub last_name: Option<Name>,
     pub phone: Option<Phone>,
     pub password_hash: Option<String>,
+    pub disabled: Option<bool>,
 }
 
 impl UserPatch {
@@ -55,6 +58,9 @@ impl UserPatch {
         }
         if let Some(v) = &self.password_hash {
             user.password_hash = v.clone();
+        }
+        if let Some(v) = self.disabled {
+            user.disabled = v;
         }
         user.updated_at = now;
     }
@@ -117,6 +123,16 @@ pub trait UserStore: Send + Sync {
         patch: &UserPatch,
         now: i64,
     ) -> Result<Option<UserRecord>, StoreError>;
+    /// Deletes the user and answers what was deleted; `None` when there was no such user.
+    async fn delete_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
+    /// Up to `limit` users with ids above `after` (from the first when `None`), in id order:
+    /// export and maintenance walk every user a page at a time, in flat memory. A document
+    /// that cannot be read as a user is left out.
+    async fn users_after(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError>;
 }
 
 /// Login sessions.
@@ -238,6 +254,8 @@ pub trait BudgetStore: Send + Sync {
         window_secs: i64,
         now: i64,
     ) -> Result<Consumed, StoreError>;
+    /// Forgets every window of `key` (a deleted account's per-user budgets).
+    async fn clear_budget(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// Everything the handlers need from persistence.

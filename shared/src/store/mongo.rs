@@ -108,6 +108,10 @@ fn user_doc(u: &UserRecord) -> Document {
     if let Some(m) = &u.middle_name {
         d.insert("middle_name", m.as_str());
     }
+    // Absent unless set, as in the Flask service's documents.
+    if u.disabled {
+        d.insert("disabled", true);
+    }
     d
 }
 
@@ -137,6 +141,7 @@ fn user_from_doc(d: &Document) -> Result<UserRecord, StoreError> {
         password_hash: text("password_hash")
             .or_else(|| text("password"))
             .unwrap_or_default(),
+        disabled: d.get_bool("disabled").unwrap_or(false),
         created_at: int("created_at"),
         updated_at: int("updated_at"),
     })
@@ -344,17 +349,34 @@ fn patch_update(patch: &UserPatch, now: i64) -> Document {
             set.insert(name, value);
         }
     }
-    let mut update = Document::new();
+    let mut unset = Document::new();
     match &patch.middle_name {
         Some(Some(v)) => {
             set.insert("middle_name", v.as_str());
         }
         Some(None) => {
-            update.insert("$unset", doc! { "middle_name": "" });
+            unset.insert("middle_name", "");
         }
         None => {}
     }
-    update.insert("$set", set);
+    // A document from the Flask service keeps its hash in `password`: a new hash replaces it
+    // rather than leaving the old one beside it.
+    if patch.password_hash.is_some() {
+        unset.insert("password", "");
+    }
+    match patch.disabled {
+        Some(true) => {
+            set.insert("disabled", true);
+        }
+        Some(false) => {
+            unset.insert("disabled", "");
+        }
+        None => {}
+    }
+    let mut update = doc! { "$set": set };
+    if !unset.is_empty() {
+        update.insert("$unset", unset);
+    }
     update
 }
 
@@ -370,11 +392,19 @@ impl UserStore for MongoStore {
     }
 
     async fn find_user_by_phone(&self, phone: &Phone) -> Result<Option<UserRecord>, StoreError> {
-        self.timed(async { self.users.find_one(doc! { "phone": phone.as_str() }).await })
-            .await?
-            .as_ref()
-            .map(user_from_doc)
-            .transpose()
+        let found = self
+            .timed(async { self.users.find_one(doc! { "phone": phone.as_str() }).await })
+            .await?;
+        // A document another service wrote with an id this one cannot address (a string
+        // `_id`) is no account here: logged, and the login fails as for an unknown phone
+        // instead of with a 500.
+        Ok(found.as_ref().and_then(|d| match user_from_doc(d) {
+            Ok(user) => Some(user),
+            Err(e) => {
+                tracing::warn!(error = %e, "user document skipped: unexpected shape");
+                None
+            }
+        }))
     }
 
     async fn find_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
@@ -405,6 +435,44 @@ impl UserStore for MongoStore {
         .as_ref()
         .map(user_from_doc)
         .transpose()
+    }
+
+    async fn delete_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.timed(async {
+            self.users
+                .find_one_and_delete(doc! { "_id": oid(id) })
+                .await
+        })
+        .await?
+        .as_ref()
+        .map(user_from_doc)
+        .transpose()
+    }
+
+    async fn users_after(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        // Only ObjectId ids compare with an ObjectId bound: documents with other ids (which
+        // no request can address either) are not walked.
+        let filter = match after {
+            Some(a) => doc! { "_id": { "$gt": oid(a) } },
+            None => doc! { "_id": { "$gte": ObjectId::from_bytes([0; 12]) } },
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let docs: Vec<Document> = self
+            .timed(async {
+                self.users
+                    .find(filter)
+                    .sort(doc! { "_id": 1 })
+                    .limit(limit)
+                    .await?
+                    .try_collect()
+                    .await
+            })
+            .await?;
+        Ok(docs.iter().filter_map(|d| user_from_doc(d).ok()).collect())
     }
 }
 
@@ -634,6 +702,14 @@ impl BudgetStore for MongoStore {
         } else {
             Consumed::Within { count }
         })
+    }
+
+    async fn clear_budget(&self, key: &str) -> Result<(), StoreError> {
+        // Every `<key>#<window start>`: ids from `<key>#` up to `<key>$` ('$' follows '#').
+        let filter = doc! { "_id": { "$gt": format!("{key}#"), "$lt": format!("{key}$") } };
+        self.timed(async { self.budgets.delete_many(filter).await })
+            .await
+            .map(|_| ())
     }
 }
 

@@ -3,6 +3,7 @@
 //! in `tests/src`.
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod audit;
 mod concurrency;
 mod dev_server;
@@ -11,7 +12,9 @@ mod faults;
 mod fuzz;
 mod handlers;
 mod lambda_runtime;
+mod lifecycle;
 mod load;
+mod migration;
 mod observability;
 mod openapi;
 mod refresh;

@@ -12,7 +12,7 @@ use std::{
 
 use api_tests::*;
 use jsonschema::{Draft, Validator};
-use mongodb::bson::doc;
+use mongodb::bson::{doc, oid::ObjectId};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use shared::{
@@ -248,6 +248,48 @@ fn huge(field: &str) -> Value {
     json!({ field: "x".repeat(20_000) })
 }
 
+/// The event for an admin route (METHOD, documented path) aimed at user `id`, and for the
+/// phone search at `phone`; it carries an IAM identity as API Gateway's authorizer sets it.
+fn admin_event_for(method: &str, path: &str, id: &str, phone: &str) -> Value {
+    let mut ev = event_for(method, path);
+    let raw = path.replace("{id}", id);
+    ev["rawPath"] = Value::String(raw.clone());
+    ev["requestContext"]["http"]["path"] = Value::String(raw);
+    if path == "/admin/users" {
+        ev["rawQueryString"] = Value::String(format!("phone={}", phone.replace('+', "%2B")));
+        ev["queryStringParameters"] = json!({ "phone": phone });
+    }
+    ev
+}
+
+/// The same request as an unsigned one would arrive: no IAM identity in its context.
+fn without_iam(mut ev: Value) -> Value {
+    ev["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    ev
+}
+
+/// A user of its own for an admin call to act on: (id, phone).
+async fn throwaway(state: &State) -> (String, String) {
+    let phone = format!("+1202{:07}", unique() % 10_000_000);
+    let a = call(
+        state,
+        &with_json_body(event_for("POST", "/signup"), &signup_body(&phone)),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    (a.body["_id"]["$oid"].as_str().unwrap().to_owned(), phone)
+}
+
+/// The flows act as user 1234567890; a DELETE /user that succeeded brings them back.
+async fn restore_if_deleted(state: &State, method: &str, path: &str, a: &Answer) {
+    if method == "DELETE" && path == "/user" && a.status == 204 {
+        signed_in(state, "1234567890").await;
+    }
+}
+
 /// One request of a flow and what the handlers answered.
 #[derive(Debug)]
 struct Seen {
@@ -269,7 +311,10 @@ impl Flow {
             .as_str()
             .unwrap()
             .to_owned();
-        let path = ev["rawPath"].as_str().unwrap().to_owned();
+        let raw = ev["rawPath"].as_str().unwrap();
+        // Recorded under the documented path: `/admin/users/{id}`, not the id it was sent to.
+        let path =
+            Endpoint::find(&method, raw).map_or_else(|_| raw.to_owned(), |e| e.path().to_owned());
         let answer = call(state, &ev).await;
         self.seen.push(Seen {
             what,
@@ -394,6 +439,13 @@ struct Ctx {
     refresh: Option<String>,
     nobody: Login,
     c: Login,
+    /// Users made before the flow for the DELETE /user cases: `d` fails, `e` is deleted.
+    d: Login,
+    e: Login,
+    /// A user for the admin cases to act on: (id, phone).
+    target: (String, String),
+    /// A user document the refusing database already holds (its updates are refused).
+    held: String,
 }
 
 impl Ctx {
@@ -458,6 +510,20 @@ fn logout_ev() -> Value {
 }
 fn get_user_ev() -> Value {
     event_for("GET", "/user")
+}
+fn delete_ev() -> Value {
+    event_for("DELETE", "/user")
+}
+/// DELETE /user as `l` with `current_password`.
+fn delete_as(l: &Login, current_password: &str) -> Value {
+    with_json_body(
+        with_bearer(delete_ev(), l),
+        &json!({ "current_password": current_password }),
+    )
+}
+/// An admin route as API Gateway hands it on with an IAM identity, aimed at the target user.
+fn admin(c: &Ctx, method: &str, path: &str) -> Value {
+    admin_event_for(method, path, &c.target.0, &c.target.1)
 }
 fn refresh_ev() -> Value {
     event_for("POST", "/token/refresh")
@@ -574,6 +640,41 @@ fn cases() -> Vec<Case> {
         case("update without Content-Type", |c| with_header(update_event(c.a(), json!({"last_name": "X"})), CT, None)),
         case("password change with a wrong current_password", |c| wrong_current(c.b())).times(5),
         case("password change while locked", |c| wrong_current(c.b())),
+        // DELETE /user
+        case("delete without credentials", |_| with_json_body(without_auth(delete_ev()), &json!({"current_password": PASSWORD}))),
+        case("delete without current_password", |c| with_json_body(with_bearer(delete_ev(), &c.d), &json!({}))),
+        case("delete with malformed JSON", |c| with_header(with_raw_body(with_bearer(delete_ev(), &c.d), "{"), CT, Some("application/json"))),
+        case("delete over 16 KiB", |c| with_json_body(with_bearer(delete_ev(), &c.d), &huge("current_password"))),
+        case("delete as text/plain", |c| with_header(delete_as(&c.d, "x"), CT, Some("text/plain"))),
+        case("delete with a wrong password", |c| delete_as(&c.d, "wrong-password")).times(5),
+        case("delete while locked", |c| delete_as(&c.d, PASSWORD)),
+        case("delete", |c| delete_as(&c.e, PASSWORD)),
+        // Admin routes, with and without an IAM identity.
+        case("admin find", |c| admin(c, "GET", "/admin/users")),
+        case("admin find, no such phone", |c| admin_event_for("GET", "/admin/users", &c.target.0, "+19995550000")),
+        case("admin find, not a phone", |c| admin_event_for("GET", "/admin/users", &c.target.0, "abc")),
+        case("admin find without IAM", |c| without_iam(admin(c, "GET", "/admin/users"))),
+        case("admin get", |c| admin(c, "GET", "/admin/users/{id}")),
+        case("admin get, bad id", |_| admin_event_for("GET", "/admin/users/{id}", "xyz", "")),
+        case("admin get, unknown id", |_| admin_event_for("GET", "/admin/users/{id}", &UserId::new().to_hex(), "")),
+        case("admin get without IAM", |c| without_iam(admin(c, "GET", "/admin/users/{id}"))),
+        case("admin logout", |c| admin(c, "POST", "/admin/users/{id}/logout")),
+        case("admin logout, bad id", |_| admin_event_for("POST", "/admin/users/{id}/logout", "xyz", "")),
+        case("admin logout, unknown id", |_| admin_event_for("POST", "/admin/users/{id}/logout", &UserId::new().to_hex(), "")),
+        case("admin logout without IAM", |c| without_iam(admin(c, "POST", "/admin/users/{id}/logout"))),
+        case("admin enable", |c| admin(c, "POST", "/admin/users/{id}/enable")),
+        case("admin enable, bad id", |_| admin_event_for("POST", "/admin/users/{id}/enable", "xyz", "")),
+        case("admin enable, unknown id", |_| admin_event_for("POST", "/admin/users/{id}/enable", &UserId::new().to_hex(), "")),
+        case("admin enable without IAM", |c| without_iam(admin(c, "POST", "/admin/users/{id}/enable"))),
+        case("admin disable", |c| admin(c, "POST", "/admin/users/{id}/disable")),
+        case("admin disable, bad id", |_| admin_event_for("POST", "/admin/users/{id}/disable", "xyz", "")),
+        case("admin disable, unknown id", |_| admin_event_for("POST", "/admin/users/{id}/disable", &UserId::new().to_hex(), "")),
+        case("admin disable without IAM", |c| without_iam(admin(c, "POST", "/admin/users/{id}/disable"))),
+        case("login to a disabled account", |c| with_json_body(login_ev(), &json!({"phone": c.target.1, "password": PASSWORD}))),
+        case("admin delete", |c| admin(c, "DELETE", "/admin/users/{id}")),
+        case("admin delete again", |c| admin(c, "DELETE", "/admin/users/{id}")),
+        case("admin delete, bad id", |_| admin_event_for("DELETE", "/admin/users/{id}", "xyz", "")),
+        case("admin delete without IAM", |c| without_iam(admin(c, "DELETE", "/admin/users/{id}"))),
         // POST /logout
         case("logout with an unknown scope", |c| logout_as(c.a(), Some(json!({"scope": "everywhere"})))),
         case("logout with malformed JSON", |c| {
@@ -593,15 +694,26 @@ fn cases() -> Vec<Case> {
         case("logout, database down", |c| logout_as(&c.nobody, None)).on(Down),
         case("profile, database down", |c| profile_as(&c.nobody)).on(Down),
         case("update, database down", |c| update_event(&c.nobody, json!({"last_name": "X"}))).on(Down),
+        case("delete, database down", |c| delete_as(&c.nobody, PASSWORD)).on(Down),
+        case("admin get, database down", |c| admin_event_for("GET", "/admin/users/{id}", &c.nobody.id, "")).on(Down),
+        case("admin logout, database down", |c| admin_event_for("POST", "/admin/users/{id}/logout", &c.nobody.id, "")).on(Down),
+        case("admin enable, database down", |c| admin_event_for("POST", "/admin/users/{id}/enable", &c.nobody.id, "")).on(Down),
+        case("admin disable, database down", |c| admin_event_for("POST", "/admin/users/{id}/disable", &c.nobody.id, "")).on(Down),
+        case("admin find, database down", |c| admin_event_for("GET", "/admin/users", &c.nobody.id, "+12025550000")).on(Down),
+        case("admin delete, database down", |c| admin_event_for("DELETE", "/admin/users/{id}", &c.nobody.id, "")).on(Down),
         case("refresh, database down", |_| refresh_with(&format!("{}.{}", "A".repeat(22), "A".repeat(43)))).on(Down),
         // 500: the database refuses the insert for a reason that is not a duplicate phone...
         case("signup, insert refused", |_| signup_of(&signup_body(SEED_PHONE))).on(Refusing),
         case("login, attempt counter refused", |_| login_as(SEED_PHONE, PASSWORD)).on(Refusing),
+        // ...or refuses an operator's update of a user it already holds...
+        case("admin disable refused", |c| admin_event_for("POST", "/admin/users/{id}/disable", &c.held, "")).on(Refusing),
+        case("admin enable refused", |c| admin_event_for("POST", "/admin/users/{id}/enable", &c.held, "")).on(Refusing),
         // ...or holds a user of another shape and a session the store cannot read.
         case("login, user document of another shape", |_| login_as("3333333333", PASSWORD)).on(Broken),
         case("profile, unreadable session", |c| profile_as(&c.c)).on(Broken),
         case("update, unreadable session", |c| update_event(&c.c, json!({"last_name": "X"}))).on(Broken),
         case("logout, unreadable session", |c| logout_as(&c.c, None)).on(Broken),
+        case("delete, unreadable session", |c| delete_as(&c.c, PASSWORD)).on(Broken),
         case("refresh, unreadable session", |c| refresh_with(&forged_refresh(&c.c))).on(Broken),
     ]
 }
@@ -621,12 +733,29 @@ async fn full_flow() -> Flow {
             .unwrap(),
         session_token: "A".repeat(43),
     };
+    let held = ObjectId::new();
+    mongodb::Client::with_uri_str(mongo_uri())
+        .await
+        .unwrap()
+        .database(&refusing.settings.db_name)
+        .collection::<mongodb::bson::Document>("User")
+        .insert_one(
+            doc! {"_id": held, "first_name": "A", "last_name": "B", "phone": "5550000403",
+            "password": "x"},
+        )
+        .bypass_document_validation(true)
+        .await
+        .unwrap();
     let mut ctx = Ctx {
         a: None,
         b: None,
         refresh: None,
         nobody,
         c,
+        d: signed_in(&db, "5550000401").await,
+        e: signed_in(&db, "5550000402").await,
+        target: throwaway(&db).await,
+        held: held.to_hex(),
     };
     let mut f = Flow::default();
     for case in cases() {
@@ -687,7 +816,9 @@ async fn with_sample_body(
         Some(body) => with_json_body(ev, &body),
         None => ev,
     };
-    call(state, &ev).await
+    let a = call(state, &ev).await;
+    restore_if_deleted(state, method, path, &a).await;
+    a
 }
 
 #[tokio::test]
@@ -703,6 +834,33 @@ async fn documented_security_matches_what_each_route_demands() {
             .as_array()
             .unwrap_or_else(|| panic!("{method} {path}: no security requirements"))
             .clone();
+        if requirements.iter().any(|alt| alt.get("iamSigV4").is_some()) {
+            // IAM-signed: API Gateway checks the signature; the function needs the identity
+            // it leaves in the context, and an end user's tokens are no substitute.
+            assert_eq!(requirements.len(), 1, "{method} {path}: IAM or nothing");
+            let (id, phone) = throwaway(&state).await;
+            let a = call(&state, &admin_event_for(&method, &path, &id, &phone)).await;
+            assert!(
+                a.status.is_success(),
+                "{method} {path}: {} {:?}",
+                a.status,
+                a.body
+            );
+            let (id, phone) = throwaway(&state).await;
+            let l = login(&state, "1234567890", "securepassword123").await;
+            let unsigned = with_bearer(
+                without_iam(admin_event_for(&method, &path, &id, &phone)),
+                &l,
+            );
+            let a = call(&state, &unsigned).await;
+            assert_eq!(
+                (a.status.as_u16(), a.code()),
+                (403, "forbidden"),
+                "{method} {path} without IAM: {:?}",
+                a.body
+            );
+            continue;
+        }
         let bare = without_auth(event_for(&method, &path));
         let a = with_sample_body(&doc, &method, &path, &state, bare.clone()).await;
         let public = requirements.is_empty();
@@ -834,6 +992,7 @@ fn sample(file: &str, id: &str, fresh_phone: &str) -> Value {
         "login.json" => json!({"phone": "1234567890", "password": "securepassword123"}),
         "logout.json" => json!({"scope": "current"}),
         "update_user.json" => json!({"_id": {"$oid": id}, "last_name": "Smith"}),
+        "delete_user.json" => json!({"current_password": "securepassword123"}),
         "refresh.json" => {
             json!({"refresh_token": format!("{}.{}", "A".repeat(22), "A".repeat(43))})
         }
@@ -876,6 +1035,10 @@ async fn request_bodies_are_the_schemas_the_server_compiles_for_each_route() {
         let file = body_schema_file(op, &route);
         let state = &state;
         let fresh = move || async move {
+            if path.starts_with("/admin") {
+                let (id, phone) = throwaway(state).await;
+                return admin_event_for(method, path, &id, &phone);
+            }
             let l = login(state, "1234567890", "securepassword123").await;
             with_bearer(event_for(method, path), &l)
         };
@@ -915,6 +1078,7 @@ async fn request_bodies_are_the_schemas_the_server_compiles_for_each_route() {
                 "the sample for {sample_file} is not valid for it"
             );
             let a = call(state, &with_json_body(fresh().await, &body)).await;
+            restore_if_deleted(state, method, path, &a).await;
             let route_accepts = !(a.status == 400 && a.code() == "validation_failed");
             assert_eq!(
                 route_accepts,
@@ -956,6 +1120,8 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::Unavailable,
         ApiError::Internal,
         ApiError::WeakPassword(vec![]),
+        ApiError::AccountDisabled,
+        ApiError::UserNotFound,
     ];
     // No wildcard arm: a new variant stops this compiling until it is listed above too.
     let listed: BTreeSet<usize> = all
@@ -976,9 +1142,11 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::Unavailable => 12,
             ApiError::Internal => 13,
             ApiError::WeakPassword(_) => 14,
+            ApiError::AccountDisabled => 15,
+            ApiError::UserNotFound => 16,
         })
         .collect();
-    assert_eq!(listed, (0..15).collect(), "a variant is missing above");
+    assert_eq!(listed, (0..17).collect(), "a variant is missing above");
     all
 }
 

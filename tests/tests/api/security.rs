@@ -614,6 +614,7 @@ async fn login_rehashes_a_password_stored_at_older_parameters() {
         last_name: shared::types::Name::parse("Timer").unwrap(),
         phone: shared::types::Phone::parse("5551234567").unwrap(),
         password_hash: old,
+        disabled: false,
         created_at: 0,
         updated_at: 0,
     };

@@ -19,6 +19,7 @@ fn user(phone: &str) -> UserRecord {
         last_name: Name::parse("Lee").unwrap(),
         phone: Phone::parse(phone).unwrap(),
         password_hash: "$argon2id$fake".into(),
+        disabled: false,
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
     }
@@ -364,4 +365,77 @@ async fn forty_racing_uses_of_a_budget_stay_within_its_limit_on_every_store() {
         Arc::new(mongo_store(&db).await),
     ])
     .await;
+}
+
+/// Disabling, deleting, walking every user in pages and forgetting a key's budgets.
+async fn lifecycle_conformance(store: &dyn Store) {
+    let a = user("5550101");
+    let b = user("5550102");
+    store.insert_user(&a).await.unwrap();
+    store.insert_user(&b).await.unwrap();
+    let disable = UserPatch {
+        disabled: Some(true),
+        ..UserPatch::default()
+    };
+    let d = store
+        .update_user(&a.id, &disable, 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(d.disabled);
+    assert!(store.find_user(&a.id).await.unwrap().unwrap().disabled);
+    let enable = UserPatch {
+        disabled: Some(false),
+        ..UserPatch::default()
+    };
+    store.update_user(&a.id, &enable, 6).await.unwrap();
+    assert!(!store.find_user(&a.id).await.unwrap().unwrap().disabled);
+
+    // Pages in id order, each id once, with a bound.
+    let mut ids = vec![a.id, b.id];
+    for n in 0..5 {
+        let u = user(&format!("555020{n}"));
+        store.insert_user(&u).await.unwrap();
+        ids.push(u.id);
+    }
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.users_after(after.as_ref(), 3).await.unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        seen.extend(page.iter().map(|u| u.id));
+    }
+    assert_eq!(seen, ids);
+
+    // Delete answers the user once; the phone is free at once.
+    let gone = store.delete_user(&a.id).await.unwrap();
+    assert_eq!(gone.map(|u| u.id), Some(a.id));
+    assert_eq!(store.delete_user(&a.id).await.unwrap(), None);
+    assert_eq!(store.find_user(&a.id).await.unwrap(), None);
+    assert_eq!(store.find_user_by_phone(&a.phone).await.unwrap(), None);
+    store.insert_user(&user("5550101")).await.unwrap();
+
+    // Budgets: every window of one key goes, other keys stay.
+    store.consume("k:user:1", 5, 60, 1_000).await.unwrap();
+    store.consume("k:user:1", 5, 60, 2_000).await.unwrap();
+    store.consume("k:user:10", 5, 60, 1_000).await.unwrap();
+    store.clear_budget("k:user:1").await.unwrap();
+    assert_eq!(
+        store.consume("k:user:1", 5, 60, 1_000).await.unwrap(),
+        Consumed::Within { count: 1 }
+    );
+    assert_eq!(
+        store.consume("k:user:10", 5, 60, 1_000).await.unwrap(),
+        Consumed::Within { count: 2 },
+        "a key sharing the prefix keeps its count"
+    );
+}
+
+#[tokio::test]
+async fn every_store_disables_deletes_and_walks_users_alike() {
+    lifecycle_conformance(&MemoryStore::new()).await;
+    lifecycle_conformance(&mongo_store(&fresh_db()).await).await;
 }

@@ -1,0 +1,105 @@
+//! What an operator may do to any account: find it, disable and re-enable it, end its
+//! sessions, delete it. Reached only through IAM-signed routes (`handlers::admin`) and the
+//! `user-admin` command-line tool; every action is audited with the acting principal.
+
+use super::{Ctx, Error, lifecycle::erase};
+use crate::{
+    store::{UserPatch, UserRecord},
+    types::{Phone, UserId},
+};
+
+/// Who acts: an IAM principal's ARN, or the CLI's operator (`cli:<user>@<host>`).
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
+impl Actor {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn audit(actor: &Actor, action: &str, user: &UserId, outcome: &str) {
+    tracing::info!(target: "audit", event = "admin", action, actor = actor.as_str(),
+        user_id = %user, outcome);
+}
+
+/// The user with this canonical phone.
+pub async fn find_by_phone(
+    cx: &Ctx<'_>,
+    actor: &Actor,
+    phone: &Phone,
+) -> Result<UserRecord, Error> {
+    let user = cx.store.find_user_by_phone(phone).await?;
+    tracing::info!(target: "audit", event = "admin", action = "find", actor = actor.as_str(),
+        phone_tag = %cx.tokens().audit_tag(phone.as_str()), found = user.is_some());
+    user.ok_or(Error::UserNotFound)
+}
+
+/// The user with this id.
+pub async fn find_by_id(cx: &Ctx<'_>, actor: &Actor, id: &UserId) -> Result<UserRecord, Error> {
+    let user = cx.store.find_user(id).await?;
+    audit(
+        actor,
+        "find",
+        id,
+        if user.is_some() { "found" } else { "not_found" },
+    );
+    user.ok_or(Error::UserNotFound)
+}
+
+/// Disables (`true`) or re-enables the account. Disabling sets the flag first and then ends
+/// every session: a login that read the user before the flag re-reads it after opening its
+/// session, so no session outlives the disable.
+pub async fn set_disabled(
+    cx: &Ctx<'_>,
+    actor: &Actor,
+    id: &UserId,
+    disabled: bool,
+) -> Result<UserRecord, Error> {
+    let action = if disabled { "disable" } else { "enable" };
+    let patch = UserPatch {
+        disabled: Some(disabled),
+        ..UserPatch::default()
+    };
+    let Some(user) = cx.store.update_user(id, &patch, cx.now).await? else {
+        audit(actor, action, id, "not_found");
+        return Err(Error::UserNotFound);
+    };
+    if disabled {
+        let ended = cx.store.delete_user_sessions(id, None).await?;
+        tracing::info!(target: "audit", event = "admin", action, actor = actor.as_str(),
+            user_id = %id, outcome = "success", sessions_ended = ended);
+    } else {
+        audit(actor, action, id, "success");
+    }
+    Ok(user)
+}
+
+/// Ends every session of the user; answers how many there were.
+pub async fn end_sessions(cx: &Ctx<'_>, actor: &Actor, id: &UserId) -> Result<u64, Error> {
+    if cx.store.find_user(id).await?.is_none() {
+        audit(actor, "logout_all", id, "not_found");
+        return Err(Error::UserNotFound);
+    }
+    let ended = cx.store.delete_user_sessions(id, None).await?;
+    tracing::info!(target: "audit", event = "admin", action = "logout_all",
+        actor = actor.as_str(), user_id = %id, outcome = "success", sessions_ended = ended);
+    Ok(ended)
+}
+
+/// Deletes the account and everything kept about it. Idempotent: deleting an account that
+/// is already gone still sweeps its sessions and counters and answers `Ok(false)`.
+pub async fn delete(cx: &Ctx<'_>, actor: &Actor, id: &UserId) -> Result<bool, Error> {
+    let user = erase(cx, id, None).await?;
+    audit(
+        actor,
+        "delete",
+        id,
+        if user.is_some() {
+            "success"
+        } else {
+            "already_gone"
+        },
+    );
+    Ok(user.is_some())
+}
