@@ -183,7 +183,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         vars.get("CORS_ALLOWED_ORIGINS")
             .unwrap_or(cors::DEFAULT_ORIGINS),
     )?;
-    let state = State::load(&vars, false).await?;
+    let state = State::load_dev(&vars).await?;
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
     let port: u16 = std::env::var("PORT")
         .ok()
@@ -197,6 +197,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "dev-server listening on http://{} using {store}",
         listener.local_addr()?
+    );
+    let v = &state.verification;
+    println!(
+        "dev-server: phone verification {} (REQUIRE_PHONE_VERIFICATION), SMS sender {}",
+        if v.required { "required" } else { "off" },
+        v.sender.as_ref().map_or("none", |s| s.name())
     );
     let app = Arc::new(App {
         state,

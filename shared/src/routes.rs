@@ -11,16 +11,20 @@ pub enum Function {
     Logout,
     Update,
     Refresh,
+    Verify,
+    Recover,
 }
 
 impl Function {
     /// Every function.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
         Self::Update,
         Self::Refresh,
+        Self::Verify,
+        Self::Recover,
     ];
 
     /// The binary's name, as in `template.yaml`'s `BuildProperties: Binary`.
@@ -31,6 +35,8 @@ impl Function {
             Self::Logout => "logout",
             Self::Update => "update",
             Self::Refresh => "refresh",
+            Self::Verify => "verify",
+            Self::Recover => "recover",
         }
     }
 
@@ -56,17 +62,25 @@ pub enum Endpoint {
     GetUser,
     PutUser,
     Refresh,
+    VerifyPhoneStart,
+    VerifyPhoneConfirm,
+    RecoverStart,
+    RecoverConfirm,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order the README lists them.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 10] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
         Self::GetUser,
         Self::PutUser,
         Self::Refresh,
+        Self::VerifyPhoneStart,
+        Self::VerifyPhoneConfirm,
+        Self::RecoverStart,
+        Self::RecoverConfirm,
     ];
 
     /// (method, path, function) of each endpoint: the table itself.
@@ -78,6 +92,10 @@ impl Endpoint {
             Self::GetUser => ("GET", "/user", Function::Update),
             Self::PutUser => ("PUT", "/user", Function::Update),
             Self::Refresh => ("POST", "/token/refresh", Function::Refresh),
+            Self::VerifyPhoneStart => ("POST", "/verify/phone/start", Function::Verify),
+            Self::VerifyPhoneConfirm => ("POST", "/verify/phone/confirm", Function::Verify),
+            Self::RecoverStart => ("POST", "/recover/start", Function::Recover),
+            Self::RecoverConfirm => ("POST", "/recover/confirm", Function::Recover),
         }
     }
 
@@ -89,6 +107,10 @@ impl Endpoint {
             Self::Logout => "logout",
             Self::GetUser | Self::PutUser => "user",
             Self::Refresh => "refresh",
+            Self::VerifyPhoneStart => "verify_phone_start",
+            Self::VerifyPhoneConfirm => "verify_phone_confirm",
+            Self::RecoverStart => "recover_start",
+            Self::RecoverConfirm => "recover_confirm",
         }
     }
 

@@ -16,10 +16,14 @@ pub enum Body {
     UpdateUser,
     Logout,
     Refresh,
+    PhoneStart,
+    PhoneConfirm,
+    RecoverStart,
+    RecoverConfirm,
 }
 
 /// Schema sources, by body, as shipped in `shared/schemas/`.
-pub const SOURCES: [(Body, &str, &str); 5] = [
+pub const SOURCES: [(Body, &str, &str); 9] = [
     (
         Body::Signup,
         "signup.json",
@@ -44,6 +48,26 @@ pub const SOURCES: [(Body, &str, &str); 5] = [
         Body::Refresh,
         "refresh.json",
         include_str!("../schemas/refresh.json"),
+    ),
+    (
+        Body::PhoneStart,
+        "phone_start.json",
+        include_str!("../schemas/phone_start.json"),
+    ),
+    (
+        Body::PhoneConfirm,
+        "phone_confirm.json",
+        include_str!("../schemas/phone_confirm.json"),
+    ),
+    (
+        Body::RecoverStart,
+        "recover_start.json",
+        include_str!("../schemas/recover_start.json"),
+    ),
+    (
+        Body::RecoverConfirm,
+        "recover_confirm.json",
+        include_str!("../schemas/recover_confirm.json"),
     ),
 ];
 

@@ -6,7 +6,7 @@ use tracing::Instrument;
 
 use super::{
     extract::{Input, client_of},
-    login, logout, refresh, signup, user,
+    login, logout, refresh, signup, user, verify,
 };
 use crate::{
     error::ApiError,
@@ -83,6 +83,7 @@ async fn handle(state: &State, endpoint: Endpoint, req: Request) -> Response<Bod
         policy: &state.settings,
         now: state.clock.now(),
         client: &client,
+        verification: &state.verification,
     };
     let input = Input {
         req: &req,
@@ -96,6 +97,10 @@ async fn handle(state: &State, endpoint: Endpoint, req: Request) -> Response<Bod
             Endpoint::GetUser => user::get_user(&cx, &input).await,
             Endpoint::PutUser => user::put_user(&cx, &input).await,
             Endpoint::Refresh => refresh::refresh(&cx, &input).await,
+            Endpoint::VerifyPhoneStart => verify::start(&cx, &input).await,
+            Endpoint::VerifyPhoneConfirm => verify::confirm(&cx, &input).await,
+            Endpoint::RecoverStart => verify::recover_start(&cx, &input).await,
+            Endpoint::RecoverConfirm => verify::recover_confirm(&cx, &input).await,
         }
     };
     deadline::within(

@@ -73,6 +73,7 @@ impl TryFrom<UpdateBody> for ProfileUpdate {
                     .map(|p| field("/phone", Phone::parse(&p)))
                     .transpose()?,
                 password_hash: None,
+                ..UserPatch::default()
             },
             new_password: b
                 .password

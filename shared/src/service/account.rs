@@ -31,7 +31,22 @@ pub struct ProfileUpdate {
 const PHONE_CHANGE_WINDOW_SECS: i64 = 3600;
 
 /// Creates a user. The unique phone index decides races: the loser gets `PhoneTaken`.
+///
+/// With verification required the account starts unverified and a code goes to the phone;
+/// the cost guard runs before the insert, so a refused send creates no account. A phone held
+/// by an unverified account whose code has expired is taken over (that account is deleted,
+/// atomically, and the insert tried once more): a squatter never blocks the real owner.
 pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
+    let required = cx.verification.required;
+    let e164 = if required {
+        Some(super::verify::e164_of(cx, &user.phone)?)
+    } else {
+        None
+    };
+    let cleared = match &e164 {
+        Some(p) => super::verify::clear_send(cx, p, crate::otp::Purpose::Signup).await?,
+        None => None,
+    };
     let password_hash = password::hash(user.password).await?;
     let record = UserRecord {
         id: UserId::new(),
@@ -42,12 +57,48 @@ pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
         password_hash,
         created_at: cx.now,
         updated_at: cx.now,
+        phone_verified: false,
+        pending_phone: None,
     };
-    match cx.store.insert_user(&record).await {
-        Ok(()) => Ok(record),
-        Err(StoreError::Duplicate) => Err(Error::PhoneTaken),
-        Err(e) => Err(e.into()),
+    let mut inserted = cx.store.insert_user(&record).await;
+    if required
+        && inserted == Err(StoreError::Duplicate)
+        && cx
+            .store
+            .delete_unverified_user(
+                &record.phone,
+                cx.now.saturating_sub(cx.verification.code_ttl_secs),
+            )
+            .await?
+    {
+        tracing::info!(target: "audit", event = "unverified_signup_replaced",
+            phone_tag = %cx.tokens().audit_tag(record.phone.as_str()));
+        inserted = cx.store.insert_user(&record).await;
     }
+    match inserted {
+        Ok(()) => {}
+        Err(StoreError::Duplicate) => return Err(Error::PhoneTaken),
+        Err(e) => return Err(e.into()),
+    }
+    if let (Some(phone), Some(cleared)) = (&e164, &cleared) {
+        let sent = super::verify::deliver(
+            cx,
+            cleared,
+            phone,
+            crate::otp::Purpose::Signup,
+            Some(record.id),
+        )
+        .await;
+        if let Err(e) = sent {
+            // No code reached the phone: take the account back so the signup can be retried.
+            let _ = cx
+                .store
+                .delete_unverified_user(&record.phone, cx.now.saturating_add(1))
+                .await;
+            return Err(e);
+        }
+    }
+    Ok(record)
 }
 
 /// The caller's own profile.

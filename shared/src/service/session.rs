@@ -61,6 +61,9 @@ pub async fn login(cx: &Ctx<'_>, phone: Phone, password: Password) -> Result<Log
         }
     };
     cx.store.clear_attempts(key).await?;
+    if cx.verification.required && !user.phone_verified {
+        return Err(Error::PhoneUnverified);
+    }
     if password::needs_rehash(&user.password_hash) {
         rehash(cx, &user, password).await;
     }

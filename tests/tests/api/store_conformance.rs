@@ -21,6 +21,8 @@ fn user(phone: &str) -> UserRecord {
         password_hash: "$argon2id$fake".into(),
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
+        phone_verified: true,
+        pending_phone: None,
     }
 }
 

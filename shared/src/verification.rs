@@ -1,0 +1,159 @@
+//! Phone verification settings, read once per cold start: whether a phone must be proven
+//! before its account may log in (`REQUIRE_PHONE_VERIFICATION`), how long a code lives
+//! (`OTP_TTL_SECONDS`) and how soon another may be sent (`OTP_RESEND_SECONDS`), the SMS
+//! settings and sender, and the key codes are hashed under.
+//!
+//! Why one switch decides both login and phone parsing: with verification required a code
+//! must reach the number, so phones are parsed strictly (libphonenumber, E.164, the default
+//! region for national input); with it off, the legacy rule stays, so the seed's
+//! `1234567890` (valid nowhere) keeps working unchanged.
+
+use std::sync::Arc;
+
+use crate::{
+    config::{ConfigError, Settings, Vars},
+    otp::CodeHasher,
+    phone::{self, E164, PhoneError},
+    sms::{self, SmsConfigError, SmsSender, SmsSettings},
+};
+
+/// Default lifetime of a code: 5 minutes.
+pub const DEFAULT_OTP_TTL_SECS: i64 = 300;
+/// Default wait before another code may be sent to the same phone for the same purpose.
+pub const DEFAULT_OTP_RESEND_SECS: i64 = 60;
+/// Comparisons allowed per code (reserved before each comparison).
+pub const MAX_CODE_ATTEMPTS: u32 = 5;
+
+/// Why verification settings were refused. Names variables, never values.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum VerificationConfigError {
+    #[error(transparent)]
+    Sms(#[from] SmsConfigError),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl From<ConfigError> for VerificationConfigError {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e.to_string())
+    }
+}
+
+/// Everything the verification flows need.
+#[derive(Clone)]
+pub struct Verification {
+    /// `REQUIRE_PHONE_VERIFICATION`: an unverified account may not log in, and phones are
+    /// parsed strictly (E.164).
+    pub required: bool,
+    pub sms: SmsSettings,
+    /// `None` when `SMS_SENDER` is unset: only test numbers can receive codes.
+    pub sender: Option<Arc<dyn SmsSender>>,
+    /// Keyed hash of codes; derived from the session key, so nothing new to provision.
+    pub hasher: CodeHasher,
+    /// `OTP_TTL_SECONDS`.
+    pub code_ttl_secs: i64,
+    /// `OTP_RESEND_SECONDS`.
+    pub resend_secs: i64,
+    pub max_attempts: u32,
+}
+
+impl std::fmt::Debug for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verification")
+            .field("required", &self.required)
+            .field("sender", &self.sender.as_ref().map(|s| s.name()))
+            .field("code_ttl_secs", &self.code_ttl_secs)
+            .field("resend_secs", &self.resend_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+fn flag(vars: &Vars, name: &str, default: bool) -> Result<bool, VerificationConfigError> {
+    match vars.get(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) => match v.as_str() {
+            "1" | "true" | "yes" => Ok(true),
+            "0" | "false" | "no" => Ok(false),
+            _ => Err(VerificationConfigError::Config(format!(
+                "{name} must be true or false"
+            ))),
+        },
+    }
+}
+
+fn secs(vars: &Vars, name: &str, default: i64) -> Result<i64, VerificationConfigError> {
+    match vars.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=86_400).contains(n))
+            .ok_or_else(|| {
+                VerificationConfigError::Config(format!(
+                    "{name} must be a whole number of seconds from 1 to 86400"
+                ))
+            }),
+    }
+}
+
+impl Verification {
+    /// From variables (a Lambda function): SMS settings as `SmsSettings::from_vars`;
+    /// verification off unless `REQUIRE_PHONE_VERIFICATION` says otherwise (the template sets
+    /// it to true). Required verification with no sender and no test number is refused: no
+    /// one could ever log in.
+    pub fn from_vars(vars: &Vars, settings: &Settings) -> Result<Self, VerificationConfigError> {
+        Self::build(vars, settings, SmsSettings::from_vars(vars)?)
+    }
+
+    /// The dev server's: the log sender unless `SMS_SENDER` names another; verification off
+    /// unless `REQUIRE_PHONE_VERIFICATION=true`.
+    pub fn for_dev_server(
+        vars: &Vars,
+        settings: &Settings,
+    ) -> Result<Self, VerificationConfigError> {
+        Self::build(vars, settings, SmsSettings::for_dev_server(vars)?)
+    }
+
+    /// Off, no sender: what a state built from parts starts with (tests replace it).
+    pub fn off(settings: &Settings) -> Result<Self, VerificationConfigError> {
+        Self::build(
+            &Vars::default(),
+            settings,
+            SmsSettings::from_vars(&Vars::default())?,
+        )
+    }
+
+    fn build(
+        vars: &Vars,
+        settings: &Settings,
+        sms_settings: SmsSettings,
+    ) -> Result<Self, VerificationConfigError> {
+        let required = flag(vars, "REQUIRE_PHONE_VERIFICATION", false)?;
+        let sender = sms::sender(&sms_settings);
+        if required && sender.is_none() && sms_settings.test_numbers.is_empty() {
+            return Err(VerificationConfigError::Config(
+                "REQUIRE_PHONE_VERIFICATION is true but SMS_SENDER is not set".to_owned(),
+            ));
+        }
+        if required {
+            // libphonenumber's metadata costs ~0.12 s of CPU on first use: pay it at init.
+            phone::warm_up(&sms_settings.default_region);
+        }
+        Ok(Self {
+            required,
+            hasher: CodeHasher::derived_from(&settings.keys.current.session),
+            sender,
+            sms: sms_settings,
+            code_ttl_secs: secs(vars, "OTP_TTL_SECONDS", DEFAULT_OTP_TTL_SECS)?,
+            resend_secs: secs(vars, "OTP_RESEND_SECONDS", DEFAULT_OTP_RESEND_SECS)?,
+            max_attempts: MAX_CODE_ATTEMPTS,
+        })
+    }
+
+    /// A phone as the verification flows take it: a test number, or valid for its country
+    /// (and an allowed one) in E.164.
+    pub fn parse_phone(&self, raw: &str) -> Result<E164, PhoneError> {
+        self.sms.parse_phone(raw)
+    }
+}
