@@ -23,3 +23,4 @@ mod sms;
 mod store_conformance;
 mod throttling;
 mod token_attacks;
+mod verification;
