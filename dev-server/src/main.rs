@@ -194,13 +194,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         StoreKind::Mongo => format!("MongoDB (database {})", state.settings.db_name),
         StoreKind::Embedded => "embedded in-memory store (set MONGO_URI for MongoDB)".to_owned(),
     };
-    println!(
-        "dev-server listening on http://{} using {store}",
-        listener.local_addr()?
-    );
     let v = &state.verification;
+    // One line: tests (and scripts) read the first line and may close the pipe after it.
     println!(
-        "dev-server: phone verification {} (REQUIRE_PHONE_VERIFICATION), SMS sender {}",
+        "dev-server listening on http://{} using {store}; phone verification {} (REQUIRE_PHONE_VERIFICATION), SMS sender {}",
+        listener.local_addr()?,
         if v.required { "required" } else { "off" },
         v.sender.as_ref().map_or("none", |s| s.name())
     );
