@@ -101,6 +101,52 @@ pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
     Ok(record)
 }
 
+/// A phone change where verification is required: the new phone waits as `pending_phone`
+/// and gets a code; the old phone stays the login identifier until POST /verify/phone/confirm
+/// with that code, so a mistyped number locks no one out. The other fields in `patch` apply
+/// now. A phone another account holds is refused at once (and again, atomically, by the
+/// unique index at confirmation).
+async fn change_phone_by_code(
+    cx: &Ctx<'_>,
+    caller: &Caller,
+    user: &UserRecord,
+    new: crate::types::Phone,
+    mut patch: UserPatch,
+) -> Result<UserRecord, Error> {
+    let purpose = crate::otp::Purpose::PhoneChange;
+    let e164 = super::verify::e164_of(cx, &new)?;
+    if cx.store.find_user_by_phone(&new).await?.is_some() {
+        return Err(Error::PhoneTaken);
+    }
+    let cleared = super::verify::clear_send(cx, &e164, purpose).await?;
+    patch.pending_phone = Some(Some(new));
+    let updated = cx
+        .store
+        .update_user(&user.id, &patch, cx.now)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    if let Some(cleared) = cleared
+        && let Err(e) = super::verify::deliver(cx, &cleared, &e164, purpose, Some(user.id)).await
+    {
+        let undo = UserPatch {
+            pending_phone: Some(None),
+            ..UserPatch::default()
+        };
+        let _ = cx.store.update_user(&user.id, &undo, cx.now).await;
+        return Err(e);
+    }
+    if patch.password_hash.is_some() {
+        let ended = cx
+            .store
+            .delete_user_sessions(&user.id, Some(&caller.session_id))
+            .await?;
+        tracing::info!(target: "audit", event = "password_change", user_id = %user.id, other_sessions_ended = ended);
+    }
+    tracing::info!(target: "audit", event = "phone_change_requested", user_id = %user.id,
+        new_phone_tag = %cx.tokens().audit_tag(e164.as_str()));
+    Ok(updated)
+}
+
 /// The caller's own profile.
 pub async fn profile(cx: &Ctx<'_>, caller: &Caller) -> Result<UserRecord, Error> {
     cx.store
@@ -180,6 +226,11 @@ pub async fn update_user(
         check_current_password(cx, &user, current).await?;
         if let Some(new) = new_password {
             patch.password_hash = Some(password::hash(new).await?);
+        }
+        if cx.verification.required
+            && let Some(new) = patch.phone.take_if(|new| *new != user.phone)
+        {
+            return change_phone_by_code(cx, caller, &user, new, patch).await;
         }
         old_phone = Some(user.phone);
     }

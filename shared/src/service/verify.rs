@@ -262,6 +262,17 @@ pub async fn confirm_phone(cx: &Ctx<'_>, phone: E164, code: &str) -> Result<User
     };
     let rec = check_code(cx, &phone, purpose, code).await?;
     let user_id = rec.user_id.ok_or(Error::InvalidCode)?;
+    if change {
+        // The code is for the change the user asked for last, not one since replaced.
+        let pending = cx
+            .store
+            .find_user(&user_id)
+            .await?
+            .and_then(|u| u.pending_phone);
+        if pending.as_ref() != Some(&as_phone) {
+            return Err(Error::InvalidCode);
+        }
+    }
     let patch = if change {
         UserPatch {
             phone: Some(as_phone.clone()),

@@ -433,3 +433,64 @@ async fn with_verification_off_the_seed_phone_works_unchanged() {
         .unwrap();
     assert_eq!(strict.login("1234567890", PASSWORD).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_phone_change_keeps_the_old_number_working_until_the_new_one_is_confirmed() {
+    let app = app(&[]).await;
+    let (old, new) = (phone(), phone());
+    assert_eq!(signup(&app, &old).await.status, 201);
+    assert_eq!(
+        confirm(&app, &old, &last_code(&old).await).await.status,
+        200
+    );
+    let me = Login::of(&app.login(&old, PASSWORD).await);
+
+    let put = app
+        .put_user(&me, json!({"phone": new, "current_password": PASSWORD}))
+        .await;
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    assert_eq!(put.body["phone"], old.as_str(), "still the old phone");
+    assert_eq!(sms_to(&new).await.len(), 1, "a code went to the new number");
+    let code = last_code(&new).await;
+    // A mistyped (or not yet confirmed) number locks no one out.
+    assert_eq!(app.login(&old, PASSWORD).await.status, 200);
+    assert_eq!(app.login(&new, PASSWORD).await.status, 401);
+    assert_eq!(confirm(&app, &new, "000000").await.code(), "invalid_code");
+
+    let done = confirm(&app, &new, &code).await;
+    assert_eq!(done.status, 200, "{:?}", done.body);
+    assert_eq!(done.body["phone"], new.as_str());
+    assert_eq!(app.login(&new, PASSWORD).await.status, 200);
+    assert_eq!(app.login(&old, PASSWORD).await.status, 401);
+    assert_eq!(app.get_user(&me).await.body["phone"], new.as_str());
+    // The freed number can be signed up again.
+    assert_eq!(signup(&app, &old).await.status, 201);
+}
+
+#[tokio::test]
+async fn a_phone_change_to_a_number_taken_meanwhile_loses_to_the_unique_index() {
+    let app = app(&[]).await;
+    let (mine, target) = (phone(), phone());
+    assert_eq!(signup(&app, &mine).await.status, 201);
+    assert_eq!(
+        confirm(&app, &mine, &last_code(&mine).await).await.status,
+        200
+    );
+    let me = Login::of(&app.login(&mine, PASSWORD).await);
+    let put = app
+        .put_user(&me, json!({"phone": target, "current_password": PASSWORD}))
+        .await;
+    assert_eq!(put.status, 200);
+    let change_code = last_code(&target).await;
+    // Someone signs up with the target number and proves it first.
+    app.clock.advance(61);
+    assert_eq!(signup(&app, &target).await.status, 201);
+    let signup_code = last_code(&target).await;
+    assert_eq!(confirm(&app, &target, &signup_code).await.status, 200);
+    // The change code now meets a verified account on that phone: the unique index refuses.
+    assert_eq!(
+        confirm(&app, &target, &change_code).await.code(),
+        "phone_taken"
+    );
+    assert_eq!(app.login(&mine, PASSWORD).await.status, 200);
+}
