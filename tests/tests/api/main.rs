@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod audit;
+mod code_store_conformance;
 mod concurrency;
 mod dev_server;
 mod dev_server_hardening;
