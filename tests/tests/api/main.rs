@@ -25,3 +25,4 @@ mod store_conformance;
 mod throttling;
 mod token_attacks;
 mod verification;
+mod verification_e2e;

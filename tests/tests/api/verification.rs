@@ -13,7 +13,7 @@ use shared::{config::Vars, verification::Verification};
 const PASSWORD: &str = "securepassword123";
 
 /// A valid US number no other test uses (moto's SMS log is shared by every test).
-fn phone() -> String {
+pub(crate) fn phone() -> String {
     let mut b = [0u8; 4];
     getrandom::fill(&mut b).unwrap();
     // 202 (Washington DC) numbers with a random area-local part; libphonenumber holds them valid.
@@ -22,7 +22,7 @@ fn phone() -> String {
 
 /// The event of `method path` with `body` and a request id of its own (a repeated request id
 /// is a retry of one request, which sends at most one SMS).
-fn ev(path: &str, body: Value) -> Value {
+pub(crate) fn ev(path: &str, body: Value) -> Value {
     let mut e = with_json_body(event_for("POST", path), &body);
     e["requestContext"]["requestId"] = json!(format!("req-{}", fresh_db()));
     e
@@ -61,7 +61,7 @@ async fn second(app: &TestApp) -> TestApp {
 }
 
 /// Every SMS moto recorded to `phone`, oldest first.
-async fn sms_to(phone: &str) -> Vec<String> {
+pub(crate) async fn sms_to(phone: &str) -> Vec<String> {
     let data: Value = reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
         .await
         .unwrap()
@@ -88,7 +88,7 @@ async fn sms_to(phone: &str) -> Vec<String> {
 }
 
 /// The six digits of the last SMS to `phone`.
-async fn last_code(phone: &str) -> String {
+pub(crate) async fn last_code(phone: &str) -> String {
     let all = sms_to(phone).await;
     let text = all.last().unwrap_or_else(|| panic!("no SMS to {phone}"));
     let digits: String = text
