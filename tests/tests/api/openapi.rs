@@ -373,6 +373,8 @@ enum On {
     Refusing,
     /// Documents the store cannot read (500).
     Broken,
+    /// Phone verification required, a test number, one SMS per phone and hour.
+    Strict,
 }
 
 /// Which login of the flow a case's 200 answer becomes.
@@ -472,6 +474,8 @@ fn code_route(path: &str, body: Value) -> Value {
 /// The flow's SMS test number and its fixed code.
 const TEST_PHONE: &str = "+15555550100";
 const TEST_CODE: &str = "123456";
+/// The test number of the flow's state with verification required.
+const STRICT_PHONE: &str = "+15555550101";
 /// POST /token/refresh of `token`.
 fn refresh_with(token: &str) -> Value {
     with_json_body(refresh_ev(), &json!({"refresh_token": token}))
@@ -647,6 +651,11 @@ fn cases() -> Vec<Case> {
         case("recovery start, database down", |_| code_route("/recover/start", json!({"phone": "+12025550123"}))).on(Down),
         case("recovery confirm, database down", |_| code_route("/recover/confirm",
             json!({"phone": "+12025550123", "code": TEST_CODE, "new_password": "a-new-passphrase-1"}))).on(Down),
+        // Verification required: strict phones, unverified accounts wait, sends are budgeted.
+        case("signup, strict, of a number no code can reach", |_| code_route("/signup", signup_body(SEED_PHONE))).on(Strict),
+        case("signup, strict, of a test number", |_| code_route("/signup", signup_body(STRICT_PHONE))).on(Strict),
+        case("login, strict, before the code is confirmed", |_| login_as(STRICT_PHONE, PASSWORD)).on(Strict),
+        case("signup, strict, past the per-phone SMS limit", |_| code_route("/signup", signup_body(STRICT_PHONE))).on(Strict),
         // 500: the database refuses the insert for a reason that is not a duplicate phone...
         case("signup, insert refused", |_| signup_of(&signup_body(SEED_PHONE))).on(Refusing),
         case("login, attempt counter refused", |_| login_as(SEED_PHONE, PASSWORD)).on(Refusing),
@@ -670,6 +679,15 @@ async fn full_flow() -> Flow {
     )]);
     let verification = shared::verification::Verification::from_vars(&sms, &db.settings).unwrap();
     let db = db.with_verification(verification);
+    let (strict, _clock) = mongo_state().await;
+    let strict_vars = shared::config::Vars::from_pairs([
+        ("REQUIRE_PHONE_VERIFICATION", "true".to_owned()),
+        ("SMS_TEST_NUMBERS", format!("{STRICT_PHONE}:{TEST_CODE}")),
+        ("SMS_PER_PHONE_PER_HOUR", "1".to_owned()),
+    ]);
+    let verification =
+        shared::verification::Verification::from_vars(&strict_vars, &strict.settings).unwrap();
+    let strict = strict.with_verification(verification);
     let down = unreachable_db_state().await;
     let refusing = refusing_inserts_state().await;
     let (broken, c) = broken_documents_state().await;
@@ -696,6 +714,7 @@ async fn full_flow() -> Flow {
             On::Down => &down,
             On::Refusing => &refusing,
             On::Broken => &broken,
+            On::Strict => &strict,
         };
         for _ in 0..case.times {
             let answer = f.send(state, case.what, (case.request)(&ctx)).await;
