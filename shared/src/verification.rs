@@ -157,3 +157,70 @@ impl Verification {
         self.sms.parse_phone(raw)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: &str = "0123456789abcdef0123456789abcdef0123";
+
+    fn settings() -> Settings {
+        Settings::from_vars(&Vars::from_pairs([
+            ("JWT_SECRET_KEY", K),
+            ("SESSION_SECRET_KEY", K),
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Verification, VerificationConfigError> {
+        Verification::from_vars(&Vars::from_pairs(pairs.iter().copied()), &settings())
+    }
+
+    #[test]
+    fn off_by_default_with_the_documented_timings() {
+        let v = with(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!v.required && v.sender.is_none());
+        assert_eq!(
+            (v.code_ttl_secs, v.resend_secs, v.max_attempts),
+            (300, 60, 5)
+        );
+    }
+
+    #[test]
+    fn required_needs_a_sender_or_test_numbers() {
+        let e = with(&[("REQUIRE_PHONE_VERIFICATION", "true")]).err();
+        assert!(
+            matches!(&e, Some(VerificationConfigError::Config(m)) if m.contains("SMS_SENDER")),
+            "{e:?}"
+        );
+        let v = with(&[
+            ("REQUIRE_PHONE_VERIFICATION", "true"),
+            ("SMS_TEST_NUMBERS", "+15555550100:123456"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(v.required);
+        let dev = Verification::for_dev_server(
+            &Vars::from_pairs([("REQUIRE_PHONE_VERIFICATION", "yes")]),
+            &settings(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(dev.sender.as_ref().map(|s| s.name()), Some("log"));
+    }
+
+    #[test]
+    fn bad_values_are_named_never_echoed() {
+        for (name, bad) in [
+            ("REQUIRE_PHONE_VERIFICATION", "maybe"),
+            ("OTP_TTL_SECONDS", "-5"),
+            ("OTP_TTL_SECONDS", "999999"),
+            ("OTP_RESEND_SECONDS", "1m"),
+        ] {
+            let e = with(&[(name, bad)]).err().map(|e| e.to_string());
+            assert!(
+                e.as_deref()
+                    .is_some_and(|m| m.contains(name) && !m.contains(bad)),
+                "{name}={bad}: {e:?}"
+            );
+        }
+    }
+}
