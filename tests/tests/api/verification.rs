@@ -494,3 +494,32 @@ async fn a_phone_change_to_a_number_taken_meanwhile_loses_to_the_unique_index() 
     );
     assert_eq!(app.login(&mine, PASSWORD).await.status, 200);
 }
+
+#[tokio::test]
+async fn the_webhook_sender_delivers_a_signed_code_the_flow_accepts() {
+    use super::sms::{Answer, Receiver, SECRET_B64};
+    let receiver = Receiver::start(Answer::Ok).await;
+    let secret = format!("whsec_{SECRET_B64}");
+    let url = receiver.url();
+    let app = app(&[
+        ("SMS_SENDER", "webhook"),
+        ("SMS_WEBHOOK_URL", url.as_str()),
+        ("SMS_WEBHOOK_SECRET", secret.as_str()),
+    ])
+    .await;
+    let p = phone();
+    assert_eq!(signup(&app, &p).await.status, 201);
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].signature_ok, "Standard Webhooks signature verifies");
+    assert_eq!(seen[0].body["phone"], p.as_str());
+    let text = seen[0].body["message"].as_str().unwrap();
+    let code: String = text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_owned();
+    assert!(sms_to(&p).await.is_empty(), "nothing went through SNS");
+    assert_eq!(confirm(&app, &p, &code).await.status, 200);
+    assert_eq!(app.login(&p, PASSWORD).await.status, 200);
+}
