@@ -19,8 +19,8 @@ pub struct MemoryStore {
     users: Mutex<HashMap<UserId, UserRecord>>,
     sessions: Mutex<HashMap<String, SessionRecord>>,
     attempts: Mutex<HashMap<String, Attempts>>,
-    /// Use counts by (key, window start).
-    budgets: Mutex<HashMap<(String, i64), u32>>,
+    /// Use counts by (key, window start), with the window's end.
+    budgets: Mutex<HashMap<(String, i64), (u32, i64)>>,
     /// One-time codes by (purpose, phone).
     codes: Mutex<HashMap<(String, String), CodeRecord>>,
 }
@@ -274,8 +274,10 @@ impl BudgetStore for MemoryStore {
     ) -> Result<Consumed, StoreError> {
         let (start, end) = window_of(now, window_secs);
         let mut all = self.budgets.lock().await;
-        all.retain(|(_, s), _| s.saturating_add(window_secs) > now);
-        let count = all.entry((key.to_owned(), start)).or_default();
+        // Each counter expires at its own window's end (counters of hourly and daily windows
+        // share this map), as MongoDB's TTL index expires each document.
+        all.retain(|_, (_, until)| *until > now);
+        let (count, _) = all.entry((key.to_owned(), start)).or_insert((0, end));
         *count = count.saturating_add(1);
         Ok(if *count > limit {
             Consumed::Exceeded {

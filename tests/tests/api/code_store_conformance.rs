@@ -194,6 +194,32 @@ async fn racing_reservations(stores: Vec<Arc<dyn Store>>) {
     assert_eq!(granted, 5);
 }
 
+/// Counters of different windows live side by side: an hourly counter's use never resets a
+/// daily one (the SMS daily budget and the idempotency claims are daily).
+async fn windows_of_different_lengths(store: &dyn Store) {
+    use shared::store::Consumed;
+    let day_start = 1_700_006_400; // a multiple of 86 400
+    let t = day_start + 7_200; // two hours into the day
+    assert_eq!(
+        store.consume("daily", 1, 86_400, t).await.unwrap(),
+        Consumed::Within { count: 1 }
+    );
+    assert_eq!(
+        store.consume("hourly", 5, 3_600, t).await.unwrap(),
+        Consumed::Within { count: 1 }
+    );
+    assert!(matches!(
+        store.consume("daily", 1, 86_400, t + 1).await.unwrap(),
+        Consumed::Exceeded { .. }
+    ));
+}
+
+#[tokio::test]
+async fn daily_counters_survive_hourly_ones_on_every_store() {
+    windows_of_different_lengths(&MemoryStore::new()).await;
+    windows_of_different_lengths(&mongo_store(&fresh_db()).await).await;
+}
+
 #[tokio::test]
 async fn memory_store_keeps_codes_like_mongo() {
     codes_conformance(&MemoryStore::new()).await;
