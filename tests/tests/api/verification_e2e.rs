@@ -186,3 +186,63 @@ async fn the_dev_server_runs_the_flows_with_a_test_number_when_verification_is_o
     let body: Value = seed.json().await.unwrap();
     assert_eq!(body["code"], "invalid_phone");
 }
+
+#[tokio::test]
+async fn the_dev_servers_requests_on_one_connection_are_not_retries_of_each_other() {
+    // The SMS idempotency claim is keyed on the request id: were a keep-alive connection's
+    // requests to share one, the second start would pass as a retry and never reach the
+    // per-phone budget.
+    let server = dev_server::start(&dev_server::bin(), |cmd| {
+        cmd.env("JWT_SECRET_KEY", JWT_KEY)
+            .env("SESSION_SECRET_KEY", SESSION_KEY)
+            .env_remove("MONGO_URI")
+            .env("REQUIRE_PHONE_VERIFICATION", "true")
+            .env("SMS_TEST_NUMBERS", "+15555550100:135790")
+            .env("SMS_PER_PHONE_PER_HOUR", "2")
+            .env("OTP_RESEND_SECONDS", "1");
+    });
+    // One TCP connection, requests written one after another on it.
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let p = "+15555550100";
+    let signed = on_connection(&mut conn, "/signup", &signup_body(p)).await;
+    assert_eq!(signed, 201);
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        statuses.push(on_connection(&mut conn, "/verify/phone/start", &json!({"phone": p})).await);
+    }
+    assert_eq!(statuses, [202, 429]);
+}
+
+/// Writes one POST of `body` on `conn` and reads its answer; returns the status.
+async fn on_connection(conn: &mut tokio::net::TcpStream, path: &str, body: &Value) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return text[9..12].parse().unwrap();
+            }
+        }
+    }
+}
