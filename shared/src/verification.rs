@@ -8,7 +8,10 @@
 //! region for national input); with it off, the legacy rule stays, so the seed's
 //! `1234567890` (valid nowhere) keeps working unchanged.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use crate::{
     config::{ConfigError, Settings, Vars},
@@ -55,6 +58,9 @@ pub struct Verification {
     /// `OTP_RESEND_SECONDS`.
     pub resend_secs: i64,
     pub max_attempts: u32,
+    /// Milliseconds the last real send took (shared by clones): an answer that sends nothing
+    /// (recovery of an unknown phone) waits as long, so it takes the time a send would.
+    last_send_ms: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Verification {
@@ -148,7 +154,19 @@ impl Verification {
             code_ttl_secs: secs(vars, "OTP_TTL_SECONDS", DEFAULT_OTP_TTL_SECS)?,
             resend_secs: secs(vars, "OTP_RESEND_SECONDS", DEFAULT_OTP_RESEND_SECS)?,
             max_attempts: MAX_CODE_ATTEMPTS,
+            last_send_ms: Arc::new(AtomicU64::new(150)),
         })
+    }
+
+    /// How long the last real send took.
+    pub fn last_send(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.last_send_ms.load(Ordering::Relaxed))
+    }
+
+    /// Records how long a real send took.
+    pub fn record_send(&self, took: std::time::Duration) {
+        let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        self.last_send_ms.store(ms, Ordering::Relaxed);
     }
 
     /// A phone as the verification flows take it: a test number, or valid for its country

@@ -8,10 +8,7 @@
 //! previous one, unless the resend cooldown has not passed), then the sender. Audit lines
 //! carry a keyed tag of the phone, never the phone or the code.
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, Instant},
-};
+use std::time::Instant;
 
 use super::{Ctx, Error};
 use crate::{
@@ -22,10 +19,6 @@ use crate::{
     store::{CodeCheck, CodeRecord, Consumed, Issued, StoreError, UserPatch, UserRecord},
     types::{Password, Phone, UserId},
 };
-
-/// Milliseconds the last real send took: a recovery for an unknown phone waits as long, so
-/// its answer takes the time a send would.
-static LAST_SEND_MS: AtomicU64 = AtomicU64::new(150);
 
 /// A send the guard let through: the idempotency key it claimed.
 pub(super) struct Cleared {
@@ -156,10 +149,7 @@ pub(super) async fn deliver(
             &cleared.key,
         )
         .await;
-    LAST_SEND_MS.store(
-        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        Ordering::Relaxed,
-    );
+    v.record_send(started.elapsed());
     match sent {
         Ok(_) => {
             tracing::info!(target: "audit", event = "sms_sent", purpose = purpose.as_str(),
@@ -238,7 +228,7 @@ pub async fn start_phone_verification(cx: &Ctx<'_>, phone: E164) -> Result<(), E
     if let Some(user) = cx.store.find_user_by_pending_phone(&as_phone).await? {
         return deliver(cx, &cleared, &phone, Purpose::PhoneChange, Some(user.id)).await;
     }
-    tokio::time::sleep(Duration::from_millis(LAST_SEND_MS.load(Ordering::Relaxed))).await;
+    tokio::time::sleep(cx.verification.last_send()).await;
     Ok(())
 }
 
@@ -340,8 +330,8 @@ pub async fn recover_start(cx: &Ctx<'_>, phone: E164) -> Result<(), Error> {
                     retry_after_secs: u64::try_from(retry_after).unwrap_or(1).max(1),
                 });
             }
-            let wait = Duration::from_millis(LAST_SEND_MS.load(Ordering::Relaxed));
-            tokio::time::sleep(wait.saturating_sub(started.elapsed())).await;
+            let wait = v.last_send().saturating_sub(started.elapsed());
+            tokio::time::sleep(wait).await;
             Ok(())
         }
     }

@@ -523,3 +523,80 @@ async fn the_webhook_sender_delivers_a_signed_code_the_flow_accepts() {
     assert_eq!(confirm(&app, &p, &code).await.status, 200);
     assert_eq!(app.login(&p, PASSWORD).await.status, 200);
 }
+
+/// A webhook receiver that answers 200 after `delay`: an SMS provider that takes its time.
+async fn slow_receiver(delay: std::time::Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut got = Vec::new();
+                loop {
+                    let Ok(n) = conn.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let len: usize = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    if got.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/sms")
+}
+
+#[tokio::test]
+async fn recovery_of_an_unknown_phone_takes_as_long_as_a_send() {
+    let url = slow_receiver(std::time::Duration::from_millis(400)).await;
+    let secret = format!("whsec_{}", super::sms::SECRET_B64);
+    let app = app(&[
+        ("SMS_SENDER", "webhook"),
+        ("SMS_WEBHOOK_URL", url.as_str()),
+        ("SMS_WEBHOOK_SECRET", secret.as_str()),
+        ("REQUIRE_PHONE_VERIFICATION", "false"),
+    ])
+    .await;
+    let p = phone();
+    assert_eq!(signup(&app, &p).await.status, 201);
+    let timed = |phone: String| {
+        let app = &app;
+        async move {
+            let t = std::time::Instant::now();
+            let a = app
+                .call(&ev("/recover/start", json!({"phone": phone})))
+                .await;
+            (a.status.as_u16(), a.body, t.elapsed())
+        }
+    };
+    let (ks, kb, known) = timed(p.clone()).await;
+    let (us, ub, unknown) = timed(phone()).await;
+    assert_eq!((ks, kb), (us, ub), "the same answer");
+    assert!(known >= std::time::Duration::from_millis(400), "{known:?}");
+    assert!(
+        unknown >= std::time::Duration::from_millis(350),
+        "an unknown phone answered in {unknown:?}, a known one in {known:?}"
+    );
+}
