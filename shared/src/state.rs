@@ -71,7 +71,7 @@ impl State {
     ) -> Result<Self, InitError> {
         let schemas = Schemas::new();
         let keys = Arc::new(KeyCache::new(&settings, source, ttl, clock.now()));
-        let verification = Verification::off(&settings)?;
+        let verification = Verification::off()?;
         Ok(Self {
             verification,
             settings,
@@ -157,9 +157,9 @@ impl State {
             }
         };
         let verification = if dev {
-            Verification::for_dev_server(vars, &settings)?
+            Verification::for_dev_server(vars)?
         } else {
-            Verification::from_vars(vars, &settings)?
+            Verification::from_vars(vars)?
         };
         let (store, kind) = Self::store_for(&settings).await?;
         Ok(

@@ -1,7 +1,8 @@
 //! Phone verification settings, read once per cold start: whether a phone must be proven
 //! before its account may log in (`REQUIRE_PHONE_VERIFICATION`), how long a code lives
 //! (`OTP_TTL_SECONDS`) and how soon another may be sent (`OTP_RESEND_SECONDS`), the SMS
-//! settings and sender, and the key codes are hashed under.
+//! settings and sender. Codes are hashed under a key derived from the session key
+//! (`TokenKeys::code_hashers`), so they follow its rotation.
 //!
 //! Why one switch decides both login and phone parsing: with verification required a code
 //! must reach the number, so phones are parsed strictly (libphonenumber, E.164, the default
@@ -14,8 +15,7 @@ use std::sync::{
 };
 
 use crate::{
-    config::{ConfigError, Settings, Vars},
-    otp::CodeHasher,
+    config::{ConfigError, Vars},
     phone::{self, E164, PhoneError},
     sms::{self, SmsConfigError, SmsSender, SmsSettings},
 };
@@ -51,8 +51,6 @@ pub struct Verification {
     pub sms: SmsSettings,
     /// `None` when `SMS_SENDER` is unset: only test numbers can receive codes.
     pub sender: Option<Arc<dyn SmsSender>>,
-    /// Keyed hash of codes; derived from the session key, so nothing new to provision.
-    pub hasher: CodeHasher,
     /// `OTP_TTL_SECONDS`.
     pub code_ttl_secs: i64,
     /// `OTP_RESEND_SECONDS`.
@@ -108,33 +106,22 @@ impl Verification {
     /// verification off unless `REQUIRE_PHONE_VERIFICATION` says otherwise (the template sets
     /// it to true). Required verification with no sender and no test number is refused: no
     /// one could ever log in.
-    pub fn from_vars(vars: &Vars, settings: &Settings) -> Result<Self, VerificationConfigError> {
-        Self::build(vars, settings, SmsSettings::from_vars(vars)?)
+    pub fn from_vars(vars: &Vars) -> Result<Self, VerificationConfigError> {
+        Self::build(vars, SmsSettings::from_vars(vars)?)
     }
 
     /// The dev server's: the log sender unless `SMS_SENDER` names another; verification off
     /// unless `REQUIRE_PHONE_VERIFICATION=true`.
-    pub fn for_dev_server(
-        vars: &Vars,
-        settings: &Settings,
-    ) -> Result<Self, VerificationConfigError> {
-        Self::build(vars, settings, SmsSettings::for_dev_server(vars)?)
+    pub fn for_dev_server(vars: &Vars) -> Result<Self, VerificationConfigError> {
+        Self::build(vars, SmsSettings::for_dev_server(vars)?)
     }
 
     /// Off, no sender: what a state built from parts starts with (tests replace it).
-    pub fn off(settings: &Settings) -> Result<Self, VerificationConfigError> {
-        Self::build(
-            &Vars::default(),
-            settings,
-            SmsSettings::from_vars(&Vars::default())?,
-        )
+    pub fn off() -> Result<Self, VerificationConfigError> {
+        Self::build(&Vars::default(), SmsSettings::from_vars(&Vars::default())?)
     }
 
-    fn build(
-        vars: &Vars,
-        settings: &Settings,
-        sms_settings: SmsSettings,
-    ) -> Result<Self, VerificationConfigError> {
+    fn build(vars: &Vars, sms_settings: SmsSettings) -> Result<Self, VerificationConfigError> {
         let required = flag(vars, "REQUIRE_PHONE_VERIFICATION", false)?;
         let sender = sms::sender(&sms_settings);
         if required && sender.is_none() && sms_settings.test_numbers.is_empty() {
@@ -148,7 +135,6 @@ impl Verification {
         }
         Ok(Self {
             required,
-            hasher: CodeHasher::derived_from(&settings.keys.current.session),
             sender,
             sms: sms_settings,
             code_ttl_secs: secs(vars, "OTP_TTL_SECONDS", DEFAULT_OTP_TTL_SECS)?,
@@ -180,18 +166,8 @@ impl Verification {
 mod tests {
     use super::*;
 
-    const K: &str = "0123456789abcdef0123456789abcdef0123";
-
-    fn settings() -> Settings {
-        Settings::from_vars(&Vars::from_pairs([
-            ("JWT_SECRET_KEY", K),
-            ("SESSION_SECRET_KEY", K),
-        ]))
-        .unwrap_or_else(|e| panic!("{e}"))
-    }
-
     fn with(pairs: &[(&str, &str)]) -> Result<Verification, VerificationConfigError> {
-        Verification::from_vars(&Vars::from_pairs(pairs.iter().copied()), &settings())
+        Verification::from_vars(&Vars::from_pairs(pairs.iter().copied()))
     }
 
     #[test]
@@ -217,10 +193,10 @@ mod tests {
         ])
         .unwrap_or_else(|e| panic!("{e}"));
         assert!(v.required);
-        let dev = Verification::for_dev_server(
-            &Vars::from_pairs([("REQUIRE_PHONE_VERIFICATION", "yes")]),
-            &settings(),
-        )
+        let dev = Verification::for_dev_server(&Vars::from_pairs([(
+            "REQUIRE_PHONE_VERIFICATION",
+            "yes",
+        )]))
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(dev.sender.as_ref().map(|s| s.name()), Some("log"));
     }

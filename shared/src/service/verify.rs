@@ -112,7 +112,8 @@ pub(super) async fn deliver(
         Some(c) => c,
         None => otp::generate().map_err(|e| Error::internal("code generation", e))?,
     };
-    let hash = v.hasher.hash(phone, purpose, &code);
+    let (hasher, _) = cx.tokens().code_hashers();
+    let hash = hasher.hash(phone, purpose, &code);
     let record = CodeRecord {
         phone: phone.as_str().to_owned(),
         purpose: purpose.as_str().to_owned(),
@@ -181,8 +182,14 @@ pub(super) async fn check_code(
         .reserve_code_attempt(purpose.as_str(), phone.as_str(), v.max_attempts, cx.now)
         .await?;
     let ok = match &reserved {
-        CodeCheck::Reserved(rec) => CodeHash::from_slice(&rec.hash)
-            .is_some_and(|stored| v.hasher.verify(phone, purpose, candidate, &stored)),
+        CodeCheck::Reserved(rec) => CodeHash::from_slice(&rec.hash).is_some_and(|stored| {
+            let (current, previous) = cx.tokens().code_hashers();
+            // Both keys are always tried (no early exit), each comparison constant-time.
+            let by_current = current.verify(phone, purpose, candidate, &stored);
+            let by_previous =
+                previous.is_some_and(|p| p.verify(phone, purpose, candidate, &stored));
+            by_current | by_previous
+        }),
         CodeCheck::Unavailable => false,
     };
     let outcome = match (ok, reserved) {
@@ -312,8 +319,9 @@ pub async fn recover_start(cx: &Ctx<'_>, phone: E164) -> Result<(), Error> {
                 phone: phone.as_str().to_owned(),
                 purpose: purpose.as_str().to_owned(),
                 hash: cx
-                    .verification
-                    .hasher
+                    .tokens()
+                    .code_hashers()
+                    .0
                     .hash(&phone, purpose, &decoy)
                     .as_bytes()
                     .to_vec(),

@@ -677,7 +677,7 @@ async fn full_flow() -> Flow {
         "SMS_TEST_NUMBERS",
         format!("{TEST_PHONE}:{TEST_CODE}"),
     )]);
-    let verification = shared::verification::Verification::from_vars(&sms, &db.settings).unwrap();
+    let verification = shared::verification::Verification::from_vars(&sms).unwrap();
     let db = db.with_verification(verification);
     let (strict, _clock) = mongo_state().await;
     let strict_vars = shared::config::Vars::from_pairs([
@@ -685,8 +685,7 @@ async fn full_flow() -> Flow {
         ("SMS_TEST_NUMBERS", format!("{STRICT_PHONE}:{TEST_CODE}")),
         ("SMS_PER_PHONE_PER_HOUR", "1".to_owned()),
     ]);
-    let verification =
-        shared::verification::Verification::from_vars(&strict_vars, &strict.settings).unwrap();
+    let verification = shared::verification::Verification::from_vars(&strict_vars).unwrap();
     let strict = strict.with_verification(verification);
     let down = unreachable_db_state().await;
     let refusing = refusing_inserts_state().await;

@@ -42,7 +42,7 @@ async fn app(extra: &[(&str, &str)]) -> TestApp {
         vars.set(k, *v);
     }
     let app = TestApp::mongo().await;
-    let v = Verification::from_vars(&vars, &app.state.settings).unwrap();
+    let v = Verification::from_vars(&vars).unwrap();
     TestApp {
         state: app.state.with_verification(v),
         clock: app.clock,
@@ -599,4 +599,43 @@ async fn recovery_of_an_unknown_phone_takes_as_long_as_a_send() {
         unknown >= std::time::Duration::from_millis(350),
         "an unknown phone answered in {unknown:?}, a known one in {known:?}"
     );
+}
+
+#[tokio::test]
+async fn a_code_sent_before_a_key_rotation_still_verifies_after_it() {
+    use std::sync::Arc;
+
+    use shared::{
+        clock::Clock,
+        config::KeySet,
+        state::{State, StoreKind},
+    };
+    let old = key_version("k1", JWT_KEY, SESSION_KEY);
+    let new = key_version(
+        "k2",
+        "rotated-jwt-key-0123456789abcdef0123456",
+        "rotated-session-key-0123456789abcdef01",
+    );
+    let before = app(&[("SMS_TEST_NUMBERS", "+15555550100:112233")]).await;
+    let db = before.state.settings.db_name.clone();
+    let rotated = KeySet {
+        current: new,
+        previous: Some(old),
+    };
+    let after = State::new(
+        settings_with_keys(&db, rotated),
+        Arc::new(mongo_store(&db).await),
+        StoreKind::Mongo,
+        before.clock.clone() as Arc<dyn Clock>,
+    )
+    .unwrap()
+    .with_verification(before.state.verification.clone());
+    let after = TestApp {
+        state: after,
+        clock: before.clock.clone(),
+    };
+    let p = "+15555550100";
+    assert_eq!(signup(&before, p).await.status, 201);
+    let stored = code_doc(&before, "signup", p).await.unwrap();
+    assert_eq!(confirm(&after, p, "112233").await.status, 200, "{stored:?}");
 }
