@@ -18,6 +18,7 @@ pub fn export_line(u: &UserRecord) -> Value {
         "phone": u.phone.as_str(),
         "password_hash": u.password_hash,
         "disabled": u.disabled,
+        "phone_verified": u.phone_verified,
         "created_at": u.created_at,
         "updated_at": u.updated_at,
     });
@@ -81,6 +82,7 @@ pub fn import_record(v: &Value) -> Result<ImportRecord, String> {
             .and_then(Value::as_str)
             .map(str::to_owned),
         disabled: o.get("disabled").and_then(Value::as_bool).unwrap_or(false),
+        phone_verified: o.get("phone_verified").and_then(Value::as_bool),
         created_at: o.get("created_at").and_then(int),
         updated_at: o.get("updated_at").and_then(int),
     })

@@ -192,6 +192,7 @@ async fn run(args: &[String]) -> Result<(), Fail> {
         policy: &state.settings,
         now: state.clock.now(),
         client: &client,
+        verification: &state.verification,
     };
     let actor = actor();
     match command {

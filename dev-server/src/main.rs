@@ -108,6 +108,19 @@ async fn serve(
     Ok(resp)
 }
 
+/// Requests served by this process.
+static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A random id for this run of the dev server.
+fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let mut b = [0u8; 4];
+        let _ = getrandom::fill(&mut b);
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    })
+}
+
 async fn handle(app: &App, req: hyper::Request<Incoming>, peer: SocketAddr, seq: u64) -> Resp {
     let (parts, body) = req.into_parts();
     // Read one byte past the limit so the handler sees an oversized body and answers 413.
@@ -137,7 +150,14 @@ async fn handle(app: &App, req: hyper::Request<Incoming>, peer: SocketAddr, seq:
         }
     };
     let mut ctx = ApiGatewayV2httpRequestContext::default();
-    ctx.request_id = Some(format!("dev-{seq}"));
+    // Unique per request and per run: the SMS idempotency claim is keyed on it (and outlives
+    // a restart when the store is MongoDB), so a keep-alive connection's second request must
+    // not look like a retry of its first.
+    ctx.request_id = Some(format!(
+        "dev-{}-{seq}-{}",
+        run_id(),
+        REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     ctx.http.method = parts.method.clone();
     ctx.http.path = Some(parts.uri.path().to_owned());
     ctx.http.source_ip = Some(peer.ip().to_string());
@@ -229,7 +249,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         vars.get("CORS_ALLOWED_ORIGINS")
             .unwrap_or(cors::DEFAULT_ORIGINS),
     )?;
-    let state = State::load(&vars, false).await?;
+    let state = State::load_dev(&vars).await?;
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
     let port: u16 = std::env::var("PORT")
         .ok()
@@ -240,9 +260,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         StoreKind::Mongo => format!("MongoDB (database {})", state.settings.db_name),
         StoreKind::Embedded => "embedded in-memory store (set MONGO_URI for MongoDB)".to_owned(),
     };
+    let v = &state.verification;
+    // One line: tests (and scripts) read the first line and may close the pipe after it.
     println!(
-        "dev-server listening on http://{} using {store}",
-        listener.local_addr()?
+        "dev-server listening on http://{} using {store}; phone verification {} (REQUIRE_PHONE_VERIFICATION), SMS sender {}",
+        listener.local_addr()?,
+        if v.required { "required" } else { "off" },
+        v.sender.as_ref().map_or("none", |s| s.name())
     );
     let app = Arc::new(App {
         state,

@@ -22,6 +22,12 @@ pub struct FieldError {
 pub enum ApiError {
     #[error("request body failed validation")]
     Validation(Vec<FieldError>),
+    #[error("phone is not a number that can receive a code")]
+    InvalidPhone(Vec<FieldError>),
+    #[error("the code is wrong, expired or used up; request a new one")]
+    InvalidCode,
+    #[error("the phone number is not verified yet: confirm the code sent to it")]
+    PhoneUnverified,
     #[error("password does not meet the password rules")]
     WeakPassword(Vec<FieldError>),
     #[error("request body is not valid JSON")]
@@ -73,9 +79,12 @@ impl ApiError {
     /// HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Validation(_) | Self::WeakPassword(_) | Self::MalformedJson => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::Validation(_)
+            | Self::WeakPassword(_)
+            | Self::MalformedJson
+            | Self::InvalidPhone(_)
+            | Self::InvalidCode => StatusCode::BAD_REQUEST,
+            Self::PhoneUnverified => StatusCode::FORBIDDEN,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
@@ -96,6 +105,9 @@ impl ApiError {
         match self {
             Self::Validation(_) => "validation_failed",
             Self::WeakPassword(_) => "weak_password",
+            Self::InvalidPhone(_) => "invalid_phone",
+            Self::InvalidCode => "invalid_code",
+            Self::PhoneUnverified => "phone_unverified",
             Self::MalformedJson => "malformed_json",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge(_) => "payload_too_large",
@@ -118,6 +130,9 @@ impl ApiError {
         match self {
             Self::Validation(_) => "Invalid request body",
             Self::WeakPassword(_) => "Password refused",
+            Self::InvalidPhone(_) => "Invalid phone number",
+            Self::InvalidCode => "Invalid code",
+            Self::PhoneUnverified => "Phone not verified",
             Self::MalformedJson => "Malformed JSON",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::PayloadTooLarge(_) => "Payload too large",
@@ -140,7 +155,9 @@ impl ApiError {
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         let errors = match &self {
-            Self::Validation(errors) | Self::WeakPassword(errors) => Some(errors.as_slice()),
+            Self::Validation(errors) | Self::WeakPassword(errors) | Self::InvalidPhone(errors) => {
+                Some(errors.as_slice())
+            }
             _ => None,
         };
         let problem = Problem {
@@ -195,6 +212,16 @@ impl From<crate::service::Error> for ApiError {
             E::PhoneTaken => Self::PhoneTaken,
             E::AccountDisabled => Self::AccountDisabled,
             E::UserNotFound => Self::UserNotFound,
+            E::InvalidCode => Self::InvalidCode,
+            E::PhoneUnverified => Self::PhoneUnverified,
+            E::CountryNotServed => Self::InvalidPhone(vec![FieldError {
+                path: "/phone".to_owned(),
+                message: "phone's country is not served".to_owned(),
+            }]),
+            E::SmsUnavailable(cause) => {
+                tracing::warn!(%cause, "no SMS could be sent");
+                Self::Unavailable
+            }
             E::TooManyAttempts { retry_after_secs } => Self::TooManyAttempts { retry_after_secs },
             E::Unavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");

@@ -20,6 +20,7 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod types;
+pub mod verification;
 
 /// The async runtime a Lambda function needs: one thread, since an instance serves one
 /// request at a time (no worker threads to start on a cold start), and one blocking thread for

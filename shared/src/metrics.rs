@@ -30,8 +30,9 @@
 //! | `ColdStarts`       | Count        | (first invocation)|                 |
 //! | `StoreLatency`     | Milliseconds | (each store call) |                 |
 //!
-//! `token_refresh`, `sms_sent` and `sms_refused` have no route yet: a future route lights
-//! them up by writing the audit event, and the alarms already watch them.
+//! `sms_sent` and `sms_refused` come from the phone verification flows (`service/verify.rs`):
+//! `sms_refused` carries a `reason` (cooldown, phone, ip, cc, all, country, provider,
+//! no_sender) in its log line.
 
 use std::{sync::OnceLock, time::Duration};
 

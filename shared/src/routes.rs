@@ -14,17 +14,21 @@ pub enum Function {
     Refresh,
     /// Operator routes, IAM-signed (`AWS_IAM` authorizer in API Gateway).
     Admin,
+    Verify,
+    Recover,
 }
 
 impl Function {
     /// Every function.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
         Self::Update,
         Self::Refresh,
         Self::Admin,
+        Self::Verify,
+        Self::Recover,
     ];
 
     /// The binary's name, as in `template.yaml`'s `BuildProperties: Binary`.
@@ -36,6 +40,8 @@ impl Function {
             Self::Update => "update",
             Self::Refresh => "refresh",
             Self::Admin => "admin",
+            Self::Verify => "verify",
+            Self::Recover => "recover",
         }
     }
 
@@ -68,11 +74,15 @@ pub enum Endpoint {
     AdminEnableUser,
     AdminLogoutUser,
     AdminDeleteUser,
+    VerifyPhoneStart,
+    VerifyPhoneConfirm,
+    RecoverStart,
+    RecoverConfirm,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order the README lists them.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 17] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
@@ -86,6 +96,10 @@ impl Endpoint {
         Self::AdminEnableUser,
         Self::AdminLogoutUser,
         Self::AdminDeleteUser,
+        Self::VerifyPhoneStart,
+        Self::VerifyPhoneConfirm,
+        Self::RecoverStart,
+        Self::RecoverConfirm,
     ];
 
     /// (method, path, function) of each endpoint: the table itself.
@@ -104,6 +118,10 @@ impl Endpoint {
             Self::AdminEnableUser => ("POST", "/admin/users/{id}/enable", Function::Admin),
             Self::AdminLogoutUser => ("POST", "/admin/users/{id}/logout", Function::Admin),
             Self::AdminDeleteUser => ("DELETE", "/admin/users/{id}", Function::Admin),
+            Self::VerifyPhoneStart => ("POST", "/verify/phone/start", Function::Verify),
+            Self::VerifyPhoneConfirm => ("POST", "/verify/phone/confirm", Function::Verify),
+            Self::RecoverStart => ("POST", "/recover/start", Function::Recover),
+            Self::RecoverConfirm => ("POST", "/recover/confirm", Function::Recover),
         }
     }
 
@@ -121,6 +139,10 @@ impl Endpoint {
             | Self::AdminLogoutUser
             | Self::AdminDeleteUser => "admin",
             Self::Refresh => "refresh",
+            Self::VerifyPhoneStart => "verify_phone_start",
+            Self::VerifyPhoneConfirm => "verify_phone_confirm",
+            Self::RecoverStart => "recover_start",
+            Self::RecoverConfirm => "recover_confirm",
         }
     }
 

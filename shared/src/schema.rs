@@ -17,10 +17,14 @@ pub enum Body {
     Logout,
     Refresh,
     DeleteUser,
+    PhoneStart,
+    PhoneConfirm,
+    RecoverStart,
+    RecoverConfirm,
 }
 
 /// Schema sources, by body, as shipped in `shared/schemas/`.
-pub const SOURCES: [(Body, &str, &str); 6] = [
+pub const SOURCES: [(Body, &str, &str); 10] = [
     (
         Body::Signup,
         "signup.json",
@@ -50,6 +54,26 @@ pub const SOURCES: [(Body, &str, &str); 6] = [
         Body::DeleteUser,
         "delete_user.json",
         include_str!("../schemas/delete_user.json"),
+    ),
+    (
+        Body::PhoneStart,
+        "phone_start.json",
+        include_str!("../schemas/phone_start.json"),
+    ),
+    (
+        Body::PhoneConfirm,
+        "phone_confirm.json",
+        include_str!("../schemas/phone_confirm.json"),
+    ),
+    (
+        Body::RecoverStart,
+        "recover_start.json",
+        include_str!("../schemas/recover_start.json"),
+    ),
+    (
+        Body::RecoverConfirm,
+        "recover_confirm.json",
+        include_str!("../schemas/recover_confirm.json"),
     ),
 ];
 

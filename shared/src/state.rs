@@ -13,6 +13,7 @@ use crate::{
         memory::MemoryStore,
         mongo::{MongoOptions, MongoStore},
     },
+    verification::{Verification, VerificationConfigError},
 };
 
 /// Why a process could not start. Messages never carry secret values.
@@ -22,6 +23,8 @@ pub enum InitError {
     Config(#[from] ConfigError),
     #[error("database: {0}")]
     Store(#[from] StoreError),
+    #[error("phone verification: {0}")]
+    Verification(#[from] VerificationConfigError),
 }
 
 /// Which store backs the state; the dev server prints it.
@@ -39,6 +42,8 @@ pub struct State {
     pub schemas: Schemas,
     pub keys: Arc<KeyCache>,
     pub clock: Arc<dyn Clock>,
+    /// Phone verification: off, without a sender, unless set from variables.
+    pub verification: Verification,
 }
 
 /// Default lifetime of cached secret values.
@@ -66,7 +71,9 @@ impl State {
     ) -> Result<Self, InitError> {
         let schemas = Schemas::new();
         let keys = Arc::new(KeyCache::new(&settings, source, ttl, clock.now()));
+        let verification = Verification::off()?;
         Ok(Self {
+            verification,
             settings,
             store,
             store_kind,
@@ -74,6 +81,12 @@ impl State {
             keys,
             clock,
         })
+    }
+
+    /// This state with `verification` instead of its own (tests, the dev server).
+    pub fn with_verification(mut self, verification: Verification) -> Self {
+        self.verification = verification;
+        self
     }
 
     /// The token keys in force (refreshed in the background when a secret's TTL passes).
@@ -102,6 +115,21 @@ impl State {
         require_mongo: bool,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, InitError> {
+        Self::load_inner(vars, require_mongo, clock, false).await
+    }
+
+    /// The dev server's state: as [`State::load`], with the dev server's SMS defaults (the
+    /// log sender, verification off unless `REQUIRE_PHONE_VERIFICATION=true`).
+    pub async fn load_dev(vars: &Vars) -> Result<Self, InitError> {
+        Self::load_inner(vars, false, Arc::new(SystemClock), true).await
+    }
+
+    async fn load_inner(
+        vars: &Vars,
+        require_mongo: bool,
+        clock: Arc<dyn Clock>,
+        dev: bool,
+    ) -> Result<Self, InitError> {
         let (settings, source) = match vars.get("SECRET_ID") {
             Some(id) => {
                 let source = SecretSource::new(id, vars).await?;
@@ -128,8 +156,16 @@ impl State {
                 .into());
             }
         };
+        let verification = if dev {
+            Verification::for_dev_server(vars)?
+        } else {
+            Verification::from_vars(vars)?
+        };
         let (store, kind) = Self::store_for(&settings).await?;
-        Self::with_source(settings, store, kind, clock, source, ttl)
+        Ok(
+            Self::with_source(settings, store, kind, clock, source, ttl)?
+                .with_verification(verification),
+        )
     }
 
     /// MongoDB when the settings have a URI, else the embedded store. The client connects

@@ -16,6 +16,7 @@ use super::{
 use crate::{
     config::{JwtKey, KeySet, Secret},
     error::ApiError,
+    otp::CodeHasher,
     types::UserId,
 };
 
@@ -298,6 +299,16 @@ impl TokenKeys {
         let mut m = mac(&self.session_current, "refresh-next/v1:");
         m.update(secret.as_bytes());
         URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+    }
+
+    /// One-time-code hashers: under the current session key (hashes and verifies) and the
+    /// previous one (verifies, during a rotation), as for session tokens. A code sent just
+    /// before a rotation, or by an instance that saw it first, still verifies.
+    pub fn code_hashers(&self) -> (CodeHasher, Option<CodeHasher>) {
+        (
+            CodeHasher::derived_from(&self.session_current),
+            self.session_previous.as_ref().map(CodeHasher::derived_from),
+        )
     }
 
     /// A short keyed tag of `value` (a phone) for audit lines: lines about one phone can be

@@ -10,9 +10,10 @@ use serde_json::{Map, Value};
 
 use crate::{
     error::{ApiError, FieldError},
+    phone::E164,
     schema::{self, Schemas},
     service::{self, Caller, Client, Ctx},
-    types::{Invalid, Password},
+    types::{Invalid, Password, Phone},
 };
 
 /// Largest accepted request body.
@@ -59,6 +60,26 @@ pub(super) fn field<T>(path: &str, parsed: Result<T, Invalid>) -> Result<T, ApiE
         ApiError::Validation(vec![FieldError {
             path: path.to_owned(),
             message: message.to_owned(),
+        }])
+    })
+}
+
+/// A phone as an account holds it: with verification required, `legacy` (already parsed by
+/// the lenient rule, which every schema-valid phone passes) re-read strictly in E.164, and a
+/// number that cannot receive a code answers its own `invalid_phone`; otherwise as it is.
+pub(super) fn account_phone(cx: &Ctx<'_>, path: &str, legacy: Phone) -> Result<Phone, ApiError> {
+    if !cx.verification.required {
+        return Ok(legacy);
+    }
+    e164(cx, path, legacy.as_str()).map(|p| Phone::stored(p.as_str().to_owned()))
+}
+
+/// A phone for the verification routes: always strict (a code must be able to reach it).
+pub(super) fn e164(cx: &Ctx<'_>, path: &str, raw: &str) -> Result<E164, ApiError> {
+    cx.verification.parse_phone(raw).map_err(|e| {
+        ApiError::InvalidPhone(vec![FieldError {
+            path: path.to_owned(),
+            message: e.to_string(),
         }])
     })
 }

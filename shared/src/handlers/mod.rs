@@ -14,6 +14,7 @@ mod reply;
 mod router;
 mod signup;
 mod user;
+mod verify;
 
 pub use extract::MAX_BODY_BYTES;
 pub use router::{dispatch, route};

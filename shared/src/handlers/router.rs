@@ -7,7 +7,7 @@ use tracing::Instrument;
 use super::{
     admin, delete_user,
     extract::{Input, client_of},
-    login, logout, refresh, signup, user,
+    login, logout, refresh, signup, user, verify,
 };
 use crate::{
     error::ApiError,
@@ -84,6 +84,7 @@ async fn handle(state: &State, endpoint: Endpoint, req: Request) -> Response<Bod
         policy: &state.settings,
         now: state.clock.now(),
         client: &client,
+        verification: &state.verification,
     };
     let input = Input {
         req: &req,
@@ -104,6 +105,10 @@ async fn handle(state: &State, endpoint: Endpoint, req: Request) -> Response<Bod
             | Endpoint::AdminEnableUser
             | Endpoint::AdminLogoutUser
             | Endpoint::AdminDeleteUser => admin::handle(&cx, endpoint, &input).await,
+            Endpoint::VerifyPhoneStart => verify::start(&cx, &input).await,
+            Endpoint::VerifyPhoneConfirm => verify::confirm(&cx, &input).await,
+            Endpoint::RecoverStart => verify::recover_start(&cx, &input).await,
+            Endpoint::RecoverConfirm => verify::recover_confirm(&cx, &input).await,
         }
     };
     deadline::within(

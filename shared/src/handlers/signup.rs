@@ -4,7 +4,7 @@ use lambda_http::{Body, Response, http::StatusCode};
 use serde::Deserialize;
 
 use super::{
-    extract::{Input, field, new_password},
+    extract::{Input, account_phone, field, new_password},
     reply::{self, UserView},
 };
 use crate::{
@@ -44,7 +44,8 @@ impl TryFrom<SignupBody> for NewUser {
 
 /// 201 with the new user, 409 when the phone is taken.
 pub(super) async fn signup(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
-    let new_user = NewUser::try_from(input.body::<SignupBody>(schema::Body::Signup)?)?;
+    let mut new_user = NewUser::try_from(input.body::<SignupBody>(schema::Body::Signup)?)?;
+    new_user.phone = account_phone(cx, "/phone", new_user.phone)?;
     let user = service::signup(cx, new_user).await.map_err(ApiError::from);
     match &user {
         Ok(u) => {

@@ -4,7 +4,7 @@ use lambda_http::{Body, Response, http::StatusCode};
 use serde::{Deserialize, Deserializer};
 
 use super::{
-    extract::{Input, caller, field, new_password},
+    extract::{Input, account_phone, caller, field, new_password},
     reply::{self, UserView},
 };
 use crate::{
@@ -73,7 +73,7 @@ impl TryFrom<UpdateBody> for ProfileUpdate {
                     .map(|p| field("/phone", Phone::parse(&p)))
                     .transpose()?,
                 password_hash: None,
-                disabled: None,
+                ..UserPatch::default()
             },
             new_password: b
                 .password
@@ -87,7 +87,10 @@ impl TryFrom<UpdateBody> for ProfileUpdate {
 /// Updates the caller's own profile; a phone or password change needs `current_password`.
 pub(super) async fn put_user(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
     let caller = caller(cx, input.req).await?;
-    let update = ProfileUpdate::try_from(input.body::<UpdateBody>(schema::Body::UpdateUser)?)?;
+    let mut update = ProfileUpdate::try_from(input.body::<UpdateBody>(schema::Body::UpdateUser)?)?;
+    if let Some(p) = update.patch.phone.take() {
+        update.patch.phone = Some(account_phone(cx, "/phone", p)?);
+    }
     let user = service::update_user(cx, &caller, update).await?;
     Ok(reply::json(StatusCode::OK, &UserView::from(&user)))
 }

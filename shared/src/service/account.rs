@@ -31,7 +31,22 @@ pub struct ProfileUpdate {
 const PHONE_CHANGE_WINDOW_SECS: i64 = 3600;
 
 /// Creates a user. The unique phone index decides races: the loser gets `PhoneTaken`.
+///
+/// With verification required the account starts unverified and a code goes to the phone;
+/// the cost guard runs before the insert, so a refused send creates no account. A phone held
+/// by an unverified account whose code has expired is taken over (that account is deleted,
+/// atomically, and the insert tried once more): a squatter never blocks the real owner.
 pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
+    let required = cx.verification.required;
+    let e164 = if required {
+        Some(super::verify::e164_of(cx, &user.phone)?)
+    } else {
+        None
+    };
+    let cleared = match &e164 {
+        Some(p) => super::verify::clear_send(cx, p, crate::otp::Purpose::Signup).await?,
+        None => None,
+    };
     let password_hash = password::hash(user.password).await?;
     let record = UserRecord {
         id: UserId::new(),
@@ -43,12 +58,94 @@ pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
         disabled: false,
         created_at: cx.now,
         updated_at: cx.now,
+        phone_verified: false,
+        pending_phone: None,
     };
-    match cx.store.insert_user(&record).await {
-        Ok(()) => Ok(record),
-        Err(StoreError::Duplicate) => Err(Error::PhoneTaken),
-        Err(e) => Err(e.into()),
+    let mut inserted = cx.store.insert_user(&record).await;
+    if required
+        && inserted == Err(StoreError::Duplicate)
+        && cx
+            .store
+            .delete_unverified_user(
+                &record.phone,
+                cx.now.saturating_sub(cx.verification.code_ttl_secs),
+            )
+            .await?
+    {
+        tracing::info!(target: "audit", event = "unverified_signup_replaced",
+            phone_tag = %cx.tokens().audit_tag(record.phone.as_str()));
+        inserted = cx.store.insert_user(&record).await;
     }
+    match inserted {
+        Ok(()) => {}
+        Err(StoreError::Duplicate) => return Err(Error::PhoneTaken),
+        Err(e) => return Err(e.into()),
+    }
+    if let (Some(phone), Some(cleared)) = (&e164, &cleared) {
+        let sent = super::verify::deliver(
+            cx,
+            cleared,
+            phone,
+            crate::otp::Purpose::Signup,
+            Some(record.id),
+        )
+        .await;
+        if let Err(e) = sent {
+            // No code reached the phone: take the account back so the signup can be retried.
+            let _ = cx
+                .store
+                .delete_unverified_user(&record.phone, cx.now.saturating_add(1))
+                .await;
+            return Err(e);
+        }
+    }
+    Ok(record)
+}
+
+/// A phone change where verification is required: the new phone waits as `pending_phone`
+/// and gets a code; the old phone stays the login identifier until POST /verify/phone/confirm
+/// with that code, so a mistyped number locks no one out. The other fields in `patch` apply
+/// now. A phone another account holds is refused at once (and again, atomically, by the
+/// unique index at confirmation).
+async fn change_phone_by_code(
+    cx: &Ctx<'_>,
+    caller: &Caller,
+    user: &UserRecord,
+    new: crate::types::Phone,
+    mut patch: UserPatch,
+) -> Result<UserRecord, Error> {
+    let purpose = crate::otp::Purpose::PhoneChange;
+    let e164 = super::verify::e164_of(cx, &new)?;
+    if cx.store.find_user_by_phone(&new).await?.is_some() {
+        return Err(Error::PhoneTaken);
+    }
+    let cleared = super::verify::clear_send(cx, &e164, purpose).await?;
+    patch.pending_phone = Some(Some(new));
+    let updated = cx
+        .store
+        .update_user(&user.id, &patch, cx.now)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    if let Some(cleared) = cleared
+        && let Err(e) = super::verify::deliver(cx, &cleared, &e164, purpose, Some(user.id)).await
+    {
+        let undo = UserPatch {
+            pending_phone: Some(None),
+            ..UserPatch::default()
+        };
+        let _ = cx.store.update_user(&user.id, &undo, cx.now).await;
+        return Err(e);
+    }
+    if patch.password_hash.is_some() {
+        let ended = cx
+            .store
+            .delete_user_sessions(&user.id, Some(&caller.session_id))
+            .await?;
+        tracing::info!(target: "audit", event = "password_change", user_id = %user.id, other_sessions_ended = ended);
+    }
+    tracing::info!(target: "audit", event = "phone_change_requested", user_id = %user.id,
+        new_phone_tag = %cx.tokens().audit_tag(e164.as_str()));
+    Ok(updated)
 }
 
 /// The caller's own profile.
@@ -130,6 +227,11 @@ pub async fn update_user(
         check_current_password(cx, &user, current).await?;
         if let Some(new) = new_password {
             patch.password_hash = Some(password::hash(new).await?);
+        }
+        if cx.verification.required
+            && let Some(new) = patch.phone.take_if(|new| *new != user.phone)
+        {
+            return change_phone_by_code(cx, caller, &user, new, patch).await;
         }
         old_phone = Some(user.phone);
     }

@@ -26,6 +26,18 @@ pub enum Error {
     /// An operator named a user that does not exist.
     #[error("no such user")]
     UserNotFound,
+    /// The code is wrong, expired, already used or out of attempts (one answer for all).
+    #[error("the code is wrong, expired or used up")]
+    InvalidCode,
+    /// The password is right but the account's phone is not verified yet.
+    #[error("the phone number is not verified yet")]
+    PhoneUnverified,
+    /// SMS may not go to this phone's country.
+    #[error("phone's country is not served")]
+    CountryNotServed,
+    /// No code could be sent (no sender, or the provider failed); worth retrying later.
+    #[error("sms unavailable: {0}")]
+    SmsUnavailable(String),
     #[error("too many attempts")]
     TooManyAttempts { retry_after_secs: u64 },
     /// The database could not be reached in time; worth retrying.

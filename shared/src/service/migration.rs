@@ -29,6 +29,8 @@ pub struct ImportRecord {
     /// A PHC, bcrypt or Werkzeug hash string.
     pub password_hash: Option<String>,
     pub disabled: bool,
+    /// As exported; absent (another service's users) counts as proven.
+    pub phone_verified: Option<bool>,
     pub created_at: Option<i64>,
     pub updated_at: Option<i64>,
 }
@@ -93,6 +95,9 @@ impl ImportRecord {
             phone,
             password_hash: hash,
             disabled: self.disabled,
+            // Users moved in from another service were proven there; an export says.
+            phone_verified: self.phone_verified.unwrap_or(true),
+            pending_phone: None,
             created_at: self.created_at.unwrap_or(now),
             updated_at: self.updated_at.unwrap_or(now),
         })

@@ -11,6 +11,7 @@ mod lifecycle;
 pub mod migration;
 mod session;
 mod throttle;
+mod verify;
 
 use std::sync::Arc;
 
@@ -21,8 +22,12 @@ pub use session::{
     Caller, LoginGrant, RefreshGrant, account_of_ended_session, login, logout, refresh, session_of,
 };
 pub use throttle::{attempt_policy, lock_delay};
+pub use verify::{confirm_phone, recover_confirm, recover_start, start_phone_verification};
 
-use crate::{auth::token::TokenKeys, config::Settings, secrets::KeyCache, store::Store};
+use crate::{
+    auth::token::TokenKeys, config::Settings, secrets::KeyCache, store::Store,
+    verification::Verification,
+};
 
 /// Who is asking, as far as the network says: for audit lines and per-address limits.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +49,8 @@ pub struct Ctx<'a> {
     /// Unix seconds, read once per request.
     pub now: i64,
     pub client: &'a Client,
+    /// Phone verification: the switch, the codes' hasher and limits, the SMS sender.
+    pub verification: &'a Verification,
 }
 
 impl Ctx<'_> {

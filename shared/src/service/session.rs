@@ -65,6 +65,9 @@ pub async fn login(cx: &Ctx<'_>, phone: Phone, password: Password) -> Result<Log
         tracing::info!(target: "audit", event = "login", outcome = "account_disabled", user_id = %user.id);
         return Err(Error::AccountDisabled);
     }
+    if cx.verification.required && !user.phone_verified {
+        return Err(Error::PhoneUnverified);
+    }
     if password::needs_rehash(&user.password_hash) {
         rehash(cx, &user, password).await;
     }

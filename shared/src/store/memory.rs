@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use tokio::sync::Mutex;
 
 use super::{
-    AttemptPolicy, Attempts, BudgetStore, Consumed, LoginAttemptStore, Reservation, SessionRecord,
-    SessionStore, StoreError, UserPatch, UserRecord, UserStore, window_of,
+    AttemptPolicy, Attempts, BudgetStore, CodeCheck, CodeRecord, CodeStore, Consumed, Issued,
+    LoginAttemptStore, Reservation, SessionRecord, SessionStore, StoreError, UserPatch, UserRecord,
+    UserStore, window_of,
 };
 use crate::types::{Phone, UserId};
 
@@ -18,8 +19,10 @@ pub struct MemoryStore {
     users: Mutex<HashMap<UserId, UserRecord>>,
     sessions: Mutex<HashMap<String, SessionRecord>>,
     attempts: Mutex<HashMap<String, Attempts>>,
-    /// Use counts by (key, window start).
-    budgets: Mutex<HashMap<(String, i64), u32>>,
+    /// Use counts by (key, window start), with the window's end.
+    budgets: Mutex<HashMap<(String, i64), (u32, i64)>>,
+    /// One-time codes by (purpose, phone).
+    codes: Mutex<HashMap<(String, String), CodeRecord>>,
 }
 
 impl MemoryStore {
@@ -90,6 +93,85 @@ impl UserStore for MemoryStore {
         page.sort_by_key(|u| u.id);
         page.truncate(limit);
         Ok(page)
+    }
+
+    async fn delete_unverified_user(
+        &self,
+        phone: &Phone,
+        created_before: i64,
+    ) -> Result<bool, StoreError> {
+        let mut users = self.users.lock().await;
+        let before = users.len();
+        users.retain(|_, u| {
+            !(&u.phone == phone && !u.phone_verified && u.created_at < created_before)
+        });
+        Ok(users.len() < before)
+    }
+
+    async fn find_user_by_pending_phone(
+        &self,
+        phone: &Phone,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self
+            .users
+            .lock()
+            .await
+            .values()
+            .find(|u| u.pending_phone.as_ref() == Some(phone))
+            .cloned())
+    }
+}
+
+#[async_trait]
+impl CodeStore for MemoryStore {
+    async fn issue_code(
+        &self,
+        code: &CodeRecord,
+        cooldown_secs: i64,
+    ) -> Result<Issued, StoreError> {
+        let mut codes = self.codes.lock().await;
+        let key = (code.purpose.clone(), code.phone.clone());
+        if let Some(prev) = codes.get(&key)
+            && prev.sent_at > code.sent_at - cooldown_secs
+        {
+            return Ok(Issued::Cooldown {
+                retry_after: prev.sent_at + cooldown_secs - code.sent_at,
+            });
+        }
+        codes.insert(key, code.clone());
+        Ok(Issued::Stored)
+    }
+
+    async fn reserve_code_attempt(
+        &self,
+        purpose: &str,
+        phone: &str,
+        max_attempts: u32,
+        now: i64,
+    ) -> Result<CodeCheck, StoreError> {
+        let mut codes = self.codes.lock().await;
+        match codes.get_mut(&(purpose.to_owned(), phone.to_owned())) {
+            Some(c) if c.expires_at > now && c.attempts < max_attempts => {
+                c.attempts += 1;
+                Ok(CodeCheck::Reserved(c.clone()))
+            }
+            _ => Ok(CodeCheck::Unavailable),
+        }
+    }
+
+    async fn spend_code(
+        &self,
+        purpose: &str,
+        phone: &str,
+        hash: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut codes = self.codes.lock().await;
+        let key = (purpose.to_owned(), phone.to_owned());
+        if codes.get(&key).is_some_and(|c| c.hash == hash) {
+            codes.remove(&key);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 
@@ -212,8 +294,10 @@ impl BudgetStore for MemoryStore {
     ) -> Result<Consumed, StoreError> {
         let (start, end) = window_of(now, window_secs);
         let mut all = self.budgets.lock().await;
-        all.retain(|(_, s), _| s.saturating_add(window_secs) > now);
-        let count = all.entry((key.to_owned(), start)).or_default();
+        // Each counter expires at its own window's end (counters of hourly and daily windows
+        // share this map), as MongoDB's TTL index expires each document.
+        all.retain(|_, (_, until)| *until > now);
+        let (count, _) = all.entry((key.to_owned(), start)).or_insert((0, end));
         *count = count.saturating_add(1);
         Ok(if *count > limit {
             Consumed::Exceeded {

@@ -22,6 +22,12 @@ pub struct UserRecord {
     pub created_at: i64,
     /// Unix seconds.
     pub updated_at: i64,
+    /// Whether the owner of `phone` proved it with a code. Accounts made before verification
+    /// existed read as verified (a missing field is `true`), so they keep logging in.
+    pub phone_verified: bool,
+    /// A new phone waiting for its code (PUT /user); `phone` stays the login identifier until
+    /// it is confirmed, so a mistyped number locks no one out.
+    pub pending_phone: Option<Phone>,
 }
 
 /// Fields to change; `None` leaves a field as it is.
@@ -34,6 +40,9 @@ pub struct UserPatch {
     pub phone: Option<Phone>,
     pub password_hash: Option<String>,
     pub disabled: Option<bool>,
+    pub phone_verified: Option<bool>,
+    /// `Some(None)` clears the pending phone.
+    pub pending_phone: Option<Option<Phone>>,
 }
 
 impl UserPatch {
@@ -61,6 +70,12 @@ impl UserPatch {
         }
         if let Some(v) = self.disabled {
             user.disabled = v;
+        }
+        if let Some(v) = self.phone_verified {
+            user.phone_verified = v;
+        }
+        if let Some(v) = &self.pending_phone {
+            user.pending_phone = v.clone();
         }
         user.updated_at = now;
     }
@@ -133,6 +148,80 @@ pub trait UserStore: Send + Sync {
         after: Option<&UserId>,
         limit: usize,
     ) -> Result<Vec<UserRecord>, StoreError>;
+    /// Deletes the user holding `phone` if it is unverified and was created before
+    /// `created_before` (its signup code has expired): an unverified signup never blocks the
+    /// phone's real owner for longer than a code lives. Atomic; true when one went.
+    async fn delete_unverified_user(
+        &self,
+        phone: &Phone,
+        created_before: i64,
+    ) -> Result<bool, StoreError>;
+    /// The user whose pending (unconfirmed) new phone is `phone`, if any.
+    async fn find_user_by_pending_phone(
+        &self,
+        phone: &Phone,
+    ) -> Result<Option<UserRecord>, StoreError>;
+}
+
+/// A one-time code as stored: one record per (purpose, phone), only a keyed hash of the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRecord {
+    /// The E.164 phone the code went to.
+    pub phone: String,
+    /// `otp::Purpose::as_str`.
+    pub purpose: String,
+    /// `otp::CodeHash` bytes.
+    pub hash: Vec<u8>,
+    /// The account the code is for (a signup's or a phone change's user); `None` for
+    /// recovery of a phone no account has.
+    pub user_id: Option<UserId>,
+    /// Unix seconds: when it was issued (the resend cooldown counts from here).
+    pub sent_at: i64,
+    /// Unix seconds: refused from then on; the TTL index removes it.
+    pub expires_at: i64,
+    /// Comparisons reserved so far.
+    pub attempts: u32,
+}
+
+/// The answer to [`CodeStore::issue_code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issued {
+    /// Stored, replacing (and so invalidating) any previous code for the phone and purpose.
+    Stored,
+    /// The previous code was sent less than the cooldown ago; nothing changed.
+    Cooldown { retry_after: i64 },
+}
+
+/// The answer to [`CodeStore::reserve_code_attempt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// One comparison is reserved (already counted); the record as it is now.
+    Reserved(CodeRecord),
+    /// No live code: none issued, expired, used, or its attempts spent.
+    Unavailable,
+}
+
+/// One-time codes, shared by every instance.
+#[async_trait]
+pub trait CodeStore: Send + Sync {
+    /// Stores `code`, replacing the previous one for its (purpose, phone), unless that one was
+    /// sent less than `cooldown_secs` before `code.sent_at` (decided atomically).
+    async fn issue_code(&self, code: &CodeRecord, cooldown_secs: i64)
+    -> Result<Issued, StoreError>;
+    /// Reserves one comparison against the live code for (purpose, phone), atomically and
+    /// before the comparison runs: at most `max_attempts` are ever granted per code, however
+    /// many requests race on however many instances.
+    async fn reserve_code_attempt(
+        &self,
+        purpose: &str,
+        phone: &str,
+        max_attempts: u32,
+        now: i64,
+    ) -> Result<CodeCheck, StoreError>;
+    /// Deletes the code for (purpose, phone) if its hash is still `hash` (single use: of two
+    /// racing correct answers one wins); true when it was deleted.
+    async fn spend_code(&self, purpose: &str, phone: &str, hash: &[u8])
+    -> Result<bool, StoreError>;
 }
 
 /// Login sessions.
@@ -259,8 +348,8 @@ pub trait BudgetStore: Send + Sync {
 }
 
 /// Everything the handlers need from persistence.
-pub trait Store: UserStore + SessionStore + LoginAttemptStore + BudgetStore {}
-impl<T: UserStore + SessionStore + LoginAttemptStore + BudgetStore> Store for T {}
+pub trait Store: UserStore + SessionStore + LoginAttemptStore + BudgetStore + CodeStore {}
+impl<T: UserStore + SessionStore + LoginAttemptStore + BudgetStore + CodeStore> Store for T {}
 
 /// The start of the fixed window holding `now`, and its end.
 pub fn window_of(now: i64, window_secs: i64) -> (i64, i64) {

@@ -16,8 +16,9 @@ use mongodb::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AttemptPolicy, Attempts, BudgetStore, Consumed, LoginAttemptStore, Reservation, SessionRecord,
-    SessionStore, StoreError, UserPatch, UserRecord, UserStore, deadline, window_of,
+    AttemptPolicy, Attempts, BudgetStore, CodeCheck, CodeRecord, CodeStore, Consumed, Issued,
+    LoginAttemptStore, Reservation, SessionRecord, SessionStore, StoreError, UserPatch, UserRecord,
+    UserStore, deadline, window_of,
 };
 use crate::types::{Name, Phone, UserId};
 
@@ -56,6 +57,7 @@ pub struct MongoStore {
     sessions: Collection<SessionDoc>,
     attempts: Collection<AttemptDoc>,
     budgets: Collection<BudgetDoc>,
+    codes: Collection<CodeDoc>,
     op_timeout: Duration,
     /// Set once the indexes exist; shared by clones so one creation serves them all.
     indexed: Arc<OnceCell<()>>,
@@ -90,6 +92,41 @@ struct BudgetDoc {
     expires_at: DateTime,
 }
 
+/// A one-time code; `_id` is `<purpose>:<phone>`, so a new code replaces the previous one.
+#[derive(Debug, Serialize, Deserialize)]
+struct CodeDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    phone: String,
+    purpose: String,
+    hash: mongodb::bson::Binary,
+    #[serde(default)]
+    user_id: Option<ObjectId>,
+    sent_at: i64,
+    /// Unix seconds, compared in filters; `expires_at` is the same instant for the TTL index.
+    expires: i64,
+    expires_at: DateTime,
+    attempts: u32,
+}
+
+fn code_id(purpose: &str, phone: &str) -> String {
+    format!("{purpose}:{phone}")
+}
+
+impl From<CodeDoc> for CodeRecord {
+    fn from(d: CodeDoc) -> Self {
+        Self {
+            phone: d.phone,
+            purpose: d.purpose,
+            hash: d.hash.bytes,
+            user_id: d.user_id.map(|o| UserId::from_bytes(o.bytes())),
+            sent_at: d.sent_at,
+            expires_at: d.expires,
+            attempts: d.attempts,
+        }
+    }
+}
+
 fn oid(id: &UserId) -> ObjectId {
     ObjectId::from_bytes(id.bytes())
 }
@@ -104,6 +141,7 @@ fn user_doc(u: &UserRecord) -> Document {
         "password_hash": u.password_hash.as_str(),
         "created_at": u.created_at,
         "updated_at": u.updated_at,
+        "phone_verified": u.phone_verified,
     };
     if let Some(m) = &u.middle_name {
         d.insert("middle_name", m.as_str());
@@ -111,6 +149,9 @@ fn user_doc(u: &UserRecord) -> Document {
     // Absent unless set, as in the Flask service's documents.
     if u.disabled {
         d.insert("disabled", true);
+    }
+    if let Some(p) = &u.pending_phone {
+        d.insert("pending_phone", p.as_str());
     }
     d
 }
@@ -144,6 +185,9 @@ fn user_from_doc(d: &Document) -> Result<UserRecord, StoreError> {
         disabled: d.get_bool("disabled").unwrap_or(false),
         created_at: int("created_at"),
         updated_at: int("updated_at"),
+        // Absent on accounts made before verification existed: those stay able to log in.
+        phone_verified: d.get_bool("phone_verified").unwrap_or(true),
+        pending_phone: text("pending_phone").map(Phone::stored),
     })
 }
 
@@ -264,6 +308,7 @@ impl MongoStore {
             sessions: db.collection(&format!("{collection}_sessions")),
             attempts: db.collection(&format!("{collection}_login_attempts")),
             budgets: db.collection(&format!("{collection}_budgets")),
+            codes: db.collection(&format!("{collection}_codes")),
             op_timeout: opts.op_timeout,
             indexed: Arc::new(OnceCell::new()),
         }
@@ -304,13 +349,23 @@ impl MongoStore {
             .keys(doc! { "user_id": 1 })
             .options(IndexOptions::builder().name("user_id".to_owned()).build())
             .build();
-        let (a, b, c, d) = tokio::join!(
-            self.timed(async { self.users.create_index(phone).await }),
+        let pending = IndexModel::builder()
+            .keys(doc! { "pending_phone": 1 })
+            .options(
+                IndexOptions::builder()
+                    .name("pending_phone".to_owned())
+                    .sparse(true)
+                    .build(),
+            )
+            .build();
+        let (a, b, c, d, e) = tokio::join!(
+            self.timed(async { self.users.create_indexes([phone, pending]).await }),
             self.timed(async { self.sessions.create_indexes([ttl(), by_user]).await }),
             self.timed(async { self.attempts.create_index(ttl()).await }),
             self.timed(async { self.budgets.create_index(ttl()).await }),
+            self.timed(async { self.codes.create_index(ttl()).await }),
         );
-        a.and(b).and(c).and(d).map(|_| ())
+        a.and(b).and(c).and(d).and(e).map(|_| ())
     }
 
     /// Bounds a store call by the operation timeout and records its latency (EMF
@@ -349,6 +404,9 @@ fn patch_update(patch: &UserPatch, now: i64) -> Document {
             set.insert(name, value);
         }
     }
+    if let Some(v) = patch.phone_verified {
+        set.insert("phone_verified", v);
+    }
     let mut unset = Document::new();
     match &patch.middle_name {
         Some(Some(v)) => {
@@ -373,10 +431,20 @@ fn patch_update(patch: &UserPatch, now: i64) -> Document {
         }
         None => {}
     }
-    let mut update = doc! { "$set": set };
+    match &patch.pending_phone {
+        Some(Some(v)) => {
+            set.insert("pending_phone", v.as_str());
+        }
+        Some(None) => {
+            unset.insert("pending_phone", "");
+        }
+        None => {}
+    }
+    let mut update = Document::new();
     if !unset.is_empty() {
         update.insert("$unset", unset);
     }
+    update.insert("$set", set);
     update
 }
 
@@ -473,6 +541,137 @@ impl UserStore for MongoStore {
             })
             .await?;
         Ok(docs.iter().filter_map(|d| user_from_doc(d).ok()).collect())
+    }
+
+    async fn delete_unverified_user(
+        &self,
+        phone: &Phone,
+        created_before: i64,
+    ) -> Result<bool, StoreError> {
+        let filter = doc! {
+            "phone": phone.as_str(),
+            "phone_verified": false,
+            "created_at": { "$lt": created_before },
+        };
+        let r = self
+            .timed(async { self.users.delete_one(filter).await })
+            .await?;
+        Ok(r.deleted_count == 1)
+    }
+
+    async fn find_user_by_pending_phone(
+        &self,
+        phone: &Phone,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        self.timed(async {
+            self.users
+                .find_one(doc! { "pending_phone": phone.as_str() })
+                .await
+        })
+        .await?
+        .as_ref()
+        .map(user_from_doc)
+        .transpose()
+    }
+}
+
+#[async_trait]
+impl CodeStore for MongoStore {
+    async fn issue_code(
+        &self,
+        code: &CodeRecord,
+        cooldown_secs: i64,
+    ) -> Result<Issued, StoreError> {
+        self.ensure_indexes().await?;
+        let id = code_id(&code.purpose, &code.phone);
+        let fields = doc! {
+            "phone": &code.phone,
+            "purpose": &code.purpose,
+            "hash": mongodb::bson::Binary {
+                subtype: mongodb::bson::spec::BinarySubtype::Generic,
+                bytes: code.hash.clone(),
+            },
+            "user_id": code.user_id.as_ref().map(oid),
+            "sent_at": code.sent_at,
+            "expires": code.expires_at,
+            "expires_at": to_dt(code.expires_at),
+            "attempts": 0_i32,
+        };
+        // Replace the code only if the previous one is older than the cooldown. A code in its
+        // cooldown does not match the filter, so the upsert's insert collides with its `_id`
+        // (E11000): that is how "too soon" comes back, decided by the server in one step.
+        let replaced = self
+            .timed(async {
+                self.codes
+                    .update_one(
+                        doc! { "_id": &id, "sent_at": { "$lte": code.sent_at - cooldown_secs } },
+                        doc! { "$set": fields.clone() },
+                    )
+                    .upsert(true)
+                    .await
+            })
+            .await;
+        match replaced {
+            Ok(_) => Ok(Issued::Stored),
+            Err(StoreError::Duplicate) => {
+                let prev = self
+                    .timed(async { self.codes.find_one(doc! { "_id": &id }).await })
+                    .await?;
+                let sent = prev.map_or(code.sent_at, |p| p.sent_at);
+                Ok(Issued::Cooldown {
+                    retry_after: (sent + cooldown_secs - code.sent_at).max(1),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn reserve_code_attempt(
+        &self,
+        purpose: &str,
+        phone: &str,
+        max_attempts: u32,
+        now: i64,
+    ) -> Result<CodeCheck, StoreError> {
+        let id = code_id(purpose, phone);
+        let reserved = self
+            .timed(async {
+                self.codes
+                    .find_one_and_update(
+                        doc! {
+                            "_id": &id,
+                            "expires": { "$gt": now },
+                            "attempts": { "$lt": i64::from(max_attempts) },
+                        },
+                        doc! { "$inc": { "attempts": 1 } },
+                    )
+                    .return_document(ReturnDocument::After)
+                    .await
+            })
+            .await?;
+        Ok(match reserved {
+            Some(d) => CodeCheck::Reserved(d.into()),
+            None => CodeCheck::Unavailable,
+        })
+    }
+
+    async fn spend_code(
+        &self,
+        purpose: &str,
+        phone: &str,
+        hash: &[u8],
+    ) -> Result<bool, StoreError> {
+        let filter = doc! {
+            "_id": code_id(purpose, phone),
+            "hash": mongodb::bson::Binary {
+                subtype: mongodb::bson::spec::BinarySubtype::Generic,
+                bytes: hash.to_vec(),
+            },
+        };
+        let r = self
+            .timed(async { self.codes.delete_one(filter).await })
+            .await?;
+        Ok(r.deleted_count == 1)
     }
 }
 
@@ -605,7 +804,9 @@ impl LoginAttemptStore for MongoStore {
                 ] },
             } },
         ];
-        for _ in 0..3 {
+        // No upsert: a counter is first created at zero (a duplicate means another request
+        // made it), then counted by the update above, so a racing insert never counts twice.
+        for _ in 0..4 {
             let reserved = self
                 .timed(async {
                     self.attempts
@@ -616,28 +817,40 @@ impl LoginAttemptStore for MongoStore {
                             ] },
                             update.clone(),
                         )
-                        .upsert(true)
                         .return_document(ReturnDocument::After)
                         .await
                 })
-                .await;
-            match reserved {
-                Ok(Some(d)) => {
-                    return Ok(Reservation::Granted {
-                        attempt: d.failures,
-                    });
-                }
-                Ok(None) | Err(StoreError::Duplicate) => {}
-                Err(e) => return Err(e),
-            }
-            if let Some(a) = self.attempts(key).await?
-                && a.locked_until > now
-            {
-                return Ok(Reservation::Locked {
-                    until: a.locked_until,
+                .await?;
+            if let Some(d) = reserved {
+                return Ok(Reservation::Granted {
+                    attempt: d.failures,
                 });
             }
-            // The counter was cleared or unlocked in between: try again.
+            match self.attempts(key).await? {
+                Some(a) if a.locked_until > now => {
+                    return Ok(Reservation::Locked {
+                        until: a.locked_until,
+                    });
+                }
+                // Unlocked in between: count again.
+                Some(_) => {}
+                None => {
+                    let fresh = AttemptDoc {
+                        key: key.to_owned(),
+                        failures: 0,
+                        locked_until: 0,
+                        last_failure_at: i64::MIN,
+                        expires_at: expires,
+                    };
+                    match self
+                        .timed(async { self.attempts.insert_one(&fresh).await })
+                        .await
+                    {
+                        Ok(_) | Err(StoreError::Duplicate) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
         }
         Err(StoreError::Other("attempt counter kept racing".to_owned()))
     }

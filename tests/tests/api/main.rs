@@ -5,6 +5,7 @@
 
 mod admin;
 mod audit;
+mod code_store_conformance;
 mod concurrency;
 mod dev_server;
 mod dev_server_hardening;
@@ -27,3 +28,5 @@ mod sms;
 mod store_conformance;
 mod throttling;
 mod token_attacks;
+mod verification;
+mod verification_e2e;

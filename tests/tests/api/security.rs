@@ -617,6 +617,8 @@ async fn login_rehashes_a_password_stored_at_older_parameters() {
         disabled: false,
         created_at: 0,
         updated_at: 0,
+        phone_verified: true,
+        pending_phone: None,
     };
     state.store.insert_user(&user).await.unwrap();
     login(&state, "5551234567", "an older passphrase").await;

@@ -30,7 +30,7 @@ use shared::{
 };
 use tokio::net::TcpListener;
 
-const SECRET_B64: &str = "c21zLXdlYmhvb2stdGVzdC1zZWNyZXQtMzItYnl0ZXM=";
+pub(crate) const SECRET_B64: &str = "c21zLXdlYmhvb2stdGVzdC1zZWNyZXQtMzItYnl0ZXM=";
 
 fn phone(s: &str) -> E164 {
     parse_e164(s, Some("US")).unwrap()
@@ -351,22 +351,22 @@ async fn sns_errors_are_not_retried_so_one_send_is_at_most_one_publish() {
 
 /// What the receiver saw in one request.
 #[derive(Debug, Clone)]
-struct Received {
-    id: String,
-    timestamp: i64,
-    body: Value,
-    signature_ok: bool,
+pub(crate) struct Received {
+    pub(crate) id: String,
+    pub(crate) timestamp: i64,
+    pub(crate) body: Value,
+    pub(crate) signature_ok: bool,
 }
 
 /// How the receiver answers.
 #[derive(Debug, Clone, Copy)]
-enum Answer {
+pub(crate) enum Answer {
     Ok,
     Status(u16),
     Hang,
 }
 
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Received>>>,
 }
@@ -399,7 +399,7 @@ fn verify(secret: &[u8], id: &str, ts: &str, body: &[u8], header: &str) -> bool 
 }
 
 impl Receiver {
-    async fn start(answer: Answer) -> Self {
+    pub(crate) async fn start(answer: Answer) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
@@ -466,11 +466,11 @@ impl Receiver {
         Self { addr, seen }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/sms", self.addr)
     }
 
-    fn seen(&self) -> Vec<Received> {
+    pub(crate) fn seen(&self) -> Vec<Received> {
         self.seen.lock().unwrap().clone()
     }
 }

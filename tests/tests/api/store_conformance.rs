@@ -22,6 +22,8 @@ fn user(phone: &str) -> UserRecord {
         disabled: false,
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
+        phone_verified: true,
+        pending_phone: None,
     }
 }
 
