@@ -16,11 +16,13 @@ pub enum Function {
     Admin,
     Verify,
     Recover,
+    /// The issuer's public keys and discovery document.
+    Keys,
 }
 
 impl Function {
     /// Every function.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
@@ -29,6 +31,7 @@ impl Function {
         Self::Admin,
         Self::Verify,
         Self::Recover,
+        Self::Keys,
     ];
 
     /// The binary's name, as in `template.yaml`'s `BuildProperties: Binary`.
@@ -42,6 +45,7 @@ impl Function {
             Self::Admin => "admin",
             Self::Verify => "verify",
             Self::Recover => "recover",
+            Self::Keys => "keys",
         }
     }
 
@@ -78,11 +82,13 @@ pub enum Endpoint {
     VerifyPhoneConfirm,
     RecoverStart,
     RecoverConfirm,
+    Jwks,
+    OpenidConfiguration,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order the README lists them.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 19] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
@@ -100,6 +106,8 @@ impl Endpoint {
         Self::VerifyPhoneConfirm,
         Self::RecoverStart,
         Self::RecoverConfirm,
+        Self::Jwks,
+        Self::OpenidConfiguration,
     ];
 
     /// (method, path, function) of each endpoint: the table itself.
@@ -122,6 +130,12 @@ impl Endpoint {
             Self::VerifyPhoneConfirm => ("POST", "/verify/phone/confirm", Function::Verify),
             Self::RecoverStart => ("POST", "/recover/start", Function::Recover),
             Self::RecoverConfirm => ("POST", "/recover/confirm", Function::Recover),
+            Self::Jwks => ("GET", crate::auth::jwks::JWKS_PATH, Function::Keys),
+            Self::OpenidConfiguration => (
+                "GET",
+                crate::auth::jwks::OPENID_CONFIGURATION_PATH,
+                Function::Keys,
+            ),
         }
     }
 
@@ -143,6 +157,8 @@ impl Endpoint {
             Self::VerifyPhoneConfirm => "verify_phone_confirm",
             Self::RecoverStart => "recover_start",
             Self::RecoverConfirm => "recover_confirm",
+            Self::Jwks => "jwks",
+            Self::OpenidConfiguration => "openid_configuration",
         }
     }
 

@@ -7,6 +7,7 @@
 mod admin;
 mod delete_user;
 mod extract;
+mod keys;
 mod login;
 mod logout;
 mod refresh;

@@ -7,7 +7,7 @@ use tracing::Instrument;
 use super::{
     admin, delete_user,
     extract::{Input, client_of},
-    login, logout, refresh, signup, user, verify,
+    keys, login, logout, refresh, signup, user, verify,
 };
 use crate::{
     error::ApiError,
@@ -109,6 +109,8 @@ async fn handle(state: &State, endpoint: Endpoint, req: Request) -> Response<Bod
             Endpoint::VerifyPhoneConfirm => verify::confirm(&cx, &input).await,
             Endpoint::RecoverStart => verify::recover_start(&cx, &input).await,
             Endpoint::RecoverConfirm => verify::recover_confirm(&cx, &input).await,
+            Endpoint::Jwks => keys::jwks(&cx).await,
+            Endpoint::OpenidConfiguration => keys::openid_configuration(&cx).await,
         }
     };
     deadline::within(

@@ -620,6 +620,9 @@ fn cases() -> Vec<Case> {
         case("profile with the bare JWT", |c| with_auth(get_user_ev(), &c.a().token, &c.a().session_token)),
         case("profile without credentials", |_| without_auth(get_user_ev())),
         case("profile with another session's token", |c| with_auth(get_user_ev(), &c.a().token, &"A".repeat(43))),
+        // GET /.well-known/jwks.json, /.well-known/openid-configuration
+        case("jwks", |_| event_for("GET", "/.well-known/jwks.json")),
+        case("openid configuration", |_| event_for("GET", "/.well-known/openid-configuration")),
         // POST /token/refresh
         case("refresh", |c| refresh_with(c.refresh())).keep(Keep::Refresh),
         case("refresh with a forged secret", |c| refresh_with(&forged_refresh(c.a()))),

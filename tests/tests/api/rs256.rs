@@ -431,4 +431,38 @@ async fn the_dev_server_without_keys_signs_rs256_with_a_key_of_its_own() {
     let header = header_of(login["token"].as_str().unwrap());
     assert_eq!(header["alg"], "RS256");
     assert_eq!(header["kid"].as_str().map(str::len), Some(43));
+    // The way API Gateway and other services verify: fetch our JWKS over HTTP (the
+    // discovery document says where), then check the token with a library of their own.
+    let discovery = http
+        .get(format!("{}/.well-known/openid-configuration", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(discovery.status(), 200);
+    assert_eq!(discovery.headers()["cache-control"], "public, max-age=300");
+    let discovery: Value = discovery.json().await.unwrap();
+    assert_eq!(
+        discovery["id_token_signing_alg_values_supported"],
+        json!(["RS256"])
+    );
+    assert!(
+        discovery["jwks_uri"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/.well-known/jwks.json"))
+    );
+    let jwks = http
+        .get(format!("{}/.well-known/jwks.json", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jwks.headers()["cache-control"], "public, max-age=300");
+    let jwks_text = jwks.text().await.unwrap();
+    let token = login["token"].as_str().unwrap();
+    let claims = third_party_verify(&jwks_text, token).unwrap();
+    assert_eq!(claims.subject.as_deref(), login["user_id"]["$oid"].as_str());
+    // A token this server did not sign does not verify against its keys.
+    let (signed, sig) = token.rsplit_once('.').unwrap();
+    let flipped = if sig.as_bytes()[10] == b'A' { "B" } else { "A" };
+    let forged = format!("{signed}.{}{flipped}{}", &sig[..10], &sig[11..]);
+    assert!(third_party_verify(&jwks_text, &forged).is_err());
 }
