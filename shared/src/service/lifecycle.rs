@@ -41,6 +41,11 @@ pub(super) async fn erase(
     cx.store.clear_attempts(&format!("user:{id}")).await?;
     if let Some(phone) = phone.or(user.as_ref().map(|u| &u.phone)) {
         cx.store.clear_attempts(phone.as_str()).await?;
+        cx.store.delete_codes(phone.as_str()).await?;
+    }
+    // A code sent to a phone the user was moving to is theirs too.
+    if let Some(pending) = user.as_ref().and_then(|u| u.pending_phone.as_ref()) {
+        cx.store.delete_codes(pending.as_str()).await?;
     }
     for key in budget_keys(id) {
         cx.store.clear_budget(&key).await?;

@@ -159,6 +159,13 @@ impl CodeStore for MemoryStore {
         }
     }
 
+    async fn delete_codes(&self, phone: &str) -> Result<u64, StoreError> {
+        let mut codes = self.codes.lock().await;
+        let before = codes.len();
+        codes.retain(|(_, p), _| p != phone);
+        Ok((before - codes.len()) as u64)
+    }
+
     async fn spend_code(
         &self,
         purpose: &str,

@@ -220,6 +220,9 @@ pub trait CodeStore: Send + Sync {
     ) -> Result<CodeCheck, StoreError>;
     /// Deletes the code for (purpose, phone) if its hash is still `hash` (single use: of two
     /// racing correct answers one wins); true when it was deleted.
+    /// Deletes every code sent to `phone`, whatever its purpose (an account being erased);
+    /// returns how many went.
+    async fn delete_codes(&self, phone: &str) -> Result<u64, StoreError>;
     async fn spend_code(&self, purpose: &str, phone: &str, hash: &[u8])
     -> Result<bool, StoreError>;
 }

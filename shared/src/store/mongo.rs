@@ -655,6 +655,13 @@ impl CodeStore for MongoStore {
         })
     }
 
+    async fn delete_codes(&self, phone: &str) -> Result<u64, StoreError> {
+        let r = self
+            .timed(async { self.codes.delete_many(doc! { "phone": phone }).await })
+            .await?;
+        Ok(r.deleted_count)
+    }
+
     async fn spend_code(
         &self,
         purpose: &str,

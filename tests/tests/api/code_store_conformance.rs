@@ -238,3 +238,39 @@ async fn forty_racing_code_attempts_get_five_on_every_store() {
     let (a, b) = (mongo_store(&db).await, mongo_store(&db).await);
     racing_reservations(vec![Arc::new(a), Arc::new(b)]).await;
 }
+
+/// Erasing an account deletes every code sent to its phone, whatever the purpose.
+async fn codes_are_deleted_by_phone(store: &dyn Store) {
+    let p = "+12025550122";
+    let mut recovery = code(p, 7, NOW);
+    recovery.purpose = "recovery".into();
+    store.issue_code(&code(p, 6, NOW), 60).await.unwrap();
+    store.issue_code(&recovery, 60).await.unwrap();
+    store
+        .issue_code(&code("+12025550123", 8, NOW), 60)
+        .await
+        .unwrap();
+    assert_eq!(store.delete_codes(p).await.unwrap(), 2);
+    for purpose in ["signup", "recovery"] {
+        assert_eq!(
+            store
+                .reserve_code_attempt(purpose, p, 5, NOW + 1)
+                .await
+                .unwrap(),
+            CodeCheck::Unavailable
+        );
+    }
+    assert!(matches!(
+        store
+            .reserve_code_attempt("signup", "+12025550123", 5, NOW + 1)
+            .await
+            .unwrap(),
+        CodeCheck::Reserved(_)
+    ));
+}
+
+#[tokio::test]
+async fn both_stores_delete_an_accounts_codes_by_phone() {
+    codes_are_deleted_by_phone(&MemoryStore::new()).await;
+    codes_are_deleted_by_phone(&mongo_store(&fresh_db()).await).await;
+}
