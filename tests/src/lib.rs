@@ -629,3 +629,46 @@ impl Drop for SlowProxy {
         self.task.abort();
     }
 }
+
+/// Runs the `user-admin` tool against `db` on the test server, with no keys configured (it
+/// makes throwaway ones); (exit code, stdout lines as JSON, stderr).
+pub fn user_admin(db: &str, args: &[&str]) -> (i32, Vec<Value>, String) {
+    let out = std::process::Command::new(runtime::binary("user-admin"))
+        .args(args)
+        .env("MONGO_URI", mongo_uri())
+        .env("DB_NAME", db)
+        .env("USER_ADMIN_ACTOR", "cli:test-operator")
+        .env_remove("SECRET_ID")
+        .env_remove("JWT_SECRET_KEY")
+        .env_remove("SESSION_SECRET_KEY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (
+        out.status.code().unwrap_or(-1),
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An HS256 token over exactly this header and these claims, signed with `key` (tokens the
+/// server must refuse, or must accept only under the right key).
+pub fn hs256_token(header: &Value, claims: &Value, key: &str) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use hmac::Mac;
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut m = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_bytes()).unwrap();
+    m.update(input.as_bytes());
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+    )
+}

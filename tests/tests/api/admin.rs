@@ -3,9 +3,7 @@
 //! `user-admin` command-line tool run against the test MongoDB. Every action is audited
 //! with the acting principal; a request without an IAM identity is refused.
 
-use std::process::Command;
-
-use api_tests::{runtime::binary, *};
+use api_tests::*;
 use mongodb::bson::doc;
 use serde_json::{Value, json};
 use shared::routes::Function;
@@ -192,28 +190,9 @@ async fn admin_routes_fail_closed_without_an_iam_identity_and_refuse_bad_targets
     );
 }
 
-/// Runs `user-admin` against `db` on the test server; (exit code, stdout lines as JSON, stderr).
+/// `user-admin` on `db`.
 fn cli(db: &str, args: &[&str]) -> (i32, Vec<Value>, String) {
-    let out = Command::new(binary("user-admin"))
-        .args(args)
-        .env("MONGO_URI", mongo_uri())
-        .env("DB_NAME", db)
-        .env("USER_ADMIN_ACTOR", "cli:test-operator")
-        .env_remove("SECRET_ID")
-        .env_remove("JWT_SECRET_KEY")
-        .env_remove("SESSION_SECRET_KEY")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    (
-        out.status.code().unwrap_or(-1),
-        lines,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    user_admin(db, args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

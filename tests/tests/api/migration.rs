@@ -4,9 +4,9 @@
 //! service running directly on the Flask service's collection (documents as it stores them,
 //! and documents of unexpected shapes, which must never produce a 500).
 
-use std::{path::PathBuf, process::Command};
+use std::path::PathBuf;
 
-use api_tests::{runtime::binary, *};
+use api_tests::*;
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
 use serde_json::{Value, json};
@@ -58,26 +58,9 @@ fn tmp_file(name: &str) -> PathBuf {
     dir.join(format!("{}-{name}", fresh_db()))
 }
 
-/// Runs `user-admin` on `db`; (exit code, stdout lines as JSON, stderr).
+/// `user-admin` on `db`.
 fn cli(db: &str, args: &[&str]) -> (i32, Vec<Value>, String) {
-    let out = Command::new(binary("user-admin"))
-        .args(args)
-        .env("MONGO_URI", mongo_uri())
-        .env("DB_NAME", db)
-        .env("USER_ADMIN_ACTOR", "cli:test-operator")
-        .env_remove("SECRET_ID")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    (
-        out.status.code().unwrap_or(-1),
-        lines,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    user_admin(db, args)
 }
 
 /// `import FILE` of these lines; the summary (last stdout line) and the skip lines.

@@ -6,8 +6,6 @@
 use std::sync::Arc;
 
 use api_tests::*;
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use shared::{
     State,
@@ -125,17 +123,10 @@ async fn session_tokens_made_under_the_new_session_key_verify_on_the_stale_insta
 
 /// An HS256 token signed with `key` under `kid` (an attacker guessing kids).
 fn forged(claims: &Value, kid: &str, key: &str) -> String {
-    let header = json!({"alg": "HS256", "typ": "JWT", "kid": kid});
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_bytes()).unwrap();
-    m.update(input.as_bytes());
-    format!(
-        "{input}.{}",
-        URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+    hs256_token(
+        &json!({"alg": "HS256", "typ": "JWT", "kid": kid}),
+        claims,
+        key,
     )
 }
 

@@ -3,8 +3,6 @@
 //! attacker holding a leaked or guessed key would, and sent concurrently.
 
 use api_tests::*;
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use shared::clock::Clock;
 
@@ -16,17 +14,7 @@ fn claims_of(token: &str) -> Value {
 
 /// An HS256 token over exactly this header and these claims.
 fn sign(header: &Value, claims: &Value, key: &str) -> String {
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_bytes()).unwrap();
-    m.update(input.as_bytes());
-    format!(
-        "{input}.{}",
-        URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
-    )
+    hs256_token(header, claims, key)
 }
 
 fn header() -> Value {
