@@ -186,14 +186,7 @@ async fn run(args: &[String]) -> Result<(), Fail> {
         request_id: format!("cli-{}", std::process::id()),
         source_ip: String::new(),
     };
-    let cx = Ctx {
-        store: state.store.as_ref(),
-        keys: &state.keys,
-        policy: &state.settings,
-        now: state.clock.now(),
-        client: &client,
-        verification: &state.verification,
-    };
+    let cx = state.ctx(&client);
     let actor = actor();
     match command {
         "find" => {

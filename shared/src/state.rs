@@ -89,6 +89,18 @@ impl State {
         self
     }
 
+    /// One request's context over this state, at the clock's now, for `client`.
+    pub fn ctx<'a>(&'a self, client: &'a crate::service::Client) -> crate::service::Ctx<'a> {
+        crate::service::Ctx {
+            store: self.store.as_ref(),
+            keys: &self.keys,
+            policy: &self.settings,
+            now: self.clock.now(),
+            client,
+            verification: &self.verification,
+        }
+    }
+
     /// The token keys in force (refreshed in the background when a secret's TTL passes).
     pub fn tokens(&self) -> Arc<TokenKeys> {
         self.keys.get(self.clock.now())

@@ -12,7 +12,6 @@ use super::{
 use crate::{
     error::ApiError,
     routes::{Endpoint, Function, Miss},
-    service::Ctx,
     state::State,
     store::deadline,
 };
@@ -78,14 +77,7 @@ async fn handle(state: &State, endpoint: Endpoint, req: Request) -> Response<Bod
     let client = client_of(&req);
     let span = tracing::info_span!("request", route = endpoint.name(),
         request_id = %client.request_id, source_ip = %client.source_ip);
-    let cx = Ctx {
-        store: state.store.as_ref(),
-        keys: &state.keys,
-        policy: &state.settings,
-        now: state.clock.now(),
-        client: &client,
-        verification: &state.verification,
-    };
+    let cx = state.ctx(&client);
     let input = Input {
         req: &req,
         schemas: &state.schemas,

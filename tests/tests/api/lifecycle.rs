@@ -8,7 +8,6 @@ use futures::future::join_all;
 use mongodb::bson::{Document, doc};
 use serde_json::{Value, json};
 use shared::{
-    clock::Clock,
     service::{Client, Ctx, admin},
     types::UserId,
 };
@@ -179,14 +178,7 @@ fn operator() -> admin::Actor {
 /// A domain context on `app`'s state, as the admin handler or the CLI builds one.
 async fn as_operator<T>(app: &TestApp, f: impl AsyncFnOnce(&Ctx<'_>) -> T) -> T {
     let client = Client::default();
-    let cx = Ctx {
-        store: app.state.store.as_ref(),
-        keys: &app.state.keys,
-        policy: &app.state.settings,
-        now: app.clock.now(),
-        client: &client,
-        verification: &app.state.verification,
-    };
+    let cx = app.state.ctx(&client);
     f(&cx).await
 }
 
