@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{
     extract::{Input, field},
-    reply::{self, Oid},
+    reply::{self, UserView},
 };
 use crate::{
     error::{ApiError, FieldError},
@@ -21,16 +21,12 @@ use crate::{
     types::{Invalid, Phone, UserId},
 };
 
-/// What an operator sees of a user: the profile and the account's state, never the hash.
+/// What an operator sees of a user: the public profile and the account's state, never the
+/// hash.
 #[derive(Serialize)]
 struct AdminUserView<'a> {
-    #[serde(rename = "_id")]
-    id: Oid,
-    first_name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    middle_name: Option<&'a str>,
-    last_name: &'a str,
-    phone: &'a str,
+    #[serde(flatten)]
+    profile: UserView<'a>,
     disabled: bool,
     created_at: i64,
     updated_at: i64,
@@ -39,11 +35,7 @@ struct AdminUserView<'a> {
 impl<'a> From<&'a UserRecord> for AdminUserView<'a> {
     fn from(u: &'a UserRecord) -> Self {
         Self {
-            id: Oid::of(&u.id),
-            first_name: u.first_name.as_str(),
-            middle_name: u.middle_name.as_ref().map(|m| m.as_str()),
-            last_name: u.last_name.as_str(),
-            phone: u.phone.as_str(),
+            profile: UserView::from(u),
             disabled: u.disabled,
             created_at: u.created_at,
             updated_at: u.updated_at,
