@@ -185,6 +185,7 @@ async fn run(args: &[String]) -> Result<(), Fail> {
     let client = Client {
         request_id: format!("cli-{}", std::process::id()),
         source_ip: String::new(),
+        api_url: None,
     };
     let cx = state.ctx(&client);
     let actor = actor();

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use api_tests::{Backend, event, request, settings, signed_in, state_on, update_event, with_auth};
+use api_tests::{
+    Backend, EVENT_ISSUER, event, request, settings, signed_in, state_on, update_event, with_auth,
+};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use shared::{auth::token, handlers, schema::Body, store::SessionRecord, types::UserId};
@@ -47,7 +49,7 @@ fn micro(c: &mut Criterion) {
                     ..SessionRecord::default()
                 };
                 rt.block_on(state.store.insert_session(&session)).unwrap();
-                let jwt = keys.issue(&user, &sid, now as u64).unwrap();
+                let jwt = keys.issue(EVENT_ISSUER, &user, &sid, now as u64).unwrap();
                 request(&with_auth(logout.clone(), &jwt, &st))
             },
             |req| rt.block_on(handlers::route(&state, req)),
@@ -56,10 +58,42 @@ fn micro(c: &mut Criterion) {
     });
 
     c.bench_function("jwt_sign", |b| {
-        b.iter(|| keys.issue(&user, "session-id", now as u64).unwrap())
+        b.iter(|| {
+            keys.issue(EVENT_ISSUER, &user, "session-id", now as u64)
+                .unwrap()
+        })
     });
     c.bench_function("jwt_verify", |b| {
-        b.iter(|| keys.verify(&l.token, now as u64).unwrap())
+        b.iter(|| keys.verify(&l.token, now as u64, EVENT_ISSUER).unwrap())
+    });
+    // The default algorithm: RS256 on ring, signing at login and refresh only.
+    let (rs, _) = rt.block_on(state_on(Backend::Memory, |db| {
+        let mut v = api_tests::rsa_vars("a");
+        v.set("DB_NAME", db);
+        shared::config::Settings::from_vars(&v).unwrap()
+    }));
+    let rs_keys = rs.tokens();
+    let rs_token = rs_keys
+        .issue(EVENT_ISSUER, &user, "session-id", now as u64)
+        .unwrap();
+    c.bench_function("jwt_sign_rs256", |b| {
+        b.iter(|| {
+            rs_keys
+                .issue(EVENT_ISSUER, &user, "session-id", now as u64)
+                .unwrap()
+        })
+    });
+    c.bench_function("jwt_verify_rs256", |b| {
+        b.iter(|| rs_keys.verify(&rs_token, now as u64, EVENT_ISSUER).unwrap())
+    });
+    let rs_login = rt.block_on(signed_in(&rs, "1234567890"));
+    let rs_put = update_event(&rs_login, json!({"last_name": "Bench"}));
+    c.bench_function("put_user_handler_rs256", |b| {
+        b.iter_batched(
+            || request(&rs_put),
+            |req| rt.block_on(handlers::route(&rs, req)),
+            BatchSize::SmallInput,
+        )
     });
     let signup = json!({"first_name": "John", "middle_name": "Doe", "last_name": "Smith", "password": "securepassword123", "phone": "1234567890"});
     c.bench_function("schema_validate_signup", |b| {

@@ -8,7 +8,10 @@ use std::{
 
 use api_tests::{JWT_KEY, SESSION_KEY, runtime::Function};
 
-pub(crate) const FUNCTIONS: [&str; 4] = ["signup", "login", "logout", "update"];
+/// Every Lambda function, for cold init and sizes.
+pub(crate) fn all_functions() -> impl Iterator<Item = &'static str> {
+    shared::routes::Function::ALL.into_iter().map(|f| f.name())
+}
 
 pub(crate) struct Row {
     figure: String,
@@ -79,19 +82,38 @@ pub(crate) async fn spawn(bin: &Path, name: &str, config: &[(String, String)]) -
     Function::spawn(bin, name, config, "error").await
 }
 
+/// The default configuration: RS256 (a 2048-bit key, the template's default), keys from the
+/// environment.
 pub(crate) fn env_config(db: &str) -> Vec<(String, String)> {
+    let mut c = vec![
+        ("MONGO_URI".into(), api_tests::mongo_uri()),
+        ("DB_NAME".into(), db.into()),
+    ];
+    c.extend(rs256_keys());
+    c
+}
+
+/// [`env_config`] with the HS256 keys of earlier deployments.
+pub(crate) fn hs256_env_config(db: &str) -> Vec<(String, String)> {
     vec![
         ("MONGO_URI".into(), api_tests::mongo_uri()),
         ("DB_NAME".into(), db.into()),
+        ("JWT_ALGORITHM".into(), "HS256".into()),
         ("JWT_SECRET_KEY".into(), JWT_KEY.into()),
         ("SESSION_SECRET_KEY".into(), SESSION_KEY.into()),
     ]
 }
 
 pub(crate) fn embedded_config() -> Vec<(String, String)> {
+    let mut c = vec![("USER_API_EMBEDDED_STORE".into(), "1".into())];
+    c.extend(rs256_keys());
+    c
+}
+
+fn rs256_keys() -> Vec<(String, String)> {
     vec![
-        ("USER_API_EMBEDDED_STORE".into(), "1".into()),
-        ("JWT_SECRET_KEY".into(), JWT_KEY.into()),
+        ("JWT_ALGORITHM".into(), "RS256".into()),
+        ("JWT_PRIVATE_KEY".into(), api_tests::rsa_pem("a")),
         ("SESSION_SECRET_KEY".into(), SESSION_KEY.into()),
     ]
 }

@@ -115,6 +115,29 @@ pub(crate) async fn latency(table: &mut Table, warm_n: usize) {
         "204; find session + delete",
     );
 
+    // keys and whoami read no database: the JWK Set from memory; the claims API Gateway's
+    // JWT authorizer verified, from the event.
+    let jwks = |_| api_tests::event_for("GET", "/.well-known/jwks.json");
+    let (first, warm) = measure("keys", &config, 200, warm_n, jwks).await;
+    report(
+        table,
+        "keys (GET /.well-known/jwks.json)",
+        "no database",
+        first,
+        warm,
+        "200; the JWK Set from memory",
+    );
+    let whoami = |_| api_tests::event_for("GET", "/example/whoami");
+    let (first, warm) = measure("whoami", &config, 200, warm_n, whoami).await;
+    report(
+        table,
+        "whoami (GET /example/whoami)",
+        "no database",
+        first,
+        warm,
+        "200; claims from the authorizer's context, no secret, no state",
+    );
+
     // The embedded store, to show the database's share where one process can show it.
     let emb = embedded_config();
     let (first, warm) = measure("signup", &emb, 201, warm_n, signup_ev).await;

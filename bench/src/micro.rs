@@ -16,14 +16,29 @@ pub(crate) fn criterion_median_us(id: &str) -> Option<f64> {
 pub(crate) fn micro(table: &mut Table) {
     let rows = [
         (
+            "put_user_handler_rs256",
+            "PUT /user handler work, excluding the database (RS256, the default)",
+            "<= 50",
+        ),
+        (
             "put_user_handler",
-            "PUT /user handler work, excluding the database",
+            "PUT /user handler work, excluding the database (HS256)",
             "<= 50",
         ),
         (
             "logout_handler",
             "POST /logout handler work, excluding the database",
             "",
+        ),
+        (
+            "jwt_sign_rs256",
+            "JWT sign (RS256, login and refresh only)",
+            "",
+        ),
+        (
+            "jwt_verify_rs256",
+            "JWT verify (RS256, all claims), warm",
+            "<= 50",
         ),
         ("jwt_sign", "JWT sign (HS256)", ""),
         ("jwt_verify", "JWT verify (HS256, all claims)", ""),

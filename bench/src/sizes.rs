@@ -2,7 +2,7 @@
 
 use std::{path::Path, process::Command};
 
-use crate::common::{FUNCTIONS, Table, python, release};
+use crate::common::{Table, all_functions, python, release};
 
 pub(crate) fn zip_size(file: &Path) -> Option<u64> {
     // Deflate the way cargo lambda's --output-format zip does (level 9), with Python's zipfile.
@@ -15,7 +15,7 @@ pub(crate) fn zip_size(file: &Path) -> Option<u64> {
 }
 
 pub(crate) fn sizes(table: &mut Table) {
-    for name in FUNCTIONS {
+    for name in all_functions() {
         let bin = release(name);
         let raw = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
         let zipped = zip_size(&bin).unwrap_or(0);
@@ -27,7 +27,7 @@ pub(crate) fn sizes(table: &mut Table) {
             "target/release, stripped; zip deflate level 9",
         );
     }
-    for name in FUNCTIONS {
+    for name in all_functions() {
         let zip = api_tests::root()
             .join("target/lambda")
             .join(name)

@@ -1,8 +1,10 @@
 //! Local HTTP server for client development: the four Lambda handlers behind one port, with
 //! MongoDB when `MONGO_URI` is set and the embedded store otherwise. What API Gateway does in
-//! AWS is done here in small: CORS for a browser app on another port (`cors`), and time and
-//! connection limits so slow or idle clients cannot hold the server (`limits`).
+//! AWS is done here in small: CORS for a browser app on another port (`cors`), time and
+//! connection limits so slow or idle clients cannot hold the server (`limits`), and the JWT
+//! authorizer in front of the example protected route (`authorizer`).
 
+mod authorizer;
 mod cors;
 mod limits;
 
@@ -26,6 +28,7 @@ use shared::{
     config::{JwtAlgorithm, Vars},
     error::PROBLEM_JSON,
     handlers::{self, MAX_BODY_BYTES},
+    routes::{Authorization, Endpoint},
     state::StoreKind,
 };
 use tokio::{net::TcpListener, sync::Semaphore};
@@ -161,9 +164,29 @@ async fn handle(app: &App, req: hyper::Request<Incoming>, peer: SocketAddr, seq:
     ctx.http.method = parts.method.clone();
     ctx.http.path = Some(parts.uri.path().to_owned());
     ctx.http.source_ip = Some(peer.ip().to_string());
+    let endpoint = Endpoint::find(parts.method.as_str(), parts.uri.path()).ok();
+    if endpoint.is_some_and(|e| e.authorization() == Authorization::Jwt) {
+        match authorizer::authorize(&app.state, &parts.headers) {
+            Some(verified) => ctx.authorizer = Some(verified),
+            None => return unauthorized_by_gateway(),
+        }
+    }
     let req = lambda_http::Request::from_parts(parts, body)
         .with_request_context(RequestContext::ApiGatewayV2(ctx));
     into_hyper(handlers::route(&app.state, req).await)
+}
+
+/// API Gateway's own answer when its JWT authorizer refuses a token.
+fn unauthorized_by_gateway() -> Resp {
+    let mut resp = hyper::Response::new(Full::new(Bytes::from_static(
+        br#"{"message":"Unauthorized"}"#,
+    )));
+    *resp.status_mut() = StatusCode::UNAUTHORIZED;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+    resp
 }
 
 /// Dev-only convenience: without keys configured, make random ones for this run so the
@@ -243,19 +266,24 @@ fn ephemeral_rsa_pem() -> Result<String, Box<dyn std::error::Error>> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     shared::telemetry::init();
-    let vars = dev_vars();
+    let mut vars = dev_vars();
     let limits = Limits::from_vars(&vars)?;
     let cors = Cors::parse(
         vars.get("CORS_ALLOWED_ORIGINS")
             .unwrap_or(cors::DEFAULT_ORIGINS),
     )?;
-    let state = State::load_dev(&vars).await?;
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
     let port: u16 = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(8000);
     let listener = TcpListener::bind((host.as_str(), port)).await?;
+    // The issuer is this server's own URL, as a deployed API's is its https URL, so the
+    // discovery document points at a JWKS a verifier can fetch.
+    if vars.get("JWT_ISSUER").is_none() {
+        vars.set("JWT_ISSUER", format!("http://{}", listener.local_addr()?));
+    }
+    let state = State::load_dev(&vars).await?;
     let store = match state.store_kind {
         StoreKind::Mongo => format!("MongoDB (database {})", state.settings.db_name),
         StoreKind::Embedded => "embedded in-memory store (set MONGO_URI for MongoDB)".to_owned(),

@@ -147,7 +147,10 @@ pub struct Settings {
     pub jwt_ttl: Duration,
     pub session_idle_ttl: Duration,
     pub session_absolute_ttl: Duration,
-    pub issuer: String,
+    /// `JWT_ISSUER`: the `iss` of every token and the base of the discovery URLs. Unset, each
+    /// request's own API URL (`https://` + API Gateway's `domainName`) is the issuer, which is
+    /// the deployed API's URL without any setting; set it when a custom domain fronts the API.
+    pub issuer: Option<String>,
     pub audience: String,
     /// Consecutive failures before logins for a phone are delayed.
     pub lockout_threshold: u32,
@@ -312,7 +315,7 @@ impl Settings {
             jwt_ttl: vars.seconds("JWT_TTL_SECONDS", 15 * 60)?,
             session_idle_ttl: vars.seconds("SESSION_IDLE_TTL_SECONDS", 24 * 3600)?,
             session_absolute_ttl: vars.seconds("SESSION_ABSOLUTE_TTL_SECONDS", 7 * 24 * 3600)?,
-            issuer: vars.or("JWT_ISSUER", "user-api"),
+            issuer: vars.get("JWT_ISSUER").map(|i| i.trim().to_owned()),
             audience: vars.or("JWT_AUDIENCE", "user-api"),
             lockout_threshold: vars.count("LOGIN_LOCKOUT_THRESHOLD", 5)?,
             lockout_max: vars.seconds("LOGIN_LOCKOUT_MAX_SECONDS", 15 * 60)?,

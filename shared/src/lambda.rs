@@ -76,7 +76,7 @@ pub fn serve(function: Function) -> Result<(), Error> {
     let name = function_name(function.name());
     let logging = telemetry::try_init(Some(name.clone()));
     crate::lambda_runtime()?.block_on(async move {
-        let state = match init(logging).await {
+        let state = match init(function, logging).await {
             Ok(state) => state,
             Err(failure) => {
                 tracing::error!(error_type = failure.error_type, error = %failure.message, "init failed");
@@ -84,7 +84,7 @@ pub fn serve(function: Function) -> Result<(), Error> {
                 return Err(failure.into());
             }
         };
-        let (state, name) = (&state, name.as_str());
+        let (state, name) = (state.as_ref(), name.as_str());
         lambda_http::run(service_fn(move |req| async move {
             Ok::<_, Infallible>(invoke(state, function, name, req).await)
         }))
@@ -92,11 +92,21 @@ pub fn serve(function: Function) -> Result<(), Error> {
     })
 }
 
-/// Everything a cold start does before the first poll for work.
-async fn init(logging: Result<(), telemetry::LogConfigError>) -> Result<State, InitFailure> {
+/// Everything a cold start does before the first poll for work: no secret and no database
+/// for a function that needs neither.
+async fn init(
+    function: Function,
+    logging: Result<(), telemetry::LogConfigError>,
+) -> Result<Option<State>, InitFailure> {
     logging?;
     metrics::init_from_env();
-    State::init().await.map_err(|e| InitFailure::from(&e))
+    if !function.needs_state() {
+        return Ok(None);
+    }
+    State::init()
+        .await
+        .map(Some)
+        .map_err(|e| InitFailure::from(&e))
 }
 
 /// Posts `failure` to `/runtime/init/error` (documented body `{errorMessage, errorType}`).
@@ -139,7 +149,12 @@ pub async fn report_init_error(failure: &InitFailure) {
 }
 
 /// One invocation: the span every line inside carries, the handler, the metrics flush.
-async fn invoke(state: &State, function: Function, name: &str, req: Request) -> Response<Body> {
+async fn invoke(
+    state: Option<&State>,
+    function: Function,
+    name: &str,
+    req: Request,
+) -> Response<Body> {
     let cold_start = COLD.swap(false, Ordering::Relaxed);
     let (request_id, trace_id) = req
         .lambda_context_ref()
@@ -164,9 +179,18 @@ async fn invoke(state: &State, function: Function, name: &str, req: Request) -> 
         metrics::cold_start();
     }
     let started = Instant::now();
-    let response = handlers::dispatch(state, function, req)
-        .instrument(span.clone())
-        .await;
+    let response = match state {
+        Some(state) => {
+            handlers::dispatch(state, function, req)
+                .instrument(span.clone())
+                .await
+        }
+        None => {
+            handlers::stateless(function, req)
+                .instrument(span.clone())
+                .await
+        }
+    };
     span.in_scope(|| {
         tracing::debug!(
             status = response.status().as_u16(),

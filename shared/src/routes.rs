@@ -18,11 +18,14 @@ pub enum Function {
     Recover,
     /// The issuer's public keys and discovery document.
     Keys,
+    /// An example of another service: behind API Gateway's JWT authorizer, it trusts the
+    /// claims the authorizer verified against our JWKS and holds no secret and no database.
+    Whoami,
 }
 
 impl Function {
     /// Every function.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
@@ -32,6 +35,7 @@ impl Function {
         Self::Verify,
         Self::Recover,
         Self::Keys,
+        Self::Whoami,
     ];
 
     /// The binary's name, as in `template.yaml`'s `BuildProperties: Binary`.
@@ -46,12 +50,19 @@ impl Function {
             Self::Verify => "verify",
             Self::Recover => "recover",
             Self::Keys => "keys",
+            Self::Whoami => "whoami",
         }
     }
 
     /// The function with this binary name.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// False for a function that needs neither the secret nor the database (its cold start
+    /// reads neither).
+    pub const fn needs_state(self) -> bool {
+        !matches!(self, Self::Whoami)
     }
 
     /// The endpoints this function serves.
@@ -84,11 +95,23 @@ pub enum Endpoint {
     RecoverConfirm,
     Jwks,
     OpenidConfiguration,
+    ExampleWhoami,
+}
+
+/// Who checks a request before the function sees it (API Gateway, per the template).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authorization {
+    /// Nothing: the handler checks credentials itself (JWT plus session token).
+    None,
+    /// A SigV4 signature by an IAM principal (`AWS_IAM` authorizer).
+    Iam,
+    /// A JWT from this issuer, verified by API Gateway's JWT authorizer against our JWKS.
+    Jwt,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order the README lists them.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
@@ -108,6 +131,7 @@ impl Endpoint {
         Self::RecoverConfirm,
         Self::Jwks,
         Self::OpenidConfiguration,
+        Self::ExampleWhoami,
     ];
 
     /// (method, path, function) of each endpoint: the table itself.
@@ -136,6 +160,21 @@ impl Endpoint {
                 crate::auth::jwks::OPENID_CONFIGURATION_PATH,
                 Function::Keys,
             ),
+            Self::ExampleWhoami => ("GET", "/example/whoami", Function::Whoami),
+        }
+    }
+
+    /// Who checks requests before the handler.
+    pub const fn authorization(self) -> Authorization {
+        match self {
+            Self::AdminFindUser
+            | Self::AdminGetUser
+            | Self::AdminDisableUser
+            | Self::AdminEnableUser
+            | Self::AdminLogoutUser
+            | Self::AdminDeleteUser => Authorization::Iam,
+            Self::ExampleWhoami => Authorization::Jwt,
+            _ => Authorization::None,
         }
     }
 
@@ -159,6 +198,7 @@ impl Endpoint {
             Self::RecoverConfirm => "recover_confirm",
             Self::Jwks => "jwks",
             Self::OpenidConfiguration => "openid_configuration",
+            Self::ExampleWhoami => "example_whoami",
         }
     }
 

@@ -283,7 +283,6 @@ pub struct KeyCache {
     /// Secret reads made by refreshes (not the cold start), for tests and diagnostics.
     reads: AtomicU64,
     ttl_secs: i64,
-    issuer: String,
     audience: String,
     jwt_ttl: Duration,
 }
@@ -291,12 +290,7 @@ pub struct KeyCache {
 impl KeyCache {
     /// Keys from `settings`; with a `source`, refreshed every `ttl`.
     pub fn new(settings: &Settings, source: Option<SecretSource>, ttl: Duration, now: i64) -> Self {
-        let keys = TokenKeys::new(
-            &settings.keys,
-            &settings.issuer,
-            &settings.audience,
-            settings.jwt_ttl,
-        );
+        let keys = TokenKeys::new(&settings.keys, &settings.audience, settings.jwt_ttl);
         Self {
             current: RwLock::new(Arc::new(keys)),
             source,
@@ -307,7 +301,6 @@ impl KeyCache {
             forced_at: AtomicI64::new(i64::MIN),
             reads: AtomicU64::new(0),
             ttl_secs: ttl.as_secs() as i64,
-            issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             jwt_ttl: settings.jwt_ttl,
         }
@@ -340,15 +333,16 @@ impl KeyCache {
     /// also check the session token). A token naming a `kid` the cache lacks makes the cache
     /// re-read the secret first: at most one read in flight, and at most one such read per
     /// [`FORCED_REFRESH_INTERVAL_SECS`]; a request arriving while a read is in flight waits
-    /// for it rather than starting another.
+    /// for it rather than starting another. The token must name `issuer` as its `iss`.
     pub async fn verify(
         self: &Arc<Self>,
         jwt: &str,
         now: i64,
+        issuer: &str,
     ) -> Result<(Claims, Arc<TokenKeys>), ApiError> {
         let at = now.max(0) as u64;
         let keys = self.get(now);
-        match keys.check(jwt, at) {
+        match keys.check(jwt, at, issuer) {
             Ok(claims) => return Ok((claims, keys)),
             Err(Refusal::UnknownKid) if self.source.is_some() => {}
             Err(_) => return Err(ApiError::Unauthorized),
@@ -368,7 +362,7 @@ impl KeyCache {
             }
         }
         let keys = self.cached();
-        let claims = keys.verify(jwt, at)?;
+        let claims = keys.verify(jwt, at, issuer)?;
         Ok((claims, keys))
     }
 
@@ -383,12 +377,7 @@ impl KeyCache {
         self.reads.fetch_add(1, Ordering::Relaxed);
         match source.fetch().await {
             Ok(f) => {
-                let keys = Arc::new(TokenKeys::new(
-                    &f.keys,
-                    &self.issuer,
-                    &self.audience,
-                    self.jwt_ttl,
-                ));
+                let keys = Arc::new(TokenKeys::new(&f.keys, &self.audience, self.jwt_ttl));
                 match self.current.write() {
                     Ok(mut slot) => *slot = keys,
                     Err(p) => *p.into_inner() = keys,

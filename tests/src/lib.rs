@@ -233,6 +233,10 @@ pub fn with_json_body(ev: Value, body: &Value) -> Value {
 }
 
 /// The event in `events/` whose `routeKey` is "METHOD path".
+/// The issuer of tokens issued through the sample events: `https://` + their `domainName`,
+/// as a deployed API without `JWT_ISSUER` names itself.
+pub const EVENT_ISSUER: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
+
 pub fn event_for(method: &str, path: &str) -> Value {
     let key = format!("{method} {path}");
     for entry in std::fs::read_dir(root().join("events")).unwrap() {
@@ -248,7 +252,8 @@ pub fn event_for(method: &str, path: &str) -> Value {
 }
 
 /// (binary, METHOD, path) for every HttpApi event in `template.yaml`, read line by line: each
-/// function's `Binary:` comes before its `Events:`.
+/// function's `Binary:` comes before its `Events:`, and before the `RouteKey:` of a route
+/// written out as an `AWS::ApiGatewayV2::Route` (which the JWT authorizer test ties to it).
 pub fn template_routes() -> Vec<(String, String, String)> {
     let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
     let mut routes = Vec::new();
@@ -260,6 +265,11 @@ pub fn template_routes() -> Vec<(String, String, String)> {
             path = p.trim().to_owned();
         } else if let Some(m) = line.strip_prefix("Method:") {
             routes.push((binary.clone(), m.trim().to_uppercase(), path.clone()));
+        } else if let Some((m, p)) = line
+            .strip_prefix("RouteKey:")
+            .and_then(|k| k.trim().split_once(' '))
+        {
+            routes.push((binary.clone(), m.to_uppercase(), p.trim().to_owned()));
         }
     }
     routes

@@ -51,7 +51,6 @@ pub struct TokenKeys {
     session_next: Option<Secret>,
     hs256: Validation,
     rs256: Validation,
-    issuer: String,
     audience: String,
     ttl: Duration,
 }
@@ -97,8 +96,9 @@ fn refuse_extensions(token: &str) -> Result<(), Refusal> {
 }
 
 impl TokenKeys {
-    /// Prepares keys for `issuer`/`audience` with tokens living `ttl`.
-    pub fn new(keys: &KeySet, issuer: &str, audience: &str, ttl: Duration) -> Self {
+    /// Prepares keys for `audience` with tokens living `ttl`. The issuer is the caller's to
+    /// name per token (it may be the URL each request came in on).
+    pub fn new(keys: &KeySet, audience: &str, ttl: Duration) -> Self {
         super::provider::install();
         let mut decoding = HashMap::new();
         let mut public = Vec::new();
@@ -128,7 +128,6 @@ impl TokenKeys {
             let mut v = Validation::new(alg);
             v.algorithms = vec![alg];
             v.set_required_spec_claims(&["sub", "iat", "nbf", "exp", "iss", "aud"]);
-            v.set_issuer(&[issuer]);
             v.set_audience(&[audience]);
             // Time claims are checked against our own clock below, so tests can move time.
             v.validate_exp = false;
@@ -149,7 +148,6 @@ impl TokenKeys {
             session_next: keys.next.as_ref().map(|n| n.session.clone()),
             hs256: validation(Algorithm::HS256),
             rs256: validation(Algorithm::RS256),
-            issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl,
         }
@@ -173,15 +171,21 @@ impl TokenKeys {
         self.ttl
     }
 
-    /// Signs a JWT for `user` in session `sid`, issued at `now` (Unix seconds).
-    pub fn issue(&self, user: &UserId, sid: &str, now: u64) -> Result<String, ApiError> {
+    /// Signs a JWT from `issuer` for `user` in session `sid`, issued at `now` (Unix seconds).
+    pub fn issue(
+        &self,
+        issuer: &str,
+        user: &UserId,
+        sid: &str,
+        now: u64,
+    ) -> Result<String, ApiError> {
         let claims = Claims {
             sub: user.to_hex(),
             sid: sid.to_owned(),
             iat: now,
             nbf: now,
             exp: now.saturating_add(self.ttl.as_secs()),
-            iss: self.issuer.clone(),
+            iss: issuer.to_owned(),
             aud: self.audience.clone(),
         };
         let failed = |e: &dyn std::fmt::Display| {
@@ -216,9 +220,11 @@ impl TokenKeys {
         }
     }
 
-    /// Verifies signature, algorithm, `typ`, `kid`, issuer, audience and time claims at `now`.
-    pub fn verify(&self, token: &str, now: u64) -> Result<Claims, ApiError> {
-        self.check(token, now).map_err(|_| ApiError::Unauthorized)
+    /// Verifies signature, algorithm, `typ`, `kid`, issuer (`issuer`), audience and time
+    /// claims at `now`.
+    pub fn verify(&self, token: &str, now: u64, issuer: &str) -> Result<Claims, ApiError> {
+        self.check(token, now, issuer)
+            .map_err(|_| ApiError::Unauthorized)
     }
 
     /// True when tokens signed under `kid` can be verified with these keys.
@@ -228,7 +234,7 @@ impl TokenKeys {
 
     /// [`Self::verify`], telling a `kid` these keys do not hold (which a key refresh may fix)
     /// from every other refusal (which it cannot).
-    pub fn check(&self, token: &str, now: u64) -> Result<Claims, Refusal> {
+    pub fn check(&self, token: &str, now: u64, issuer: &str) -> Result<Claims, Refusal> {
         refuse_extensions(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| Refusal::Invalid)?;
         let validation = match header.alg {
@@ -259,10 +265,16 @@ impl TokenKeys {
         {
             return Err(Refusal::Invalid);
         }
-        if UserId::parse_hex(&c.sub).is_none() {
+        if c.iss != issuer || UserId::parse_hex(&c.sub).is_none() {
             return Err(Refusal::Invalid);
         }
         Ok(c)
+    }
+
+    /// True when `token`'s header names RS256: the only algorithm API Gateway's JWT
+    /// authorizer (which the dev server stands in for) accepts.
+    pub fn is_rs256(token: &str) -> bool {
+        jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::RS256)
     }
 
     /// The digest stored for a session token, under the current session key.
@@ -383,7 +395,7 @@ mod tests {
             previous: None,
             next: None,
         };
-        TokenKeys::new(&set, "iss", "aud", Duration::from_secs(900))
+        TokenKeys::new(&set, "aud", Duration::from_secs(900))
     }
 
     /// An HS256 token with this header and these claims under `K`.
@@ -407,11 +419,11 @@ mod tests {
     #[test]
     fn issuing_and_checking_at_the_end_of_time_saturates_instead_of_panicking() {
         let k = keys("a");
-        let token = k.issue(&UserId::new(), "s", u64::MAX - 1);
+        let token = k.issue("iss", &UserId::new(), "s", u64::MAX - 1);
         let token = token.unwrap_or_default();
-        assert!(k.check(&token, u64::MAX - 1).is_ok());
+        assert!(k.check(&token, u64::MAX - 1, "iss").is_ok());
         assert_eq!(
-            k.check(&token, 0),
+            k.check(&token, 0, "iss"),
             Err(Refusal::Invalid),
             "iat in the future"
         );
@@ -423,7 +435,7 @@ mod tests {
         let h = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "a"});
         let now = 1_800_000_000;
         assert!(
-            k.check(&signed(&h, &claims(now, now, now + 900)), now)
+            k.check(&signed(&h, &claims(now, now, now + 900)), now, "iss")
                 .is_ok()
         );
         for (iat, nbf, exp) in [
@@ -434,7 +446,11 @@ mod tests {
             (now, now, now + 900 + LEEWAY_SECS + 1),
         ] {
             let t = signed(&h, &claims(iat, nbf, exp));
-            assert_eq!(k.check(&t, now), Err(Refusal::Invalid), "{iat} {nbf} {exp}");
+            assert_eq!(
+                k.check(&t, now, "iss"),
+                Err(Refusal::Invalid),
+                "{iat} {nbf} {exp}"
+            );
         }
     }
 
@@ -444,18 +460,43 @@ mod tests {
         let now = 1_800_000_000;
         let c = claims(now, now, now + 900);
         let crit = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "a", "crit": ["exp"]});
-        assert_eq!(k.check(&signed(&crit, &c), now), Err(Refusal::Invalid));
+        assert_eq!(
+            k.check(&signed(&crit, &c), now, "iss"),
+            Err(Refusal::Invalid)
+        );
         let other = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "b"});
-        assert_eq!(k.check(&signed(&other, &c), now), Err(Refusal::UnknownKid));
+        assert_eq!(
+            k.check(&signed(&other, &c), now, "iss"),
+            Err(Refusal::UnknownKid)
+        );
         let bad_alg = serde_json::json!({"alg": "HS512", "typ": "JWT", "kid": "b"});
-        assert_eq!(k.check(&signed(&bad_alg, &c), now), Err(Refusal::Invalid));
+        assert_eq!(
+            k.check(&signed(&bad_alg, &c), now, "iss"),
+            Err(Refusal::Invalid)
+        );
         let crit_unknown =
             serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "b", "crit": []});
         assert_eq!(
-            k.check(&signed(&crit_unknown, &c), now),
+            k.check(&signed(&crit_unknown, &c), now, "iss"),
             Err(Refusal::Invalid)
         );
         assert!(k.knows_kid("a") && !k.knows_kid("b"));
+    }
+
+    #[test]
+    fn a_token_names_the_issuer_it_was_issued_by_and_no_other_is_accepted() {
+        let k = keys("a");
+        let now = 1_800_000_000;
+        let api = "https://abc123.execute-api.eu-west-1.amazonaws.com";
+        let token = k.issue(api, &UserId::new(), "s", now).unwrap_or_default();
+        assert_eq!(k.check(&token, now, api).map(|c| c.iss), Ok(api.to_owned()));
+        for other in ["https://other.example.com", "iss", "", &format!("{api}/")] {
+            assert_eq!(
+                k.check(&token, now, other),
+                Err(Refusal::Invalid),
+                "{other}"
+            );
+        }
     }
 }
 
@@ -495,18 +536,21 @@ mod timing {
                 previous: None,
                 next: None,
             };
-            let keys = TokenKeys::new(&set, "iss", "aud", Duration::from_secs(900));
+            let keys = TokenKeys::new(&set, "aud", Duration::from_secs(900));
             let now = 1_800_000_000;
             let (issues, verifies) = (200u64, 4000u64);
             let start = cpu_ns();
             let tokens: Vec<String> = (0..issues)
-                .map(|_| keys.issue(&UserId::new(), "s", now).unwrap_or_default())
+                .map(|_| {
+                    keys.issue("iss", &UserId::new(), "s", now)
+                        .unwrap_or_default()
+                })
                 .collect();
             let issue_ns = (cpu_ns() - start) / issues;
             let start = cpu_ns();
             for i in 0..verifies {
                 let t = &tokens[(i % issues) as usize];
-                assert!(keys.verify(t, now).is_ok());
+                assert!(keys.verify(t, now, "iss").is_ok());
             }
             let verify_ns = (cpu_ns() - start) / verifies;
             println!(

@@ -101,6 +101,11 @@ pub(super) fn client_of(req: &Request) -> Client {
         Some(RequestContext::ApiGatewayV2(ctx)) => Client {
             request_id: ctx.request_id.clone().unwrap_or_default(),
             source_ip: ctx.http.source_ip.clone().unwrap_or_default(),
+            api_url: ctx
+                .domain_name
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .map(|d| format!("https://{d}")),
         },
         _ => Client::default(),
     }

@@ -26,7 +26,7 @@ pub(super) async fn jwks(cx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
 pub(super) async fn openid_configuration(cx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let tokens = cx.tokens();
     public_json(&jwks::openid_configuration(
-        &cx.policy.issuer,
+        cx.issuer(),
         &[tokens.algorithm()],
     ))
 }

@@ -6,6 +6,7 @@
 
 mod admin;
 mod delete_user;
+mod example;
 mod extract;
 mod keys;
 mod login;
@@ -18,4 +19,4 @@ mod user;
 mod verify;
 
 pub use extract::MAX_BODY_BYTES;
-pub use router::{dispatch, route};
+pub use router::{dispatch, route, stateless};

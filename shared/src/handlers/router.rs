@@ -5,7 +5,7 @@ use tokio::time::{Duration, Instant};
 use tracing::Instrument;
 
 use super::{
-    admin, delete_user,
+    admin, delete_user, example,
     extract::{Input, client_of},
     keys, login, logout, refresh, signup, user, verify,
 };
@@ -43,6 +43,31 @@ pub async fn dispatch(state: &State, function: Function, req: Request) -> Respon
             method_not_allowed(&allow)
         }
     }
+}
+
+/// The entry point of a function that needs no [`State`] ([`Function::needs_state`]): its
+/// handlers read only the request.
+pub async fn stateless(function: Function, req: Request) -> Response<Body> {
+    let endpoint = function
+        .endpoints()
+        .find(|e| e.method() == req.method().as_str());
+    let client = client_of(&req);
+    let span = tracing::info_span!("request", route = function.name(),
+        request_id = %client.request_id, source_ip = %client.source_ip);
+    let _in_span = span.enter();
+    match endpoint {
+        Some(Endpoint::ExampleWhoami) => example::whoami(&req),
+        Some(_) => Err(ApiError::Internal),
+        None => {
+            return method_not_allowed(
+                &function
+                    .endpoints()
+                    .map(Endpoint::method)
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
+    .unwrap_or_else(ApiError::into_response)
 }
 
 fn method_not_allowed(allow: &[&str]) -> Response<Body> {
@@ -103,6 +128,7 @@ async fn handle(state: &State, endpoint: Endpoint, req: Request) -> Response<Bod
             Endpoint::RecoverConfirm => verify::recover_confirm(&cx, &input).await,
             Endpoint::Jwks => keys::jwks(&cx).await,
             Endpoint::OpenidConfiguration => keys::openid_configuration(&cx).await,
+            Endpoint::ExampleWhoami => example::whoami(&req),
         }
     };
     deadline::within(

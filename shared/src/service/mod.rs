@@ -36,7 +36,14 @@ pub struct Client {
     pub request_id: String,
     /// The caller's address as API Gateway saw it; empty when unknown.
     pub source_ip: String,
+    /// The URL the request came in on, `https://` + API Gateway's `domainName`; the issuer
+    /// when `JWT_ISSUER` is unset. `None` outside API Gateway.
+    pub api_url: Option<String>,
 }
+
+/// The issuer named when neither `JWT_ISSUER` nor the request gives one (a function invoked
+/// directly, not through API Gateway).
+pub const FALLBACK_ISSUER: &str = "user-api";
 
 /// One request's view of the world: the store, the keys, the policy, the time and the
 /// caller's address. Built once per request by the HTTP layer; every operation takes it.
@@ -57,5 +64,15 @@ impl Ctx<'_> {
     /// The token keys in force.
     pub fn tokens(&self) -> Arc<TokenKeys> {
         self.keys.get(self.now)
+    }
+
+    /// The `iss` tokens are issued with and must carry: `JWT_ISSUER`, else the URL the
+    /// request came in on.
+    pub fn issuer(&self) -> &str {
+        self.policy
+            .issuer
+            .as_deref()
+            .or(self.client.api_url.as_deref())
+            .unwrap_or(FALLBACK_ISSUER)
     }
 }

@@ -112,6 +112,7 @@ async fn open_session(cx: &Ctx<'_>, user: &UserRecord) -> Result<(LoginGrant, St
     cx.store.insert_session(&session).await?;
     let token = tokens
         .issue(
+            cx.issuer(),
             &user.id,
             &session.id,
             u64::try_from(cx.now).unwrap_or_default(),
@@ -197,6 +198,7 @@ fn grant(cx: &Ctx<'_>, session: &SessionRecord, next: String) -> Result<RefreshG
     let tokens = cx.tokens();
     let token = tokens
         .issue(
+            cx.issuer(),
             &session.user_id,
             &session.id,
             u64::try_from(cx.now).unwrap_or_default(),
@@ -245,7 +247,7 @@ pub async fn session_of(
     // rotation another instance saw first); the session token is checked with those keys.
     let (claims, tokens) = cx
         .keys
-        .verify(jwt, cx.now)
+        .verify(jwt, cx.now, cx.issuer())
         .await
         .map_err(|_| Error::Unauthorized)?;
     let Some(session) = cx.store.find_session(&claims.sid).await? else {
@@ -283,7 +285,7 @@ pub async fn session_of(
 pub async fn account_of_ended_session(cx: &Ctx<'_>, jwt: &str) -> Result<Option<UserId>, Error> {
     let claims = cx
         .tokens()
-        .verify(jwt, u64::try_from(cx.now).unwrap_or_default())
+        .verify(jwt, u64::try_from(cx.now).unwrap_or_default(), cx.issuer())
         .map_err(|_| Error::Unauthorized)?;
     let id = UserId::parse_hex(&claims.sub).ok_or(Error::Unauthorized)?;
     Ok(cx.store.find_user(&id).await?.map(|u| u.id))

@@ -452,6 +452,7 @@ async fn sessions_expire_when_idle_and_at_their_absolute_lifetime() {
     let fresh = state
         .tokens()
         .issue(
+            EVENT_ISSUER,
             &shared::types::UserId::parse_hex(&l.id).unwrap(),
             &sid(&l.token),
             clock_now(&state),

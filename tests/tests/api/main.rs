@@ -12,6 +12,7 @@ mod dev_server_hardening;
 mod faults;
 mod fuzz;
 mod handlers;
+mod issuer;
 mod lambda_runtime;
 mod lifecycle;
 mod load;

@@ -262,7 +262,8 @@ fn admin_event_for(method: &str, path: &str, id: &str, phone: &str) -> Value {
     ev
 }
 
-/// The same request as an unsigned one would arrive: no IAM identity in its context.
+/// The same request as an unsigned one would arrive: no IAM identity (nor JWT authorizer
+/// claims) in its context.
 fn without_iam(mut ev: Value) -> Value {
     ev["requestContext"]
         .as_object_mut()
@@ -623,6 +624,9 @@ fn cases() -> Vec<Case> {
         // GET /.well-known/jwks.json, /.well-known/openid-configuration
         case("jwks", |_| event_for("GET", "/.well-known/jwks.json")),
         case("openid configuration", |_| event_for("GET", "/.well-known/openid-configuration")),
+        // GET /example/whoami (API Gateway's JWT authorizer in front)
+        case("example whoami with the authorizer's claims", |_| event_for("GET", "/example/whoami")),
+        case("example whoami reached without the authorizer", |_| without_iam(event_for("GET", "/example/whoami"))),
         // POST /token/refresh
         case("refresh", |c| refresh_with(c.refresh())).keep(Keep::Refresh),
         case("refresh with a forged secret", |c| refresh_with(&forged_refresh(c.a()))),
@@ -810,7 +814,7 @@ async fn full_flow() -> Flow {
         id: uid.to_hex(),
         token: down
             .tokens()
-            .issue(&uid, "some-session", down.clock.now() as u64)
+            .issue(EVENT_ISSUER, &uid, "some-session", down.clock.now() as u64)
             .unwrap(),
         session_token: "A".repeat(43),
     };
@@ -939,6 +943,35 @@ async fn documented_security_matches_what_each_route_demands() {
                 (a.status.as_u16(), a.code()),
                 (403, "forbidden"),
                 "{method} {path} without IAM: {:?}",
+                a.body
+            );
+            continue;
+        }
+        if requirements
+            .iter()
+            .any(|alt| alt.get("issuerJwt").is_some())
+        {
+            // Behind API Gateway's JWT authorizer: the function needs the claims the
+            // authorizer leaves in the context; a JWT in the header is no substitute.
+            assert_eq!(
+                requirements.len(),
+                1,
+                "{method} {path}: the authorizer or nothing"
+            );
+            let verified = event_for(&method, &path);
+            let a = call(&state, &verified).await;
+            assert!(
+                a.status.is_success(),
+                "{method} {path}: {} {:?}",
+                a.status,
+                a.body
+            );
+            let l = login(&state, "1234567890", "securepassword123").await;
+            let a = call(&state, &with_bearer(without_iam(verified), &l)).await;
+            assert_eq!(
+                (a.status.as_u16(), a.code()),
+                (401, "unauthorized"),
+                "{method} {path} without the authorizer: {:?}",
                 a.body
             );
             continue;

@@ -28,8 +28,12 @@ struct Sid {
 
 /// Verifies `token` the way a third party would: the `kid` from the token, the matching key
 /// parsed from our JWKS text by jwt-simple (whose own thumbprint must equal the `kid`), and
-/// jwt-simple's checks of signature, algorithm, issuer and audience.
-fn third_party_verify(jwks_text: &str, token: &str) -> Result<JWTClaims<Sid>, String> {
+/// jwt-simple's checks of signature, algorithm, issuer (`issuer`) and audience.
+fn third_party_verify(
+    jwks_text: &str,
+    token: &str,
+    issuer: &str,
+) -> Result<JWTClaims<Sid>, String> {
     let meta = Token::decode_metadata(token).map_err(|e| e.to_string())?;
     if meta.algorithm() != "RS256" {
         return Err(format!("alg {}", meta.algorithm()));
@@ -45,7 +49,7 @@ fn third_party_verify(jwks_text: &str, token: &str) -> Result<JWTClaims<Sid>, St
     let key = RS256PublicKey::from_jwk(&jwk.to_string()).map_err(|e| e.to_string())?;
     assert_eq!(key.jwk_thumbprint(), kid, "kid is the RFC 7638 thumbprint");
     let options = VerificationOptions {
-        allowed_issuers: Some(HashSet::from(["user-api".to_owned()])),
+        allowed_issuers: Some(HashSet::from([issuer.to_owned()])),
         allowed_audiences: Some(HashSet::from(["user-api".to_owned()])),
         required_key_id: Some(kid),
         ..VerificationOptions::default()
@@ -112,7 +116,7 @@ async fn login_gives_an_rs256_token_a_third_party_library_verifies_from_our_jwks
         assert!(jwk.get(private).is_none(), "{private} published");
     }
 
-    let claims = third_party_verify(&text, &l.token).unwrap();
+    let claims = third_party_verify(&text, &l.token, EVENT_ISSUER).unwrap();
     assert_eq!(claims.subject.as_deref(), Some(l.id.as_str()));
     assert_eq!(claims.custom.sid, claims_of(&l.token)["sid"]);
     assert_eq!(
@@ -123,7 +127,7 @@ async fn login_gives_an_rs256_token_a_third_party_library_verifies_from_our_jwks
     );
     // The control: a JWKS of another key does not verify it.
     let other = rs256_state("b").await.tokens().jwks().to_string();
-    assert!(third_party_verify(&other, &l.token).is_err());
+    assert!(third_party_verify(&other, &l.token, EVENT_ISSUER).is_err());
 
     // Discovery points a verifier at that JWKS; HS256 deployments publish no key.
     let doc = jwks::openid_configuration("https://api.example.com", &[state.tokens().algorithm()]);
@@ -190,7 +194,7 @@ async fn across_a_rotation_the_jwks_lists_both_keys_and_old_and_new_tokens_verif
     let published = new.tokens().jwks().to_string();
     assert_eq!(kids(&new.tokens().jwks()), [b.kid(), a.kid()]);
     for l in [&from_old, &from_new] {
-        let claims = third_party_verify(&published, &l.token).unwrap();
+        let claims = third_party_verify(&published, &l.token, EVENT_ISSUER).unwrap();
         assert_eq!(claims.subject.as_deref(), Some(l.id.as_str()));
     }
     // Both tokens work on both instances at once: the stale one refreshes on B's kid.
@@ -431,38 +435,40 @@ async fn the_dev_server_without_keys_signs_rs256_with_a_key_of_its_own() {
     let header = header_of(login["token"].as_str().unwrap());
     assert_eq!(header["alg"], "RS256");
     assert_eq!(header["kid"].as_str().map(str::len), Some(43));
-    // The way API Gateway and other services verify: fetch our JWKS over HTTP (the
-    // discovery document says where), then check the token with a library of their own.
+    // The way API Gateway's JWT authorizer and OIDC libraries verify: from the token's `iss`
+    // to `{iss}/.well-known/openid-configuration`, whose `issuer` must equal it, to its
+    // `jwks_uri`, fetched over HTTP; then a library of their own checks the token.
+    let token = login["token"].as_str().unwrap();
+    let issuer = claims_of(token)["iss"].as_str().unwrap().to_owned();
+    assert_eq!(
+        issuer, server.base,
+        "the dev server's issuer is its own URL"
+    );
     let discovery = http
-        .get(format!("{}/.well-known/openid-configuration", server.base))
+        .get(format!("{issuer}/.well-known/openid-configuration"))
         .send()
         .await
         .unwrap();
     assert_eq!(discovery.status(), 200);
     assert_eq!(discovery.headers()["cache-control"], "public, max-age=300");
     let discovery: Value = discovery.json().await.unwrap();
+    assert_eq!(discovery["issuer"], issuer.as_str());
     assert_eq!(
         discovery["id_token_signing_alg_values_supported"],
         json!(["RS256"])
     );
-    assert!(
-        discovery["jwks_uri"]
-            .as_str()
-            .is_some_and(|u| u.ends_with("/.well-known/jwks.json"))
-    );
-    let jwks = http
-        .get(format!("{}/.well-known/jwks.json", server.base))
-        .send()
-        .await
-        .unwrap();
+    let jwks_uri = discovery["jwks_uri"].as_str().unwrap();
+    assert_eq!(jwks_uri, format!("{issuer}/.well-known/jwks.json"));
+    let jwks = http.get(jwks_uri).send().await.unwrap();
     assert_eq!(jwks.headers()["cache-control"], "public, max-age=300");
     let jwks_text = jwks.text().await.unwrap();
-    let token = login["token"].as_str().unwrap();
-    let claims = third_party_verify(&jwks_text, token).unwrap();
+    let claims = third_party_verify(&jwks_text, token, &issuer).unwrap();
+    // The same token named as another issuer's is refused by the library too.
+    assert!(third_party_verify(&jwks_text, token, EVENT_ISSUER).is_err());
     assert_eq!(claims.subject.as_deref(), login["user_id"]["$oid"].as_str());
     // A token this server did not sign does not verify against its keys.
     let (signed, sig) = token.rsplit_once('.').unwrap();
     let flipped = if sig.as_bytes()[10] == b'A' { "B" } else { "A" };
     let forged = format!("{signed}.{}{flipped}{}", &sig[..10], &sig[11..]);
-    assert!(third_party_verify(&jwks_text, &forged).is_err());
+    assert!(third_party_verify(&jwks_text, &forged, &issuer).is_err());
 }

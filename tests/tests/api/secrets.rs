@@ -138,7 +138,7 @@ async fn wait_for_kid(state: &State, kid: &str) {
     let start = Instant::now();
     while state
         .tokens()
-        .issue(&shared::types::UserId::new(), "s", 0)
+        .issue(EVENT_ISSUER, &shared::types::UserId::new(), "s", 0)
         .map(|t| kid_of(&t))
         .ok()
         .as_deref()

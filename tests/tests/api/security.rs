@@ -317,7 +317,7 @@ async fn sessions_end_at_their_absolute_lifetime_even_when_used_daily() {
         clock.advance(20 * 3600);
         let jwt = state
             .tokens()
-            .issue(&user, &sid, clock.now() as u64)
+            .issue(EVENT_ISSUER, &user, &sid, clock.now() as u64)
             .unwrap();
         let expected = if hours < 168 { 200 } else { 401 };
         assert_eq!(put_with(&state, &l, &jwt).await, expected, "at {hours} h");
