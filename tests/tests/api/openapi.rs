@@ -421,6 +421,9 @@ enum On {
     Broken,
     /// Phone verification required, a test number, one SMS per phone and hour.
     Strict,
+    /// Phone verification required, two test numbers and the default SMS limits: a phone
+    /// change that loses its number to another account.
+    Change,
 }
 
 /// Which login of the flow a case's 200 answer becomes.
@@ -431,6 +434,8 @@ enum Keep {
     B,
     /// The answer's `refresh_token` becomes the flow's refresh token.
     Refresh,
+    /// The login of the [`On::Change`] cases.
+    Changer,
 }
 
 /// The logins cases use: `a` and `b` come from the flow's own logins, `nobody` holds a valid
@@ -449,6 +454,7 @@ struct Ctx {
     target: (String, String),
     /// A user document the refusing database already holds (its updates are refused).
     held: String,
+    changer: Option<Login>,
 }
 
 impl Ctx {
@@ -461,6 +467,11 @@ impl Ctx {
         self.b
             .as_ref()
             .expect("a case uses `b` before the login that keeps it")
+    }
+    fn changer(&self) -> &Login {
+        self.changer
+            .as_ref()
+            .expect("a case uses `changer` before the login that keeps it")
     }
     fn refresh(&self) -> &str {
         self.refresh
@@ -543,6 +554,9 @@ const TEST_PHONE: &str = "+15555550100";
 const TEST_CODE: &str = "123456";
 /// The test number of the flow's state with verification required.
 const STRICT_PHONE: &str = "+15555550101";
+/// Test numbers of the [`On::Change`] cases: the changer's own, and the one it moves to.
+const CHANGER_PHONE: &str = "+15555550102";
+const CHANGE_TARGET: &str = "+15555550103";
 /// POST /token/refresh of `token`.
 fn refresh_with(token: &str) -> Value {
     with_json_body(refresh_ev(), &json!({"refresh_token": token}))
@@ -771,6 +785,20 @@ fn cases() -> Vec<Case> {
         case("signup, strict, of a test number", |_| code_route("/signup", signup_body(STRICT_PHONE))).on(Strict),
         case("login, strict, before the code is confirmed", |_| login_as(STRICT_PHONE, PASSWORD)).on(Strict),
         case("signup, strict, past the per-phone SMS limit", |_| code_route("/signup", signup_body(STRICT_PHONE))).on(Strict),
+        // A phone change that another account's signup beats to the number: 409 at the confirm.
+        case("signup, change flow", |_| code_route("/signup", signup_body(CHANGER_PHONE))).on(Change),
+        case("verification confirm, change flow", |_| code_route("/verify/phone/confirm",
+            json!({"phone": CHANGER_PHONE, "code": TEST_CODE}))).on(Change),
+        case("login, change flow", |_| login_as(CHANGER_PHONE, PASSWORD)).on(Change).keep(Keep::Changer),
+        case("update to a number no code can reach", |c| update_event(c.changer(),
+            json!({"phone": "5550000001", "current_password": PASSWORD}))).on(Change),
+        case("update asking to move to a test number", |c| update_event(c.changer(),
+            json!({"phone": CHANGE_TARGET, "current_password": PASSWORD}))).on(Change),
+        case("signup of the number the change asked for", |_| code_route("/signup", signup_body(CHANGE_TARGET))).on(Change),
+        case("verification confirm by the number's new account", |_| code_route("/verify/phone/confirm",
+            json!({"phone": CHANGE_TARGET, "code": TEST_CODE}))).on(Change),
+        case("verification confirm of the change, number taken meanwhile", |_| code_route("/verify/phone/confirm",
+            json!({"phone": CHANGE_TARGET, "code": TEST_CODE}))).on(Change),
         // 500: the database refuses the insert for a reason that is not a duplicate phone...
         case("signup, insert refused", |_| signup_of(&signup_body(SEED_PHONE))).on(Refusing),
         case("login, attempt counter refused", |_| login_as(SEED_PHONE, PASSWORD)).on(Refusing),
@@ -806,6 +834,16 @@ async fn full_flow() -> Flow {
     ]);
     let verification = shared::verification::Verification::from_vars(&strict_vars).unwrap();
     let strict = strict.with_verification(verification);
+    let (change, _clock) = mongo_state().await;
+    let change_vars = shared::config::Vars::from_pairs([
+        ("REQUIRE_PHONE_VERIFICATION", "true".to_owned()),
+        (
+            "SMS_TEST_NUMBERS",
+            format!("{CHANGER_PHONE}:{TEST_CODE},{CHANGE_TARGET}:{TEST_CODE}"),
+        ),
+    ]);
+    let verification = shared::verification::Verification::from_vars(&change_vars).unwrap();
+    let change = change.with_verification(verification);
     let down = unreachable_db_state().await;
     let refusing = refusing_inserts_state().await;
     let (broken, c) = broken_documents_state().await;
@@ -841,6 +879,7 @@ async fn full_flow() -> Flow {
         e: signed_in(&db, "5550000402").await,
         target: throwaway(&db).await,
         held: held.to_hex(),
+        changer: None,
     };
     let mut f = Flow::default();
     for case in cases() {
@@ -850,6 +889,7 @@ async fn full_flow() -> Flow {
             On::Refusing => &refusing,
             On::Broken => &broken,
             On::Strict => &strict,
+            On::Change => &change,
         };
         for _ in 0..case.times {
             let answer = f.send(state, case.what, (case.request)(&ctx)).await;
@@ -857,6 +897,7 @@ async fn full_flow() -> Flow {
                 Keep::Nothing => {}
                 Keep::A => ctx.a = Some(Login::of(answer)),
                 Keep::B => ctx.b = Some(Login::of(answer)),
+                Keep::Changer => ctx.changer = Some(Login::of(answer)),
                 Keep::Refresh => {
                     ctx.refresh = answer.body["refresh_token"].as_str().map(str::to_owned);
                 }
