@@ -34,16 +34,9 @@ impl Limits {
     }
 }
 
+/// [`Vars::positive`], its error as the message start-up stops with.
 fn positive(vars: &Vars, name: &str, default: u64) -> Result<u64, String> {
-    match vars.get(name) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("{name} is not a valid positive number")),
-    }
+    vars.positive(name, default).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -216,8 +216,8 @@ impl Vars {
         self.get(name).unwrap_or(default).to_owned()
     }
 
-    /// A whole number above zero, or `default` when unset.
-    fn positive(&self, name: &str, default: u64) -> Result<u64, ConfigError> {
+    /// A whole number above zero, or `default` when unset (the dev server's limits too).
+    pub fn positive(&self, name: &str, default: u64) -> Result<u64, ConfigError> {
         match self.get(name) {
             None => Ok(default),
             Some(v) => v
