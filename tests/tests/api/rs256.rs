@@ -1,7 +1,8 @@
 //! RS256 access tokens, checked from the outside: a second JWT implementation (jwt-simple,
-//! with its own RSA and JWK code) verifies our tokens using only our JWKS JSON, before and
-//! after a rotation in the emulator's secret; and algorithm/key confusion between the HS256
-//! and RS256 keys of one deployment is refused on two instances at once.
+//! with its own RSA and JWK code) verifies our tokens using only our JWKS, in process and
+//! fetched over HTTP from running dev servers (two instances on one secret), before and after
+//! a rotation in the emulator's secret; and algorithm/key confusion between the HS256 and
+//! RS256 keys of one deployment is refused on two instances at once.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -471,4 +472,105 @@ async fn the_dev_server_without_keys_signs_rs256_with_a_key_of_its_own() {
     let flipped = if sig.as_bytes()[10] == b'A' { "B" } else { "A" };
     let forged = format!("{signed}.{}{flipped}{}", &sig[..10], &sig[11..]);
     assert!(third_party_verify(&jwks_text, &forged, &issuer).is_err());
+}
+
+/// The JWK Set a running dev server publishes, fetched over HTTP as a verifier would.
+async fn jwks_over_http(http: &reqwest::Client, base: &str) -> String {
+    let resp = http
+        .get(format!("{base}{}", jwks::JWKS_PATH))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap()
+}
+
+/// Polls `base`'s JWKS until it lists every kid in `want` (the server refreshes its keys
+/// from the secret in the background once its cache TTL has passed).
+async fn wait_for_kids(http: &reqwest::Client, base: &str, want: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = jwks_over_http(http, base).await;
+        let set: Value = serde_json::from_str(&text).unwrap();
+        if want.iter().all(|k| kids(&set).iter().any(|have| have == k)) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{base} never published {want:?}: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_third_party_library_verifies_tokens_of_two_instances_from_jwks_fetched_over_http_across_a_rotation()
+ {
+    let client = secrets_client(&aws_endpoint()).await;
+    let name = format!("user-api/http-{}", fresh_db());
+    let secret = |pem: String| {
+        json!({"MONGO_URI": mongo_uri(), "JWT_PRIVATE_KEY": pem, "SESSION_SECRET_KEY": SESSION_KEY})
+            .to_string()
+    };
+    create_secret(&client, &name, &secret(rsa_pem("a"))).await;
+    // Two instances of one API: one secret, one database, one issuer URL.
+    let db = fresh_db();
+    let issuer = "https://users.test.example";
+    let start = || {
+        dev_server::start(&dev_server::bin(), |cmd| {
+            cmd.env("SECRET_ID", &name)
+                .env("AWS_ENDPOINT_URL", aws_endpoint())
+                .env("JWT_ALGORITHM", "RS256")
+                .env("SECRET_CACHE_TTL_SECONDS", "1")
+                .env("JWT_ISSUER", issuer)
+                .env("DB_NAME", &db)
+                .env_remove("MONGO_URI");
+        })
+    };
+    let (x, y) = (start(), start());
+    let http = reqwest::Client::new();
+    let signup = http
+        .post(format!("{}/signup", x.base))
+        .json(&signup_body("5550004444"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), 201);
+    let login_on = |base: String| {
+        let http = http.clone();
+        async move {
+            let body: Value = http
+                .post(format!("{base}/login"))
+                .json(&json!({"phone": "5550004444", "password": "securepassword123"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let (a, b) = (fixture_key("a"), fixture_key("b"));
+    let before = login_on(x.base.clone()).await;
+    assert_eq!(header_of(&before)["kid"], a.kid());
+    let published = jwks_over_http(&http, &y.base).await;
+    let claims = third_party_verify(&published, &before, issuer).unwrap();
+    assert_eq!(claims.custom.sid, claims_of(&before)["sid"]);
+
+    // Rotate: key B becomes current, key A previous.
+    rotate_secret(&client, &name, &secret(rsa_pem("b"))).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let on_y = wait_for_kids(&http, &y.base, &[b.kid(), a.kid()]).await;
+    let after = login_on(y.base.clone()).await;
+    assert_eq!(header_of(&after)["kid"], b.kid());
+    let on_x = wait_for_kids(&http, &x.base, &[b.kid(), a.kid()]).await;
+    // Either instance's published keys verify either token: old (key A) and new (key B).
+    for published in [&on_x, &on_y] {
+        for token in [&before, &after] {
+            let claims = third_party_verify(published, token, issuer)
+                .unwrap_or_else(|e| panic!("{e}: {published}"));
+            assert_eq!(claims.issuer.as_deref(), Some(issuer));
+        }
+    }
 }
