@@ -66,6 +66,35 @@ pub fn start_with_keys(bin: &Path, mongo: bool) -> Server {
 /// A user signed up and logged in over HTTP: id, JWT, session token.
 pub type HttpUser = (String, String, String);
 
+/// Logs `phone` in (the test password) on the server at `base`: the answer's JSON.
+pub async fn login_over_http(http: &reqwest::Client, base: &str, phone: &str) -> serde_json::Value {
+    http.post(format!("{base}/login"))
+        .json(&serde_json::json!({"phone": phone, "password": "securepassword123"}))
+        .send()
+        .await
+        .expect("login sent")
+        .json()
+        .await
+        .expect("login answered JSON")
+}
+
+/// Signs `phone` up (201 or panic) and logs it in on the server at `base`: the login's JSON.
+pub async fn signed_in_over_http(
+    http: &reqwest::Client,
+    base: &str,
+    phone: &str,
+) -> serde_json::Value {
+    let status = http
+        .post(format!("{base}/signup"))
+        .json(&crate::signup_body(phone))
+        .send()
+        .await
+        .expect("signup sent")
+        .status();
+    assert_eq!(status, 201, "signup of {phone}");
+    login_over_http(http, base, phone).await
+}
+
 /// Signs up and logs in one user per phone on the server at `base`.
 pub async fn sign_up_users(
     http: &reqwest::Client,
@@ -74,24 +103,7 @@ pub async fn sign_up_users(
 ) -> Vec<HttpUser> {
     let mut users = Vec::new();
     for phone in phones {
-        let body = crate::signup_body(&phone);
-        let status = http
-            .post(format!("{base}/signup"))
-            .json(&body)
-            .send()
-            .await
-            .expect("signup sent")
-            .status();
-        assert_eq!(status, 201, "signup of {phone}");
-        let login: serde_json::Value = http
-            .post(format!("{base}/login"))
-            .json(&serde_json::json!({"phone": phone, "password": "securepassword123"}))
-            .send()
-            .await
-            .expect("login sent")
-            .json()
-            .await
-            .expect("login answered JSON");
+        let login = signed_in_over_http(http, base, &phone).await;
         let field = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
         users.push((
             field(&login["user_id"]["$oid"]),

@@ -249,22 +249,7 @@ async fn a_service_behind_the_jwt_authorizer_accepts_our_tokens_until_they_expir
     });
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", server.base);
-    let signup = http
-        .post(url("/signup"))
-        .json(&signup_body("5550003333"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signup.status(), 201);
-    let login: Value = http
-        .post(url("/login"))
-        .json(&json!({"phone": "5550003333", "password": "securepassword123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login = dev_server::signed_in_over_http(&http, &server.base, "5550003333").await;
     let token = login["token"].as_str().unwrap();
     let whoami = |authorization: Option<String>| {
         let mut req = http.get(url("/example/whoami"));

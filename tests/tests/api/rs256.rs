@@ -417,22 +417,7 @@ async fn the_dev_server_without_keys_signs_rs256_with_a_key_of_its_own() {
         }
     });
     let http = reqwest::Client::new();
-    let signup = http
-        .post(format!("{}/signup", server.base))
-        .json(&signup_body("1234567890"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signup.status(), 201);
-    let login: Value = http
-        .post(format!("{}/login", server.base))
-        .json(&json!({"phone": "1234567890", "password": "securepassword123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login = dev_server::signed_in_over_http(&http, &server.base, "1234567890").await;
     let header = header_of(login["token"].as_str().unwrap());
     assert_eq!(header["alg"], "RS256");
     assert_eq!(header["kid"].as_str().map(str::len), Some(43));
@@ -529,30 +514,10 @@ async fn a_third_party_library_verifies_tokens_of_two_instances_from_jwks_fetche
     };
     let (x, y) = (start(), start());
     let http = reqwest::Client::new();
-    let signup = http
-        .post(format!("{}/signup", x.base))
-        .json(&signup_body("5550004444"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signup.status(), 201);
-    let login_on = |base: String| {
-        let http = http.clone();
-        async move {
-            let body: Value = http
-                .post(format!("{base}/login"))
-                .json(&json!({"phone": "5550004444", "password": "securepassword123"}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            body["token"].as_str().unwrap().to_owned()
-        }
-    };
+    let first = dev_server::signed_in_over_http(&http, &x.base, "5550004444").await;
+    let token_of = |login: Value| login["token"].as_str().unwrap().to_owned();
     let (a, b) = (fixture_key("a"), fixture_key("b"));
-    let before = login_on(x.base.clone()).await;
+    let before = token_of(first);
     assert_eq!(header_of(&before)["kid"], a.kid());
     let published = jwks_over_http(&http, &y.base).await;
     let claims = third_party_verify(&published, &before, issuer).unwrap();
@@ -562,7 +527,7 @@ async fn a_third_party_library_verifies_tokens_of_two_instances_from_jwks_fetche
     rotate_secret(&client, &name, &secret(rsa_pem("b"))).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let on_y = wait_for_kids(&http, &y.base, &[b.kid(), a.kid()]).await;
-    let after = login_on(y.base.clone()).await;
+    let after = token_of(dev_server::login_over_http(&http, &y.base, "5550004444").await);
     assert_eq!(header_of(&after)["kid"], b.kid());
     let on_x = wait_for_kids(&http, &x.base, &[b.kid(), a.kid()]).await;
     // Either instance's published keys verify either token: old (key A) and new (key B).
