@@ -323,3 +323,33 @@ async fn a_service_behind_the_jwt_authorizer_accepts_our_tokens_until_they_expir
     assert_eq!(profile.status(), 401);
     assert_eq!(whoami(Some(token.to_owned())).await.0, StatusCode::OK);
 }
+
+#[test]
+fn the_pipelines_smoke_test_passes_on_the_dev_server_discovery_and_authorizer_included() {
+    let server = dev_server::start(&dev_server::bin(), |cmd| {
+        cmd.env("JWT_ALGORITHM", "RS256")
+            .env("JWT_PRIVATE_KEY", rsa_pem("b"))
+            .env("SESSION_SECRET_KEY", SESSION_KEY)
+            .env("MONGO_URI", mongo_uri());
+    });
+    let out = std::process::Command::new("bash")
+        .arg(root().join("scripts/smoke-test"))
+        .arg(&server.base)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "discovery (200)",
+        "jwks (200)",
+        "jwt-authorizer (200)",
+        "jwt-authorizer-refuses (401)",
+        "after-logout (401)",
+    ] {
+        assert!(stdout.contains(step), "{step} missing:\n{stdout}");
+    }
+}
