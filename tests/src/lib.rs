@@ -682,3 +682,61 @@ pub fn hs256_token(header: &Value, claims: &Value, key: &str) -> String {
         URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
     )
 }
+
+/// PUT /user (a last-name change) with `jwt` in place of the login's own JWT and the login's
+/// session token: the status.
+pub async fn put_with_jwt(state: &State, l: &Login, jwt: &str) -> u16 {
+    let ev = with_auth(
+        update_event(l, serde_json::json!({"last_name": "X"})),
+        jwt,
+        &l.session_token,
+    );
+    call(state, &ev).await.status.as_u16()
+}
+
+/// Every SMS moto recorded, oldest first, whatever the account/region nesting of its data dump.
+pub async fn moto_sms() -> Vec<Value> {
+    let data: Value = reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    fn collect(v: &Value, out: &mut Vec<Value>) {
+        match v {
+            Value::Array(items) if items.iter().any(|i| i.get("phone_number").is_some()) => {
+                out.extend(items.iter().cloned())
+            }
+            Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
+            Value::Object(m) => m.values().for_each(|i| collect(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    collect(&data["sns"]["SMS"], &mut out);
+    out
+}
+
+/// The six-digit code in an SMS text; panics if there is none.
+pub fn code_in(text: &str) -> String {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap_or_else(|| panic!("no code in {text:?}"))
+        .to_owned()
+}
+
+/// The length of the HTTP/1.1 message at the start of `buf` (head and `Content-Length` body),
+/// once all of it has arrived.
+pub fn http_message_len(buf: &[u8]) -> Option<usize> {
+    let text = String::from_utf8_lossy(buf);
+    let end = text.find("\r\n\r\n")?;
+    let body: usize = text[..end]
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    (buf.len() >= end + 4 + body).then_some(end + 4 + body)
+}

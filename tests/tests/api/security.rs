@@ -51,15 +51,6 @@ fn raw_token(header: &Value, claims: &Value, sig: &str) -> String {
     )
 }
 
-async fn put_with(state: &shared::State, l: &Login, jwt: &str) -> u16 {
-    let ev = with_auth(
-        update_event(l, json!({"last_name": "X"})),
-        jwt,
-        &l.session_token,
-    );
-    call(state, &ev).await.status.as_u16()
-}
-
 #[tokio::test]
 async fn forged_and_malformed_jwts_are_all_refused() {
     let (state, clock) = mongo_state().await;
@@ -80,7 +71,7 @@ async fn forged_and_malformed_jwts_are_all_refused() {
     // The control: a token we craft the way the server does is accepted, so every refusal
     // below is due to the one thing changed.
     let control = sign("HS256", Some("JWT"), Some("env"), &good, JWT_KEY);
-    assert_eq!(put_with(&state, &l, &control).await, 200);
+    assert_eq!(put_with_jwt(&state, &l, &control).await, 200);
 
     let (head, payload, sig) = {
         let mut parts = l.token.split('.');
@@ -226,7 +217,11 @@ async fn forged_and_malformed_jwts_are_all_refused() {
         ("garbage", "a.b.c".to_owned()),
     ];
     for (name, token) in attacks {
-        assert_eq!(put_with(&state, &l, &token).await, 401, "accepted: {name}");
+        assert_eq!(
+            put_with_jwt(&state, &l, &token).await,
+            401,
+            "accepted: {name}"
+        );
     }
 }
 
@@ -320,7 +315,11 @@ async fn sessions_end_at_their_absolute_lifetime_even_when_used_daily() {
             .issue(EVENT_ISSUER, &user, &sid, clock.now() as u64)
             .unwrap();
         let expected = if hours < 168 { 200 } else { 401 };
-        assert_eq!(put_with(&state, &l, &jwt).await, expected, "at {hours} h");
+        assert_eq!(
+            put_with_jwt(&state, &l, &jwt).await,
+            expected,
+            "at {hours} h"
+        );
     }
 }
 

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use api_tests::{aws_endpoint, free_port};
+use api_tests::{aws_endpoint, free_port, moto_sms};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
@@ -65,29 +65,6 @@ fn sns_sender(endpoint: &str) -> Arc<dyn SmsSender> {
     let vars = sns_vars(endpoint);
     let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     sender_for(&pairs)
-}
-
-/// Every SMS moto recorded, whatever the account/region nesting of its data dump.
-async fn moto_sms() -> Vec<Value> {
-    let data: Value = reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    fn collect(v: &Value, out: &mut Vec<Value>) {
-        match v {
-            Value::Array(items) if items.iter().any(|i| i.get("phone_number").is_some()) => {
-                out.extend(items.iter().cloned())
-            }
-            Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
-            Value::Object(m) => m.values().for_each(|i| collect(i, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    collect(&data["sns"]["SMS"], &mut out);
-    out
 }
 
 /// One SMS in moto's record as (phone, message) if it carries `message_id`.

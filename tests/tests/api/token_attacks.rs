@@ -21,20 +21,15 @@ fn header() -> Value {
     json!({"alg": "HS256", "typ": "JWT", "kid": "env"})
 }
 
-async fn put_with(state: &shared::State, l: &Login, jwt: &str) -> u16 {
-    let ev = with_auth(
-        update_event(l, json!({"last_name": "X"})),
-        jwt,
-        &l.session_token,
-    );
-    call(state, &ev).await.status.as_u16()
-}
-
 /// Sends every attack at once and expects 401 for each; a panic in the server would fail the
 /// test (debug builds check overflow), a 500 would show as the wrong status.
 async fn all_refused(state: &shared::State, l: &Login, attacks: Vec<(&str, String)>) {
-    let statuses =
-        futures::future::join_all(attacks.iter().map(|(_, token)| put_with(state, l, token))).await;
+    let statuses = futures::future::join_all(
+        attacks
+            .iter()
+            .map(|(_, token)| put_with_jwt(state, l, token)),
+    )
+    .await;
     for ((name, _), status) in attacks.iter().zip(statuses) {
         assert_eq!(status, 401, "{name}");
     }
@@ -54,7 +49,7 @@ async fn time_claims_near_u64_max_are_refused_not_a_panic() {
         sign(&header(), &c, JWT_KEY)
     };
     // The control: the same claims signed the same way are accepted.
-    assert_eq!(put_with(&state, &l, &with(&[])).await, 200);
+    assert_eq!(put_with_jwt(&state, &l, &with(&[])).await, 200);
     let max = u64::MAX;
     let attacks = vec![
         ("exp = u64::MAX - 1", with(&[("exp", max - 1)])),
@@ -72,7 +67,7 @@ async fn time_claims_near_u64_max_are_refused_not_a_panic() {
     ];
     all_refused(&state, &l, attacks).await;
     // The server is still up and the real token still works.
-    assert_eq!(put_with(&state, &l, &l.token).await, 200);
+    assert_eq!(put_with_jwt(&state, &l, &l.token).await, 200);
 }
 
 #[tokio::test]
@@ -89,7 +84,7 @@ async fn a_header_with_crit_is_refused_whatever_it_lists() {
     };
     // The control: an unknown header field outside `crit` may be ignored (RFC 7515 §4).
     assert_eq!(
-        put_with(&state, &l, &with_header(json!({"x-note": "ignored"}))).await,
+        put_with_jwt(&state, &l, &with_header(json!({"x-note": "ignored"}))).await,
         200
     );
     let attacks = vec![

@@ -62,41 +62,18 @@ async fn second(app: &TestApp) -> TestApp {
 
 /// Every SMS moto recorded to `phone`, oldest first.
 pub(crate) async fn sms_to(phone: &str) -> Vec<String> {
-    let data: Value = reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
+    moto_sms()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    fn collect(v: &Value, phone: &str, out: &mut Vec<String>) {
-        match v {
-            Value::Array(items) if items.iter().any(|i| i.get("phone_number").is_some()) => {
-                for i in items {
-                    if i["phone_number"] == phone {
-                        out.push(i["message"].as_str().unwrap_or_default().to_owned());
-                    }
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|i| collect(i, phone, out)),
-            Value::Object(m) => m.values().for_each(|i| collect(i, phone, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    collect(&data["sns"]["SMS"], phone, &mut out);
-    out
+        .into_iter()
+        .filter(|m| m["phone_number"] == phone)
+        .map(|m| m["message"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 /// The six digits of the last SMS to `phone`.
 pub(crate) async fn last_code(phone: &str) -> String {
     let all = sms_to(phone).await;
-    let text = all.last().unwrap_or_else(|| panic!("no SMS to {phone}"));
-    let digits: String = text
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .unwrap_or_else(|| panic!("no code in {text:?}"))
-        .to_owned();
-    digits
+    code_in(all.last().unwrap_or_else(|| panic!("no SMS to {phone}")))
 }
 
 async fn signup(app: &TestApp, phone: &str) -> Answer {
@@ -513,12 +490,7 @@ async fn the_webhook_sender_delivers_a_signed_code_the_flow_accepts() {
     assert_eq!(seen.len(), 1);
     assert!(seen[0].signature_ok, "Standard Webhooks signature verifies");
     assert_eq!(seen[0].body["phone"], p.as_str());
-    let text = seen[0].body["message"].as_str().unwrap();
-    let code: String = text
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .unwrap()
-        .to_owned();
+    let code = code_in(seen[0].body["message"].as_str().unwrap());
     assert!(sms_to(&p).await.is_empty(), "nothing went through SNS");
     assert_eq!(confirm(&app, &p, &code).await.status, 200);
     assert_eq!(app.login(&p, PASSWORD).await.status, 200);
@@ -542,19 +514,7 @@ async fn slow_receiver(delay: std::time::Duration) -> String {
                         return;
                     }
                     got.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&got).to_string();
-                    let Some(end) = text.find("\r\n\r\n") else {
-                        continue;
-                    };
-                    let len: usize = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    if got.len() >= end + 4 + len {
+                    if http_message_len(&got).is_some() {
                         break;
                     }
                 }

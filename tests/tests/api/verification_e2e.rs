@@ -230,19 +230,8 @@ async fn on_connection(conn: &mut tokio::net::TcpStream, path: &str, body: &Valu
         let n = conn.read(&mut chunk).await.unwrap();
         assert!(n > 0, "connection closed");
         buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).to_string();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let len: usize = text[..end]
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                return text[9..12].parse().unwrap();
-            }
+        if http_message_len(&buf).is_some() {
+            return String::from_utf8_lossy(&buf[9..12]).parse().unwrap();
         }
     }
 }
