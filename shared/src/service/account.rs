@@ -137,15 +137,22 @@ async fn change_phone_by_code(
         return Err(e);
     }
     if patch.password_hash.is_some() {
-        let ended = cx
-            .store
-            .delete_user_sessions(&user.id, Some(&caller.session_id))
-            .await?;
-        tracing::info!(target: "audit", event = "password_change", user_id = %user.id, other_sessions_ended = ended);
+        end_other_sessions(cx, caller).await?;
     }
     tracing::info!(target: "audit", event = "phone_change_requested", user_id = %user.id,
         new_phone_tag = %cx.tokens().audit_tag(e164.as_str()));
     Ok(updated)
+}
+
+/// A password change ends every other session of the caller (and so their refresh tokens);
+/// audited.
+async fn end_other_sessions(cx: &Ctx<'_>, caller: &Caller) -> Result<(), Error> {
+    let ended = cx
+        .store
+        .delete_user_sessions(&caller.user_id, Some(&caller.session_id))
+        .await?;
+    tracing::info!(target: "audit", event = "password_change", user_id = %caller.user_id, other_sessions_ended = ended);
+    Ok(())
 }
 
 /// The caller's own profile.
@@ -242,11 +249,7 @@ pub async fn update_user(
         Err(e) => return Err(e.into()),
     };
     if patch.password_hash.is_some() {
-        let ended = cx
-            .store
-            .delete_user_sessions(&user.id, Some(&caller.session_id))
-            .await?;
-        tracing::info!(target: "audit", event = "password_change", user_id = %user.id, other_sessions_ended = ended);
+        end_other_sessions(cx, caller).await?;
     }
     if let (Some(new), Some(old)) = (&patch.phone, &old_phone)
         && new != old
