@@ -11,7 +11,7 @@ use hyper::{HeaderMap, header::AUTHORIZATION};
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
 };
-use shared::{State, auth::token::TokenKeys, service::FALLBACK_ISSUER};
+use shared::{State, auth::token::TokenKeys, service::Client};
 
 /// The authorizer context for a request whose token verifies; `None` means API Gateway's 401.
 pub fn authorize(state: &State, headers: &HeaderMap) -> Option<ApiGatewayRequestAuthorizer> {
@@ -20,11 +20,16 @@ pub fn authorize(state: &State, headers: &HeaderMap) -> Option<ApiGatewayRequest
     if !TokenKeys::is_rs256(token) {
         return None;
     }
-    let issuer = state.settings.issuer.as_deref().unwrap_or(FALLBACK_ISSUER);
-    let now = state.clock.now();
-    let claims = state
+    // The issuer and keys the handlers check with, for a request without API Gateway's context.
+    let client = Client::default();
+    let cx = state.ctx(&client);
+    let claims = cx
         .tokens()
-        .check(token, u64::try_from(now).unwrap_or_default(), issuer)
+        .check(
+            token,
+            u64::try_from(cx.now).unwrap_or_default(),
+            cx.issuer(),
+        )
         .ok()?;
     let claims: HashMap<String, String> = [
         ("sub", claims.sub),

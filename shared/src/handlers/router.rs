@@ -48,26 +48,24 @@ pub async fn dispatch(state: &State, function: Function, req: Request) -> Respon
 /// The entry point of a function that needs no [`State`] ([`Function::needs_state`]): its
 /// handlers read only the request.
 pub async fn stateless(function: Function, req: Request) -> Response<Body> {
-    let endpoint = function
-        .endpoints()
-        .find(|e| e.method() == req.method().as_str());
+    let method = req.method().as_str();
+    let Some(endpoint) = function.endpoints().find(|e| e.method() == method) else {
+        let allow: Vec<&str> = function.endpoints().map(Endpoint::method).collect();
+        return method_not_allowed(&allow);
+    };
     let client = client_of(&req);
-    let span = tracing::info_span!("request", route = function.name(),
-        request_id = %client.request_id, source_ip = %client.source_ip);
-    let _in_span = span.enter();
+    let _in_span = request_span(endpoint, &client).entered();
     match endpoint {
-        Some(Endpoint::ExampleWhoami) => example::whoami(&req),
-        Some(_) => Err(ApiError::Internal),
-        None => {
-            return method_not_allowed(
-                &function
-                    .endpoints()
-                    .map(Endpoint::method)
-                    .collect::<Vec<_>>(),
-            );
-        }
+        Endpoint::ExampleWhoami => example::whoami(&req),
+        _ => Err(ApiError::Internal),
     }
     .unwrap_or_else(ApiError::into_response)
+}
+
+/// The span every line of one request carries.
+fn request_span(endpoint: Endpoint, client: &crate::service::Client) -> tracing::Span {
+    tracing::info_span!("request", route = endpoint.name(),
+        request_id = %client.request_id, source_ip = %client.source_ip)
 }
 
 fn method_not_allowed(allow: &[&str]) -> Response<Body> {
@@ -100,8 +98,7 @@ fn deadline_of(req: &Request, budget: Duration) -> Instant {
 
 async fn handle(state: &State, endpoint: Endpoint, req: Request) -> Response<Body> {
     let client = client_of(&req);
-    let span = tracing::info_span!("request", route = endpoint.name(),
-        request_id = %client.request_id, source_ip = %client.source_ip);
+    let span = request_span(endpoint, &client);
     let cx = state.ctx(&client);
     let input = Input {
         req: &req,
