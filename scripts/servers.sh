@@ -1,6 +1,8 @@
 # Sourced by scripts/test, scripts/bench and .ci/run: installs and starts the servers tests need.
 VENV=${VENV:-$PWD/.venv}
 SECANTUS_VERSION=0.7.0b3
+# The outside OpenAPI fuzzer scripts/contract runs (CI runs it too).
+SCHEMATHESIS_VERSION=4.32.5
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -13,9 +15,10 @@ wait_port() {  # host port seconds
 }
 
 servers_install() {
-  if [ ! -x "$VENV/bin/secantusd-py" ] || [ ! -x "$VENV/bin/moto_server" ]; then
+  if [ ! -x "$VENV/bin/secantusd-py" ] || [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/st" ]; then
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "secantusdb==$SECANTUS_VERSION" 'moto[server]'
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "secantusdb==$SECANTUS_VERSION" 'moto[server]' \
+      "schemathesis==$SCHEMATHESIS_VERSION"
   fi
 }
 

@@ -42,6 +42,9 @@ const USAGE: &str = "usage: user-admin <command>
                                  users straight from another MongoDB collection (the Flask
                                  service's UserDatabase.User by default)
   normalize                      rewrite stored phones in canonical form, refusing duplicates
+  clear-code-failures --phone PHONE
+                                 let a phone that reached its cap of failed codes use the
+                                 code routes again (E.164, or national in SMS_DEFAULT_REGION)
 environment: MONGO_URI (required), DB_NAME, COLLECTION_NAME, or SECRET_ID";
 
 /// Users read per store call while walking the collection.
@@ -177,7 +180,15 @@ async fn run(args: &[String]) -> Result<(), Fail> {
         .as_str();
     if !matches!(
         command,
-        "find" | "disable" | "enable" | "logout-all" | "delete" | "export" | "import" | "normalize"
+        "find"
+            | "disable"
+            | "enable"
+            | "logout-all"
+            | "delete"
+            | "export"
+            | "import"
+            | "normalize"
+            | "clear-code-failures"
     ) {
         return Err(Fail::Usage(format!("unknown command {command:?}")));
     }
@@ -217,6 +228,16 @@ async fn run(args: &[String]) -> Result<(), Fail> {
             let id = id_arg(args)?;
             let deleted = admin::delete(&cx, &actor, &id).await?;
             out(&json!({"_id": {"$oid": id.to_hex()}, "deleted": deleted}))
+        }
+        "clear-code-failures" => {
+            let raw = opt(args, "--phone")
+                .ok_or_else(|| Fail::Usage("clear-code-failures takes --phone".to_owned()))?;
+            let phone = cx
+                .verification
+                .parse_phone(raw)
+                .map_err(|e| Fail::Usage(format!("phone: {e}")))?;
+            admin::clear_code_failures(&cx, &actor, &phone).await?;
+            out(&json!({"phone": phone.as_str(), "code_failures_cleared": true}))
         }
         "export" => export(&cx, args.get(1).map(String::as_str)).await,
         "import" => import(&cx, args).await,

@@ -222,7 +222,9 @@ impl From<crate::service::Error> for ApiError {
                 tracing::warn!(%cause, "no SMS could be sent");
                 Self::Unavailable
             }
-            E::TooManyAttempts { retry_after_secs } => Self::TooManyAttempts { retry_after_secs },
+            E::TooManyAttempts { retry_after_secs } | E::SmsBudgetSpent { retry_after_secs } => {
+                Self::TooManyAttempts { retry_after_secs }
+            }
             E::Unavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");
                 Self::Unavailable

@@ -27,6 +27,7 @@
 //! | `TokenRefreshes`   | Count        | `token_refresh`   | `outcome`       |
 //! | `SmsSent`          | Count        | `sms_sent`        |                 |
 //! | `SmsRefused`       | Count        | `sms_refused`     |                 |
+//! | `CodeFailureCaps`  | Count        | `code_failure_cap`|                 |
 //! | `ColdStarts`       | Count        | (first invocation)|                 |
 //! | `StoreLatency`     | Milliseconds | (each store call) |                 |
 //!
@@ -51,11 +52,13 @@ pub const PASSWORD_REHASHES: &str = "PasswordRehashes";
 pub const TOKEN_REFRESHES: &str = "TokenRefreshes";
 pub const SMS_SENT: &str = "SmsSent";
 pub const SMS_REFUSED: &str = "SmsRefused";
+/// Code routes refused because a phone reached its failed-code cap.
+pub const CODE_FAILURE_CAPS: &str = "CodeFailureCaps";
 pub const COLD_STARTS: &str = "ColdStarts";
 pub const STORE_LATENCY: &str = "StoreLatency";
 
 /// Audit event -> (metric, whether its `outcome` becomes a dimension).
-pub const FROM_AUDIT: [(&str, &str, bool); 9] = [
+pub const FROM_AUDIT: [(&str, &str, bool); 10] = [
     ("signup", SIGNUPS, true),
     ("login", LOGINS, true),
     ("lockout", LOCKOUTS, false),
@@ -65,6 +68,7 @@ pub const FROM_AUDIT: [(&str, &str, bool); 9] = [
     ("token_refresh", TOKEN_REFRESHES, true),
     ("sms_sent", SMS_SENT, false),
     ("sms_refused", SMS_REFUSED, false),
+    ("code_failure_cap", CODE_FAILURE_CAPS, false),
 ];
 
 static COLLECTOR: OnceLock<&'static Collector> = OnceLock::new();

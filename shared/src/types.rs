@@ -128,8 +128,8 @@ impl fmt::Debug for Password {
 
 /// True for characters that must never appear in a name: controls (Cc) and format characters
 /// (Cf, which include the bidi overrides U+202A–U+202E and U+2066–U+2069, zero-width spaces
-/// and joiners, and the BOM). The same set as `\p{Cc}\p{Cf}` in the schemas' name pattern
-/// (Unicode 15.1's Cf ranges).
+/// and joiners, and the BOM). The same set as the schemas' name pattern spells out with
+/// `\uXXXX` escapes (Unicode 15.1's Cc and Cf ranges; a portable dialect with no `\p{..}`).
 pub fn is_hidden_char(c: char) -> bool {
     const CF: &[(u32, u32)] = &[
         (0x00AD, 0x00AD),
@@ -164,12 +164,34 @@ pub fn is_hidden_char(c: char) -> bool {
 #[serde(transparent)]
 pub struct Name(String);
 
+/// True for characters that render as nothing visible on their own: White_Space, and the
+/// fillers and invisible marks (Hangul fillers U+115F, U+1160, U+3164, U+FFA0, the braille
+/// blank U+2800, the combining grapheme joiner, Khmer inherent vowels, variation selectors).
+/// A name made only of these (and nothing else) is blank; the schemas' name pattern names
+/// the same set.
+pub fn is_blank_char(c: char) -> bool {
+    const FILLERS: &[(u32, u32)] = &[
+        (0x034F, 0x034F),
+        (0x115F, 0x1160),
+        (0x17B4, 0x17B5),
+        (0x2800, 0x2800),
+        (0x3164, 0x3164),
+        (0xFE00, 0xFE0F),
+        (0xFFA0, 0xFFA0),
+        (0xE0100, 0xE01EF),
+    ];
+    let u = c as u32;
+    c.is_whitespace() || FILLERS.iter().any(|&(lo, hi)| (lo..=hi).contains(&u))
+}
+
 impl Name {
     /// Maximum length in Unicode code points, counted before trimming (as the schema counts).
     pub const MAX_CHARS: usize = 100;
 
-    /// Checks and trims.
+    /// Checks, trims (spaces and fillers at either end) and normalises to NFC, so one name
+    /// typed as precomposed or combining characters is stored one way.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        use unicode_normalization::UnicodeNormalization;
         if raw.chars().count() > Self::MAX_CHARS {
             return Err(Invalid("must be at most 100 characters"));
         }
@@ -178,20 +200,22 @@ impl Name {
                 "must not contain control, format or bidi-override characters",
             ));
         }
-        let trimmed = raw.trim();
+        let trimmed = raw.trim_matches(is_blank_char);
         if trimmed.is_empty() {
-            return Err(Invalid("must not be blank"));
+            return Err(Invalid(
+                "must not be blank (only spaces or filler characters)",
+            ));
         }
-        Ok(Self(trimmed.to_owned()))
+        Ok(Self(trimmed.nfc().collect()))
     }
 
-    /// An optional name part: `None` for absent, empty or blank.
+    /// An optional name part: `None` for absent, empty or blank (spaces or fillers only).
     pub fn parse_optional(raw: Option<&str>) -> Result<Option<Self>, Invalid> {
         match raw {
-            Some(s) if !s.trim().is_empty() => Self::parse(s).map(Some),
             Some(s) if s.chars().any(is_hidden_char) => Err(Invalid(
                 "must not contain control, format or bidi-override characters",
             )),
+            Some(s) if !s.chars().all(is_blank_char) => Self::parse(s).map(Some),
             _ => Ok(None),
         }
     }
@@ -357,6 +381,27 @@ mod tests {
         assert!(Name::parse("   ").is_err());
         assert!(Name::parse(&"a".repeat(101)).is_err());
         assert!(Name::parse(&"a".repeat(100)).is_ok());
+    }
+
+    #[test]
+    fn names_that_render_blank_are_refused_and_names_are_stored_in_nfc() {
+        for blank in [
+            "\u{3164}",
+            "\u{115F}\u{1160}",
+            " \u{FFA0} ",
+            "\u{2800}",
+            "\u{3000}",
+        ] {
+            assert!(Name::parse(blank).is_err(), "{blank:?} accepted");
+            assert_eq!(Name::parse_optional(Some(blank)), Ok(None), "{blank:?}");
+        }
+        let stored = |s: &str| Name::parse(s).map(|n| n.0).unwrap_or_default();
+        assert_eq!(stored("Jose\u{0301}"), "Jos\u{00E9}");
+        assert_eq!(stored("\u{3164}Ann\u{3164}"), "Ann");
+        // NFC keeps compatibility forms (a ligature is a different character, not a
+        // different encoding of one).
+        assert_eq!(stored("\u{FB01}on"), "\u{FB01}on");
+        assert_eq!(stored("\u{1100}\u{1161}"), "\u{AC00}");
     }
 
     #[test]

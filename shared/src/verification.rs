@@ -26,6 +26,53 @@ pub const DEFAULT_OTP_TTL_SECS: i64 = 300;
 pub const DEFAULT_OTP_RESEND_SECS: i64 = 60;
 /// Comparisons allowed per code (reserved before each comparison).
 pub const MAX_CODE_ATTEMPTS: u32 = 5;
+/// Default cap on failed codes per phone per UTC day, across resends and purposes.
+pub const DEFAULT_CODE_FAILURES_PER_DAY: u32 = 20;
+/// Default cap on failed codes per phone in one failure window (NIST SP 800-63B: at most 100
+/// consecutive failures); a correct code clears it.
+pub const DEFAULT_CODE_FAILURES_TOTAL: u32 = 100;
+/// Default failure window: 30 days.
+pub const DEFAULT_CODE_FAILURE_WINDOW_SECS: i64 = 30 * 86_400;
+
+/// The per-phone cap on failed codes. Each code brings [`MAX_CODE_ATTEMPTS`] comparisons;
+/// without this, resends would bring fresh ones without end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeFailureCap {
+    /// `OTP_MAX_FAILURES_PER_DAY`.
+    pub per_day: u32,
+    /// `OTP_MAX_FAILURES`: in one `OTP_FAILURE_WINDOW_SECONDS` window, until a correct code
+    /// or an operator (`user-admin clear-code-failures`) clears it.
+    pub total: u32,
+    /// `OTP_FAILURE_WINDOW_SECONDS`.
+    pub window_secs: i64,
+}
+
+impl CodeFailureCap {
+    fn from_vars(vars: &Vars) -> Result<Self, VerificationConfigError> {
+        let count = |name: &str, default: u32| -> Result<u32, VerificationConfigError> {
+            let n = vars.positive(name, default.into())?;
+            u32::try_from(n).map_err(|_| {
+                VerificationConfigError::Config(format!("{name} must be below 4294967296"))
+            })
+        };
+        let window = vars.positive(
+            "OTP_FAILURE_WINDOW_SECONDS",
+            DEFAULT_CODE_FAILURE_WINDOW_SECS.unsigned_abs(),
+        )?;
+        Ok(Self {
+            per_day: count("OTP_MAX_FAILURES_PER_DAY", DEFAULT_CODE_FAILURES_PER_DAY)?,
+            total: count("OTP_MAX_FAILURES", DEFAULT_CODE_FAILURES_TOTAL)?,
+            window_secs: i64::try_from(window)
+                .ok()
+                .filter(|w| *w <= 366 * 86_400)
+                .ok_or_else(|| {
+                    VerificationConfigError::Config(
+                        "OTP_FAILURE_WINDOW_SECONDS must be at most 366 days".to_owned(),
+                    )
+                })?,
+        })
+    }
+}
 
 /// Why verification settings were refused. Names variables, never values.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -56,6 +103,8 @@ pub struct Verification {
     /// `OTP_RESEND_SECONDS`.
     pub resend_secs: i64,
     pub max_attempts: u32,
+    /// Failed codes per phone, across codes.
+    pub failure_cap: CodeFailureCap,
     /// Milliseconds the last real send took (shared by clones): an answer that sends nothing
     /// (recovery of an unknown phone) waits as long, so it takes the time a send would.
     last_send_ms: Arc<AtomicU64>,
@@ -140,6 +189,7 @@ impl Verification {
             code_ttl_secs: secs(vars, "OTP_TTL_SECONDS", DEFAULT_OTP_TTL_SECS)?,
             resend_secs: secs(vars, "OTP_RESEND_SECONDS", DEFAULT_OTP_RESEND_SECS)?,
             max_attempts: MAX_CODE_ATTEMPTS,
+            failure_cap: CodeFailureCap::from_vars(vars)?,
             last_send_ms: Arc::new(AtomicU64::new(150)),
         })
     }
@@ -178,6 +228,14 @@ mod tests {
             (v.code_ttl_secs, v.resend_secs, v.max_attempts),
             (300, 60, 5)
         );
+        assert_eq!(
+            v.failure_cap,
+            CodeFailureCap {
+                per_day: 20,
+                total: 100,
+                window_secs: 30 * 86_400
+            }
+        );
     }
 
     #[test]
@@ -208,6 +266,9 @@ mod tests {
             ("OTP_TTL_SECONDS", "-5"),
             ("OTP_TTL_SECONDS", "999999"),
             ("OTP_RESEND_SECONDS", "1m"),
+            ("OTP_MAX_FAILURES_PER_DAY", "0"),
+            ("OTP_MAX_FAILURES", "-1"),
+            ("OTP_FAILURE_WINDOW_SECONDS", "99999999"),
         ] {
             let e = with(&[(name, bad)]).err().map(|e| e.to_string());
             assert!(

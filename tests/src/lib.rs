@@ -585,11 +585,24 @@ pub async fn count_users(db: &str, filter: mongodb::bson::Document) -> u64 {
 }
 
 /// A TCP proxy to the test MongoDB server that holds back every reply by `delay`: a
-/// database that answers, but slowly. Loopback only; it ends with the value.
+/// database that answers, but slowly. Its [`CutSwitch`] cuts it off at once (every open
+/// connection dropped, new ones refused): a database that dies mid-request. Loopback only; it
+/// ends with the value.
 pub struct SlowProxy {
     /// A MongoDB URI through the proxy.
     pub uri: String,
+    cut: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Cuts a [`SlowProxy`] off its clients.
+#[derive(Clone)]
+pub struct CutSwitch(tokio::sync::watch::Sender<bool>);
+
+impl CutSwitch {
+    pub fn cut(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 impl SlowProxy {
@@ -603,34 +616,52 @@ impl SlowProxy {
             .to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        let (cut, cut_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if *cut_rx.borrow() {
+                    continue;
+                }
                 let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
                     continue;
                 };
-                let (mut cr, mut cw) = client.into_split();
-                let (mut sr, mut sw) = server.into_split();
+                let mut rx = cut_rx.clone();
                 tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut cr, &mut sw).await;
-                });
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n) = sr.read(&mut buf).await {
-                        if n == 0 {
-                            break;
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async {
+                        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                    };
+                    let down = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = sr.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            tokio::time::sleep(delay).await;
+                            if cw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
                         }
-                        tokio::time::sleep(delay).await;
-                        if cw.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
+                    };
+                    // Cut: both halves are dropped here, closing both connections.
+                    tokio::select! {
+                        _ = async { tokio::join!(up, down) } => {}
+                        _ = rx.wait_for(|cut| *cut) => {}
                     }
                 });
             }
         });
         Self {
             uri: format!("mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"),
+            cut,
             task,
         }
+    }
+
+    /// The switch that cuts this proxy off.
+    pub fn cut_switch(&self) -> CutSwitch {
+        CutSwitch(self.cut.clone())
     }
 }
 
@@ -638,6 +669,17 @@ impl Drop for SlowProxy {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A MongoDB store on `db` reached through `uri` (a proxy), short timeouts.
+pub async fn store_at(uri: &str, db: &str) -> MongoStore {
+    let opts = MongoOptions {
+        server_selection_timeout: std::time::Duration::from_millis(500),
+        connect_timeout: std::time::Duration::from_millis(500),
+        ..MongoOptions::default()
+    };
+    let client = MongoStore::client(uri, &opts).await.unwrap();
+    MongoStore::new(&client, db, "User", &opts)
 }
 
 /// Runs the `user-admin` tool against `db` on the test server, with no keys configured (it

@@ -1,6 +1,7 @@
 //! Password hashing and the two tokens a login hands out.
 
 pub mod common;
+pub mod device;
 pub mod jwks;
 pub mod legacy;
 pub mod password;

@@ -376,6 +376,28 @@ impl TokenKeys {
             .collect()
     }
 
+    /// The MAC of a device token's `message` under the current session key
+    /// (`auth::device`), domain-separated from every other use of the key.
+    pub fn device_mac(&self, message: &[u8]) -> [u8; 32] {
+        let mut m = mac(&self.session_current, "device-token/v1:");
+        m.update(message);
+        m.finalize().into_bytes().into()
+    }
+
+    /// True when `tag` is (the leftmost bytes, at least 16, of) `message`'s device MAC under
+    /// the current, next or previous session key (a device token outlives a key rotation),
+    /// compared in constant time.
+    pub fn device_mac_matches(&self, message: &[u8], tag: &[u8]) -> bool {
+        std::iter::once(&self.session_current)
+            .chain(self.session_next.as_ref())
+            .chain(self.session_previous.as_ref())
+            .any(|key| {
+                let mut m = mac(key, "device-token/v1:");
+                m.update(message);
+                tag.len() >= 16 && m.verify_truncated_left(tag).is_ok()
+            })
+    }
+
     /// True when `token` hashes to `stored` under the current, next or previous session key.
     pub fn session_matches(&self, token: &str, stored: &str) -> bool {
         let Ok(stored) = URL_SAFE_NO_PAD.decode(stored) else {

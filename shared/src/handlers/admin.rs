@@ -49,7 +49,8 @@ struct SessionsEnded {
 }
 
 /// The IAM principal API Gateway verified (payload 2.0 `requestContext.authorizer.iam`): its
-/// ARN, else its caller id or access key. 403 without one.
+/// ARN, else its caller id or access key. 401 without one (no credentials; behind the
+/// AWS_IAM authorizer a request without a valid signature never gets here).
 fn actor(req: &Request) -> Result<Actor, ApiError> {
     let iam = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => {
@@ -68,7 +69,7 @@ fn actor(req: &Request) -> Result<Actor, ApiError> {
         Some(p) => Ok(Actor(p)),
         None => {
             tracing::warn!(target: "audit", event = "admin", outcome = "no_iam_identity");
-            Err(ApiError::Forbidden)
+            Err(ApiError::Unauthorized)
         }
     }
 }

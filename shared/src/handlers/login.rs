@@ -19,6 +19,8 @@ use crate::{
 struct LoginBody {
     phone: String,
     password: String,
+    /// The device token an earlier login on this client handed out, if any.
+    device_token: Option<String>,
 }
 
 /// A login attempt: the phone, and any password at all (length rules belong to signup; a
@@ -26,6 +28,7 @@ struct LoginBody {
 struct Credentials {
     phone: Phone,
     password: Password,
+    device_token: Option<String>,
 }
 
 impl TryFrom<LoginBody> for Credentials {
@@ -35,6 +38,7 @@ impl TryFrom<LoginBody> for Credentials {
         Ok(Self {
             phone: field("/phone", Phone::parse(&b.phone))?,
             password: Password::unchecked(b.password),
+            device_token: b.device_token,
         })
     }
 }
@@ -47,6 +51,7 @@ struct Tokens {
     token_type: &'static str,
     expires_in: u64,
     user_id: Oid,
+    device_token: String,
 }
 
 /// A JWT and a session token, or one 401 for any wrong phone/password pair.
@@ -57,7 +62,7 @@ pub(super) async fn login(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Bo
     if let Ok(strict) = account_phone(cx, "/phone", c.phone.clone()) {
         c.phone = strict;
     }
-    let grant = service::login(cx, c.phone, c.password)
+    let grant = service::login(cx, c.phone, c.password, c.device_token.as_deref())
         .await
         .map_err(ApiError::from);
     match &grant {
@@ -76,6 +81,7 @@ pub(super) async fn login(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Bo
             token_type: "Bearer",
             expires_in: g.expires_in,
             user_id: Oid::of(&g.user_id),
+            device_token: g.device_token,
         },
     ))
 }

@@ -33,9 +33,12 @@ const PHONE_CHANGE_WINDOW_SECS: i64 = 3600;
 /// Creates a user. The unique phone index decides races: the loser gets `PhoneTaken`.
 ///
 /// With verification required the account starts unverified and a code goes to the phone;
-/// the cost guard runs before the insert, so a refused send creates no account. A phone held
-/// by an unverified account whose code has expired is taken over (that account is deleted,
-/// atomically, and the insert tried once more): a squatter never blocks the real owner.
+/// the cost guard runs before the insert, so a refused send creates no account, and a signup
+/// refused after the guard gives back what it reserved. A phone held by an unverified
+/// account that has no live code is taken over (that account is deleted, atomically, and the
+/// insert tried once more): a squatter never blocks the real owner for longer than a code
+/// lives, and a signup that failed between its two writes (the account stored, the code
+/// not) can be retried at once.
 pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
     let required = cx.verification.required;
     let e164 = if required {
@@ -47,40 +50,15 @@ pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
         Some(p) => super::verify::clear_send(cx, p, crate::otp::Purpose::Signup).await?,
         None => None,
     };
-    let password_hash = password::hash(user.password).await?;
-    let record = UserRecord {
-        id: UserId::new(),
-        first_name: user.first_name,
-        middle_name: user.middle_name,
-        last_name: user.last_name,
-        phone: user.phone,
-        password_hash,
-        disabled: false,
-        created_at: cx.now,
-        updated_at: cx.now,
-        phone_verified: false,
-        pending_phone: None,
+    let record = match insert_account(cx, user).await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(c) = &cleared {
+                super::verify::give_back(cx, c).await;
+            }
+            return Err(e);
+        }
     };
-    let mut inserted = cx.store.insert_user(&record).await;
-    if required
-        && inserted == Err(StoreError::Duplicate)
-        && cx
-            .store
-            .delete_unverified_user(
-                &record.phone,
-                cx.now.saturating_sub(cx.verification.code_ttl_secs),
-            )
-            .await?
-    {
-        tracing::info!(target: "audit", event = "unverified_signup_replaced",
-            phone_tag = %cx.tokens().audit_tag(record.phone.as_str()));
-        inserted = cx.store.insert_user(&record).await;
-    }
-    match inserted {
-        Ok(()) => {}
-        Err(StoreError::Duplicate) => return Err(Error::PhoneTaken),
-        Err(e) => return Err(e.into()),
-    }
     if let (Some(phone), Some(cleared)) = (&e164, &cleared) {
         let sent = super::verify::deliver(
             cx,
@@ -100,6 +78,65 @@ pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
         }
     }
     Ok(record)
+}
+
+/// Hashes the password and inserts the account, taking the phone over from a stranded
+/// unverified account where verification is required.
+async fn insert_account(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
+    let password_hash = password::hash(user.password).await?;
+    let record = UserRecord {
+        id: UserId::new(),
+        first_name: user.first_name,
+        middle_name: user.middle_name,
+        last_name: user.last_name,
+        phone: user.phone,
+        password_hash,
+        disabled: false,
+        created_at: cx.now,
+        updated_at: cx.now,
+        phone_verified: false,
+        pending_phone: None,
+    };
+    let mut inserted = cx.store.insert_user(&record).await;
+    if cx.verification.required
+        && inserted == Err(StoreError::Duplicate)
+        && take_over_stranded(cx, &record.phone).await?
+    {
+        tracing::info!(target: "audit", event = "unverified_signup_replaced",
+            phone_tag = %cx.tokens().audit_tag(record.phone.as_str()));
+        inserted = cx.store.insert_user(&record).await;
+    }
+    match inserted {
+        Ok(()) => Ok(record),
+        Err(StoreError::Duplicate) => Err(Error::PhoneTaken),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes the unverified account holding `phone` if no live signup code is waiting for it
+/// (its code expired, or was never stored because the signup failed between its writes).
+/// Only an account made in an earlier second qualifies, so a signup racing this one between
+/// its insert and its code (one round trip) is never taken. True when one went.
+async fn take_over_stranded(cx: &Ctx<'_>, phone: &Phone) -> Result<bool, Error> {
+    let Some(held) = cx.store.find_user_by_phone(phone).await? else {
+        return Ok(false);
+    };
+    if held.phone_verified || held.created_at >= cx.now {
+        return Ok(false);
+    }
+    let purpose = crate::otp::Purpose::Signup.as_str();
+    let waiting = cx
+        .store
+        .live_code(purpose, phone.as_str(), cx.now)
+        .await?
+        .is_some_and(|c| c.user_id == Some(held.id));
+    if waiting {
+        return Ok(false);
+    }
+    Ok(cx
+        .store
+        .delete_unverified_user(phone, held.created_at.saturating_add(1))
+        .await?)
 }
 
 /// A phone change where verification is required: the new phone waits as `pending_phone`

@@ -103,3 +103,16 @@ pub async fn delete(cx: &Ctx<'_>, actor: &Actor, id: &UserId) -> Result<bool, Er
     );
     Ok(user.is_some())
 }
+
+/// Clears a phone's failed-code counters (its code routes refuse once it reached the cap of
+/// failed codes; a correct code or this clears it).
+pub async fn clear_code_failures(
+    cx: &Ctx<'_>,
+    actor: &Actor,
+    phone: &crate::phone::E164,
+) -> Result<(), Error> {
+    super::verify::clear_code_failures(cx, phone).await?;
+    tracing::info!(target: "audit", event = "admin", action = "clear_code_failures",
+        actor = actor.as_str(), phone_tag = %cx.tokens().audit_tag(phone.as_str()));
+    Ok(())
+}

@@ -40,6 +40,11 @@ pub enum Error {
     SmsUnavailable(String),
     #[error("too many attempts")]
     TooManyAttempts { retry_after_secs: u64 },
+    /// The country or daily SMS budget ran out between the guard's look and the send: 429
+    /// where it is answered, and where the answer must not tell whether the phone has an
+    /// account (recovery), answered as if nothing had been sent.
+    #[error("SMS budget spent")]
+    SmsBudgetSpent { retry_after_secs: u64 },
     /// The database could not be reached in time; worth retrying.
     #[error("unavailable: {0}")]
     Unavailable(String),

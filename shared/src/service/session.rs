@@ -2,7 +2,7 @@
 
 use super::{Ctx, Error, throttle};
 use crate::{
-    auth::{password, token},
+    auth::{device, password, token},
     store::{SessionRecord, UserPatch, UserRecord},
     types::{Password, Phone, UserId},
 };
@@ -16,7 +16,13 @@ pub struct LoginGrant {
     pub refresh_token: String,
     pub expires_in: u64,
     pub user_id: UserId,
+    /// Marks the client as a known device of this phone (`auth::device`): presented with the
+    /// next logins, its failures count against its own budget, not the unknown devices'.
+    pub device_token: String,
 }
+
+/// How long a device token lasts: 180 days (each login renews it).
+pub const DEVICE_TOKEN_TTL_SECS: i64 = 180 * 86_400;
 
 /// What a successful refresh hands back: a new access token and the refresh token to use next.
 #[derive(Debug)]
@@ -39,12 +45,29 @@ fn secs(d: std::time::Duration) -> i64 {
 }
 
 /// Checks a phone and password and opens a session. The check is reserved before it runs
-/// (at most the lock threshold of checks per phone before the first lock, however many
-/// requests race). Unknown phone and wrong password cost the same argon2 verify and end in
-/// the same error; a locked phone is refused the same way whether or not an account has it.
-pub async fn login(cx: &Ctx<'_>, phone: Phone, password: Password) -> Result<LoginGrant, Error> {
-    let key = phone.as_str();
-    let attempt = throttle::reserve(cx, key).await?;
+/// (at most the lock threshold of checks per key before the first lock, however many
+/// requests race). The key is the phone's "unknown devices" budget, or, when the client
+/// presents a valid device token for this phone, that device's own budget: guesses from
+/// anywhere else lock unknown devices only, and the owner's known device still logs in.
+/// Unknown phone and wrong password cost the same argon2 verify and end in the same error; a
+/// locked key is refused the same way whether or not an account has the phone.
+pub async fn login(
+    cx: &Ctx<'_>,
+    phone: Phone,
+    password: Password,
+    device_token: Option<&str>,
+) -> Result<LoginGrant, Error> {
+    let known = device_token.and_then(|t| device::verify(&cx.tokens(), phone.as_str(), t, cx.now));
+    let key = match known {
+        Some(d) => format!("{}|device:{}", phone.as_str(), d.to_hex()),
+        None => phone.as_str().to_owned(),
+    };
+    let key = key.as_str();
+    let attempt = throttle::reserve(cx, key).await.inspect_err(|_| {
+        tracing::info!(target: "audit", event = "login_locked",
+            device = if known.is_some() { "known" } else { "unknown" },
+            phone_tag = %cx.tokens().audit_tag(phone.as_str()));
+    })?;
     let user = cx.store.find_user_by_phone(&phone).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let verified = password::verify(password.clone(), hash).await?;
@@ -53,6 +76,7 @@ pub async fn login(cx: &Ctx<'_>, phone: Phone, password: Password) -> Result<Log
         (_, user) => {
             if let Some(lock) = throttle::locked_for(cx, attempt) {
                 tracing::info!(target: "audit", event = "lockout", scope = "login",
+                    device = if known.is_some() { "known" } else { "unknown" },
                     user_id = user.as_ref().map(|u| u.id.to_hex()),
                     phone_tag = %cx.tokens().audit_tag(phone.as_str()),
                     failures = attempt, lock_seconds = lock);
@@ -71,7 +95,17 @@ pub async fn login(cx: &Ctx<'_>, phone: Phone, password: Password) -> Result<Log
     if password::needs_rehash(&user.password_hash) {
         rehash(cx, &user, password).await;
     }
-    let (grant, session_id) = open_session(cx, &user).await?;
+    let device = match known {
+        Some(d) => d,
+        None => device::DeviceId::new().map_err(|e| Error::internal("device id", e))?,
+    };
+    let (mut grant, session_id) = open_session(cx, &user).await?;
+    grant.device_token = device::issue(
+        &cx.tokens(),
+        phone.as_str(),
+        device,
+        cx.now.saturating_add(DEVICE_TOKEN_TTL_SECS),
+    );
     // An operator's disable or delete sets the flag (or removes the user) and then ends every
     // session. Reading the user again after the session exists closes the race: either that
     // sweep sees this session, or this read sees the flag and ends it here.
@@ -125,6 +159,7 @@ async fn open_session(cx: &Ctx<'_>, user: &UserRecord) -> Result<(LoginGrant, St
             refresh_token: format!("{}.{refresh_secret}", session.id),
             expires_in: tokens.ttl().as_secs(),
             user_id: user.id,
+            device_token: String::new(),
         },
         session.id,
     ))

@@ -15,14 +15,20 @@ use crate::{
     auth::password,
     otp::{self, CodeHash, Purpose},
     phone::E164,
-    sms::guard::{Attempt, Refusal, idempotency_key},
+    sms::guard::{Attempt, Budget, Claim, Refusal, idempotency_key},
     store::{CodeCheck, CodeRecord, Consumed, Issued, StoreError, UserPatch, UserRecord},
     types::{Password, Phone, UserId},
 };
 
-/// A send the guard let through: the idempotency key it claimed.
+/// A send the guard let through: the idempotency key it claimed and the counters it holds
+/// (given back if the request ends up refused or sends nothing).
 pub(super) struct Cleared {
     key: String,
+    claim: Claim,
+    /// Attempt limits reserved (source, phone).
+    budgets: Vec<Budget>,
+    /// Cost budgets (country, daily) that had room: reserved only when an SMS goes out.
+    cost: Vec<Budget>,
 }
 
 fn refused(cx: &Ctx<'_>, phone: &E164, purpose: Purpose, reason: &str) {
@@ -30,8 +36,72 @@ fn refused(cx: &Ctx<'_>, phone: &E164, purpose: Purpose, reason: &str) {
         phone_tag = %cx.tokens().audit_tag(phone.as_str()));
 }
 
-/// The guard: allow-list, idempotency claim, budgets. `Ok(None)` for a retry of a request
-/// that has already sent (send nothing, answer as it did).
+fn too_many(retry_after: i64) -> Error {
+    Error::TooManyAttempts {
+        retry_after_secs: u64::try_from(retry_after).unwrap_or(1).max(1),
+    }
+}
+
+/// Gives back `budgets`. Best effort: a counter that cannot be given back (the database
+/// failed meanwhile) errs on the side of the cost guard and expires with its window.
+async fn release_all(cx: &Ctx<'_>, budgets: &[Budget]) {
+    for b in budgets {
+        if let Err(e) = cx.store.release(&b.key, b.window_secs, cx.now).await {
+            tracing::warn!(error = %e, "guard counter not given back");
+        }
+    }
+}
+
+/// A request the guard let through was refused later or sent nothing at all: every counter
+/// and the idempotency claim go back, so it costs no one anything and stores nothing.
+pub(super) async fn give_back(cx: &Ctx<'_>, cleared: &Cleared) {
+    release_all(cx, &cleared.budgets).await;
+    if let Err(e) = cx
+        .store
+        .release(&cleared.claim.key, cleared.claim.ttl_secs, cx.now)
+        .await
+    {
+        tracing::warn!(error = %e, "idempotency claim not given back");
+    }
+}
+
+/// Reserves the cost budgets (country, then daily) for an SMS about to go out; the one
+/// reserved is given back if the next refuses. Refused only when another send took the last
+/// of a budget since the guard looked.
+async fn reserve_cost(
+    cx: &Ctx<'_>,
+    cleared: &Cleared,
+    phone: &E164,
+    purpose: Purpose,
+) -> Result<(), Error> {
+    let mut held = Vec::with_capacity(cleared.cost.len());
+    for b in &cleared.cost {
+        match cx
+            .store
+            .consume(&b.key, b.limit, b.window_secs, cx.now)
+            .await
+        {
+            Ok(Consumed::Within { .. }) => held.push(b.clone()),
+            Ok(Consumed::Exceeded { retry_after }) => {
+                release_all(cx, &held).await;
+                refused(cx, phone, purpose, b.guard.as_str());
+                return Err(Error::SmsBudgetSpent {
+                    retry_after_secs: u64::try_from(retry_after).unwrap_or(1).max(1),
+                });
+            }
+            Err(e) => {
+                release_all(cx, &held).await;
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The guard, as one reservation: allow-list, then the budgets in the plan's order (source,
+/// phone, country, daily; a refusal gives back what this request reserved), then the
+/// idempotency claim. `Ok(None)` for a retry of a request that has already sent (send
+/// nothing, answer as it did).
 pub(super) async fn clear_send(
     cx: &Ctx<'_>,
     phone: &E164,
@@ -62,27 +132,62 @@ pub(super) async fn clear_send(
             ));
         }
     };
-    let claim = cx
-        .store
-        .consume(&plan.claim.key, 1, plan.claim.ttl_secs, cx.now)
-        .await?;
-    if matches!(claim, Consumed::Exceeded { .. }) {
-        return Ok(None);
-    }
-    for b in &plan.budgets {
-        if let Consumed::Exceeded { retry_after } = cx
-            .store
-            .consume(&b.key, b.limit, b.window_secs, cx.now)
-            .await?
-        {
-            let kind = b.key.split(':').nth(1).unwrap_or("budget");
-            refused(cx, phone, purpose, kind);
-            return Err(Error::TooManyAttempts {
-                retry_after_secs: u64::try_from(retry_after).unwrap_or(1).max(1),
-            });
+    let mut held: Vec<Budget> = Vec::with_capacity(plan.budgets.len());
+    let mut cost: Vec<Budget> = Vec::with_capacity(2);
+    for b in plan.budgets {
+        // Attempt limits are reserved now; cost budgets are only looked at (a request that
+        // sends nothing must not hold them, even for a moment), and reserved at the send.
+        let answer = if b.spends() {
+            cx.store.used(&b.key, b.window_secs, cx.now).await.map(|n| {
+                if n < b.limit {
+                    Consumed::Within { count: n }
+                } else {
+                    let (_, end) = crate::store::window_of(cx.now, b.window_secs);
+                    Consumed::Exceeded {
+                        retry_after: end - cx.now,
+                    }
+                }
+            })
+        } else {
+            cx.store
+                .consume(&b.key, b.limit, b.window_secs, cx.now)
+                .await
+        };
+        match answer {
+            Ok(Consumed::Within { .. }) if b.spends() => cost.push(b),
+            Ok(Consumed::Within { .. }) => held.push(b),
+            Ok(Consumed::Exceeded { retry_after }) => {
+                release_all(cx, &held).await;
+                refused(cx, phone, purpose, b.guard.as_str());
+                return Err(too_many(retry_after));
+            }
+            Err(e) => {
+                release_all(cx, &held).await;
+                return Err(e.into());
+            }
         }
     }
-    Ok(Some(Cleared { key }))
+    let claim = match cx
+        .store
+        .consume(&plan.claim.key, 1, plan.claim.ttl_secs, cx.now)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            release_all(cx, &held).await;
+            return Err(e.into());
+        }
+    };
+    if matches!(claim, Consumed::Exceeded { .. }) {
+        release_all(cx, &held).await;
+        return Ok(None);
+    }
+    Ok(Some(Cleared {
+        key,
+        claim: plan.claim,
+        budgets: held,
+        cost,
+    }))
 }
 
 fn message(purpose: Purpose, code: &otp::Code, ttl_secs: i64) -> String {
@@ -123,11 +228,17 @@ pub(super) async fn deliver(
         expires_at: cx.now.saturating_add(v.code_ttl_secs),
         attempts: 0,
     };
-    if let Issued::Cooldown { retry_after } = cx.store.issue_code(&record, v.resend_secs).await? {
+    let issued = match cx.store.issue_code(&record, v.resend_secs).await {
+        Ok(issued) => issued,
+        Err(e) => {
+            give_back(cx, cleared).await;
+            return Err(e.into());
+        }
+    };
+    if let Issued::Cooldown { retry_after } = issued {
+        give_back(cx, cleared).await;
         refused(cx, phone, purpose, "cooldown");
-        return Err(Error::TooManyAttempts {
-            retry_after_secs: u64::try_from(retry_after).unwrap_or(1).max(1),
-        });
+        return Err(too_many(retry_after));
     }
     if test_code.is_some() {
         tracing::info!(target: "audit", event = "code_issued", purpose = purpose.as_str(),
@@ -139,10 +250,19 @@ pub(super) async fn deliver(
             .store
             .spend_code(&record.purpose, &record.phone, &record.hash)
             .await;
+        give_back(cx, cleared).await;
         refused(cx, phone, purpose, "no_sender");
         return Err(Error::SmsUnavailable("SMS_SENDER is not set".into()));
     };
     let started = Instant::now();
+    if let Err(e) = reserve_cost(cx, cleared, phone, purpose).await {
+        let _ = cx
+            .store
+            .spend_code(&record.purpose, &record.phone, &record.hash)
+            .await;
+        give_back(cx, cleared).await;
+        return Err(e);
+    }
     let sent = sender
         .send(
             phone,
@@ -162,14 +282,79 @@ pub(super) async fn deliver(
                 .store
                 .spend_code(&record.purpose, &record.phone, &record.hash)
                 .await;
+            give_back(cx, cleared).await;
+            release_all(cx, &cleared.cost).await;
             refused(cx, phone, purpose, "provider");
             Err(Error::SmsUnavailable(e.to_string()))
         }
     }
 }
 
-/// Checks `candidate` against the live code for (purpose, phone): one attempt reserved
-/// before the (constant-time) comparison, and the code spent on success so it works once.
+/// The per-phone failed-code counters (the day's, the window's), across codes and purposes.
+fn failure_budgets(cx: &Ctx<'_>, phone: &E164) -> [Budget; 2] {
+    let cap = cx.verification.failure_cap;
+    [
+        Budget {
+            key: format!("code:fail:d:{}", phone.as_str()),
+            limit: cap.per_day,
+            window_secs: crate::sms::guard::DAY,
+            guard: crate::sms::guard::Guard::Phone,
+        },
+        Budget {
+            key: format!("code:fail:n:{}", phone.as_str()),
+            limit: cap.total,
+            window_secs: cap.window_secs,
+            guard: crate::sms::guard::Guard::Phone,
+        },
+    ]
+}
+
+/// Reserves one failure against the phone's caps before a comparison (a comparison counts as
+/// failed until it succeeds); refused once either cap is full, whatever code is live.
+async fn reserve_failure(
+    cx: &Ctx<'_>,
+    phone: &E164,
+    purpose: Purpose,
+) -> Result<[Budget; 2], Error> {
+    let budgets = failure_budgets(cx, phone);
+    let mut held = Vec::with_capacity(2);
+    for (b, cap) in budgets.iter().zip(["day", "total"]) {
+        match cx
+            .store
+            .consume(&b.key, b.limit, b.window_secs, cx.now)
+            .await
+        {
+            Ok(Consumed::Within { .. }) => held.push(b.clone()),
+            Ok(Consumed::Exceeded { retry_after }) => {
+                release_all(cx, &held).await;
+                tracing::info!(target: "audit", event = "code_failure_cap",
+                    purpose = purpose.as_str(), cap,
+                    phone_tag = %cx.tokens().audit_tag(phone.as_str()));
+                return Err(too_many(retry_after));
+            }
+            Err(e) => {
+                release_all(cx, &held).await;
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(budgets)
+}
+
+/// Clears the phone's failed-code counters: a correct code, or an operator
+/// (`user-admin clear-code-failures`).
+pub async fn clear_code_failures(cx: &Ctx<'_>, phone: &E164) -> Result<(), Error> {
+    for b in failure_budgets(cx, phone) {
+        cx.store.clear_budget(&b.key).await?;
+    }
+    Ok(())
+}
+
+/// Checks `candidate` against the live code for (purpose, phone): one failure reserved
+/// against the phone's caps (per day and in total, across resends), then one attempt against
+/// the code (at most 5 per code), both before the (constant-time) comparison; the code is
+/// spent on success so it works once, and a success clears the phone's failures. Where no
+/// code is live nothing is compared, and the failure is given back.
 pub(super) async fn check_code(
     cx: &Ctx<'_>,
     phone: &E164,
@@ -177,10 +362,18 @@ pub(super) async fn check_code(
     candidate: &str,
 ) -> Result<CodeRecord, Error> {
     let v = cx.verification;
-    let reserved = cx
+    let failure = reserve_failure(cx, phone, purpose).await?;
+    let reserved = match cx
         .store
         .reserve_code_attempt(purpose.as_str(), phone.as_str(), v.max_attempts, cx.now)
-        .await?;
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            release_all(cx, &failure).await;
+            return Err(e.into());
+        }
+    };
     let ok = match &reserved {
         CodeCheck::Reserved(rec) => CodeHash::from_slice(&rec.hash).is_some_and(|stored| {
             let (current, previous) = cx.tokens().code_hashers();
@@ -190,7 +383,10 @@ pub(super) async fn check_code(
                 previous.is_some_and(|p| p.verify(phone, purpose, candidate, &stored));
             by_current | by_previous
         }),
-        CodeCheck::Unavailable => false,
+        CodeCheck::Unavailable => {
+            release_all(cx, &failure).await;
+            false
+        }
     };
     let outcome = match (ok, reserved) {
         (true, CodeCheck::Reserved(rec)) => {
@@ -199,6 +395,7 @@ pub(super) async fn check_code(
                 .spend_code(&rec.purpose, &rec.phone, &rec.hash)
                 .await?
             {
+                clear_code_failures(cx, phone).await?;
                 Ok(rec)
             } else {
                 Err(Error::InvalidCode)
@@ -220,8 +417,9 @@ pub(super) fn e164_of(cx: &Ctx<'_>, phone: &Phone) -> Result<E164, Error> {
 }
 
 /// POST /verify/phone/start: sends a new code to an unverified account's phone, or to a
-/// pending new phone. Answers the same whether or not such an account exists: the guard's
-/// budgets are spent either way, and only the send is skipped.
+/// pending new phone. Answers the same whether or not such an account exists: the guard
+/// reserves alike either way; where nothing is sent the cost budgets go back and the answer
+/// waits as long as a send takes.
 pub async fn start_phone_verification(cx: &Ctx<'_>, phone: E164) -> Result<(), Error> {
     let Some(cleared) = clear_send(cx, &phone, Purpose::Signup).await? else {
         return Ok(());
@@ -310,6 +508,8 @@ pub async fn recover_start(cx: &Ctx<'_>, phone: E164) -> Result<(), Error> {
                 tracing::warn!(%cause, "recovery code not sent");
                 Ok(())
             }
+            // As an unknown phone would be answered: the refusal is audited, not told.
+            Err(Error::SmsBudgetSpent { .. }) => Ok(()),
             other => other,
         },
         None => {
@@ -334,9 +534,8 @@ pub async fn recover_start(cx: &Ctx<'_>, phone: E164) -> Result<(), Error> {
             if let Issued::Cooldown { retry_after } =
                 cx.store.issue_code(&record, v.resend_secs).await?
             {
-                return Err(Error::TooManyAttempts {
-                    retry_after_secs: u64::try_from(retry_after).unwrap_or(1).max(1),
-                });
+                give_back(cx, &cleared).await;
+                return Err(too_many(retry_after));
             }
             let wait = v.last_send().saturating_sub(started.elapsed());
             tokio::time::sleep(wait).await;

@@ -7,16 +7,24 @@
 //! code and by a global daily budget, and countries outside `SMS_ALLOWED_COUNTRY_CODES` are
 //! refused before anything is counted.
 //!
-//! How the store applies a [`Plan`], in this order:
-//! 1. Insert the [`Plan::claim`] if absent (unique key, expiring after `ttl_secs`). If it was
-//!    already there, this is a retry of a request that already sent (or is sending) its SMS:
-//!    do not send again, answer as the first attempt did. This is what makes Lambda retries of
-//!    one request id send at most one SMS, for senders without idempotency of their own (SNS).
-//! 2. For each [`Budget`], atomically increment the counter `key` (created expiring at the end
-//!    of its window) and compare the new value with `limit`. If any exceeds its limit, refuse
-//!    the send. Increments are not rolled back: refused attempts count, which is the
-//!    conservative side for a cost guard.
-//! 3. Send.
+//! How the flow applies a [`Plan`] (`service/verify.rs`), as one reservation:
+//! 1. The [`Plan::budgets`] in order, cheapest and most specific first: the source address,
+//!    the phone, the country calling code, the daily budget. The attempt limits (source,
+//!    phone) are atomic conditional increments that count only within their limit; the cost
+//!    budgets (country, daily: [`Budget::spends`]) are only looked at. The first refusal ends
+//!    the request with 429, and every counter this request had reserved is given back: a
+//!    request refused by any guard charges none of the others, so a throttled address cannot
+//!    move a victim's per-phone counter.
+//! 2. The [`Plan::claim`] (a once-only marker, unique key, expiring after `ttl_secs`). If it
+//!    was already there, this is a retry of a request that already sent (or is sending) its
+//!    SMS: give the budgets back, send nothing, answer as the first attempt did. Written only
+//!    after the guards passed, so a refused request stores nothing.
+//! 3. Send. The cost budgets are reserved (atomically, within their limits) right before an
+//!    SMS goes out and given back if it fails: they count SMS actually sent. A request that
+//!    sends nothing (no such account, a test number, a cooldown) never touches them, not
+//!    even for the moment it is in flight, so floods of unknown numbers cannot drain them.
+//!    Known and unknown phones are looked at alike, so the answer (429 or 202) never tells
+//!    which exist.
 //!
 //! Windows are fixed (the window's index is part of the key), so at a boundary a client can
 //! spend up to twice a limit within a short time; per-phone limits are small enough for that
@@ -44,9 +52,42 @@ pub struct Budget {
     pub limit: u32,
     /// Length of the window.
     pub window_secs: i64,
+    /// Which guard this is (the reason a refusal names).
+    pub guard: Guard,
+}
+
+/// The guards, in the order a send reserves them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Per source address (IPv6 per /64).
+    Source,
+    /// Per destination phone.
+    Phone,
+    /// Per country calling code: SMS sent.
+    Country,
+    /// All SMS of one UTC day.
+    Daily,
+}
+
+impl Guard {
+    /// The reason word in audit lines (`sms_refused`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Source => "ip",
+            Self::Phone => "phone",
+            Self::Country => "cc",
+            Self::Daily => "all",
+        }
+    }
 }
 
 impl Budget {
+    /// Whether the counter counts SMS sent (cost), not attempts: given back when the request
+    /// sends nothing.
+    pub fn spends(&self) -> bool {
+        matches!(self.guard, Guard::Country | Guard::Daily)
+    }
+
     /// When the counter's window ends (Unix seconds): the counter can expire then.
     pub fn expires_at(&self, now: i64) -> i64 {
         (now.div_euclid(self.window_secs) + 1) * self.window_secs
@@ -153,28 +194,33 @@ impl GuardSettings {
         }
         let hour = attempt.now.div_euclid(HOUR);
         let day = attempt.now.div_euclid(DAY);
-        let mut budgets = vec![Budget {
-            key: format!("sms:phone:{}:h:{hour}", attempt.phone.as_str()),
-            limit: self.per_phone_per_hour,
-            window_secs: HOUR,
-        }];
+        let mut budgets = Vec::with_capacity(4);
         if let Some(ip) = attempt.source_ip {
             budgets.push(Budget {
                 key: format!("sms:ip:{}:h:{hour}", source_key(ip)),
                 limit: self.per_ip_per_hour,
                 window_secs: HOUR,
+                guard: Guard::Source,
             });
         }
+        budgets.push(Budget {
+            key: format!("sms:phone:{}:h:{hour}", attempt.phone.as_str()),
+            limit: self.per_phone_per_hour,
+            window_secs: HOUR,
+            guard: Guard::Phone,
+        });
         if !attempt.test_number {
             budgets.push(Budget {
                 key: format!("sms:cc:{}:h:{hour}", attempt.phone.calling_code()),
                 limit: self.per_country_per_hour,
                 window_secs: HOUR,
+                guard: Guard::Country,
             });
             budgets.push(Budget {
                 key: format!("sms:all:d:{day}"),
                 limit: self.daily_budget,
                 window_secs: DAY,
+                guard: Guard::Daily,
             });
         }
         Ok(Plan {
@@ -277,7 +323,7 @@ mod tests {
     }
 
     #[test]
-    fn a_send_reserves_phone_source_country_and_daily_budgets() {
+    fn a_send_reserves_source_phone_country_and_daily_budgets_in_that_order() {
         let g = GuardSettings::default();
         let p = phone("+12025550101");
         let plan = g
@@ -300,8 +346,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (format!("sms:phone:+12025550101:h:{h}").as_str(), 5, HOUR),
                 (format!("sms:ip:203.0.113.9:h:{h}").as_str(), 10, HOUR),
+                (format!("sms:phone:+12025550101:h:{h}").as_str(), 5, HOUR),
                 (format!("sms:cc:1:h:{h}").as_str(), 100, HOUR),
                 (format!("sms:all:d:{d}").as_str(), 1000, DAY),
             ]
@@ -431,7 +477,8 @@ mod tests {
             .iter()
             .map(|b| b.key.split(':').nth(1).unwrap_or_default())
             .collect();
-        assert_eq!(kinds, ["phone", "ip"]);
+        assert_eq!(kinds, ["ip", "phone"]);
+        assert!(plan.budgets.iter().all(|b| !b.spends()));
     }
 
     #[test]

@@ -180,6 +180,19 @@ impl CodeStore for MemoryStore {
         }
         Ok(false)
     }
+
+    async fn live_code(
+        &self,
+        purpose: &str,
+        phone: &str,
+        now: i64,
+    ) -> Result<Option<CodeRecord>, StoreError> {
+        let codes = self.codes.lock().await;
+        Ok(codes
+            .get(&(purpose.to_owned(), phone.to_owned()))
+            .filter(|c| c.expires_at > now)
+            .cloned())
+    }
 }
 
 #[async_trait]
@@ -304,15 +317,38 @@ impl BudgetStore for MemoryStore {
         // Each counter expires at its own window's end (counters of hourly and daily windows
         // share this map), as MongoDB's TTL index expires each document.
         all.retain(|_, (_, until)| *until > now);
-        let (count, _) = all.entry((key.to_owned(), start)).or_insert((0, end));
-        *count = count.saturating_add(1);
-        Ok(if *count > limit {
-            Consumed::Exceeded {
+        let slot = (key.to_owned(), start);
+        let count = all.get(&slot).map_or(0, |(c, _)| *c);
+        if count >= limit {
+            // Refused: nothing counted, nothing stored.
+            return Ok(Consumed::Exceeded {
                 retry_after: end - now,
+            });
+        }
+        all.insert(slot, (count + 1, end));
+        Ok(Consumed::Within { count: count + 1 })
+    }
+
+    async fn used(&self, key: &str, window_secs: i64, now: i64) -> Result<u32, StoreError> {
+        let (start, end) = window_of(now, window_secs);
+        let all = self.budgets.lock().await;
+        Ok(all
+            .get(&(key.to_owned(), start))
+            .filter(|(_, until)| *until > now && *until == end)
+            .map_or(0, |(c, _)| *c))
+    }
+
+    async fn release(&self, key: &str, window_secs: i64, now: i64) -> Result<(), StoreError> {
+        let (start, _) = window_of(now, window_secs);
+        let mut all = self.budgets.lock().await;
+        let slot = (key.to_owned(), start);
+        if let Some((count, _)) = all.get_mut(&slot) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                all.remove(&slot);
             }
-        } else {
-            Consumed::Within { count: *count }
-        })
+        }
+        Ok(())
     }
 
     async fn clear_budget(&self, key: &str) -> Result<(), StoreError> {

@@ -218,13 +218,20 @@ pub trait CodeStore: Send + Sync {
         max_attempts: u32,
         now: i64,
     ) -> Result<CodeCheck, StoreError>;
-    /// Deletes the code for (purpose, phone) if its hash is still `hash` (single use: of two
-    /// racing correct answers one wins); true when it was deleted.
     /// Deletes every code sent to `phone`, whatever its purpose (an account being erased);
     /// returns how many went.
     async fn delete_codes(&self, phone: &str) -> Result<u64, StoreError>;
+    /// Deletes the code for (purpose, phone) if its hash is still `hash` (single use: of two
+    /// racing correct answers one wins); true when it was deleted.
     async fn spend_code(&self, purpose: &str, phone: &str, hash: &[u8])
     -> Result<bool, StoreError>;
+    /// The live (unexpired) code for (purpose, phone), if any; nothing is reserved.
+    async fn live_code(
+        &self,
+        purpose: &str,
+        phone: &str,
+        now: i64,
+    ) -> Result<Option<CodeRecord>, StoreError>;
 }
 
 /// Login sessions.
@@ -329,16 +336,18 @@ pub trait LoginAttemptStore: Send + Sync {
 pub enum Consumed {
     /// Counted; `count` uses of the window so far, this one included.
     Within { count: u32 },
-    /// Over the limit until the window ends, `retry_after` seconds from now (this use is
-    /// counted too, so hammering a spent budget does not reopen it).
+    /// Over the limit until the window ends, `retry_after` seconds from now. This use is not
+    /// counted and nothing is written (a refused request costs no storage); the window is
+    /// fixed, so hammering a spent budget does not reopen it either.
     Exceeded { retry_after: i64 },
 }
 
 /// Fixed-window use counters (phone changes per user and per address; SMS budgets).
 #[async_trait]
 pub trait BudgetStore: Send + Sync {
-    /// Counts one use of `key` in the current `window_secs` window, atomically, and says
-    /// whether it is within `limit`.
+    /// Counts one use of `key` in the current `window_secs` window if it is within `limit`,
+    /// atomically: at most `limit` uses are ever granted per window, however many requests
+    /// race on however many instances. A refused use is not counted.
     async fn consume(
         &self,
         key: &str,
@@ -346,6 +355,12 @@ pub trait BudgetStore: Send + Sync {
         window_secs: i64,
         now: i64,
     ) -> Result<Consumed, StoreError>;
+    /// Uses of `key` counted in the window holding `now` (a look; nothing is counted).
+    async fn used(&self, key: &str, window_secs: i64, now: i64) -> Result<u32, StoreError>;
+    /// Gives back one use granted by [`BudgetStore::consume`] in the window holding `now` (a
+    /// request that reserved it and was then refused elsewhere, or sent nothing). A counter
+    /// given back to zero is deleted.
+    async fn release(&self, key: &str, window_secs: i64, now: i64) -> Result<(), StoreError>;
     /// Forgets every window of `key` (a deleted account's per-user budgets).
     async fn clear_budget(&self, key: &str) -> Result<(), StoreError>;
 }

@@ -680,6 +680,23 @@ impl CodeStore for MongoStore {
             .await?;
         Ok(r.deleted_count == 1)
     }
+
+    async fn live_code(
+        &self,
+        purpose: &str,
+        phone: &str,
+        now: i64,
+    ) -> Result<Option<CodeRecord>, StoreError> {
+        let id = code_id(purpose, phone);
+        Ok(self
+            .timed(async {
+                self.codes
+                    .find_one(doc! { "_id": &id, "expires": { "$gt": now } })
+                    .await
+            })
+            .await?
+            .map(Into::into))
+    }
 }
 
 #[async_trait]
@@ -880,21 +897,33 @@ impl BudgetStore for MongoStore {
     ) -> Result<Consumed, StoreError> {
         let (start, end) = window_of(now, window_secs);
         let id = format!("{key}#{start}");
-        // Increment an existing counter; else create it at 1. Two first uses racing both try
-        // the insert: the loser (E11000) goes round again and increments.
-        let mut count = None;
+        let exceeded = Consumed::Exceeded {
+            retry_after: end - now,
+        };
+        if limit == 0 {
+            return Ok(exceeded);
+        }
+        // Increment a counter still under the limit; else create it at 1. A refused use
+        // matches nothing and writes nothing. Two first uses racing both try the insert: the
+        // loser (E11000) goes round again, and a second miss then means the counter is full.
+        let mut exists = false;
         for _ in 0..4 {
             let bumped = self
                 .timed(async {
                     self.budgets
-                        .find_one_and_update(doc! { "_id": &id }, doc! { "$inc": { "count": 1 } })
+                        .find_one_and_update(
+                            doc! { "_id": &id, "count": { "$lt": i64::from(limit) } },
+                            doc! { "$inc": { "count": 1 } },
+                        )
                         .return_document(ReturnDocument::After)
                         .await
                 })
                 .await?;
             if let Some(d) = bumped {
-                count = Some(d.count);
-                break;
+                return Ok(Consumed::Within { count: d.count });
+            }
+            if exists {
+                return Ok(exceeded);
             }
             let fresh = BudgetDoc {
                 id: id.clone(),
@@ -905,23 +934,48 @@ impl BudgetStore for MongoStore {
                 .timed(async { self.budgets.insert_one(&fresh).await })
                 .await
             {
-                Ok(_) => {
-                    count = Some(1);
-                    break;
-                }
-                Err(StoreError::Duplicate) => continue,
+                Ok(_) => return Ok(Consumed::Within { count: 1 }),
+                Err(StoreError::Duplicate) => exists = true,
                 Err(e) => return Err(e),
             }
         }
-        let count =
-            count.ok_or_else(|| StoreError::Other("budget counter kept racing".to_owned()))?;
-        Ok(if count > limit {
-            Consumed::Exceeded {
-                retry_after: end - now,
-            }
-        } else {
-            Consumed::Within { count }
-        })
+        Err(StoreError::Other("budget counter kept racing".to_owned()))
+    }
+
+    async fn used(&self, key: &str, window_secs: i64, now: i64) -> Result<u32, StoreError> {
+        let (start, _) = window_of(now, window_secs);
+        let id = format!("{key}#{start}");
+        Ok(self
+            .timed(async { self.budgets.find_one(doc! { "_id": &id }).await })
+            .await?
+            .map_or(0, |d| d.count))
+    }
+
+    async fn release(&self, key: &str, window_secs: i64, now: i64) -> Result<(), StoreError> {
+        let (start, _) = window_of(now, window_secs);
+        let id = format!("{key}#{start}");
+        let after = self
+            .timed(async {
+                self.budgets
+                    .find_one_and_update(
+                        doc! { "_id": &id, "count": { "$gt": 0 } },
+                        doc! { "$inc": { "count": -1 } },
+                    )
+                    .return_document(ReturnDocument::After)
+                    .await
+            })
+            .await?;
+        // A counter given back to zero goes, so a refused request leaves no document. A use
+        // racing in between makes the count positive again and the filter spares it.
+        if after.is_some_and(|d| d.count == 0) {
+            self.timed(async {
+                self.budgets
+                    .delete_one(doc! { "_id": &id, "count": { "$lte": 0 } })
+                    .await
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     async fn clear_budget(&self, key: &str) -> Result<(), StoreError> {

@@ -128,24 +128,25 @@ async fn admin_routes_fail_closed_without_an_iam_identity_and_refuse_bad_targets
         "delete_user",
     ] {
         // No authorizer context (a route deployed without AWS_IAM, or the dev server), even
-        // with an end user's valid tokens: 403, and nothing happens.
+        // with an end user's valid tokens: 401 (no credentials for this route), and nothing
+        // happens.
         let a = admin_call(&app, &user_session(without_iam(admin_event(name, &l.id)))).await;
-        assert_eq!(a.status, 403, "{name}: {:?}", a.body);
+        assert_eq!(a.status, 401, "{name}: {:?}", a.body);
         assert_eq!(a.content_type(), "application/problem+json");
         // Through the router too (what the dev server serves).
         let r = app.call(&without_iam(admin_event(name, &l.id))).await;
-        assert_eq!(r.status, 403, "{name}: {:?}", r.body);
+        assert_eq!(r.status, 401, "{name}: {:?}", r.body);
     }
     assert_eq!(
         admin_call(&app, &without_iam(find_event("%2B12025550111")))
             .await
             .status,
-        403
+        401
     );
     // An empty IAM block is no identity either.
     let mut empty = admin_event("disable_user", &l.id);
     empty["requestContext"]["authorizer"]["iam"] = json!({});
-    assert_eq!(admin_call(&app, &empty).await.status, 403);
+    assert_eq!(admin_call(&app, &empty).await.status, 401);
     assert_eq!(
         app.get_user(&l).await.status,
         200,

@@ -42,7 +42,22 @@ fn user(phone: &str, verified: bool, created_at: i64) -> UserRecord {
 async fn codes_conformance(store: &dyn Store) {
     let p = "+12025550111";
     let first = code(p, 1, NOW);
+    assert_eq!(store.live_code("signup", p, NOW).await.unwrap(), None);
     assert_eq!(store.issue_code(&first, 60).await.unwrap(), Issued::Stored);
+    // A look at the live code reserves nothing; an expired one is not live.
+    let live = store.live_code("signup", p, NOW + 1).await.unwrap();
+    assert_eq!(
+        live.map(|c| (c.hash, c.attempts)),
+        Some((first.hash.clone(), 0))
+    );
+    assert_eq!(
+        store
+            .live_code("signup", p, first.expires_at)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.live_code("recovery", p, NOW + 1).await.unwrap(), None);
     // Within the cooldown nothing changes; the answer says how long to wait.
     assert_eq!(
         store.issue_code(&code(p, 2, NOW + 20), 60).await.unwrap(),

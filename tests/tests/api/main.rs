@@ -11,6 +11,7 @@ mod dev_server;
 mod dev_server_hardening;
 mod faults;
 mod fuzz;
+mod guards;
 mod handlers;
 mod issuer;
 mod lambda_runtime;

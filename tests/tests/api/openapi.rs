@@ -982,7 +982,7 @@ async fn documented_security_matches_what_each_route_demands() {
             let a = call(&state, &unsigned).await;
             assert_eq!(
                 (a.status.as_u16(), a.code()),
-                (403, "forbidden"),
+                (401, "unauthorized"),
                 "{method} {path} without IAM: {:?}",
                 a.body
             );

@@ -292,6 +292,34 @@ async fn budget_conformance(store: &dyn Store) {
         store.consume("c", 3, 60, 1210).await.unwrap(),
         Consumed::Within { count: 1 }
     );
+    // A refused use is not counted: the count stays at the limit, and giving one back makes
+    // room for exactly one more.
+    for _ in 0..4 {
+        store.consume("d", 3, 60, 1270).await.unwrap();
+    }
+    assert_eq!(store.used("d", 60, 1270).await.unwrap(), 3);
+    store.release("d", 60, 1270).await.unwrap();
+    assert_eq!(store.used("d", 60, 1271).await.unwrap(), 2);
+    assert!(matches!(
+        store.consume("d", 3, 60, 1271).await.unwrap(),
+        Consumed::Within { count: 3 }
+    ));
+    assert!(matches!(
+        store.consume("d", 3, 60, 1272).await.unwrap(),
+        Consumed::Exceeded { .. }
+    ));
+    // Given back to zero, a counter is gone (a refused request leaves no document), and
+    // giving back what was never taken changes nothing.
+    store.consume("e", 3, 60, 1272).await.unwrap();
+    store.release("e", 60, 1272).await.unwrap();
+    assert_eq!(store.used("e", 60, 1272).await.unwrap(), 0);
+    store.release("e", 60, 1272).await.unwrap();
+    store.release("never", 60, 1272).await.unwrap();
+    assert_eq!(store.used("never", 60, 1272).await.unwrap(), 0);
+    assert_eq!(
+        store.consume("e", 3, 60, 1272).await.unwrap(),
+        Consumed::Within { count: 1 }
+    );
 }
 
 /// 40 reservations at once, spread over `stores` (instances sharing one database): exactly
