@@ -32,14 +32,15 @@ enum Scope {
 /// once. Repeating it with the same tokens is also 204 (idempotent for retries); the tokens
 /// get 401 on every other route.
 pub(super) async fn logout(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
-    let Some(caller) = maybe_caller(cx, input.req).await? else {
-        tracing::info!(target: "audit", event = "logout", outcome = "already_ended");
-        return Ok(reply::no_content());
-    };
+    // The body is checked first: a malformed one is a 400 whether or not the session lives.
     let body = if input.has_body() {
         input.body::<LogoutBody>(schema::Body::Logout)?
     } else {
         LogoutBody::default()
+    };
+    let Some(caller) = maybe_caller(cx, input.req).await? else {
+        tracing::info!(target: "audit", event = "logout", outcome = "already_ended");
+        return Ok(reply::no_content());
     };
     let global = body.scope == Scope::Global;
     service::logout(cx, &caller, global).await?;

@@ -52,6 +52,29 @@ async fn release_all(cx: &Ctx<'_>, budgets: &[Budget]) {
     }
 }
 
+/// Reserves `budgets` in order, as one: at the first refusal (or store error) every one
+/// reserved so far is given back. `Ok(Err((i, retry_after)))`: `budgets[i]` refused.
+async fn reserve_all(cx: &Ctx<'_>, budgets: &[Budget]) -> Result<Result<(), (usize, i64)>, Error> {
+    for (i, b) in budgets.iter().enumerate() {
+        let answer = cx
+            .store
+            .consume(&b.key, b.limit, b.window_secs, cx.now)
+            .await;
+        match answer {
+            Ok(Consumed::Within { .. }) => {}
+            Ok(Consumed::Exceeded { retry_after }) => {
+                release_all(cx, &budgets[..i]).await;
+                return Ok(Err((i, retry_after)));
+            }
+            Err(e) => {
+                release_all(cx, &budgets[..i]).await;
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
 /// A request the guard let through was refused later or sent nothing at all: every counter
 /// and the idempotency claim go back, so it costs no one anything and stores nothing.
 pub(super) async fn give_back(cx: &Ctx<'_>, cleared: &Cleared) {
@@ -74,28 +97,15 @@ async fn reserve_cost(
     phone: &E164,
     purpose: Purpose,
 ) -> Result<(), Error> {
-    let mut held = Vec::with_capacity(cleared.cost.len());
-    for b in &cleared.cost {
-        match cx
-            .store
-            .consume(&b.key, b.limit, b.window_secs, cx.now)
-            .await
-        {
-            Ok(Consumed::Within { .. }) => held.push(b.clone()),
-            Ok(Consumed::Exceeded { retry_after }) => {
-                release_all(cx, &held).await;
-                refused(cx, phone, purpose, b.guard.as_str());
-                return Err(Error::SmsBudgetSpent {
-                    retry_after_secs: u64::try_from(retry_after).unwrap_or(1).max(1),
-                });
-            }
-            Err(e) => {
-                release_all(cx, &held).await;
-                return Err(e.into());
-            }
+    match reserve_all(cx, &cleared.cost).await? {
+        Ok(()) => Ok(()),
+        Err((i, retry_after)) => {
+            refused(cx, phone, purpose, cleared.cost[i].guard.as_str());
+            Err(Error::SmsBudgetSpent {
+                retry_after_secs: u64::try_from(retry_after).unwrap_or(1).max(1),
+            })
         }
     }
-    Ok(())
 }
 
 /// The guard, as one reservation: allow-list, then the budgets in the plan's order (source,
@@ -132,39 +142,27 @@ pub(super) async fn clear_send(
             ));
         }
     };
-    let mut held: Vec<Budget> = Vec::with_capacity(plan.budgets.len());
-    let mut cost: Vec<Budget> = Vec::with_capacity(2);
-    for b in plan.budgets {
-        // Attempt limits are reserved now; cost budgets are only looked at (a request that
-        // sends nothing must not hold them, even for a moment), and reserved at the send.
-        let answer = if b.spends() {
-            cx.store.used(&b.key, b.window_secs, cx.now).await.map(|n| {
-                if n < b.limit {
-                    Consumed::Within { count: n }
-                } else {
-                    let (_, end) = crate::store::window_of(cx.now, b.window_secs);
-                    Consumed::Exceeded {
-                        retry_after: end - cx.now,
-                    }
-                }
-            })
-        } else {
-            cx.store
-                .consume(&b.key, b.limit, b.window_secs, cx.now)
-                .await
-        };
-        match answer {
-            Ok(Consumed::Within { .. }) if b.spends() => cost.push(b),
-            Ok(Consumed::Within { .. }) => held.push(b),
-            Ok(Consumed::Exceeded { retry_after }) => {
-                release_all(cx, &held).await;
-                refused(cx, phone, purpose, b.guard.as_str());
-                return Err(too_many(retry_after));
-            }
+    // Attempt limits are reserved now; cost budgets are only looked at (a request that sends
+    // nothing must not hold them, even for a moment), and reserved at the send.
+    let (held, cost): (Vec<Budget>, Vec<Budget>) =
+        plan.budgets.into_iter().partition(|b| !b.spends());
+    if let Err((i, retry_after)) = reserve_all(cx, &held).await? {
+        refused(cx, phone, purpose, held[i].guard.as_str());
+        return Err(too_many(retry_after));
+    }
+    for b in &cost {
+        let used = match cx.store.used(&b.key, b.window_secs, cx.now).await {
+            Ok(n) => n,
             Err(e) => {
                 release_all(cx, &held).await;
                 return Err(e.into());
             }
+        };
+        if used >= b.limit {
+            release_all(cx, &held).await;
+            refused(cx, phone, purpose, b.guard.as_str());
+            let (_, end) = crate::store::window_of(cx.now, b.window_secs);
+            return Err(too_many(end - cx.now));
         }
     }
     let claim = match cx
@@ -317,26 +315,11 @@ async fn reserve_failure(
     purpose: Purpose,
 ) -> Result<[Budget; 2], Error> {
     let budgets = failure_budgets(cx, phone);
-    let mut held = Vec::with_capacity(2);
-    for (b, cap) in budgets.iter().zip(["day", "total"]) {
-        match cx
-            .store
-            .consume(&b.key, b.limit, b.window_secs, cx.now)
-            .await
-        {
-            Ok(Consumed::Within { .. }) => held.push(b.clone()),
-            Ok(Consumed::Exceeded { retry_after }) => {
-                release_all(cx, &held).await;
-                tracing::info!(target: "audit", event = "code_failure_cap",
-                    purpose = purpose.as_str(), cap,
-                    phone_tag = %cx.tokens().audit_tag(phone.as_str()));
-                return Err(too_many(retry_after));
-            }
-            Err(e) => {
-                release_all(cx, &held).await;
-                return Err(e.into());
-            }
-        }
+    if let Err((i, retry_after)) = reserve_all(cx, &budgets).await? {
+        tracing::info!(target: "audit", event = "code_failure_cap",
+            purpose = purpose.as_str(), cap = ["day", "total"][i],
+            phone_tag = %cx.tokens().audit_tag(phone.as_str()));
+        return Err(too_many(retry_after));
     }
     Ok(budgets)
 }

@@ -12,45 +12,12 @@ use mongodb::bson::{Document, doc};
 use serde_json::{Value, json};
 use shared::{
     clock::Clock,
-    config::Vars,
     state::{State, StoreKind},
-    verification::Verification,
 };
 
-use crate::verification::{ev, last_code, phone, sms_to};
+use crate::verification::{app, ev, last_code, phone, second, sms_to};
 
 const PASSWORD: &str = "securepassword123";
-
-/// A Mongo-backed app with verification required, SNS on the emulator, and `extra`.
-async fn app(extra: &[(&str, &str)]) -> TestApp {
-    let endpoint = aws_endpoint();
-    let mut vars = Vars::from_pairs([
-        ("REQUIRE_PHONE_VERIFICATION", "true"),
-        ("SMS_SENDER", "sns"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-    ]);
-    for (k, v) in extra {
-        vars.set(k, *v);
-    }
-    let app = TestApp::mongo().await;
-    let v = Verification::from_vars(&vars).unwrap();
-    TestApp {
-        state: app.state.with_verification(v),
-        clock: app.clock,
-    }
-}
-
-/// Another instance on the same database and clock, with the same settings.
-async fn second(app: &TestApp) -> TestApp {
-    let other = app.second_instance().await;
-    TestApp {
-        state: other
-            .state
-            .with_verification(app.state.verification.clone()),
-        clock: other.clock,
-    }
-}
 
 /// `POST path` with `body` from the client address `ip`.
 fn from(ip: &str, path: &str, body: Value) -> Value {

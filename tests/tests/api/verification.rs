@@ -30,7 +30,7 @@ pub(crate) fn ev(path: &str, body: Value) -> Value {
 
 /// A Mongo-backed app with verification required and `extra` variables (SNS to the emulator
 /// unless `extra` names another sender).
-async fn app(extra: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn app(extra: &[(&str, &str)]) -> TestApp {
     let endpoint = aws_endpoint();
     let mut vars = Vars::from_pairs([
         ("REQUIRE_PHONE_VERIFICATION", "true"),
@@ -50,7 +50,7 @@ async fn app(extra: &[(&str, &str)]) -> TestApp {
 }
 
 /// A second instance on the same database and clock, with the same verification settings.
-async fn second(app: &TestApp) -> TestApp {
+pub(crate) async fn second(app: &TestApp) -> TestApp {
     let other = app.second_instance().await;
     TestApp {
         state: other
