@@ -14,14 +14,22 @@ use lambda_http::aws_lambda_events::apigw::{
 use shared::{State, auth::token::TokenKeys, service::Client};
 
 /// The authorizer context for a request whose token verifies; `None` means API Gateway's 401.
-pub fn authorize(state: &State, headers: &HeaderMap) -> Option<ApiGatewayRequestAuthorizer> {
+/// `api_url` is the URL the request came in on where the issuer follows it (`HOST=0.0.0.0`).
+pub fn authorize(
+    state: &State,
+    headers: &HeaderMap,
+    api_url: Option<String>,
+) -> Option<ApiGatewayRequestAuthorizer> {
     let raw = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
     let token = raw.strip_prefix("Bearer ").unwrap_or(raw).trim();
     if !TokenKeys::is_rs256(token) {
         return None;
     }
     // The issuer and keys the handlers check with, for a request without API Gateway's context.
-    let client = Client::default();
+    let client = Client {
+        api_url,
+        ..Client::default()
+    };
     let cx = state.ctx(&client);
     let claims = cx
         .tokens()

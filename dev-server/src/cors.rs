@@ -2,10 +2,14 @@
 //! Gateway answers preflight and adds these headers (template.yaml `CorsConfiguration`); the
 //! shared handlers add none, so this lives here and not in them.
 //!
-//! Only listed origins get CORS headers, and always their own origin back, never `*`: clients
-//! send credentials headers (Authorization, Session-Token). A preflight from an unlisted origin
-//! gets 403 problem+json without CORS headers: the browser refuses the call either way, and a
-//! developer reading the response learns which variable to set.
+//! With `CORS_ALLOWED_ORIGINS` unset, any page on this machine may call (`http://localhost`,
+//! `http://127.0.0.1` or `http://[::1]`, any port: a Vite app on 5173 as much as a React app on
+//! 3000); set, only the origins it lists. This is the dev server only: the template's
+//! `CorsAllowedOrigins` stays an explicit list. Allowed origins always get their own origin
+//! back, never `*`: clients send credentials headers (Authorization, Session-Token). A
+//! preflight from another origin gets 403 problem+json without CORS headers: the browser
+//! refuses the call either way, and a developer reading the response learns which variable to
+//! set.
 
 use hyper::{
     HeaderMap, Method, Request, StatusCode,
@@ -18,8 +22,6 @@ use hyper::{
 
 use crate::{Resp, problem};
 
-/// Browser origins allowed by default: the template's `CorsAllowedOrigins` default.
-pub const DEFAULT_ORIGINS: &str = "http://localhost:3000";
 /// What a preflight may ask for.
 const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str = "authorization, content-type, session-token";
@@ -28,13 +30,46 @@ const MAX_AGE: &str = "600";
 /// Response headers a page may read besides the CORS-safelisted ones (429 and 503 carry it).
 const EXPOSE_HEADERS: &str = "retry-after";
 
-/// The allowed origins (`CORS_ALLOWED_ORIGINS`).
+/// The allowed origins (`CORS_ALLOWED_ORIGINS`), or any local one.
 #[derive(Debug, Clone)]
 pub struct Cors {
     origins: Vec<String>,
+    any_local: bool,
+}
+
+/// True for `http://localhost`, `http://127.0.0.1` and `http://[::1]`, with or without a port.
+fn is_local(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("http://") else {
+        return false;
+    };
+    let Some(port) = ["localhost", "127.0.0.1", "[::1]"]
+        .iter()
+        .find_map(|host| rest.strip_prefix(host))
+    else {
+        return false;
+    };
+    port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| {
+            (1..=5).contains(&p.len())
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u16>().is_ok()
+        })
 }
 
 impl Cors {
+    /// The dev server's default: any page served from this machine over http.
+    pub fn any_local() -> Self {
+        Self {
+            origins: Vec::new(),
+            any_local: true,
+        }
+    }
+
+    /// From `CORS_ALLOWED_ORIGINS` when set, else [`Cors::any_local`].
+    pub fn from_setting(list: Option<&str>) -> Result<Self, String> {
+        list.map_or_else(|| Ok(Self::any_local()), Self::parse)
+    }
+
     /// Parses a comma-separated list of origins (`scheme://host[:port]`); blanks are skipped and
     /// a trailing `/` is dropped, as browsers never send one. `*` is refused: the origin is
     /// always echoed, never wildcarded.
@@ -54,16 +89,17 @@ impl Cors {
             }
             origins.push(origin.to_owned());
         }
-        Ok(Self { origins })
+        Ok(Self {
+            origins,
+            any_local: false,
+        })
     }
 
     /// The request's `Origin` when it is one of ours.
     pub fn allowed_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
         let origin = headers.get(ORIGIN)?;
         let text = origin.to_str().ok()?;
-        self.origins
-            .iter()
-            .any(|o| o == text)
+        (self.origins.iter().any(|o| o == text) || (self.any_local && is_local(text)))
             .then(|| origin.clone())
     }
 
@@ -98,7 +134,11 @@ impl Cors {
                 StatusCode::FORBIDDEN,
                 "origin_not_allowed",
                 "Origin not allowed",
-                "this origin is not in the dev server's CORS_ALLOWED_ORIGINS",
+                if self.any_local {
+                    "only pages served from this machine (http://localhost, 127.0.0.1 or [::1], any port) may call; set CORS_ALLOWED_ORIGINS to list others"
+                } else {
+                    "this origin is not in the dev server's CORS_ALLOWED_ORIGINS"
+                },
             ),
         };
         resp.headers_mut()
@@ -155,6 +195,41 @@ mod tests {
             assert!(cors.allowed_origin(&headers(other)).is_none(), "{other}");
         }
         assert!(cors.allowed_origin(&HeaderMap::new()).is_none());
+    }
+
+    #[test]
+    fn by_default_any_page_on_this_machine_may_call_and_nothing_else() {
+        let cors = Cors::from_setting(None).unwrap_or_else(|e| panic!("{e}"));
+        for ok in [
+            "http://localhost:3000",
+            "http://localhost:5173",
+            "http://127.0.0.1:3000",
+            "http://[::1]:8080",
+            "http://localhost",
+        ] {
+            assert!(cors.allowed_origin(&headers(ok)).is_some(), "{ok}");
+        }
+        for other in [
+            "http://localhost:3000.evil.example",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.nip.io:3000",
+            "http://localhost:99999",
+            "http://localhost:",
+            "http://localhost:30a0",
+            "https://app.example",
+            "http://192.168.1.20:3000",
+            "null",
+        ] {
+            assert!(cors.allowed_origin(&headers(other)).is_none(), "{other}");
+        }
+        // A list replaces the default.
+        let listed =
+            Cors::from_setting(Some("https://app.example")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            listed
+                .allowed_origin(&headers("http://localhost:5173"))
+                .is_none()
+        );
     }
 
     #[test]

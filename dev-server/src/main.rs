@@ -6,6 +6,7 @@
 
 mod authorizer;
 mod cors;
+mod devlog;
 mod limits;
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
@@ -52,6 +53,21 @@ struct App {
     state: State,
     cors: Cors,
     limits: Limits,
+    /// Serving on every interface with no `JWT_ISSUER`: the issuer is the URL each request
+    /// came in on (`http://` + its `Host`), so a phone on the LAN gets tokens naming the
+    /// address it used.
+    issuer_from_host: bool,
+}
+
+/// `http://` + the request's `Host`, when it is a plain `host[:port]`.
+fn url_of(headers: &hyper::HeaderMap) -> Option<String> {
+    let host = headers.get(hyper::header::HOST)?.to_str().ok()?;
+    let plain = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    plain.then(|| format!("http://{host}"))
 }
 
 /// A problem+json body in the shape of `shared::ApiError`'s, for what only the dev server
@@ -102,12 +118,25 @@ async fn serve(
     peer: SocketAddr,
     seq: u64,
 ) -> Result<Resp, Infallible> {
-    if let Some(resp) = app.cors.preflight(&req) {
-        return Ok(resp);
-    }
-    let origin = app.cors.allowed_origin(req.headers());
-    let mut resp = handle(&app, req, peer, seq).await;
-    app.cors.decorate(resp.headers_mut(), origin);
+    let started = std::time::Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let user = devlog::user_of(req.headers());
+    let resp = match app.cors.preflight(&req) {
+        Some(resp) => resp,
+        None => {
+            let origin = app.cors.allowed_origin(req.headers());
+            let mut resp = handle(&app, req, peer, seq).await;
+            app.cors.decorate(resp.headers_mut(), origin);
+            resp
+        }
+    };
+    devlog::request(
+        &method,
+        &path,
+        resp.status(),
+        started.elapsed(),
+        user.as_deref(),
+    );
     Ok(resp)
 }
 
@@ -164,9 +193,12 @@ async fn handle(app: &App, req: hyper::Request<Incoming>, peer: SocketAddr, seq:
     ctx.http.method = parts.method.clone();
     ctx.http.path = Some(parts.uri.path().to_owned());
     ctx.http.source_ip = Some(peer.ip().to_string());
+    if app.issuer_from_host {
+        ctx.domain_name = url_of(&parts.headers);
+    }
     let endpoint = Endpoint::find(parts.method.as_str(), parts.uri.path()).ok();
     if endpoint.is_some_and(|e| e.authorization() == Authorization::Jwt) {
-        match authorizer::authorize(&app.state, &parts.headers) {
+        match authorizer::authorize(&app.state, &parts.headers, ctx.domain_name.clone()) {
             Some(verified) => ctx.authorizer = Some(verified),
             None => return unauthorized_by_gateway(),
         }
@@ -265,13 +297,10 @@ fn ephemeral_rsa_pem() -> Result<String, Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    shared::telemetry::init();
+    devlog::init();
     let mut vars = dev_vars();
     let limits = Limits::from_vars(&vars)?;
-    let cors = Cors::parse(
-        vars.get("CORS_ALLOWED_ORIGINS")
-            .unwrap_or(cors::DEFAULT_ORIGINS),
-    )?;
+    let cors = Cors::from_setting(vars.get("CORS_ALLOWED_ORIGINS"))?;
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
     let port: u16 = std::env::var("PORT")
         .ok()
@@ -279,8 +308,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(8000);
     let listener = TcpListener::bind((host.as_str(), port)).await?;
     // The issuer is this server's own URL, as a deployed API's is its https URL, so the
-    // discovery document points at a JWKS a verifier can fetch.
-    if vars.get("JWT_ISSUER").is_none() {
+    // discovery document points at a JWKS a verifier can fetch. On every interface
+    // (0.0.0.0, ::) there is no one URL: each request's issuer is the URL it came in on.
+    let everywhere = listener.local_addr()?.ip().is_unspecified();
+    let issuer_from_host = everywhere && vars.get("JWT_ISSUER").is_none();
+    if vars.get("JWT_ISSUER").is_none() && !everywhere {
         vars.set("JWT_ISSUER", format!("http://{}", listener.local_addr()?));
     }
     let state = State::load_dev(&vars).await?;
@@ -291,15 +323,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let v = &state.verification;
     // One line: tests (and scripts) read the first line and may close the pipe after it.
     println!(
-        "dev-server listening on http://{} using {store}; phone verification {} (REQUIRE_PHONE_VERIFICATION), SMS sender {}",
+        "dev-server listening on http://{} using {store}; phone verification {} (REQUIRE_PHONE_VERIFICATION), SMS sender {}{}",
         listener.local_addr()?,
         if v.required { "required" } else { "off" },
-        v.sender.as_ref().map_or("none", |s| s.name())
+        v.sender.as_ref().map_or("none", |s| s.name()),
+        if issuer_from_host {
+            "; on every interface: tokens name the address each request came in on (http://<that address>:PORT); set JWT_ISSUER to name one"
+        } else {
+            ""
+        }
     );
     let app = Arc::new(App {
         state,
         cors,
         limits,
+        issuer_from_host,
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let over_capacity = over_capacity_bytes();

@@ -101,11 +101,19 @@ pub(super) fn client_of(req: &Request) -> Client {
         Some(RequestContext::ApiGatewayV2(ctx)) => Client {
             request_id: ctx.request_id.clone().unwrap_or_default(),
             source_ip: ctx.http.source_ip.clone().unwrap_or_default(),
+            // API Gateway's domainName is a bare host; the dev server, serving on every
+            // interface, passes the URL a request came in on whole (`http://...`).
             api_url: ctx
                 .domain_name
                 .as_deref()
                 .filter(|d| !d.is_empty())
-                .map(|d| format!("https://{d}")),
+                .map(|d| {
+                    if d.contains("://") {
+                        d.to_owned()
+                    } else {
+                        format!("https://{d}")
+                    }
+                }),
         },
         _ => Client::default(),
     }

@@ -156,3 +156,94 @@ async fn dev_server_runs_from_a_secrets_manager_secret_with_no_key_in_the_enviro
     assert!(server.banner.contains("MongoDB"), "{}", server.banner);
     seed_sequence_then_failures(&server).await;
 }
+
+/// Reads the dev server's stdout line by line on a thread of its own.
+fn lines_of(child: &mut api_tests::Process) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test]
+async fn on_every_interface_tokens_name_the_address_a_request_came_in_on_and_each_request_logs_a_line()
+ {
+    let port = api_tests::free_port();
+    let mut child = api_tests::Process(
+        std::process::Command::new(bin())
+            .current_dir(std::env::temp_dir())
+            .env("HOST", "0.0.0.0")
+            .env("PORT", port.to_string())
+            .env("RUST_LOG", "info")
+            .env_remove("MONGO_URI")
+            .env_remove("JWT_ISSUER")
+            .env_remove("DEV_SERVER_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = lines_of(&mut child);
+    let banner = lines
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap();
+    assert!(banner.contains("set JWT_ISSUER to name one"), "{banner}");
+    let http = reqwest::Client::new();
+    let via = |host: &str, path: &str| {
+        http.get(format!("http://127.0.0.1:{port}{path}"))
+            .header("Host", format!("{host}:{port}"))
+    };
+    // Discovery names the address it was asked through, as a phone on the LAN would use it.
+    for host in ["127.0.0.1", "localhost"] {
+        let d: Value = via(host, "/.well-known/openid-configuration")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(d["issuer"], format!("http://{host}:{port}"));
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    let l = api_tests::dev_server::signed_in_over_http(&http, &base, "2025550177").await;
+    let id = l["user_id"]["$oid"].as_str().unwrap().to_owned();
+    let token = l["token"].as_str().unwrap().to_owned();
+    let session = l["session_token"].as_str().unwrap().to_owned();
+    let get = |host: &str| {
+        via(host, "/user")
+            .header("Authorization", token.as_str())
+            .header("Session-Token", session.as_str())
+            .send()
+    };
+    assert_eq!(get("127.0.0.1").await.unwrap().status(), 200);
+    assert_eq!(
+        get("localhost").await.unwrap().status(),
+        401,
+        "another issuer"
+    );
+    // Piped, the log is JSON: one line per request, with method, path, status, time, user.
+    let wanted = |l: &Value| {
+        l["target"] == "request"
+            && l["path"] == "/user"
+            && l["status"] == 200
+            && l["user"] == id.as_str()
+    };
+    let mut seen = Vec::new();
+    while let Ok(line) = lines.recv_timeout(std::time::Duration::from_secs(5)) {
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if wanted(&v) {
+            assert_eq!(v["method"], "GET");
+            assert!(v["duration_ms"].as_f64().is_some());
+            return;
+        }
+        seen.push(line);
+    }
+    panic!("no request line for GET /user: {seen:#?}");
+}

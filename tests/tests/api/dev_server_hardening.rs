@@ -377,7 +377,7 @@ fn varies_on_origin(r: &reqwest::Response) -> bool {
 }
 
 #[tokio::test]
-async fn cors_preflight_and_responses_for_the_default_origin_only() {
+async fn cors_preflight_and_responses_for_pages_on_this_machine_only() {
     let server = start_with_env(&[]);
     let base = &server.base;
     let http = reqwest::Client::new();
@@ -396,11 +396,21 @@ async fn cors_preflight_and_responses_for_the_default_origin_only() {
     );
     assert_eq!(header(&r, "access-control-max-age"), Some("600"));
     assert!(varies_on_origin(&r));
+    // Any local page, whatever its port: a Vite app, another host spelling.
+    for local in [
+        "http://localhost:5173",
+        "http://127.0.0.1:3000",
+        "http://[::1]:4200",
+    ] {
+        let r = preflight(&http, base, local).await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{local}");
+        assert_eq!(header(&r, "access-control-allow-origin"), Some(local));
+    }
 
     // Preflight from any other origin: 403 problem+json, no CORS headers.
     for other in [
         "http://evil.example",
-        "http://localhost:3001",
+        "http://192.168.1.20:3000",
         "https://localhost:3000",
         "http://localhost:3000.evil.example",
         "null",
