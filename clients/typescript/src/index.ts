@@ -1,0 +1,250 @@
+/**
+ * A typed client for the User API: the request and response types are generated from
+ * openapi.yaml (`src/schema.d.ts`, `npm run generate`); this file is the thin hand-written
+ * layer an app needs on top: keeping the tokens, renewing the access token with the refresh
+ * token (once, shared by concurrent calls) when it expires or a call answers 401, sending the
+ * device token back with each login, and turning problem+json answers into `ApiProblem`.
+ */
+import createFetchClient from "openapi-fetch";
+import type { components, paths } from "./schema.js";
+
+export type { components, paths } from "./schema.js";
+export type User = components["schemas"]["User"];
+export type Problem = components["schemas"]["Problem"];
+export type ProblemCode = components["schemas"]["ProblemCode"];
+export type SignupRequest = components["schemas"]["signup"];
+export type ProfileChanges = Omit<components["schemas"]["update_user"], "_id">;
+
+/** An answer that is not a success: the problem+json body, its status and `Retry-After`. */
+export class ApiProblem extends Error {
+  readonly status: number;
+  readonly code: ProblemCode | string;
+  readonly title: string;
+  readonly detail: string;
+  readonly errors: { path: string; message: string }[];
+  /** Seconds to wait (429 and 503 carry it). */
+  readonly retryAfter?: number;
+
+  constructor(status: number, body: unknown, retryAfter?: number) {
+    const p = (typeof body === "object" && body !== null ? body : {}) as Partial<Problem> & {
+      message?: string;
+    };
+    const detail = p.detail ?? p.message ?? `HTTP ${status}`;
+    super(`${status} ${p.code ?? "error"}: ${detail}`);
+    this.name = "ApiProblem";
+    this.status = status;
+    this.code = p.code ?? (status === 401 ? "unauthorized" : "error");
+    this.title = p.title ?? "";
+    this.detail = detail;
+    this.errors = p.errors ?? [];
+    this.retryAfter = retryAfter;
+  }
+}
+
+/** The tokens of one login. */
+export interface Session {
+  token: string;
+  sessionToken: string;
+  refreshToken: string;
+  /** Milliseconds since the epoch when `token` expires. */
+  expiresAt: number;
+  userId: string;
+}
+
+/** Where the client keeps what it must remember (memory by default; an app may persist it). */
+export interface TokenStore {
+  session(): Session | null;
+  setSession(session: Session | null): void;
+  /** The device token of this client's last login (keep it across logouts). */
+  deviceToken(): string | null;
+  setDeviceToken(token: string): void;
+}
+
+/** A store that forgets everything when the page or process ends. */
+export function memoryStore(): TokenStore {
+  let session: Session | null = null;
+  let device: string | null = null;
+  return {
+    session: () => session,
+    setSession: (s) => (session = s),
+    deviceToken: () => device,
+    setDeviceToken: (t) => (device = t),
+  };
+}
+
+export interface ClientOptions {
+  /** The API's URL, e.g. `http://localhost:8000` for the dev server. */
+  baseUrl: string;
+  store?: TokenStore;
+  fetch?: typeof fetch;
+  /** Renew the access token this long before it expires (default 30 s). */
+  refreshMarginMs?: number;
+}
+
+type Answer = { response: Response; data?: unknown; error?: unknown };
+
+function retryAfter(r: Response): number | undefined {
+  const v = r.headers.get("retry-after");
+  return v === null || Number.isNaN(Number(v)) ? undefined : Number(v);
+}
+
+/** The data of a success, or the answer's `ApiProblem`. */
+function take<T>(a: Answer): T {
+  if (!a.response.ok) {
+    throw new ApiProblem(a.response.status, a.error, retryAfter(a.response));
+  }
+  return a.data as T;
+}
+
+export class UserApiClient {
+  /** The generated, fully typed fetch client, for anything this layer does not wrap. */
+  readonly raw: ReturnType<typeof createFetchClient<paths>>;
+  readonly store: TokenStore;
+  private readonly margin: number;
+  private renewing: Promise<Session> | null = null;
+
+  constructor(options: ClientOptions) {
+    this.raw = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: options.fetch });
+    this.store = options.store ?? memoryStore();
+    this.margin = options.refreshMarginMs ?? 30_000;
+  }
+
+  /** The signed-in session, if any. */
+  get session(): Session | null {
+    return this.store.session();
+  }
+
+  async signup(body: SignupRequest): Promise<User> {
+    return take<User>(await this.raw.POST("/signup", { body }));
+  }
+
+  /** Logs in, keeps the tokens, and sends back (and renews) this client's device token. */
+  async login(phone: string, password: string): Promise<Session> {
+    const device_token = this.store.deviceToken();
+    const data = take<components["schemas"]["LoginResponse"]>(
+      await this.raw.POST("/login", { body: { phone, password, device_token } }),
+    );
+    const session: Session = {
+      token: data.token,
+      sessionToken: data.session_token,
+      refreshToken: data.refresh_token,
+      expiresAt: Date.now() + data.expires_in * 1000,
+      userId: data.user_id.$oid,
+    };
+    this.store.setSession(session);
+    this.store.setDeviceToken(data.device_token);
+    return session;
+  }
+
+  /** Renews the access token now (one request however many calls ask at once). */
+  refresh(): Promise<Session> {
+    this.renewing ??= this.renew().finally(() => (this.renewing = null));
+    return this.renewing;
+  }
+
+  private async renew(): Promise<Session> {
+    const s = this.requireSession();
+    const answer = await this.raw.POST("/token/refresh", {
+      body: { refresh_token: s.refreshToken },
+    });
+    if (answer.response.status === 401) {
+      this.store.setSession(null);
+    }
+    const data = take<components["schemas"]["RefreshResponse"]>(answer);
+    const next: Session = {
+      ...s,
+      token: data.token,
+      refreshToken: data.refresh_token,
+      expiresAt: Date.now() + data.expires_in * 1000,
+    };
+    this.store.setSession(next);
+    return next;
+  }
+
+  async getUser(): Promise<User> {
+    return take<User>(await this.authed((headers) => this.raw.GET("/user", { headers })));
+  }
+
+  /** Changes names, phone or password (`current_password` where the API asks for it). */
+  async updateUser(changes: ProfileChanges): Promise<User> {
+    const _id = { $oid: this.requireSession().userId };
+    return take<User>(
+      await this.authed((headers) =>
+        this.raw.PUT("/user", { headers, body: { _id, ...changes } }),
+      ),
+    );
+  }
+
+  /** Ends this session (`global`: every session of the user) and forgets the tokens. */
+  async logout(options: { global?: boolean } = {}): Promise<void> {
+    const body = options.global ? { scope: "global" as const } : undefined;
+    const a = await this.authed((headers) => this.raw.POST("/logout", { headers, body }));
+    if (a.response.status !== 401) {
+      take(a);
+    }
+    this.store.setSession(null);
+  }
+
+  /** Deletes the account; the session ends with it. */
+  async deleteAccount(currentPassword: string): Promise<void> {
+    take(
+      await this.authed((headers) =>
+        this.raw.DELETE("/user", { headers, body: { current_password: currentPassword } }),
+      ),
+    );
+    this.store.setSession(null);
+  }
+
+  async startPhoneVerification(phone: string): Promise<void> {
+    take(await this.raw.POST("/verify/phone/start", { body: { phone } }));
+  }
+
+  async confirmPhone(phone: string, code: string): Promise<User> {
+    return take<User>(await this.raw.POST("/verify/phone/confirm", { body: { phone, code } }));
+  }
+
+  async startRecovery(phone: string): Promise<void> {
+    take(await this.raw.POST("/recover/start", { body: { phone } }));
+  }
+
+  async confirmRecovery(phone: string, code: string, newPassword: string): Promise<void> {
+    take(
+      await this.raw.POST("/recover/confirm", {
+        body: { phone, code, new_password: newPassword },
+      }),
+    );
+  }
+
+  private requireSession(): Session {
+    const s = this.store.session();
+    if (!s) {
+      throw new ApiProblem(401, { code: "unauthorized", detail: "not signed in" });
+    }
+    return s;
+  }
+
+  /** Runs `call` with the session's headers, renewing the access token first when it is
+   * about to expire, and once more (then retrying) when the call answers 401. */
+  private async authed<A extends Answer>(
+    call: (headers: { Authorization: string; "Session-Token": string }) => Promise<A>,
+  ): Promise<A> {
+    let s = this.requireSession();
+    if (s.expiresAt - this.margin <= Date.now()) {
+      s = await this.refresh();
+    }
+    const headers = (x: Session) => ({
+      Authorization: `Bearer ${x.token}`,
+      "Session-Token": x.sessionToken,
+    });
+    const first = await call(headers(s));
+    if (first.response.status !== 401) {
+      return first;
+    }
+    try {
+      s = await this.refresh();
+    } catch {
+      return first;
+    }
+    return call(headers(s));
+  }
+}

@@ -1,0 +1,107 @@
+// The client against a running dev server (API_URL; `scripts/client-test` starts one).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { ApiProblem, UserApiClient } from "../src/index.js";
+
+const baseUrl = process.env.API_URL ?? "http://127.0.0.1:8000";
+const password = "securepassword123";
+
+/** A phone no other test uses (the legacy rule: 10 digits). */
+function phone(): string {
+  return `55${Math.floor(1e7 + Math.random() * 9e7)}`;
+}
+
+/** A fetch that records each request's method, path and JSON body. */
+function recording() {
+  const seen: { method: string; path: string; body: any }[] = [];
+  const f: typeof fetch = async (input, init) => {
+    const req = new Request(input as any, init);
+    const text = await req.clone().text();
+    seen.push({
+      method: req.method,
+      path: new URL(req.url).pathname,
+      body: text ? JSON.parse(text) : undefined,
+    });
+    return fetch(req);
+  };
+  return { seen, fetch: f };
+}
+
+async function signedIn(p = phone()) {
+  const rec = recording();
+  const api = new UserApiClient({ baseUrl, fetch: rec.fetch });
+  await api.signup({ first_name: "Ada", last_name: "Lovelace", phone: p, password });
+  await api.login(p, password);
+  return { api, rec, p };
+}
+
+test("signs up, logs in, reads and changes the profile with typed answers", async () => {
+  const { api, p } = await signedIn();
+  const me = await api.getUser();
+  assert.equal(me.phone, p);
+  assert.equal(me._id.$oid, api.session?.userId);
+  const changed = await api.updateUser({ last_name: "Byron" });
+  assert.equal(changed.last_name, "Byron");
+});
+
+test("problem+json answers become ApiProblem with status, code and field errors", async () => {
+  const { api, p } = await signedIn();
+  await assert.rejects(
+    api.signup({ first_name: "A", last_name: "B", phone: p, password }),
+    (e: unknown) => e instanceof ApiProblem && e.status === 409 && e.code === "phone_taken",
+  );
+  await assert.rejects(api.login(p, "not-the-password"), (e: unknown) => {
+    return e instanceof ApiProblem && e.status === 401 && e.code === "invalid_credentials";
+  });
+  await assert.rejects(
+    api.signup({ first_name: "", last_name: "B", phone: phone(), password }),
+    (e: unknown) =>
+      e instanceof ApiProblem &&
+      e.code === "validation_failed" &&
+      e.errors.some((f) => f.path === "/first_name"),
+  );
+});
+
+test("an expired access token is renewed once for concurrent calls, then the calls go through", async () => {
+  const { api, rec } = await signedIn();
+  const before = api.session!;
+  api.store.setSession({ ...before, expiresAt: Date.now() - 1 });
+  const users = await Promise.all([api.getUser(), api.getUser(), api.getUser()]);
+  assert.equal(users.length, 3);
+  const refreshes = rec.seen.filter((r) => r.path === "/token/refresh");
+  assert.equal(refreshes.length, 1, "one refresh for three calls");
+  // (The new JWT may equal the old one to the byte when issued in the same second.)
+  assert.ok(api.session!.expiresAt > Date.now(), "the new token's expiry is kept");
+  assert.notEqual(api.session!.refreshToken, before.refreshToken, "the refresh token rotates");
+});
+
+test("a 401 renews the access token and retries the call once", async () => {
+  const { api } = await signedIn();
+  const s = api.session!;
+  api.store.setSession({ ...s, token: "not.a.jwt" });
+  const me = await api.getUser();
+  assert.equal(me._id.$oid, s.userId);
+});
+
+test("each login sends back this client's device token and keeps the renewed one", async () => {
+  const { api, rec, p } = await signedIn();
+  const device = api.store.deviceToken();
+  assert.match(device ?? "", /^d1\./);
+  await api.login(p, password);
+  const logins = rec.seen.filter((r) => r.path === "/login");
+  assert.equal(logins[0].body.device_token ?? null, null);
+  assert.equal(logins[1].body.device_token, device);
+  assert.match(api.store.deviceToken() ?? "", /^d1\./);
+});
+
+test("logout ends the session: the tokens are forgotten and the old ones get 401", async () => {
+  const { api } = await signedIn();
+  const old = api.session!;
+  await api.logout();
+  assert.equal(api.session, null);
+  await assert.rejects(api.getUser(), (e: unknown) => e instanceof ApiProblem && e.status === 401);
+  api.store.setSession(old);
+  await assert.rejects(api.getUser(), (e: unknown) => e instanceof ApiProblem && e.status === 401);
+  assert.equal(api.session, null, "a refused refresh forgets the session");
+});
