@@ -247,3 +247,42 @@ async fn on_every_interface_tokens_name_the_address_a_request_came_in_on_and_eac
     }
     panic!("no request line for GET /user: {seen:#?}");
 }
+
+#[tokio::test]
+async fn the_example_environment_file_copied_as_it_is_serves_the_seed_sequence() {
+    let dir = std::env::temp_dir().join(format!("env-example-{}", api_tests::fresh_db()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        api_tests::root().join(".env.development.example"),
+        dir.join(".env.development"),
+    )
+    .unwrap();
+    let server = start_with(|cmd| {
+        // Nothing else set: what a newcomer has after copying the file.
+        cmd.current_dir(&dir);
+        for name in [
+            "MONGO_URI",
+            "JWT_ALGORITHM",
+            "JWT_SECRET_KEY",
+            "SESSION_SECRET_KEY",
+            "JWT_PRIVATE_KEY",
+            "JWT_ISSUER",
+        ] {
+            cmd.env_remove(name);
+        }
+    });
+    assert!(server.banner.contains("embedded"), "{}", server.banner);
+    let http = reqwest::Client::new();
+    let l = api_tests::dev_server::signed_in_over_http(&http, &server.base, "2025550188").await;
+    let token = l["token"].as_str().unwrap();
+    assert!(token.starts_with("eyJ"), "{l}");
+    let r = http
+        .get(format!("{}/user", server.base))
+        .header("Authorization", token)
+        .header("Session-Token", l["session_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = std::fs::remove_dir_all(&dir);
+}
