@@ -109,42 +109,88 @@ async fn init(
         .map_err(|e| InitFailure::from(&e))
 }
 
+/// The Runtime API's base URI from `AWS_LAMBDA_RUNTIME_API`: `host:port` in Lambda; a whole
+/// URL with a path under `cargo lambda watch` (`http://127.0.0.1:9000/.rt/<function>`), whose
+/// path the requests go under.
+fn runtime_api_uri(value: &str) -> Option<lambda_http::http::Uri> {
+    let url = if value.contains("://") {
+        value.to_owned()
+    } else {
+        format!("http://{value}")
+    };
+    url.parse().ok()
+}
+
 /// Posts `failure` to `/runtime/init/error` (documented body `{errorMessage, errorType}`).
-/// Without `AWS_LAMBDA_RUNTIME_API` (run by hand) there is no one to tell.
+/// Without `AWS_LAMBDA_RUNTIME_API` (run by hand) there is no one to tell. Where the Runtime
+/// API refuses it (`cargo lambda watch` answers 500 and leaves the invoker waiting), the
+/// pending invocation is answered with the same error instead, so whoever invoked sees why
+/// rather than a hang; Lambda itself accepts the report, and the process exits as before.
 pub async fn report_init_error(failure: &InitFailure) {
     let Some(api) = std::env::var("AWS_LAMBDA_RUNTIME_API")
         .ok()
-        .and_then(|a| format!("http://{a}").parse::<lambda_http::http::Uri>().ok())
+        .and_then(|a| runtime_api_uri(&a))
     else {
         return;
     };
-    let body = serde_json::json!({
-        "errorMessage": failure.message,
-        "errorType": failure.error_type,
-    })
-    .to_string();
     let client = lambda_runtime_api_client::PooledClient::builder()
         .with_endpoint(api)
         .build();
-    let request = lambda_runtime_api_client::build_request()
-        .method("POST")
-        .uri("/2018-06-01/runtime/init/error")
-        .header("Lambda-Runtime-Function-Error-Type", failure.error_type)
-        .header("content-type", "application/json")
-        .body(lambda_runtime_api_client::body::Body::from(body));
-    let Ok(request) = request else {
+    let post = |path: String| {
+        let body = serde_json::json!({
+            "errorMessage": failure.message,
+            "errorType": failure.error_type,
+        })
+        .to_string();
+        lambda_runtime_api_client::build_request()
+            .method("POST")
+            .uri(path)
+            .header("Lambda-Runtime-Function-Error-Type", failure.error_type)
+            .header("content-type", "application/json")
+            .body(lambda_runtime_api_client::body::Body::from(body))
+    };
+    let Ok(request) = post("/2018-06-01/runtime/init/error".to_owned()) else {
         tracing::error!("could not build the init error request");
         return;
     };
     // Bounded: the Runtime API is local and answers at once; a process that cannot report
     // must still exit rather than hang until Lambda's init timeout.
     match tokio::time::timeout(Duration::from_secs(2), client.call(request)).await {
-        Ok(Ok(r)) if r.status().is_success() => {}
+        Ok(Ok(r)) if r.status().is_success() => return,
         Ok(Ok(r)) => {
             tracing::error!(status = %r.status(), "the Runtime API refused the init error")
         }
-        Ok(Err(e)) => tracing::error!(error = %e, "could not report the init error"),
-        Err(_) => tracing::error!("the Runtime API did not answer the init error in 2 s"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "could not report the init error");
+            return;
+        }
+        Err(_) => {
+            tracing::error!("the Runtime API did not answer the init error in 2 s");
+            return;
+        }
+    }
+    // An emulator: take the invocation waiting for this process and fail it with the cause.
+    let Ok(next) = lambda_runtime_api_client::build_request()
+        .method("GET")
+        .uri("/2018-06-01/runtime/invocation/next")
+        .body(lambda_runtime_api_client::body::Body::empty())
+    else {
+        return;
+    };
+    let Ok(Ok(pending)) = tokio::time::timeout(Duration::from_secs(5), client.call(next)).await
+    else {
+        return;
+    };
+    let Some(id) = pending
+        .headers()
+        .get("lambda-runtime-aws-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return;
+    };
+    if let Ok(request) = post(format!("/2018-06-01/runtime/invocation/{id}/error")) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), client.call(request)).await;
     }
 }
 

@@ -45,6 +45,9 @@ struct Inner {
     first_poll: OnceLock<Instant>,
     polled: Notify,
     init_error: StdMutex<Option<Value>>,
+    /// Behaves as `cargo lambda watch` does: serves under `/.rt/<function>`, names itself by a
+    /// whole URL in `AWS_LAMBDA_RUNTIME_API`, and refuses (500) an init error report.
+    emulator: bool,
 }
 
 /// A local Runtime API endpoint.
@@ -68,7 +71,14 @@ async fn handle(
     inner: Arc<Inner>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = req.uri().path().to_owned();
+    let mut path = req.uri().path().to_owned();
+    if inner.emulator {
+        let rest = path.strip_prefix("/.rt/").unwrap_or_default();
+        path = rest
+            .find('/')
+            .map(|i| rest[i..].to_owned())
+            .unwrap_or_default();
+    }
     let body = req
         .into_body()
         .collect()
@@ -113,6 +123,9 @@ async fn handle(
     }
     if path == "/2018-06-01/runtime/init/error" {
         inner.init_error.lock().map(|mut e| *e = Some(json())).ok();
+        if inner.emulator {
+            return Ok(reply(500, Bytes::new(), &[]));
+        }
         return Ok(accepted);
     }
     if let Some(rest) = path.strip_prefix("/2018-06-01/runtime/invocation/") {
@@ -133,6 +146,15 @@ async fn handle(
 impl FakeRuntime {
     /// Starts serving on a free loopback port.
     pub async fn start() -> Self {
+        Self::serve(false).await
+    }
+
+    /// Starts one that behaves as `cargo lambda watch` does (see `Inner::emulator`).
+    pub async fn start_emulator() -> Self {
+        Self::serve(true).await
+    }
+
+    async fn serve(emulator: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = mpsc::channel(16);
@@ -142,6 +164,7 @@ impl FakeRuntime {
             first_poll: OnceLock::new(),
             polled: Notify::new(),
             init_error: StdMutex::new(None),
+            emulator,
         });
         let served = inner.clone();
         tokio::spawn(async move {
@@ -163,9 +186,13 @@ impl FakeRuntime {
         }
     }
 
-    /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`.
+    /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API` (a whole URL for an emulator).
     pub fn addr(&self) -> String {
-        self.addr.to_string()
+        if self.inner.emulator {
+            format!("http://{}/.rt/function", self.addr)
+        } else {
+            self.addr.to_string()
+        }
     }
 
     /// Hands `event` to the function and waits (bounded) for what it posts back.
@@ -260,7 +287,17 @@ impl Function {
         config: &[(String, String)],
         log: &str,
     ) -> Self {
-        let runtime = FakeRuntime::start().await;
+        Self::spawn_on(FakeRuntime::start().await, bin, name, config, log)
+    }
+
+    /// [`Function::spawn`] against `runtime`.
+    pub fn spawn_on(
+        runtime: FakeRuntime,
+        bin: &std::path::Path,
+        name: &str,
+        config: &[(String, String)],
+        log: &str,
+    ) -> Self {
         let mut cmd = std::process::Command::new(bin);
         cmd.env_clear()
             .envs(lambda_env(&runtime, name))

@@ -337,6 +337,34 @@ async fn a_missing_secret_is_reported_to_init_error_with_a_type_and_the_function
 }
 
 #[tokio::test]
+async fn under_an_emulator_that_refuses_init_errors_the_waiting_invocation_gets_the_cause() {
+    // `cargo lambda watch`: AWS_LAMBDA_RUNTIME_API is a URL with a path, and it answers the
+    // init error report 500 and leaves the invoker waiting; the function answers that
+    // invocation with the cause instead of leaving it to hang.
+    let runtime = api_tests::runtime::FakeRuntime::start_emulator().await;
+    let f = api_tests::runtime::Function::spawn_on(
+        runtime,
+        &api_tests::runtime::binary("login"),
+        "login",
+        &[("MONGO_URI".to_owned(), mongo_uri())],
+        "info",
+    );
+    let outcome = f.runtime.invoke(&event("login")).await;
+    let api_tests::runtime::Outcome::Error(e) = outcome else {
+        panic!("not an invocation error: {outcome:?}");
+    };
+    assert_eq!(e["errorType"], "Init.Configuration", "{e}");
+    assert!(
+        e["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("JWT_SECRET_KEY is not set"),
+        "{e}"
+    );
+    assert!(f.runtime.init_error().is_some(), "reported first");
+}
+
+#[tokio::test]
 async fn a_missing_key_and_a_bad_rust_log_are_init_errors_naming_the_cause() {
     let mut f = spawn("login", &[("MONGO_URI", mongo_uri())], "info").await;
     exited(&mut f).await;
