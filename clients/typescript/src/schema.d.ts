@@ -713,21 +713,6 @@ export interface components {
                 };
             };
         };
-        /** @description The password is right but the account's phone is not verified yet; confirm the code sent to it. */
-        PhoneUnverified: {
-            headers: {
-                "Cache-Control": components["headers"]["CacheControl"];
-                [name: string]: unknown;
-            };
-            content: {
-                "application/problem+json": components["schemas"]["Problem"] & {
-                    /** @constant */
-                    status?: 403;
-                    /** @constant */
-                    code?: "phone_unverified";
-                };
-            };
-        };
         /**
          * @description `malformed_json`: the body is not JSON, or repeats a key. `validation_failed`: the body
          *     does not match its schema; `weak_password`: a new password breaks the password rules.
@@ -1135,6 +1120,14 @@ export interface operations {
                         user_id: components["schemas"]["ObjectId"];
                         /** @description The token's claims as API Gateway passes them on (strings). */
                         claims: {
+                            sub: string;
+                            sid: string;
+                            iss: string;
+                            aud: string;
+                            iat: string;
+                            nbf: string;
+                            exp: string;
+                        } & {
                             [key: string]: string;
                         };
                     };
