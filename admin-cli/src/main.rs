@@ -63,21 +63,11 @@ impl<E: std::fmt::Display> From<E> for Fail {
 }
 
 fn main() -> ExitCode {
-    let level = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| {
-            v.trim()
-                .parse::<tracing_subscriber::filter::LevelFilter>()
-                .ok()
-        })
-        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(level)
-        .with_target(true)
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .try_init();
+    // The functions' log line shape (fields flattened, `RUST_LOG` as they read it), on
+    // stderr: stdout carries the command's JSON output.
+    if let Err(e) = shared::telemetry::try_init_to(None, shared::telemetry::Sink::Stderr) {
+        tracing::error!(error = %e, "logging configuration refused; logging at info");
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

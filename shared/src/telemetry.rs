@@ -165,6 +165,8 @@ impl LogFilter {
 #[derive(Clone)]
 pub enum Sink {
     Stdout,
+    /// Tools whose stdout is their output (`user-admin` prints JSON lines there).
+    Stderr,
     Memory(Arc<Mutex<Vec<String>>>),
 }
 
@@ -177,6 +179,11 @@ impl Sink {
                 let _ = out.write_all(line.as_bytes());
                 let _ = out.write_all(b"\n");
                 let _ = out.flush();
+            }
+            Self::Stderr => {
+                let mut out = std::io::stderr().lock();
+                let _ = out.write_all(line.as_bytes());
+                let _ = out.write_all(b"\n");
             }
             Self::Memory(lines) => {
                 if let Ok(mut l) = lines.lock() {
@@ -372,11 +379,17 @@ pub fn json_format(value: Option<&str>) -> Result<bool, LogConfigError> {
 /// the error itself can be logged, and is returned: a Lambda function fails its init with it.
 /// A second call leaves the first logger in place.
 pub fn try_init(function: Option<String>) -> Result<(), LogConfigError> {
+    try_init_to(function, Sink::Stdout)
+}
+
+/// [`try_init`] writing to `sink`: the same line shape everywhere (a tool's lines on stderr
+/// read like a function's in CloudWatch).
+pub fn try_init_to(function: Option<String>, sink: Sink) -> Result<(), LogConfigError> {
     let (config, result) = match from_env() {
         Ok(c) => (c, Ok(())),
         Err(e) => ((LogFilter::default(), true), Err(e)),
     };
-    let layer = Telemetry::new(config.0, config.1, function, Sink::Stdout);
+    let layer = Telemetry::new(config.0, config.1, function, sink);
     let _ = tracing_subscriber::registry().with(layer).try_init();
     result
 }
