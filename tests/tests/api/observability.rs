@@ -337,6 +337,29 @@ async fn a_missing_secret_is_reported_to_init_error_with_a_type_and_the_function
 }
 
 #[tokio::test]
+async fn every_function_that_needs_state_reports_a_failed_init_with_its_type() {
+    // One main for all (`shared::lambda::serve`): no function may skip the report, the
+    // admin function included.
+    for function in shared::routes::Function::ALL {
+        if !function.needs_state() {
+            continue;
+        }
+        let mut f = spawn(function.name(), &[("MONGO_URI", mongo_uri())], "info").await;
+        exited(&mut f).await;
+        let report = f
+            .runtime
+            .init_error()
+            .unwrap_or_else(|| panic!("{}: no /runtime/init/error post", function.name()));
+        assert_eq!(
+            report["errorType"],
+            "Init.Configuration",
+            "{}: {report}",
+            function.name()
+        );
+    }
+}
+
+#[tokio::test]
 async fn under_an_emulator_that_refuses_init_errors_the_waiting_invocation_gets_the_cause() {
     // `cargo lambda watch`: AWS_LAMBDA_RUNTIME_API is a URL with a path, and it answers the
     // init error report 500 and leaves the invoker waiting; the function answers that
