@@ -22,12 +22,11 @@ use sha2::Sha256;
 
 use crate::{
     auth::rsa::RsaKey,
-    auth::token::{Claims, Refusal, TokenKeys},
+    auth::token::{Claims, Refusal, TokenError, TokenKeys},
     config::{
         ConfigError, JwtAlgorithm, JwtKey, KeySet, KeyVersion, MIN_KEY_BYTES, Secret, Settings,
         Vars,
     },
-    error::ApiError,
 };
 
 /// Label domain for deriving a session key from the JWT key when a secret holds only the latter.
@@ -339,13 +338,13 @@ impl KeyCache {
         jwt: &str,
         now: i64,
         issuer: &str,
-    ) -> Result<(Claims, Arc<TokenKeys>), ApiError> {
+    ) -> Result<(Claims, Arc<TokenKeys>), TokenError> {
         let at = now.max(0) as u64;
         let keys = self.get(now);
         match keys.check(jwt, at, issuer) {
             Ok(claims) => return Ok((claims, keys)),
             Err(Refusal::UnknownKid) if self.source.is_some() => {}
-            Err(_) => return Err(ApiError::Unauthorized),
+            Err(_) => return Err(TokenError::Refused),
         }
         let seen = self.generation.load(Ordering::Acquire);
         {

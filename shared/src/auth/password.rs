@@ -16,7 +16,16 @@ use argon2::{
 use tokio::sync::Semaphore;
 
 use super::legacy::Scheme;
-use crate::{service::Error, types::Password};
+use crate::types::Password;
+
+/// Why a hash could not be made or checked: the machinery failed (no permit, a panicked
+/// task, no randomness). A wrong password is not an error (`verify` answers false). This
+/// layer's own type: the service turns it into its internal error.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct PasswordError(String);
+
+type Error = PasswordError;
 
 /// OWASP's argon2id recommendation: 19 MiB, 2 passes, 1 lane.
 pub const M_COST_KIB: u32 = 19_456;
@@ -91,7 +100,7 @@ async fn limited<R: Send + 'static>(
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::internal(what, e)
+    PasswordError(format!("{what}: {e}"))
 }
 
 /// Hashes to a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`) on the blocking pool.

@@ -19,7 +19,6 @@ use super::{
 };
 use crate::{
     config::{JwtKey, KeySet, Secret},
-    error::ApiError,
     otp::CodeHasher,
     types::UserId,
 };
@@ -168,7 +167,7 @@ impl TokenKeys {
         user: &UserId,
         sid: &str,
         now: u64,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, TokenError> {
         let claims = Claims {
             sub: user.to_hex(),
             sid: sid.to_owned(),
@@ -178,10 +177,7 @@ impl TokenKeys {
             iss: issuer.to_owned(),
             aud: self.audience.clone(),
         };
-        let failed = |e: &dyn std::fmt::Display| {
-            tracing::error!(error = %e, "jwt signing failed");
-            ApiError::Internal
-        };
+        let failed = |e: &dyn std::fmt::Display| TokenError::Signing(e.to_string());
         match &self.signing {
             Signing::Hs256(key) => {
                 let mut header = Header::new(Algorithm::HS256);
@@ -212,9 +208,9 @@ impl TokenKeys {
 
     /// Verifies signature, algorithm, `typ`, `kid`, issuer (`issuer`), audience and time
     /// claims at `now`.
-    pub fn verify(&self, token: &str, now: u64, issuer: &str) -> Result<Claims, ApiError> {
+    pub fn verify(&self, token: &str, now: u64, issuer: &str) -> Result<Claims, TokenError> {
         self.check(token, now, issuer)
-            .map_err(|_| ApiError::Unauthorized)
+            .map_err(|_| TokenError::Refused)
     }
 
     /// True when tokens signed under `kid` can be verified with these keys.
@@ -422,22 +418,32 @@ fn digest(key: &Secret, token: &str) -> String {
     URL_SAFE_NO_PAD.encode(mac(key, token).finalize().into_bytes())
 }
 
+/// Why a token could not be made or was not accepted: this layer's own error, with no HTTP
+/// in it (the service maps it, and the edge answers).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// The token is not one of ours, or not valid now (signature, algorithm, claims, time).
+    #[error("token refused")]
+    Refused,
+    #[error("jwt signing failed: {0}")]
+    Signing(String),
+    #[error("OS random source failed: {0}")]
+    Random(String),
+}
+
 /// 256 random bits, base64url without padding (43 characters).
-pub fn new_session_token() -> Result<String, ApiError> {
+pub fn new_session_token() -> Result<String, TokenError> {
     random_b64::<32>()
 }
 
 /// A session id: 128 random bits, base64url.
-pub fn new_session_id() -> Result<String, ApiError> {
+pub fn new_session_id() -> Result<String, TokenError> {
     random_b64::<16>()
 }
 
-fn random_b64<const N: usize>() -> Result<String, ApiError> {
+fn random_b64<const N: usize>() -> Result<String, TokenError> {
     let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        tracing::error!(error = %e, "OS random source failed");
-        ApiError::Internal
-    })?;
+    getrandom::fill(&mut bytes).map_err(|e| TokenError::Random(e.to_string()))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 

@@ -60,6 +60,12 @@ impl Error {
     }
 }
 
+impl From<crate::auth::password::PasswordError> for Error {
+    fn from(e: crate::auth::password::PasswordError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
