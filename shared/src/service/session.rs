@@ -63,9 +63,9 @@ pub async fn login(
         None => phone.as_str().to_owned(),
     };
     let key = key.as_str();
+    let device_kind = if known.is_some() { "known" } else { "unknown" };
     let attempt = throttle::reserve(cx, key).await.inspect_err(|_| {
-        tracing::info!(target: "audit", event = "login_locked",
-            device = if known.is_some() { "known" } else { "unknown" },
+        tracing::info!(target: "audit", event = "login_locked", device = device_kind,
             phone_tag = %cx.tokens().audit_tag(phone.as_str()));
     })?;
     let user = cx.store.find_user_by_phone(&phone).await?;
@@ -76,7 +76,7 @@ pub async fn login(
         (_, user) => {
             if let Some(lock) = throttle::locked_for(cx, attempt) {
                 tracing::info!(target: "audit", event = "lockout", scope = "login",
-                    device = if known.is_some() { "known" } else { "unknown" },
+                    device = device_kind,
                     user_id = user.as_ref().map(|u| u.id.to_hex()),
                     phone_tag = %cx.tokens().audit_tag(phone.as_str()),
                     failures = attempt, lock_seconds = lock);
@@ -99,13 +99,13 @@ pub async fn login(
         Some(d) => d,
         None => device::DeviceId::new().map_err(|e| Error::internal("device id", e))?,
     };
-    let (mut grant, session_id) = open_session(cx, &user).await?;
-    grant.device_token = device::issue(
+    let device_token = device::issue(
         &cx.tokens(),
         phone.as_str(),
         device,
         cx.now.saturating_add(DEVICE_TOKEN_TTL_SECS),
     );
+    let (grant, session_id) = open_session(cx, &user, device_token).await?;
     // An operator's disable or delete sets the flag (or removes the user) and then ends every
     // session. Reading the user again after the session exists closes the race: either that
     // sweep sees this session, or this read sees the flag and ends it here.
@@ -122,8 +122,13 @@ pub async fn login(
     }
 }
 
-/// A new session for `user`, its two tokens and the session's id.
-async fn open_session(cx: &Ctx<'_>, user: &UserRecord) -> Result<(LoginGrant, String), Error> {
+/// A new session for `user`, its tokens (with `device_token`, the login's) and the session's
+/// id.
+async fn open_session(
+    cx: &Ctx<'_>,
+    user: &UserRecord,
+    device_token: String,
+) -> Result<(LoginGrant, String), Error> {
     let tokens = cx.tokens();
     let session_token =
         token::new_session_token().map_err(|e| Error::internal("session token", e))?;
@@ -159,7 +164,7 @@ async fn open_session(cx: &Ctx<'_>, user: &UserRecord) -> Result<(LoginGrant, St
             refresh_token: format!("{}.{refresh_secret}", session.id),
             expires_in: tokens.ttl().as_secs(),
             user_id: user.id,
-            device_token: String::new(),
+            device_token,
         },
         session.id,
     ))

@@ -31,7 +31,8 @@ pub fn attempt_policy(s: &Settings) -> AttemptPolicy {
     }
 }
 
-fn retry_after(secs: i64) -> Error {
+/// 429 with `Retry-After: secs` (at least 1).
+pub(super) fn retry_after(secs: i64) -> Error {
     Error::TooManyAttempts {
         retry_after_secs: u64::try_from(secs).unwrap_or_default().max(1),
     }

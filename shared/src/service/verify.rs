@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use super::{Ctx, Error};
+use super::{Ctx, Error, throttle};
 use crate::{
     auth::password,
     otp::{self, CodeHash, Purpose},
@@ -34,12 +34,6 @@ pub(super) struct Cleared {
 fn refused(cx: &Ctx<'_>, phone: &E164, purpose: Purpose, reason: &str) {
     tracing::info!(target: "audit", event = "sms_refused", purpose = purpose.as_str(), reason,
         phone_tag = %cx.tokens().audit_tag(phone.as_str()));
-}
-
-fn too_many(retry_after: i64) -> Error {
-    Error::TooManyAttempts {
-        retry_after_secs: u64::try_from(retry_after).unwrap_or(1).max(1),
-    }
 }
 
 /// Gives back `budgets`. Best effort: a counter that cannot be given back (the database
@@ -102,7 +96,7 @@ async fn reserve_cost(
         Err((i, retry_after)) => {
             refused(cx, phone, purpose, cleared.cost[i].guard.as_str());
             Err(Error::SmsBudgetSpent {
-                retry_after_secs: u64::try_from(retry_after).unwrap_or(1).max(1),
+                retry_after_secs: u64::try_from(retry_after).unwrap_or_default().max(1),
             })
         }
     }
@@ -148,7 +142,7 @@ pub(super) async fn clear_send(
         plan.budgets.into_iter().partition(|b| !b.spends());
     if let Err((i, retry_after)) = reserve_all(cx, &held).await? {
         refused(cx, phone, purpose, held[i].guard.as_str());
-        return Err(too_many(retry_after));
+        return Err(throttle::retry_after(retry_after));
     }
     for b in &cost {
         let used = match cx.store.used(&b.key, b.window_secs, cx.now).await {
@@ -162,7 +156,7 @@ pub(super) async fn clear_send(
             release_all(cx, &held).await;
             refused(cx, phone, purpose, b.guard.as_str());
             let (_, end) = crate::store::window_of(cx.now, b.window_secs);
-            return Err(too_many(end - cx.now));
+            return Err(throttle::retry_after(end - cx.now));
         }
     }
     let claim = match cx
@@ -236,7 +230,7 @@ pub(super) async fn deliver(
     if let Issued::Cooldown { retry_after } = issued {
         give_back(cx, cleared).await;
         refused(cx, phone, purpose, "cooldown");
-        return Err(too_many(retry_after));
+        return Err(throttle::retry_after(retry_after));
     }
     if test_code.is_some() {
         tracing::info!(target: "audit", event = "code_issued", purpose = purpose.as_str(),
@@ -319,7 +313,7 @@ async fn reserve_failure(
         tracing::info!(target: "audit", event = "code_failure_cap",
             purpose = purpose.as_str(), cap = ["day", "total"][i],
             phone_tag = %cx.tokens().audit_tag(phone.as_str()));
-        return Err(too_many(retry_after));
+        return Err(throttle::retry_after(retry_after));
     }
     Ok(budgets)
 }
@@ -401,8 +395,8 @@ pub(super) fn e164_of(cx: &Ctx<'_>, phone: &Phone) -> Result<E164, Error> {
 
 /// POST /verify/phone/start: sends a new code to an unverified account's phone, or to a
 /// pending new phone. Answers the same whether or not such an account exists: the guard
-/// reserves alike either way; where nothing is sent the cost budgets go back and the answer
-/// waits as long as a send takes.
+/// reserves alike either way; where nothing is sent the cost budgets are never touched and
+/// the answer waits as long as a send takes.
 pub async fn start_phone_verification(cx: &Ctx<'_>, phone: E164) -> Result<(), Error> {
     let Some(cleared) = clear_send(cx, &phone, Purpose::Signup).await? else {
         return Ok(());
@@ -518,7 +512,7 @@ pub async fn recover_start(cx: &Ctx<'_>, phone: E164) -> Result<(), Error> {
                 cx.store.issue_code(&record, v.resend_secs).await?
             {
                 give_back(cx, &cleared).await;
-                return Err(too_many(retry_after));
+                return Err(throttle::retry_after(retry_after));
             }
             let wait = v.last_send().saturating_sub(started.elapsed());
             tokio::time::sleep(wait).await;
