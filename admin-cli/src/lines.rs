@@ -6,8 +6,8 @@
 //! writes them (`password` instead of `password_hash`, `phone` as typed, no timestamps) and
 //! lines from elsewhere with no `_id` at all.
 
+use domain::{service::migration::ImportRecord, store::UserRecord};
 use serde_json::{Value, json};
-use shared::{service::migration::ImportRecord, store::UserRecord};
 
 /// One exported user. Contains the password hash.
 pub fn export_line(u: &UserRecord) -> Value {

@@ -16,9 +16,7 @@ use std::{
     process::ExitCode,
 };
 
-use serde_json::{Value, json};
-use shared::{
-    State,
+use domain::{
     config::Vars,
     service::{
         Client, Ctx,
@@ -28,6 +26,8 @@ use shared::{
     store::UserRecord,
     types::{Phone, UserId},
 };
+use edge::State;
+use serde_json::{Value, json};
 
 const USAGE: &str = "usage: user-admin <command>
   find --phone PHONE | --id ID   show a user (never the hash)
@@ -65,7 +65,7 @@ impl<E: std::fmt::Display> From<E> for Fail {
 fn main() -> ExitCode {
     // The functions' log line shape (fields flattened, `RUST_LOG` as they read it), on
     // stderr: stdout carries the command's JSON output.
-    if let Err(e) = shared::telemetry::try_init_to(None, shared::telemetry::Sink::Stderr) {
+    if let Err(e) = edge::telemetry::try_init_to(None, edge::telemetry::Sink::Stderr) {
         tracing::error!(error = %e, "logging configuration refused; logging at info");
     }
     let args: Vec<String> = std::env::args().skip(1).collect();

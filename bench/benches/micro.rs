@@ -9,8 +9,9 @@ use api_tests::{
     Backend, EVENT_ISSUER, event, request, settings, signed_in, state_on, update_event, with_auth,
 };
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use domain::{auth::token, store::SessionRecord, types::UserId};
+use edge::{handlers, schema::Body};
 use serde_json::json;
-use shared::{auth::token, handlers, schema::Body, store::SessionRecord, types::UserId};
 
 fn micro(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -70,7 +71,7 @@ fn micro(c: &mut Criterion) {
     let (rs, _) = rt.block_on(state_on(Backend::Memory, |db| {
         let mut v = api_tests::rsa_vars("a");
         v.set("DB_NAME", db);
-        shared::config::Settings::from_vars(&v).unwrap()
+        domain::config::Settings::from_vars(&v).unwrap()
     }));
     let rs_keys = rs.tokens();
     let rs_token = rs_keys

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::common::{Table, median, ms, python};
 
 pub(crate) fn argon2(table: &mut Table, n: usize) {
-    use shared::{auth::password, types::Password};
+    use domain::{auth::password, types::Password};
     let pw = Password::unchecked("securepassword123".into());
     let mut hashes = Vec::new();
     let mut hash_t = Vec::new();

@@ -10,7 +10,7 @@ use api_tests::{JWT_KEY, SESSION_KEY, runtime::Function};
 
 /// Every Lambda function, for cold init and sizes.
 pub(crate) fn all_functions() -> impl Iterator<Item = &'static str> {
-    shared::routes::Function::ALL.into_iter().map(|f| f.name())
+    edge::routes::Function::ALL.into_iter().map(|f| f.name())
 }
 
 pub(crate) struct Row {

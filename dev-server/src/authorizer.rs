@@ -7,11 +7,12 @@
 
 use std::collections::HashMap;
 
+use domain::{auth::token::TokenKeys, service::Client};
+use edge::State;
 use hyper::{HeaderMap, header::AUTHORIZATION};
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
 };
-use shared::{State, auth::token::TokenKeys, service::Client};
 
 /// The authorizer context for a request whose token verifies; `None` means API Gateway's 401.
 /// `api_url` is the URL the request came in on where the issuer follows it (`HOST=0.0.0.0`).

@@ -1,7 +1,7 @@
 //! What the dev server prints while it runs. On a terminal: readable lines, one per request
 //! (method, path, status, duration, user) and the audit and warning lines in plain text, for
 //! a developer watching it. Otherwise (a pipe, a file, CI): the JSON lines the functions write
-//! in Lambda (`shared::telemetry`), the request line included, for tools. `DEV_SERVER_LOG`
+//! in Lambda (`edge::telemetry`), the request line included, for tools. `DEV_SERVER_LOG`
 //! (`text` or `json`) overrides the choice.
 
 use std::{
@@ -29,7 +29,7 @@ pub fn init() {
             .with_target(false)
             .try_init();
     } else {
-        shared::telemetry::init();
+        edge::telemetry::init();
     }
 }
 

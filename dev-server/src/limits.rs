@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use shared::config::Vars;
+use domain::config::Vars;
 
 /// Seconds to send a request's headers; also the longest a keep-alive connection may sit idle
 /// between requests (hyper runs this timer whenever it waits for a request head).

@@ -11,6 +11,14 @@ mod limits;
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
+use domain::config::{JwtAlgorithm, Vars};
+use edge::{
+    ApiError, State,
+    error::PROBLEM_JSON,
+    handlers::{self, MAX_BODY_BYTES},
+    routes::{Authorization, Endpoint},
+    state::StoreKind,
+};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{
     StatusCode,
@@ -23,14 +31,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use lambda_http::{
     Body, RequestExt, aws_lambda_events::apigw::ApiGatewayV2httpRequestContext,
     request::RequestContext,
-};
-use shared::{
-    ApiError, State,
-    config::{JwtAlgorithm, Vars},
-    error::PROBLEM_JSON,
-    handlers::{self, MAX_BODY_BYTES},
-    routes::{Authorization, Endpoint},
-    state::StoreKind,
 };
 use tokio::{net::TcpListener, sync::Semaphore};
 
@@ -70,7 +70,7 @@ fn url_of(headers: &hyper::HeaderMap) -> Option<String> {
     plain.then(|| format!("http://{host}"))
 }
 
-/// A problem+json body in the shape of `shared::ApiError`'s, for what only the dev server
+/// A problem+json body in the shape of `edge::ApiError`'s, for what only the dev server
 /// answers.
 fn problem_body(status: StatusCode, code: &str, title: &str, detail: &str) -> String {
     serde_json::json!({

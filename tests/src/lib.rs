@@ -8,20 +8,16 @@ pub mod runtime;
 
 use std::{path::PathBuf, sync::Arc};
 
+use adapters::mongo::{MongoOptions, MongoStore};
 use aws_sdk_secretsmanager::Client as SecretsClient;
-use lambda_http::{Body, Request, Response, http::StatusCode};
-use serde_json::Value;
-use shared::{
-    State,
+use domain::store::{Store, memory::MemoryStore};
+use domain::{
     clock::{Clock, ManualClock, SystemClock},
     config::{JwtKey, KeySet, KeyVersion, Secret, Settings, Vars},
-    state::StoreKind,
-    store::{
-        Store,
-        memory::MemoryStore,
-        mongo::{MongoOptions, MongoStore},
-    },
 };
+use edge::{State, state::StoreKind};
+use lambda_http::{Body, Request, Response, http::StatusCode};
+use serde_json::Value;
 
 /// Log output of the whole test process, in memory.
 #[derive(Clone, Default)]
@@ -320,7 +316,7 @@ impl Answer {
 
 /// Feeds an event through the router, as API Gateway plus the functions would.
 pub async fn call(state: &State, ev: &Value) -> Answer {
-    Answer::of(shared::handlers::route(state, request(ev)).await)
+    Answer::of(edge::handlers::route(state, request(ev)).await)
 }
 
 /// A signup body for `phone`.
@@ -476,7 +472,7 @@ pub fn aws_endpoint() -> String {
 pub async fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
-        .http_client(shared::secrets::https_client())
+        .http_client(adapters::secrets::https_client())
         .load()
         .await;
     aws_sdk_secretsmanager::Client::new(&config)

@@ -6,16 +6,16 @@
 //! `BENCH_SEED_HANDLER` exactly as `functions/<name>/src/main.rs` does.
 #![allow(clippy::unwrap_used)]
 
+use edge::{State, handlers, routes::Function};
 use lambda_http::{Error, run, service_fn};
 use serde_json::json;
-use shared::{State, handlers, routes::Function};
 
 fn main() -> Result<(), Error> {
     let handler = std::env::var("BENCH_SEED_HANDLER")?;
     let sessions: usize = std::env::var("BENCH_SEED_SESSIONS")?.parse()?;
     let file = std::env::var("BENCH_SEED_FILE")?;
-    shared::lambda_runtime()?.block_on(async {
-        let state = State::init().await?;
+    edge::lambda_runtime()?.block_on(async {
+        let state = State::init(edge::state::Wiring::ALL).await?;
         let first = api_tests::signed_in(&state, "1234567890").await;
         let mut seeded = vec![first];
         while seeded.len() < sessions {

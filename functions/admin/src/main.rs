@@ -1,7 +1,7 @@
 //! The `admin` Lambda function (IAM-signed operator routes). Everything else (logging,
 //! metrics, the cold-start init and how its failure is reported, the per-invocation span) is
-//! in `shared::lambda`.
+//! in `edge::lambda`.
 
 fn main() -> Result<(), lambda_http::Error> {
-    shared::lambda::serve(shared::routes::Function::Admin)
+    edge::functions::admin()
 }

@@ -1,7 +1,7 @@
 //! The `keys` Lambda function (GET /.well-known/jwks.json and /.well-known/openid-configuration).
 //! Everything else (logging, metrics, the cold-start init and how its failure is reported, the
-//! per-invocation span) is in `shared::lambda`.
+//! per-invocation span) is in `edge::lambda`.
 
 fn main() -> Result<(), lambda_http::Error> {
-    shared::lambda::serve(shared::routes::Function::Keys)
+    edge::functions::keys()
 }

@@ -1,7 +1,7 @@
 //! The `recover` Lambda function (POST /recover/start, POST /recover/confirm). Everything else
 //! (logging, metrics, the cold-start init and how its failure is reported, the per-invocation
-//! span) is in `shared::lambda`.
+//! span) is in `edge::lambda`.
 
 fn main() -> Result<(), lambda_http::Error> {
-    shared::lambda::serve(shared::routes::Function::Recover)
+    edge::functions::recover()
 }

@@ -1,7 +1,7 @@
 //! The `refresh` Lambda function (POST /token/refresh). Everything else (logging, metrics, the
 //! cold-start init and how its failure is reported, the per-invocation span) is in
-//! `shared::lambda`.
+//! `edge::lambda`.
 
 fn main() -> Result<(), lambda_http::Error> {
-    shared::lambda::serve(shared::routes::Function::Refresh)
+    edge::functions::refresh()
 }

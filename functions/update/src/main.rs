@@ -1,6 +1,6 @@
 //! The `update` Lambda function. Everything else (logging, metrics, the cold-start init and
-//! how its failure is reported, the per-invocation span) is in `shared::lambda`.
+//! how its failure is reported, the per-invocation span) is in `edge::lambda`.
 
 fn main() -> Result<(), lambda_http::Error> {
-    shared::lambda::serve(shared::routes::Function::Update)
+    edge::functions::update()
 }

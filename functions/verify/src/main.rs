@@ -1,7 +1,7 @@
 //! The `verify` Lambda function (POST /verify/phone/start, POST /verify/phone/confirm). Everything
 //! else (logging, metrics, the cold-start init and how its failure is reported, the
-//! per-invocation span) is in `shared::lambda`.
+//! per-invocation span) is in `edge::lambda`.
 
 fn main() -> Result<(), lambda_http::Error> {
-    shared::lambda::serve(shared::routes::Function::Verify)
+    edge::functions::verify()
 }

@@ -1,7 +1,7 @@
 //! The `whoami` Lambda function (GET /example/whoami): an example service behind API Gateway's
 //! JWT authorizer, which verifies this issuer's tokens against its JWKS. It reads neither the
-//! secret nor the database. Everything else is in `shared::lambda`.
+//! secret nor the database. Everything else is in `edge::lambda`.
 
 fn main() -> Result<(), lambda_http::Error> {
-    shared::lambda::serve(shared::routes::Function::Whoami)
+    edge::functions::whoami()
 }

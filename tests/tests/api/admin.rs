@@ -4,9 +4,9 @@
 //! with the acting principal; a request without an IAM identity is refused.
 
 use api_tests::*;
+use edge::routes::Function;
 use mongodb::bson::doc;
 use serde_json::{Value, json};
-use shared::routes::Function;
 
 const ARN: &str = "arn:aws:iam::123456789012:user/ops-alice";
 
@@ -42,7 +42,7 @@ fn without_iam(mut ev: Value) -> Value {
 
 /// Through the admin function's own entry point, as its Lambda runs it.
 async fn admin_call(app: &TestApp, ev: &Value) -> Answer {
-    Answer::of(shared::handlers::dispatch(&app.state, Function::Admin, request(ev)).await)
+    Answer::of(edge::handlers::dispatch(&app.state, Function::Admin, request(ev)).await)
 }
 
 #[tokio::test]

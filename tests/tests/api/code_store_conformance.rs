@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use api_tests::{fresh_db, mongo_store};
-use shared::{
+use domain::{
     store::{CodeCheck, CodeRecord, Issued, Store, UserPatch, UserRecord, memory::MemoryStore},
     types::{Name, Phone, UserId},
 };
@@ -213,7 +213,7 @@ async fn racing_reservations(stores: Vec<Arc<dyn Store>>) {
 /// Counters of different windows live side by side: an hourly counter's use never resets a
 /// daily one (the SMS daily budget and the idempotency claims are daily).
 async fn windows_of_different_lengths(store: &dyn Store) {
-    use shared::store::Consumed;
+    use domain::store::Consumed;
     let day_start = 1_700_006_400; // a multiple of 86 400
     let t = day_start + 7_200; // two hours into the day
     assert_eq!(

@@ -9,14 +9,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use adapters::mongo::{MongoOptions, MongoStore};
 use api_tests::*;
+use domain::clock::{Clock, ManualClock};
+use edge::{State, state::StoreKind};
 use serde_json::{Value, json};
-use shared::{
-    State,
-    clock::{Clock, ManualClock},
-    state::StoreKind,
-    store::mongo::{MongoOptions, MongoStore},
-};
 
 fn start_db(port: u16, dir: &PathBuf) -> Process {
     let bin = std::env::var("SECANTUSD_BIN").expect("SECANTUSD_BIN is set by scripts/test");
@@ -132,7 +129,7 @@ async fn requests_get_a_quick_503_while_the_database_is_down_and_recover_after()
     assert_eq!(
         state
             .store
-            .find_user_by_phone(&shared::types::Phone::parse("2025550199").unwrap())
+            .find_user_by_phone(&domain::types::Phone::parse("2025550199").unwrap())
             .await
             .unwrap(),
         None

@@ -117,7 +117,7 @@ fn input() -> impl Strategy<Value = Input> {
             .prop_map(str::to_owned),
         "/[a-z/%.]{0,30}",
     ];
-    let routes: Vec<(String, String)> = shared::routes::Endpoint::ALL
+    let routes: Vec<(String, String)> = edge::routes::Endpoint::ALL
         .iter()
         .map(|r| (r.method().to_owned(), r.path().to_owned()))
         .collect();

@@ -8,12 +8,10 @@
 use std::sync::Arc;
 
 use api_tests::*;
+use domain::clock::Clock;
+use edge::state::{State, StoreKind};
 use mongodb::bson::{Document, doc};
 use serde_json::{Value, json};
-use shared::{
-    clock::Clock,
-    state::{State, StoreKind},
-};
 
 use crate::verification::{app, ev, last_code, phone, second, sms_to};
 
@@ -417,15 +415,15 @@ fn name_code_points() -> impl Iterator<Item = char> {
 
 #[test]
 fn the_schemas_name_pattern_and_the_name_rules_agree_on_every_character() {
-    let schemas = shared::schema::Schemas::new();
+    let schemas = edge::schema::Schemas::new();
     let body = |name: &str| json!({"first_name": name, "last_name": "B", "password": "x", "phone": "1234567890"});
     let mut disagree = Vec::new();
     for c in name_code_points() {
         for name in [c.to_string(), format!("a{c}"), format!("{c} ")] {
             let by_schema = schemas
-                .validate(shared::schema::Body::Signup, &body(&name))
+                .validate(edge::schema::Body::Signup, &body(&name))
                 .is_ok();
-            let by_code = shared::types::Name::parse(&name).is_ok();
+            let by_code = domain::types::Name::parse(&name).is_ok();
             if by_schema != by_code {
                 disagree.push(format!(
                     "{:04X} in {name:?}: schema {by_schema}, code {by_code}",
@@ -442,7 +440,7 @@ fn the_schemas_name_pattern_and_the_name_rules_agree_on_every_character() {
     );
     // The patterns use no `\p{..}` class, which common OpenAPI tools cannot generate from.
     for file in ["signup.json", "update_user.json"] {
-        let text = std::fs::read_to_string(root().join("shared/schemas").join(file)).unwrap();
+        let text = std::fs::read_to_string(root().join("edge/schemas").join(file)).unwrap();
         assert!(!text.contains("\\\\p{"), "{file} uses a \\p{{..}} class");
     }
 }

@@ -453,7 +453,7 @@ async fn sessions_expire_when_idle_and_at_their_absolute_lifetime() {
         .tokens()
         .issue(
             EVENT_ISSUER,
-            &shared::types::UserId::parse_hex(&l.id).unwrap(),
+            &domain::types::UserId::parse_hex(&l.id).unwrap(),
             &sid(&l.token),
             clock_now(&state),
         )
@@ -487,7 +487,7 @@ async fn expired_jwts_are_refused_after_the_leeway() {
     );
 }
 
-fn clock_now(state: &shared::State) -> u64 {
+fn clock_now(state: &edge::State) -> u64 {
     state.clock.now() as u64
 }
 

@@ -5,9 +5,9 @@
 //! the dev server (which stands in for the authorizer).
 
 use api_tests::*;
+use edge::routes::{Authorization, Endpoint, Function};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::routes::{Authorization, Endpoint, Function};
 
 fn claims_of(token: &str) -> Value {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -94,7 +94,7 @@ async fn the_deployed_example_function_answers_with_the_claims_the_authorizer_ve
     let ev = event_for("GET", "/example/whoami");
     // As Lambda runs it: no state at all (no secret, no database).
     assert!(!Function::Whoami.needs_state());
-    let a = Answer::of(shared::handlers::stateless(Function::Whoami, request(&ev)).await);
+    let a = Answer::of(edge::handlers::stateless(Function::Whoami, request(&ev)).await);
     assert_eq!(a.status, 200, "{:?}", a.body);
     let claims = &ev["requestContext"]["authorizer"]["jwt"]["claims"];
     assert_eq!(a.body["user_id"]["$oid"], claims["sub"]);
@@ -114,7 +114,7 @@ async fn the_deployed_example_function_answers_with_the_claims_the_authorizer_ve
         .unwrap()
         .remove("sub");
     for refused in [bare, no_sub] {
-        let a = Answer::of(shared::handlers::stateless(Function::Whoami, request(&refused)).await);
+        let a = Answer::of(edge::handlers::stateless(Function::Whoami, request(&refused)).await);
         assert_eq!((a.status.as_u16(), a.code()), (401, "unauthorized"));
         assert_eq!(a.content_type(), "application/problem+json");
     }

@@ -4,13 +4,13 @@
 //! instance.
 
 use api_tests::*;
-use futures::future::join_all;
-use mongodb::bson::{Document, doc};
-use serde_json::{Value, json};
-use shared::{
+use domain::{
     service::{Client, Ctx, admin},
     types::UserId,
 };
+use futures::future::join_all;
+use mongodb::bson::{Document, doc};
+use serde_json::{Value, json};
 
 /// DELETE /user with the caller's tokens and `current_password`.
 fn delete_event(l: &Login, current_password: &str) -> Value {

@@ -9,12 +9,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use adapters::mongo::{MongoOptions, MongoStore};
 use api_tests::{
     runtime::{Function, binary},
     *,
 };
 use serde_json::{Value, json};
-use shared::store::mongo::{MongoOptions, MongoStore};
 
 /// A function name as Lambda gives it, unlike the binary's, so the test sees which one a
 /// log line carries.
@@ -93,7 +93,7 @@ async fn three_logins(log: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn every_line_of_an_invocation_carries_its_ids_and_cold_start_is_true_only_once() {
-    let lines = three_logins("info,shared::lambda=debug").await;
+    let lines = three_logins("info,edge::lambda=debug").await;
     let json: Vec<Value> = lines
         .iter()
         .filter(|l| !l.contains("\"_aws\""))
@@ -338,9 +338,9 @@ async fn a_missing_secret_is_reported_to_init_error_with_a_type_and_the_function
 
 #[tokio::test]
 async fn every_function_that_needs_state_reports_a_failed_init_with_its_type() {
-    // One main for all (`shared::lambda::serve`): no function may skip the report, the
+    // One main for all (`edge::lambda::serve`): no function may skip the report, the
     // admin function included.
-    for function in shared::routes::Function::ALL {
+    for function in edge::routes::Function::ALL {
         if !function.needs_state() {
             continue;
         }
@@ -437,7 +437,7 @@ async fn uri_options_reach_the_driver_and_the_pool_setting_applies_only_when_the
     // No pool size in the URI: MONGO_MAX_POOL_SIZE (as Settings reads it) applies.
     let mut v = vars();
     v.set("MONGO_MAX_POOL_SIZE", "5");
-    let pool = shared::config::Settings::from_vars(&v)
+    let pool = domain::config::Settings::from_vars(&v)
         .unwrap()
         .mongo_pool_size;
     let o = MongoStore::client_options(base, &opts(pool)).await.unwrap();

@@ -10,21 +10,17 @@ use std::{
     time::Duration,
 };
 
+use adapters::mongo::{MongoOptions, MongoStore};
 use api_tests::*;
+use domain::{
+    clock::{Clock, ManualClock},
+    types::UserId,
+};
+use edge::{State, error::ApiError, routes::Endpoint, schema::SOURCES, state::StoreKind};
 use jsonschema::{Draft, Validator};
 use mongodb::bson::{doc, oid::ObjectId};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use shared::{
-    State,
-    clock::{Clock, ManualClock},
-    error::ApiError,
-    routes::Endpoint,
-    schema::SOURCES,
-    state::StoreKind,
-    store::mongo::{MongoOptions, MongoStore},
-    types::UserId,
-};
 
 // ---------------------------------------------------------------------------------------------
 // Reading the document
@@ -820,29 +816,32 @@ async fn full_flow() -> Flow {
     let (db, _clock) = mongo_state().await;
     // Verification stays off (the seed flow is unchanged); a test number lets the code routes
     // succeed without a sender.
-    let sms = shared::config::Vars::from_pairs([(
+    let sms = domain::config::Vars::from_pairs([(
         "SMS_TEST_NUMBERS",
         format!("{TEST_PHONE}:{TEST_CODE}"),
     )]);
-    let verification = shared::verification::Verification::from_vars(&sms).unwrap();
+    let verification =
+        domain::verification::Verification::from_vars(&sms, adapters::sms_sender).unwrap();
     let db = db.with_verification(verification);
     let (strict, _clock) = mongo_state().await;
-    let strict_vars = shared::config::Vars::from_pairs([
+    let strict_vars = domain::config::Vars::from_pairs([
         ("REQUIRE_PHONE_VERIFICATION", "true".to_owned()),
         ("SMS_TEST_NUMBERS", format!("{STRICT_PHONE}:{TEST_CODE}")),
         ("SMS_PER_PHONE_PER_HOUR", "1".to_owned()),
     ]);
-    let verification = shared::verification::Verification::from_vars(&strict_vars).unwrap();
+    let verification =
+        domain::verification::Verification::from_vars(&strict_vars, adapters::sms_sender).unwrap();
     let strict = strict.with_verification(verification);
     let (change, _clock) = mongo_state().await;
-    let change_vars = shared::config::Vars::from_pairs([
+    let change_vars = domain::config::Vars::from_pairs([
         ("REQUIRE_PHONE_VERIFICATION", "true".to_owned()),
         (
             "SMS_TEST_NUMBERS",
             format!("{CHANGER_PHONE}:{TEST_CODE},{CHANGE_TARGET}:{TEST_CODE}"),
         ),
     ]);
-    let verification = shared::verification::Verification::from_vars(&change_vars).unwrap();
+    let verification =
+        domain::verification::Verification::from_vars(&change_vars, adapters::sms_sender).unwrap();
     let change = change.with_verification(verification);
     let down = unreachable_db_state().await;
     let refusing = refusing_inserts_state().await;
@@ -1104,7 +1103,7 @@ async fn documented_security_matches_what_each_route_demands() {
 // 2. Request bodies
 // ---------------------------------------------------------------------------------------------
 
-/// The schema file (name in `shared/schemas/`) the document gives as the request body of an
+/// The schema file (name in `edge/schemas/`) the document gives as the request body of an
 /// operation, after checking it is referenced, not copied, and is the file the server embeds.
 fn body_schema_file(op: &Value, route: &str) -> Option<String> {
     let body = op.get("requestBody")?;
@@ -1116,10 +1115,10 @@ fn body_schema_file(op: &Value, route: &str) -> Option<String> {
     );
     let reference = body["content"]["application/json"]["schema"]["$ref"]
         .as_str()
-        .unwrap_or_else(|| panic!("{route}: the body schema must $ref a file in shared/schemas/"));
+        .unwrap_or_else(|| panic!("{route}: the body schema must $ref a file in edge/schemas/"));
     let file = reference
-        .strip_prefix("./shared/schemas/")
-        .unwrap_or_else(|| panic!("{route}: {reference} is not in ./shared/schemas/"));
+        .strip_prefix("./edge/schemas/")
+        .unwrap_or_else(|| panic!("{route}: {reference} is not in ./edge/schemas/"));
     let on_disk = std::fs::read_to_string(root().join(reference))
         .unwrap_or_else(|e| panic!("{route}: {reference}: {e}"));
     let (_, _, compiled) = SOURCES
@@ -1610,7 +1609,7 @@ fn valid_objects(schema: &Value) -> BoxedStrategy<Value> {
 }
 
 /// Random bodies valid for each documented request schema, sent with valid credentials to a
-/// fresh API on the embedded store: the schema and the edge's parsers (`shared/src/types.rs`)
+/// fresh API on the embedded store: the schema and the edge's parsers (`domain/src/types.rs`)
 /// must agree, so none is answered 400 `validation_failed`. `SCHEMA_FUZZ_CASES` sets the cases
 /// per route (default 300).
 #[test]

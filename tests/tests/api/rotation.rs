@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use api_tests::*;
-use serde_json::{Value, json};
-use shared::{
-    State,
+use domain::keys::FORCED_REFRESH_INTERVAL_SECS;
+use domain::{
     clock::{Clock, ManualClock},
     config::Vars,
-    secrets::FORCED_REFRESH_INTERVAL_SECS,
 };
+use edge::State;
+use serde_json::{Value, json};
 
 const K1: &str = "two-instances-one-jwt-key-0123456789abcdef";
 const S1: &str = "two-instances-one-session-key-0123456789ab";

@@ -1,7 +1,7 @@
 //! `template.yaml` is the route table; the shared router must serve exactly its routes, each
 //! with the binary the template builds for it.
 
-use shared::routes::{Endpoint, Function};
+use edge::routes::{Endpoint, Function};
 
 #[test]
 fn template_and_router_declare_the_same_routes() {

@@ -8,19 +8,18 @@ use std::{collections::HashSet, sync::Arc};
 
 use api_tests::*;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use domain::{
+    auth::{jwks, rsa::RsaKey},
+    clock::{Clock, ManualClock},
+    config::{JwtKey, KeySet, KeyVersion, Secret, Settings},
+};
+use edge::{State, state::StoreKind};
 use hmac::{Hmac, Mac};
 use jwt_simple::prelude::{
     JWTClaims, RS256KeyPair, RS256PublicKey, RSAPublicKeyLike, Token, VerificationOptions,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use shared::{
-    State,
-    auth::{jwks, rsa::RsaKey},
-    clock::{Clock, ManualClock},
-    config::{JwtKey, KeySet, KeyVersion, Secret, Settings},
-    state::StoreKind,
-};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Sid {
@@ -144,7 +143,7 @@ async fn login_gives_an_rs256_token_a_third_party_library_verifies_from_our_jwks
     assert_eq!(hs.tokens().jwks(), json!({"keys": []}));
 }
 
-async fn instance(vars: &shared::config::Vars) -> State {
+async fn instance(vars: &domain::config::Vars) -> State {
     let clock = Arc::new(ManualClock::new()) as Arc<dyn Clock>;
     State::load_with_clock(vars, true, clock)
         .await

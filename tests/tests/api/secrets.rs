@@ -7,11 +7,9 @@ use std::{
 };
 
 use api_tests::*;
+use domain::clock::{Clock, ManualClock};
+use edge::State;
 use serde_json::json;
-use shared::{
-    State,
-    clock::{Clock, ManualClock},
-};
 
 const K1: &str = "rotation-one-jwt-key-0123456789abcdef0123";
 const S1: &str = "rotation-one-session-key-0123456789abcdef";
@@ -40,7 +38,7 @@ async fn keys_and_mongo_uri_are_read_from_the_secret() {
     let name = format!("user-api/{}", fresh_db());
     let version = create_secret(&client, &name, &secret_json(K1, S1)).await;
     let state = secret_state(&name, Arc::new(ManualClock::new())).await;
-    assert_eq!(state.store_kind, shared::state::StoreKind::Mongo);
+    assert_eq!(state.store_kind, edge::state::StoreKind::Mongo);
     let l = signed_in(&state, "1234567890").await;
     assert_eq!(
         kid_of(&l.token),
@@ -130,7 +128,8 @@ async fn a_secret_with_only_a_jwt_key_derives_a_distinct_session_key() {
             .status,
         200
     );
-    let derived = shared::secrets::derive_session_key(&shared::config::Secret::new(K1.as_bytes()));
+    let derived =
+        adapters::secrets::derive_session_key(&domain::config::Secret::new(K1.as_bytes()));
     assert_ne!(derived.expose(), K1.as_bytes());
 }
 
@@ -138,7 +137,7 @@ async fn wait_for_kid(state: &State, kid: &str) {
     let start = Instant::now();
     while state
         .tokens()
-        .issue(EVENT_ISSUER, &shared::types::UserId::new(), "s", 0)
+        .issue(EVENT_ISSUER, &domain::types::UserId::new(), "s", 0)
         .map(|t| kid_of(&t))
         .ok()
         .as_deref()

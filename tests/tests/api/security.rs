@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use api_tests::*;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use domain::clock::Clock;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use shared::clock::Clock;
 
 fn claims_of(token: &str) -> Value {
     jsonwebtoken::dangerous::insecure_decode::<Value>(token)
@@ -304,7 +304,7 @@ async fn a_password_change_needs_the_right_current_password_and_a_good_new_one()
 async fn sessions_end_at_their_absolute_lifetime_even_when_used_daily() {
     let (state, clock) = mongo_state().await;
     let l = signed_in(&state, "1234567890").await;
-    let user = shared::types::UserId::parse_hex(&l.id).unwrap();
+    let user = domain::types::UserId::parse_hex(&l.id).unwrap();
     let sid = claims_of(&l.token)["sid"].as_str().unwrap().to_owned();
     // Used every 20 hours (inside the 24 h idle timeout) with a fresh JWT for the session,
     // it lives while younger than 7 days (168 h) and dies after.
@@ -497,7 +497,7 @@ async fn the_sixth_failure_is_429_with_a_doubling_retry_after_and_success_resets
 
 #[tokio::test]
 async fn lockout_delay_doubles_from_one_second_and_caps_at_fifteen_minutes() {
-    use shared::service::lock_delay;
+    use domain::service::lock_delay;
     assert_eq!(lock_delay(4, 5, 900), None);
     assert_eq!(lock_delay(5, 5, 900), Some(1));
     assert_eq!(lock_delay(6, 5, 900), Some(2));
@@ -549,13 +549,13 @@ async fn the_failure_count_outlives_the_longest_lock_and_resets_after_twice_it()
 #[tokio::test]
 async fn a_lock_set_by_one_instance_is_seen_by_another() {
     let db = fresh_db();
-    let clock = Arc::new(shared::clock::ManualClock::new());
+    let clock = Arc::new(domain::clock::ManualClock::new());
     let make = || async {
         let store = Arc::new(mongo_store(&db).await);
-        shared::State::new(
+        edge::State::new(
             settings(&db),
             store,
-            shared::state::StoreKind::Mongo,
+            edge::state::StoreKind::Mongo,
             clock.clone() as Arc<dyn Clock>,
         )
         .unwrap()
@@ -606,12 +606,12 @@ async fn login_rehashes_a_password_stored_at_older_parameters() {
     .hash_password(b"an older passphrase")
     .unwrap()
     .to_string();
-    let user = shared::store::UserRecord {
-        id: shared::types::UserId::new(),
-        first_name: shared::types::Name::parse("Old").unwrap(),
+    let user = domain::store::UserRecord {
+        id: domain::types::UserId::new(),
+        first_name: domain::types::Name::parse("Old").unwrap(),
         middle_name: None,
-        last_name: shared::types::Name::parse("Timer").unwrap(),
-        phone: shared::types::Phone::parse("5551234567").unwrap(),
+        last_name: domain::types::Name::parse("Timer").unwrap(),
+        phone: domain::types::Phone::parse("5551234567").unwrap(),
         password_hash: old,
         disabled: false,
         created_at: 0,

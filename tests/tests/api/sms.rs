@@ -11,6 +11,12 @@ use std::{
 
 use api_tests::{aws_endpoint, free_port, moto_sms};
 use base64::Engine;
+use domain::{
+    config::Vars,
+    otp,
+    phone::{E164, parse_e164},
+    sms::{self, SenderConfig, SentId, SmsError, SmsSender, SmsSettings},
+};
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::{
@@ -22,12 +28,6 @@ use hyper::{
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use shared::{
-    config::Vars,
-    otp,
-    phone::{E164, parse_e164},
-    sms::{self, SenderConfig, SentId, SmsError, SmsSender, SmsSettings},
-};
 use tokio::net::TcpListener;
 
 pub(crate) const SECRET_B64: &str = "c21zLXdlYmhvb2stdGVzdC1zZWNyZXQtMzItYnl0ZXM=";
@@ -39,7 +39,7 @@ fn phone(s: &str) -> E164 {
 fn sender_for(pairs: &[(&str, &str)]) -> Arc<dyn SmsSender> {
     let settings = SmsSettings::from_vars(&Vars::from_pairs(pairs.iter().copied()))
         .unwrap_or_else(|e| panic!("{e}"));
-    sms::sender(&settings).expect("a sender is configured")
+    adapters::sms_sender(&settings).expect("a sender is configured")
 }
 
 fn message() -> (otp::Code, String) {
@@ -604,7 +604,7 @@ async fn the_dev_server_default_logs_the_message_at_target_sms_log() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let settings = SmsSettings::for_dev_server(&Vars::default()).unwrap();
     assert_eq!(settings.sender, Some(SenderConfig::Log));
-    let sender = sms::sender(&settings).unwrap();
+    let sender = adapters::sms_sender(&settings).unwrap();
     let (code, text) = message();
     let id = sender
         .send(&phone("+12025550191"), &text, "signup:dev-1")
@@ -637,7 +637,7 @@ fn test_numbers_give_the_flow_a_fixed_code_and_no_sender_is_needed() {
     let code = s.test_code(&p).unwrap();
     assert_eq!(code.expose(), "654321");
     // The flow stores the hash of the fixed code like any other.
-    let hasher = otp::CodeHasher::new(shared::config::Secret::new(
+    let hasher = otp::CodeHasher::new(domain::config::Secret::new(
         *b"otp-integration-key-0123456789abcdef",
     ))
     .unwrap();

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use api_tests::{fresh_db, mongo_store};
-use shared::{
+use domain::{
     store::{
         AttemptPolicy, Consumed, Reservation, SessionRecord, Store, StoreError, UserPatch,
         UserRecord, memory::MemoryStore,
@@ -175,7 +175,7 @@ async fn refresh_conformance(store: &dyn Store) {
         None
     );
     let mut current = "next-1".to_owned();
-    for i in 0..(shared::store::SPENT_REFRESH_KEPT + 5) {
+    for i in 0..(domain::store::SPENT_REFRESH_KEPT + 5) {
         let next = format!("n{i}");
         store
             .rotate_refresh("r1", &current, &next, 1_700_000_200, 1_700_090_000)
@@ -190,7 +190,7 @@ async fn refresh_conformance(store: &dyn Store) {
         .unwrap()
         .unwrap()
         .refresh_spent;
-    assert_eq!(spent.len(), shared::store::SPENT_REFRESH_KEPT);
+    assert_eq!(spent.len(), domain::store::SPENT_REFRESH_KEPT);
     assert_eq!(spent.last().map(String::as_str), Some("n67"));
 }
 
@@ -216,9 +216,7 @@ async fn mongo_indexes_are_created_idempotently() {
     let store = mongo_store(&db).await;
     store.ensure_indexes().await.unwrap();
     store.ensure_indexes().await.unwrap();
-    let names = shared::store::mongo::user_index_names(&store)
-        .await
-        .unwrap();
+    let names = adapters::mongo::user_index_names(&store).await.unwrap();
     assert!(names.iter().any(|n| n == "phone_unique"), "{names:?}");
 }
 

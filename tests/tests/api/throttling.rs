@@ -233,7 +233,7 @@ async fn all_store_calls_of_a_request_share_one_deadline() {
         v.set("DB_NAME", db.as_str());
         v.set("MONGO_URI", proxy.uri.as_str());
         v.set("REQUEST_BUDGET_MS", budget_ms.to_string());
-        async move { shared::State::load(&v, true).await.unwrap() }
+        async move { edge::State::load(&v, true).await.unwrap() }
     };
     let patient = instance(30_000).await;
     let signup = with_body(event("signup"), &signup_body("1234567890"));

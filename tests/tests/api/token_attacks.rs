@@ -3,8 +3,8 @@
 //! attacker holding a leaked or guessed key would, and sent concurrently.
 
 use api_tests::*;
+use domain::clock::Clock;
 use serde_json::{Value, json};
-use shared::clock::Clock;
 
 fn claims_of(token: &str) -> Value {
     jsonwebtoken::dangerous::insecure_decode::<Value>(token)
@@ -23,7 +23,7 @@ fn header() -> Value {
 
 /// Sends every attack at once and expects 401 for each; a panic in the server would fail the
 /// test (debug builds check overflow), a 500 would show as the wrong status.
-async fn all_refused(state: &shared::State, l: &Login, attacks: Vec<(&str, String)>) {
+async fn all_refused(state: &edge::State, l: &Login, attacks: Vec<(&str, String)>) {
     let statuses = futures::future::join_all(
         attacks
             .iter()

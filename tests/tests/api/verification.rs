@@ -6,9 +6,9 @@
 //! every cost guard refuses with 429 and sends nothing.
 
 use api_tests::*;
+use domain::{config::Vars, verification::Verification};
 use mongodb::bson::doc;
 use serde_json::{Value, json};
-use shared::{config::Vars, verification::Verification};
 
 const PASSWORD: &str = "securepassword123";
 
@@ -42,7 +42,7 @@ pub(crate) async fn app(extra: &[(&str, &str)]) -> TestApp {
         vars.set(k, *v);
     }
     let app = TestApp::mongo().await;
-    let v = Verification::from_vars(&vars).unwrap();
+    let v = Verification::from_vars(&vars, adapters::sms_sender).unwrap();
     TestApp {
         state: app.state.with_verification(v),
         clock: app.clock,
@@ -401,7 +401,7 @@ async fn with_verification_off_the_seed_phone_works_unchanged() {
         .unwrap()
         .database(db)
         .collection::<mongodb::bson::Document>("User");
-    let hash = shared::auth::password::hash(shared::types::Password::unchecked(PASSWORD.into()))
+    let hash = domain::auth::password::hash(domain::types::Password::unchecked(PASSWORD.into()))
         .await
         .unwrap();
     users
@@ -565,11 +565,8 @@ async fn recovery_of_an_unknown_phone_takes_as_long_as_a_send() {
 async fn a_code_sent_before_a_key_rotation_still_verifies_after_it() {
     use std::sync::Arc;
 
-    use shared::{
-        clock::Clock,
-        config::KeySet,
-        state::{State, StoreKind},
-    };
+    use domain::{clock::Clock, config::KeySet};
+    use edge::state::{State, StoreKind};
     let old = key_version("k1", JWT_KEY, SESSION_KEY);
     let new = key_version(
         "k2",

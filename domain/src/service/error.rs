@@ -1,0 +1,78 @@
+//! What a domain operation can answer besides success. No HTTP here: the edge crate maps
+//! each variant to a status and a problem code.
+
+use crate::store::StoreError;
+
+/// A domain outcome other than success, or a failure underneath.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("nothing to update")]
+    NothingToUpdate,
+    #[error("current_password is required to change the password or the phone")]
+    CurrentPasswordRequired,
+    #[error("invalid phone or password")]
+    InvalidCredentials,
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("not allowed to act on this user")]
+    Forbidden,
+    #[error("current_password is not the account's password")]
+    CurrentPasswordIncorrect,
+    #[error("phone number is already registered")]
+    PhoneTaken,
+    /// The password was right, but an operator has disabled the account.
+    #[error("account disabled")]
+    AccountDisabled,
+    /// An operator named a user that does not exist.
+    #[error("no such user")]
+    UserNotFound,
+    /// The code is wrong, expired, already used or out of attempts (one answer for all).
+    #[error("the code is wrong, expired or used up")]
+    InvalidCode,
+    /// The password is right but the account's phone is not verified yet.
+    #[error("the phone number is not verified yet")]
+    PhoneUnverified,
+    /// SMS may not go to this phone's country.
+    #[error("phone's country is not served")]
+    CountryNotServed,
+    /// No code could be sent (no sender, or the provider failed); worth retrying later.
+    #[error("sms unavailable: {0}")]
+    SmsUnavailable(String),
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after_secs: u64 },
+    /// The country or daily SMS budget ran out between the guard's look and the send: 429
+    /// where it is answered, and where the answer must not tell whether the phone has an
+    /// account (recovery), answered as if nothing had been sent.
+    #[error("SMS budget spent")]
+    SmsBudgetSpent { retry_after_secs: u64 },
+    /// The database could not be reached in time; worth retrying.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the cause is for the log, never for the client.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// An internal failure with its cause.
+    pub fn internal(what: &str, cause: impl std::fmt::Display) -> Self {
+        Self::Internal(format!("{what}: {cause}"))
+    }
+}
+
+impl From<crate::auth::password::PasswordError> for Error {
+    fn from(e: crate::auth::password::PasswordError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => Self::Unavailable(cause),
+            // A duplicate that an operation expects is matched before this conversion.
+            StoreError::Duplicate => Self::Internal("unexpected duplicate key".to_owned()),
+            StoreError::Other(cause) => Self::Internal(cause),
+        }
+    }
+}

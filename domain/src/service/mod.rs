@@ -1,0 +1,78 @@
+//! Domain operations: signup, login, sessions and profile changes over the store traits.
+//!
+//! Nothing here sees HTTP: operations take a [`Ctx`] and domain values (built at the edge) and
+//! answer with domain records or an [`Error`]. The HTTP layer (`crate::handlers`) turns those
+//! into responses.
+
+mod account;
+pub mod admin;
+mod error;
+mod lifecycle;
+pub mod migration;
+mod session;
+mod throttle;
+mod verify;
+
+use std::sync::Arc;
+
+pub use account::{NewUser, ProfileUpdate, profile, signup, update_user};
+pub use error::Error;
+pub use lifecycle::delete_account;
+pub use session::{
+    Caller, LoginGrant, RefreshGrant, account_of_ended_session, login, logout, refresh, session_of,
+};
+pub use throttle::{attempt_policy, lock_delay};
+pub use verify::{confirm_phone, recover_confirm, recover_start, start_phone_verification};
+
+use crate::{
+    auth::token::TokenKeys, config::Settings, keys::KeyCache, store::Store,
+    verification::Verification,
+};
+
+/// Who is asking, as far as the network says: for audit lines and per-address limits.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    /// API Gateway's request id (the dev server makes its own).
+    pub request_id: String,
+    /// The caller's address as API Gateway saw it; empty when unknown.
+    pub source_ip: String,
+    /// The URL the request came in on, `https://` + API Gateway's `domainName`; the issuer
+    /// when `JWT_ISSUER` is unset. `None` outside API Gateway.
+    pub api_url: Option<String>,
+}
+
+/// The issuer named when neither `JWT_ISSUER` nor the request gives one (a function invoked
+/// directly, not through API Gateway).
+pub const FALLBACK_ISSUER: &str = "user-api";
+
+/// One request's view of the world: the store, the keys, the policy, the time and the
+/// caller's address. Built once per request by the HTTP layer; every operation takes it.
+/// The request's deadline is not here: it bounds every store call through
+/// [`crate::store::deadline`], set around the whole request.
+pub struct Ctx<'a> {
+    pub store: &'a dyn Store,
+    pub keys: &'a Arc<KeyCache>,
+    pub policy: &'a Settings,
+    /// Unix seconds, read once per request.
+    pub now: i64,
+    pub client: &'a Client,
+    /// Phone verification: the switch, the codes' hasher and limits, the SMS sender.
+    pub verification: &'a Verification,
+}
+
+impl Ctx<'_> {
+    /// The token keys in force.
+    pub fn tokens(&self) -> Arc<TokenKeys> {
+        self.keys.get(self.now)
+    }
+
+    /// The `iss` tokens are issued with and must carry: `JWT_ISSUER`, else the URL the
+    /// request came in on.
+    pub fn issuer(&self) -> &str {
+        self.policy
+            .issuer
+            .as_deref()
+            .or(self.client.api_url.as_deref())
+            .unwrap_or(FALLBACK_ISSUER)
+    }
+}

@@ -1,0 +1,58 @@
+//! One entry point per Lambda function: its handler table and the adapters it builds. Each
+//! `main.rs` calls one of these, so each binary links its own handlers and adapters and no
+//! others (one dispatch over every route, linked into all ten, had made every binary the
+//! same size and every cold start build every client: bench/RESULTS.md, issue 23).
+
+use lambda_http::Error;
+
+use crate::{
+    handlers::table,
+    lambda::{serve, serve_stateless},
+    routes::Function,
+    state::Wiring,
+};
+
+/// POST /signup: sends a code when phone verification is required.
+pub fn signup() -> Result<(), Error> {
+    serve(Function::Signup, Wiring::ALL, table::signup)
+}
+
+pub fn login() -> Result<(), Error> {
+    serve(Function::Login, Wiring::DATABASE, table::login)
+}
+
+pub fn logout() -> Result<(), Error> {
+    serve(Function::Logout, Wiring::DATABASE, table::logout)
+}
+
+/// GET, PUT and DELETE /user: a phone change sends a code when verification is required.
+pub fn update() -> Result<(), Error> {
+    serve(Function::Update, Wiring::ALL, table::update)
+}
+
+pub fn refresh() -> Result<(), Error> {
+    serve(Function::Refresh, Wiring::DATABASE, table::refresh)
+}
+
+/// The IAM-signed operator routes.
+pub fn admin() -> Result<(), Error> {
+    serve(Function::Admin, Wiring::DATABASE, table::admin)
+}
+
+pub fn verify() -> Result<(), Error> {
+    serve(Function::Verify, Wiring::ALL, table::verify)
+}
+
+pub fn recover() -> Result<(), Error> {
+    serve(Function::Recover, Wiring::ALL, table::recover)
+}
+
+/// The JWK Set and discovery document: keys only, no database.
+pub fn keys() -> Result<(), Error> {
+    serve(Function::Keys, Wiring::KEYS_ONLY, table::keys)
+}
+
+/// The example service behind API Gateway's JWT authorizer: no secret, no database.
+pub fn whoami() -> Result<(), Error> {
+    serve_stateless(Function::Whoami)
+}

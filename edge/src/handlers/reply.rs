@@ -1,0 +1,69 @@
+//! Building responses: JSON bodies, 204, and the public view of a user.
+
+use lambda_http::{Body, Response, http::StatusCode};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use domain::store::UserRecord;
+
+/// `{"$oid": "<24 hex>"}`, the extended-JSON id the Flask service spoke.
+#[derive(Serialize)]
+pub(super) struct Oid {
+    #[serde(rename = "$oid")]
+    pub oid: String,
+}
+
+impl Oid {
+    pub fn of(id: &domain::types::UserId) -> Self {
+        Self { oid: id.to_hex() }
+    }
+}
+
+/// The public view of a user: never the password hash.
+#[derive(Serialize)]
+pub(super) struct UserView<'a> {
+    #[serde(rename = "_id")]
+    id: Oid,
+    first_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    middle_name: Option<&'a str>,
+    last_name: &'a str,
+    phone: &'a str,
+}
+
+impl<'a> From<&'a UserRecord> for UserView<'a> {
+    fn from(u: &'a UserRecord) -> Self {
+        Self {
+            id: Oid::of(&u.id),
+            first_name: u.first_name.as_str(),
+            middle_name: u.middle_name.as_ref().map(|m| m.as_str()),
+            last_name: u.last_name.as_str(),
+            phone: u.phone.as_str(),
+        }
+    }
+}
+
+/// A JSON response that no cache may keep.
+pub(super) fn json(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    match serde_json::to_string(body) {
+        Ok(text) => Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .header("cache-control", "no-store")
+            .body(Body::Text(text))
+            .unwrap_or_else(|_| ApiError::Internal.into_response()),
+        Err(e) => {
+            tracing::error!(error = %e, "response serialisation failed");
+            ApiError::Internal.into_response()
+        }
+    }
+}
+
+/// 204 No Content.
+pub(super) fn no_content() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .header("cache-control", "no-store")
+        .body(Body::Empty)
+        .unwrap_or_else(|_| ApiError::Internal.into_response())
+}

@@ -1,0 +1,95 @@
+//! GET /user and PUT /user.
+
+use lambda_http::{Body, Response, http::StatusCode};
+use serde::{Deserialize, Deserializer};
+
+use super::{
+    extract::{Input, account_phone, caller, field, new_password},
+    reply::{self, UserView},
+};
+use crate::{error::ApiError, schema};
+use domain::{
+    service::{self, Ctx, ProfileUpdate},
+    store::UserPatch,
+    types::{Invalid, Name, Password, Phone, UserId},
+};
+
+/// The caller's profile.
+pub(super) async fn get_user(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
+    let caller = caller(cx, input.req).await?;
+    let user = service::profile(cx, &caller).await?;
+    Ok(reply::json(StatusCode::OK, &UserView::from(&user)))
+}
+
+/// `{"$oid": "<24 hex>"}`.
+#[derive(Deserialize)]
+struct OidBody {
+    #[serde(rename = "$oid")]
+    oid: String,
+}
+
+/// The body, as `edge/schemas/update_user.json` admits it.
+#[derive(Deserialize)]
+struct UpdateBody {
+    #[serde(rename = "_id")]
+    id: OidBody,
+    first_name: Option<String>,
+    /// Absent: unchanged; `null` or blank: removed.
+    #[serde(default, deserialize_with = "present")]
+    middle_name: Option<Option<String>>,
+    last_name: Option<String>,
+    phone: Option<String>,
+    password: Option<String>,
+    current_password: Option<String>,
+}
+
+/// Tells a present `null` (`Some(None)`) from an absent field (`None`, by `default`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+impl TryFrom<UpdateBody> for ProfileUpdate {
+    type Error = ApiError;
+
+    fn try_from(b: UpdateBody) -> Result<Self, ApiError> {
+        let name =
+            |path: &str, v: Option<String>| v.map(|s| field(path, Name::parse(&s))).transpose();
+        let target = field(
+            "/_id",
+            UserId::parse_hex(&b.id.oid).ok_or(Invalid("must be {\"$oid\": \"<24 hex digits>\"}")),
+        )?;
+        Ok(Self {
+            target,
+            patch: UserPatch {
+                first_name: name("/first_name", b.first_name)?,
+                middle_name: b
+                    .middle_name
+                    .map(|m| field("/middle_name", Name::parse_optional(m.as_deref())))
+                    .transpose()?,
+                last_name: name("/last_name", b.last_name)?,
+                phone: b
+                    .phone
+                    .map(|p| field("/phone", Phone::parse(&p)))
+                    .transpose()?,
+                password_hash: None,
+                ..UserPatch::default()
+            },
+            new_password: b
+                .password
+                .map(|p| new_password("/password", p))
+                .transpose()?,
+            current_password: b.current_password.map(Password::unchecked),
+        })
+    }
+}
+
+/// Updates the caller's own profile; a phone or password change needs `current_password`.
+pub(super) async fn put_user(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
+    let caller = caller(cx, input.req).await?;
+    let mut update = ProfileUpdate::try_from(input.body::<UpdateBody>(schema::Body::UpdateUser)?)?;
+    if let Some(p) = update.patch.phone.take() {
+        update.patch.phone = Some(account_phone(cx, "/phone", p)?);
+    }
+    let user = service::update_user(cx, &caller, update).await?;
+    Ok(reply::json(StatusCode::OK, &UserView::from(&user)))
+}

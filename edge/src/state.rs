@@ -1,0 +1,259 @@
+//! Everything built once per cold start and shared by reference across requests.
+
+use std::{sync::Arc, time::Duration};
+
+use adapters::{
+    mongo::{MongoOptions, MongoStore},
+    secrets::SecretSource,
+};
+use domain::{
+    auth::token::TokenKeys,
+    clock::{Clock, SystemClock},
+    config::{ConfigError, Settings, Vars},
+    keys::{KeyCache, KeySource},
+    sms::{self, MakeSender},
+    store::{Store, StoreError, memory::MemoryStore},
+    verification::{Verification, VerificationConfigError},
+};
+use futures::future::BoxFuture;
+
+use crate::schema::Schemas;
+
+/// Why a process could not start. Messages never carry secret values.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("phone verification: {0}")]
+    Verification(#[from] VerificationConfigError),
+}
+
+/// Which store backs the state; the dev server prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Mongo,
+    Embedded,
+}
+
+/// A store and which kind it is.
+pub type Built = (Arc<dyn Store>, StoreKind);
+
+/// Builds the store a state uses from its settings.
+pub type MakeStore = for<'a> fn(&'a Settings) -> BoxFuture<'a, Result<Built, InitError>>;
+
+/// What a process builds at its cold start beyond settings and keys: a function names the
+/// adapters its routes use, so its binary links (and its cold start builds) no others. The
+/// domain never chooses an adapter; this is the one place that does.
+#[derive(Clone, Copy)]
+pub struct Wiring {
+    /// The store: MongoDB (or the embedded store without a URI), or `None` for a function
+    /// whose routes read no database (it gets an empty in-memory store and needs no URI).
+    pub store: Option<MakeStore>,
+    /// The SMS sender: the adapters' for a function whose routes send codes,
+    /// [`sms::no_sender`] for the others.
+    pub sms: MakeSender,
+}
+
+impl Wiring {
+    /// Everything: the dev server, the admin CLI, the tests.
+    pub const ALL: Self = Self {
+        store: Some(mongo_or_memory),
+        sms: adapters::sms_sender,
+    };
+    /// A database and no SMS (login, logout, refresh, admin).
+    pub const DATABASE: Self = Self {
+        store: Some(mongo_or_memory),
+        sms: sms::no_sender,
+    };
+    /// Keys only (the JWKS and discovery document).
+    pub const KEYS_ONLY: Self = Self {
+        store: None,
+        sms: sms::no_sender,
+    };
+}
+
+/// MongoDB when the settings have a URI, else the embedded store ([`State::store_for`]).
+pub fn mongo_or_memory(settings: &Settings) -> BoxFuture<'_, Result<Built, InitError>> {
+    Box::pin(State::store_for(settings))
+}
+
+/// Settings, store, compiled schemas and keys: the handlers' whole world.
+pub struct State {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub store_kind: StoreKind,
+    pub schemas: Schemas,
+    pub keys: Arc<KeyCache>,
+    pub clock: Arc<dyn Clock>,
+    /// Phone verification: off, without a sender, unless set from variables.
+    pub verification: Verification,
+}
+
+/// Default lifetime of cached secret values.
+pub const SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
+
+impl State {
+    /// Assembles a state from parts with fixed keys (tests pass their own store and clock).
+    pub fn new(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        store_kind: StoreKind,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, InitError> {
+        Self::with_source(settings, store, store_kind, clock, None, SECRET_CACHE_TTL)
+    }
+
+    /// Assembles a state whose keys are refreshed from `source` every `ttl`.
+    pub fn with_source(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        store_kind: StoreKind,
+        clock: Arc<dyn Clock>,
+        source: Option<SecretSource>,
+        ttl: Duration,
+    ) -> Result<Self, InitError> {
+        let schemas = Schemas::new();
+        let source = source.map(|s| Arc::new(s) as Arc<dyn KeySource>);
+        let keys = Arc::new(KeyCache::new(&settings, source, ttl, clock.now()));
+        let verification = Verification::off()?;
+        Ok(Self {
+            verification,
+            settings,
+            store,
+            store_kind,
+            schemas,
+            keys,
+            clock,
+        })
+    }
+
+    /// This state with `verification` instead of its own (tests, the dev server).
+    pub fn with_verification(mut self, verification: Verification) -> Self {
+        self.verification = verification;
+        self
+    }
+
+    /// One request's context over this state, at the clock's now, for `client`.
+    pub fn ctx<'a>(&'a self, client: &'a domain::service::Client) -> domain::service::Ctx<'a> {
+        domain::service::Ctx {
+            store: self.store.as_ref(),
+            keys: &self.keys,
+            policy: &self.settings,
+            now: self.clock.now(),
+            client,
+            verification: &self.verification,
+        }
+    }
+
+    /// The token keys in force (refreshed in the background when a secret's TTL passes).
+    pub fn tokens(&self) -> Arc<TokenKeys> {
+        self.keys.get(self.clock.now())
+    }
+
+    /// Cold start of a Lambda function: settings from the environment or a secret, MongoDB
+    /// required (`USER_API_EMBEDDED_STORE=1` lifts that for benchmarks that measure the
+    /// database's share; a deployed function never sets it).
+    /// `wiring` names the adapters the function's routes use.
+    pub async fn init(wiring: Wiring) -> Result<Self, InitError> {
+        let vars = Vars::from_env();
+        let require_mongo =
+            wiring.store.is_some() && vars.get("USER_API_EMBEDDED_STORE") != Some("1");
+        Self::load_inner(&vars, require_mongo, Arc::new(SystemClock), false, wiring).await
+    }
+
+    /// Reads settings from `vars`: keys and Mongo URI from the Secrets Manager secret named by
+    /// `SECRET_ID` when set, else from the variables themselves. Then builds the store.
+    pub async fn load(vars: &Vars, require_mongo: bool) -> Result<Self, InitError> {
+        Self::load_with_clock(vars, require_mongo, Arc::new(SystemClock)).await
+    }
+
+    /// [`State::load`] with a given clock (tests move time past the secret cache TTL).
+    pub async fn load_with_clock(
+        vars: &Vars,
+        require_mongo: bool,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, InitError> {
+        Self::load_inner(vars, require_mongo, clock, false, Wiring::ALL).await
+    }
+
+    /// The dev server's state: as [`State::load`], with the dev server's SMS defaults (the
+    /// log sender, verification off unless `REQUIRE_PHONE_VERIFICATION=true`).
+    pub async fn load_dev(vars: &Vars) -> Result<Self, InitError> {
+        Self::load_inner(vars, false, Arc::new(SystemClock), true, Wiring::ALL).await
+    }
+
+    async fn load_inner(
+        vars: &Vars,
+        require_mongo: bool,
+        clock: Arc<dyn Clock>,
+        dev: bool,
+        wiring: Wiring,
+    ) -> Result<Self, InitError> {
+        let (settings, source) = match vars.get("SECRET_ID") {
+            Some(id) => {
+                let source = SecretSource::new(id, vars).await?;
+                let fetched = source.fetch().await?;
+                // A URI in the secret wins; a plain MONGO_URI serves secrets that hold only keys.
+                let uri = fetched.mongo_uri.or_else(|| {
+                    vars.get("MONGO_URI")
+                        .map(|u| domain::config::Secret::new(u.as_bytes()))
+                });
+                (Settings::with_keys(vars, fetched.keys, uri)?, Some(source))
+            }
+            None => (Settings::from_vars(vars)?, None),
+        };
+        if require_mongo && settings.mongo_uri.is_none() {
+            return Err(ConfigError::Missing("MONGO_URI".to_owned()).into());
+        }
+        let ttl = match vars.get("SECRET_CACHE_TTL_SECONDS").map(str::parse::<u64>) {
+            None => SECRET_CACHE_TTL,
+            Some(Ok(n)) if n > 0 => Duration::from_secs(n),
+            Some(_) => {
+                return Err(ConfigError::BadNumber {
+                    name: "SECRET_CACHE_TTL_SECONDS".into(),
+                }
+                .into());
+            }
+        };
+        let verification = if dev {
+            Verification::for_dev_server(vars, wiring.sms)?
+        } else {
+            Verification::from_vars(vars, wiring.sms)?
+        };
+        let (store, kind): (Arc<dyn Store>, _) = match wiring.store {
+            Some(make) => make(&settings).await?,
+            None => (Arc::new(MemoryStore::new()), StoreKind::Embedded),
+        };
+        Ok(
+            Self::with_source(settings, store, kind, clock, source, ttl)?
+                .with_verification(verification),
+        )
+    }
+
+    /// MongoDB when the settings have a URI, else the embedded store. The client connects
+    /// lazily; index creation starts in the background and writes that need it wait for it.
+    pub async fn store_for(settings: &Settings) -> Result<(Arc<dyn Store>, StoreKind), InitError> {
+        Ok(match &settings.mongo_uri {
+            Some(uri) => {
+                let uri = String::from_utf8_lossy(uri.expose()).into_owned();
+                let opts = MongoOptions {
+                    max_pool_size: settings.mongo_pool_size,
+                    ..MongoOptions::default()
+                };
+                let client = MongoStore::client(&uri, &opts).await?;
+                let store =
+                    MongoStore::new(&client, &settings.db_name, &settings.collection_name, &opts);
+                let background = store.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = background.ensure_indexes().await {
+                        tracing::warn!(error = %e, "index creation failed; the first write retries it");
+                    }
+                });
+                (Arc::new(store), StoreKind::Mongo)
+            }
+            None => (Arc::new(MemoryStore::new()), StoreKind::Embedded),
+        })
+    }
+}
