@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod identity;
 pub mod keys;
 pub mod otp;
 pub mod phone;

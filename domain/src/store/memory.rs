@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use tokio::sync::Mutex;
 
 use super::{
-    AttemptPolicy, Attempts, BudgetStore, CodeCheck, CodeRecord, CodeStore, Consumed, Issued,
-    LoginAttemptStore, Reservation, SessionRecord, SessionStore, StoreError, UserPatch, UserRecord,
-    UserStore, window_of,
+    AttemptPolicy, Attempts, BudgetStore, Ceremony, CeremonyId, CeremonyKind, CeremonyStore,
+    CodeCheck, CodeRecord, CodeStore, Consumed, Issued, LoginAttemptStore, Reservation,
+    SessionRecord, SessionStore, StoreError, UserPatch, UserRecord, UserStore, window_of,
 };
 use crate::types::{Phone, UserId};
 
@@ -23,6 +23,7 @@ pub struct MemoryStore {
     budgets: Mutex<HashMap<(String, i64), (u32, i64)>>,
     /// One-time codes by (purpose, phone).
     codes: Mutex<HashMap<(String, String), CodeRecord>>,
+    ceremonies: Mutex<HashMap<CeremonyId, Ceremony>>,
 }
 
 impl MemoryStore {
@@ -354,5 +355,32 @@ impl BudgetStore for MemoryStore {
     async fn clear_budget(&self, key: &str) -> Result<(), StoreError> {
         self.budgets.lock().await.retain(|(k, _), _| k != key);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl CeremonyStore for MemoryStore {
+    async fn put_ceremony(&self, ceremony: &Ceremony, now: i64) -> Result<(), StoreError> {
+        let mut all = self.ceremonies.lock().await;
+        // What MongoDB's TTL index does in the background: expired ones go.
+        all.retain(|_, c| c.expires_at > now);
+        if all.contains_key(&ceremony.id) {
+            return Err(StoreError::Duplicate);
+        }
+        all.insert(ceremony.id.clone(), ceremony.clone());
+        Ok(())
+    }
+
+    async fn take_ceremony(
+        &self,
+        id: &CeremonyId,
+        kind: CeremonyKind,
+        now: i64,
+    ) -> Result<Option<Ceremony>, StoreError> {
+        let mut all = self.ceremonies.lock().await;
+        match all.get(id) {
+            Some(c) if c.kind == kind && c.expires_at > now => Ok(all.remove(id)),
+            _ => Ok(None),
+        }
     }
 }

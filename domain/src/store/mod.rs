@@ -1,10 +1,16 @@
 //! Persistence behind traits, so domain code runs unchanged on MongoDB and in memory.
 
+pub mod ceremony;
 pub mod memory;
 
 use async_trait::async_trait;
 
-use crate::types::{Name, Phone, UserId};
+pub use ceremony::{Ceremony, CeremonyId, CeremonyKind, CeremonyStore};
+
+use crate::{
+    identity::{Identifier, IdentifierRecord},
+    types::{Name, Phone, UserId},
+};
 
 /// A stored user. The password hash never leaves the domain layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +33,18 @@ pub struct UserRecord {
     /// A new phone waiting for its code (PUT /user); `phone` stays the login identifier until
     /// it is confirmed, so a mistyped number locks no one out.
     pub pending_phone: Option<Phone>,
+}
+
+impl UserRecord {
+    /// The account's identifiers: its phone (primary), and a pending replacement is not one
+    /// until confirmed.
+    pub fn identifiers(&self) -> Vec<IdentifierRecord> {
+        vec![IdentifierRecord {
+            identifier: Identifier::Phone(self.phone.clone()),
+            verified: self.phone_verified,
+            primary: true,
+        }]
+    }
 }
 
 /// Fields to change; `None` leaves a field as it is.
@@ -365,8 +383,14 @@ pub trait BudgetStore: Send + Sync {
 }
 
 /// Everything the handlers need from persistence.
-pub trait Store: UserStore + SessionStore + LoginAttemptStore + BudgetStore + CodeStore {}
-impl<T: UserStore + SessionStore + LoginAttemptStore + BudgetStore + CodeStore> Store for T {}
+pub trait Store:
+    UserStore + SessionStore + LoginAttemptStore + BudgetStore + CodeStore + CeremonyStore
+{
+}
+impl<T> Store for T where
+    T: UserStore + SessionStore + LoginAttemptStore + BudgetStore + CodeStore + CeremonyStore
+{
+}
 
 /// The start of the fixed window holding `now`, and its end.
 pub fn window_of(now: i64, window_secs: i64) -> (i64, i64) {

@@ -5,8 +5,8 @@
 
 mod admin;
 mod audit;
-mod code_store_conformance;
 mod concurrency;
+mod conformance;
 mod dev_server;
 mod dev_server_hardening;
 mod faults;
@@ -27,7 +27,6 @@ mod rs256;
 mod secrets;
 mod security;
 mod sms;
-mod store_conformance;
 mod throttling;
 mod token_attacks;
 mod verification;

@@ -1,15 +1,22 @@
-//! The one-time code store and the verification user fields, on every store: the embedded
-//! store must behave as MongoDB does (a case of the conformance suite, kept in its own file).
+//! The one-time code store and the verification user fields, on every store.
 
 use std::sync::Arc;
 
-use api_tests::{fresh_db, mongo_store};
 use domain::{
-    store::{CodeCheck, CodeRecord, Issued, Store, UserPatch, UserRecord, memory::MemoryStore},
-    types::{Name, Phone, UserId},
+    store::{CodeCheck, CodeRecord, Issued, Store, UserPatch},
+    types::{Phone, UserId},
 };
 
-const NOW: i64 = 1_700_000_000;
+use super::{NOW, user};
+
+on_every_store!(
+    cases: [
+        codes_are_issued_reserved_and_spent_alike,
+        daily_counters_survive_hourly_ones,
+        codes_are_deleted_by_phone,
+    ],
+    racing: [forty_racing_code_attempts_get_five],
+);
 
 fn code(phone: &str, hash: u8, sent_at: i64) -> CodeRecord {
     CodeRecord {
@@ -23,23 +30,7 @@ fn code(phone: &str, hash: u8, sent_at: i64) -> CodeRecord {
     }
 }
 
-fn user(phone: &str, verified: bool, created_at: i64) -> UserRecord {
-    UserRecord {
-        id: UserId::new(),
-        first_name: Name::parse("Ann").unwrap(),
-        middle_name: None,
-        last_name: Name::parse("Lee").unwrap(),
-        phone: Phone::parse(phone).unwrap(),
-        password_hash: "$argon2id$fake".into(),
-        created_at,
-        updated_at: created_at,
-        phone_verified: verified,
-        pending_phone: None,
-        disabled: false,
-    }
-}
-
-async fn codes_conformance(store: &dyn Store) {
+async fn codes_are_issued_reserved_and_spent_alike(store: &dyn Store) {
     let p = "+12025550111";
     let first = code(p, 1, NOW);
     assert_eq!(store.live_code("signup", p, NOW).await.unwrap(), None);
@@ -125,7 +116,7 @@ async fn codes_conformance(store: &dyn Store) {
     );
 
     // Users: unverified ones are deleted only when old enough; verified ones never.
-    let squat = user("+12025550112", false, NOW);
+    let squat = user("+12025550112").unverified().build();
     store.insert_user(&squat).await.unwrap();
     assert!(
         !store
@@ -140,7 +131,7 @@ async fn codes_conformance(store: &dyn Store) {
             .unwrap()
     );
     assert_eq!(store.find_user(&squat.id).await.unwrap(), None);
-    let owner = user("+12025550112", true, NOW);
+    let owner = user("+12025550112").build();
     store.insert_user(&owner).await.unwrap();
     assert!(
         !store
@@ -191,7 +182,7 @@ async fn codes_conformance(store: &dyn Store) {
 }
 
 /// 40 reservations racing (on as many store handles as given) get exactly the limit.
-async fn racing_reservations(stores: Vec<Arc<dyn Store>>) {
+async fn forty_racing_code_attempts_get_five(stores: Vec<Arc<dyn Store>>) {
     let p = "+12025550114";
     stores[0].issue_code(&code(p, 9, NOW), 60).await.unwrap();
     let tries = (0..40).map(|i| {
@@ -212,7 +203,7 @@ async fn racing_reservations(stores: Vec<Arc<dyn Store>>) {
 
 /// Counters of different windows live side by side: an hourly counter's use never resets a
 /// daily one (the SMS daily budget and the idempotency claims are daily).
-async fn windows_of_different_lengths(store: &dyn Store) {
+async fn daily_counters_survive_hourly_ones(store: &dyn Store) {
     use domain::store::Consumed;
     let day_start = 1_700_006_400; // a multiple of 86 400
     let t = day_start + 7_200; // two hours into the day
@@ -228,30 +219,6 @@ async fn windows_of_different_lengths(store: &dyn Store) {
         store.consume("daily", 1, 86_400, t + 1).await.unwrap(),
         Consumed::Exceeded { .. }
     ));
-}
-
-#[tokio::test]
-async fn daily_counters_survive_hourly_ones_on_every_store() {
-    windows_of_different_lengths(&MemoryStore::new()).await;
-    windows_of_different_lengths(&mongo_store(&fresh_db()).await).await;
-}
-
-#[tokio::test]
-async fn memory_store_keeps_codes_like_mongo() {
-    codes_conformance(&MemoryStore::new()).await;
-}
-
-#[tokio::test]
-async fn mongo_store_keeps_codes() {
-    codes_conformance(&mongo_store(&fresh_db()).await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn forty_racing_code_attempts_get_five_on_every_store() {
-    racing_reservations(vec![Arc::new(MemoryStore::new())]).await;
-    let db = fresh_db();
-    let (a, b) = (mongo_store(&db).await, mongo_store(&db).await);
-    racing_reservations(vec![Arc::new(a), Arc::new(b)]).await;
 }
 
 /// Erasing an account deletes every code sent to its phone, whatever the purpose.
@@ -282,10 +249,4 @@ async fn codes_are_deleted_by_phone(store: &dyn Store) {
             .unwrap(),
         CodeCheck::Reserved(_)
     ));
-}
-
-#[tokio::test]
-async fn both_stores_delete_an_accounts_codes_by_phone() {
-    codes_are_deleted_by_phone(&MemoryStore::new()).await;
-    codes_are_deleted_by_phone(&mongo_store(&fresh_db()).await).await;
 }

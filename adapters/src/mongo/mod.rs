@@ -1,6 +1,8 @@
 //! MongoDB store. Uniqueness is decided by a unique index, expiry by a TTL index, and every
 //! call is bounded by a timeout so a stalled server yields 503 rather than a hung request.
 
+mod ceremony;
+
 use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::sync::OnceCell;
@@ -58,6 +60,7 @@ pub struct MongoStore {
     attempts: Collection<AttemptDoc>,
     budgets: Collection<BudgetDoc>,
     codes: Collection<CodeDoc>,
+    ceremonies: Collection<ceremony::CeremonyDoc>,
     op_timeout: Duration,
     /// Set once the indexes exist; shared by clones so one creation serves them all.
     indexed: Arc<OnceCell<()>>,
@@ -309,6 +312,7 @@ impl MongoStore {
             attempts: db.collection(&format!("{collection}_login_attempts")),
             budgets: db.collection(&format!("{collection}_budgets")),
             codes: db.collection(&format!("{collection}_codes")),
+            ceremonies: db.collection(&format!("{collection}_ceremonies")),
             op_timeout: opts.op_timeout,
             indexed: Arc::new(OnceCell::new()),
         }
@@ -358,14 +362,15 @@ impl MongoStore {
                     .build(),
             )
             .build();
-        let (a, b, c, d, e) = tokio::join!(
+        let (a, b, c, d, e, f) = tokio::join!(
             self.timed(async { self.users.create_indexes([phone, pending]).await }),
             self.timed(async { self.sessions.create_indexes([ttl(), by_user]).await }),
             self.timed(async { self.attempts.create_index(ttl()).await }),
             self.timed(async { self.budgets.create_index(ttl()).await }),
             self.timed(async { self.codes.create_index(ttl()).await }),
+            self.timed(async { self.ceremonies.create_index(ttl()).await }),
         );
-        a.and(b).and(c).and(d).and(e).map(|_| ())
+        a.and(b).and(c).and(d).and(e).and(f).map(|_| ())
     }
 
     /// Bounds a store call by the operation timeout and records its latency (EMF

@@ -1,31 +1,28 @@
-//! One suite, every store: the embedded store must behave as MongoDB does.
+//! Users, sessions, password-check counters and budgets, on every store.
 
 use std::sync::Arc;
 
 use api_tests::{fresh_db, mongo_store};
 use domain::{
-    store::{
-        AttemptPolicy, Consumed, Reservation, SessionRecord, Store, StoreError, UserPatch,
-        UserRecord, memory::MemoryStore,
-    },
+    store::{AttemptPolicy, Consumed, Reservation, SessionRecord, Store, StoreError, UserPatch},
     types::{Name, Phone, UserId},
 };
 
-fn user(phone: &str) -> UserRecord {
-    UserRecord {
-        id: UserId::new(),
-        first_name: Name::parse("Ann").unwrap(),
-        middle_name: Some(Name::parse("B").unwrap()),
-        last_name: Name::parse("Lee").unwrap(),
-        phone: Phone::parse(phone).unwrap(),
-        password_hash: "$argon2id$fake".into(),
-        disabled: false,
-        created_at: 1_700_000_000,
-        updated_at: 1_700_000_000,
-        phone_verified: true,
-        pending_phone: None,
-    }
-}
+use super::user;
+
+on_every_store!(
+    cases: [
+        users_are_unique_by_phone_and_updated_atomically,
+        refresh_tokens_rotate_alike,
+        password_checks_are_counted_and_locked_alike,
+        budgets_count_within_their_limit_alike,
+        users_are_disabled_deleted_and_walked_alike,
+    ],
+    racing: [
+        forty_racing_reservations_grant_only_the_threshold,
+        forty_racing_uses_of_a_budget_stay_within_its_limit,
+    ],
+);
 
 fn session(id: &str, user: UserId) -> SessionRecord {
     SessionRecord {
@@ -40,9 +37,9 @@ fn session(id: &str, user: UserId) -> SessionRecord {
     }
 }
 
-async fn conformance(store: &dyn Store) {
+async fn users_are_unique_by_phone_and_updated_atomically(store: &dyn Store) {
     // Users: insert, find by phone and id, uniqueness.
-    let a = user("5550001");
+    let a = user("5550001").build();
     store.insert_user(&a).await.unwrap();
     assert_eq!(store.find_user(&a.id).await.unwrap(), Some(a.clone()));
     assert_eq!(
@@ -58,12 +55,12 @@ async fn conformance(store: &dyn Store) {
     );
     assert_eq!(store.find_user(&UserId::new()).await.unwrap(), None);
     assert_eq!(
-        store.insert_user(&user("5550001")).await,
+        store.insert_user(&user("5550001").build()).await,
         Err(StoreError::Duplicate)
     );
 
     // Updates: fields change, middle name can be removed, phone stays unique.
-    let b = user("5550002");
+    let b = user("5550002").build();
     store.insert_user(&b).await.unwrap();
     let patch = UserPatch {
         last_name: Some(Name::parse("Park").unwrap()),
@@ -140,7 +137,7 @@ async fn conformance(store: &dyn Store) {
 }
 
 /// Refresh rotation: only from the current digest, once; the spent list keeps the newest.
-async fn refresh_conformance(store: &dyn Store) {
+async fn refresh_tokens_rotate_alike(store: &dyn Store) {
     let s = session("r1", UserId::new());
     store.insert_session(&s).await.unwrap();
     let after = store
@@ -195,22 +192,6 @@ async fn refresh_conformance(store: &dyn Store) {
 }
 
 #[tokio::test]
-async fn both_stores_rotate_refresh_tokens_alike() {
-    refresh_conformance(&MemoryStore::new()).await;
-    refresh_conformance(&mongo_store(&fresh_db()).await).await;
-}
-
-#[tokio::test]
-async fn memory_store_passes_the_conformance_suite() {
-    conformance(&MemoryStore::new()).await;
-}
-
-#[tokio::test]
-async fn mongo_store_passes_the_conformance_suite() {
-    conformance(&mongo_store(&fresh_db()).await).await;
-}
-
-#[tokio::test]
 async fn mongo_indexes_are_created_idempotently() {
     let db = fresh_db();
     let store = mongo_store(&db).await;
@@ -231,7 +212,7 @@ async fn reserve(store: &dyn Store, key: &str, now: i64) -> Reservation {
 }
 
 /// Password-check reservations: counted before the check, locking from the threshold on.
-async fn attempts_conformance(store: &dyn Store) {
+async fn password_checks_are_counted_and_locked_alike(store: &dyn Store) {
     use Reservation::{Granted, Locked};
     for n in 1..=5 {
         assert_eq!(reserve(store, "k", 1000).await, Granted { attempt: n });
@@ -270,7 +251,7 @@ async fn attempts_conformance(store: &dyn Store) {
 }
 
 /// Fixed-window budgets.
-async fn budget_conformance(store: &dyn Store) {
+async fn budgets_count_within_their_limit_alike(store: &dyn Store) {
     for n in 1..=3 {
         assert_eq!(
             store.consume("b", 3, 60, 1200).await.unwrap(),
@@ -322,7 +303,7 @@ async fn budget_conformance(store: &dyn Store) {
 
 /// 40 reservations at once, spread over `stores` (instances sharing one database): exactly
 /// the threshold are granted, the rest refused.
-async fn concurrent_reservations(stores: Vec<Arc<dyn Store>>) {
+async fn forty_racing_reservations_grant_only_the_threshold(stores: Vec<Arc<dyn Store>>) {
     let tasks: Vec<_> = (0..40)
         .map(|i| {
             let s = stores[i % stores.len()].clone();
@@ -344,7 +325,7 @@ async fn concurrent_reservations(stores: Vec<Arc<dyn Store>>) {
 }
 
 /// 40 uses at once against a limit of 10: exactly 10 are within it.
-async fn concurrent_budget(stores: Vec<Arc<dyn Store>>) {
+async fn forty_racing_uses_of_a_budget_stay_within_its_limit(stores: Vec<Arc<dyn Store>>) {
     let tasks: Vec<_> = (0..40)
         .map(|i| {
             let s = stores[i % stores.len()].clone();
@@ -360,45 +341,10 @@ async fn concurrent_budget(stores: Vec<Arc<dyn Store>>) {
     assert_eq!(within, 10);
 }
 
-#[tokio::test]
-async fn memory_store_counts_attempts_and_budgets_like_mongo() {
-    attempts_conformance(&MemoryStore::new()).await;
-    budget_conformance(&MemoryStore::new()).await;
-}
-
-#[tokio::test]
-async fn mongo_store_counts_attempts_and_budgets() {
-    attempts_conformance(&mongo_store(&fresh_db()).await).await;
-    budget_conformance(&mongo_store(&fresh_db()).await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn forty_racing_reservations_grant_only_the_threshold_on_every_store() {
-    concurrent_reservations(vec![Arc::new(MemoryStore::new())]).await;
-    // Two instances (two clients) on one database, as two Lambda instances would be.
-    let db = fresh_db();
-    concurrent_reservations(vec![
-        Arc::new(mongo_store(&db).await),
-        Arc::new(mongo_store(&db).await),
-    ])
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn forty_racing_uses_of_a_budget_stay_within_its_limit_on_every_store() {
-    concurrent_budget(vec![Arc::new(MemoryStore::new())]).await;
-    let db = fresh_db();
-    concurrent_budget(vec![
-        Arc::new(mongo_store(&db).await),
-        Arc::new(mongo_store(&db).await),
-    ])
-    .await;
-}
-
 /// Disabling, deleting, walking every user in pages and forgetting a key's budgets.
-async fn lifecycle_conformance(store: &dyn Store) {
-    let a = user("5550101");
-    let b = user("5550102");
+async fn users_are_disabled_deleted_and_walked_alike(store: &dyn Store) {
+    let a = user("5550101").build();
+    let b = user("5550102").build();
     store.insert_user(&a).await.unwrap();
     store.insert_user(&b).await.unwrap();
     let disable = UserPatch {
@@ -422,7 +368,7 @@ async fn lifecycle_conformance(store: &dyn Store) {
     // Pages in id order, each id once, with a bound.
     let mut ids = vec![a.id, b.id];
     for n in 0..5 {
-        let u = user(&format!("555020{n}"));
+        let u = user(&format!("555020{n}")).build();
         store.insert_user(&u).await.unwrap();
         ids.push(u.id);
     }
@@ -444,7 +390,7 @@ async fn lifecycle_conformance(store: &dyn Store) {
     assert_eq!(store.delete_user(&a.id).await.unwrap(), None);
     assert_eq!(store.find_user(&a.id).await.unwrap(), None);
     assert_eq!(store.find_user_by_phone(&a.phone).await.unwrap(), None);
-    store.insert_user(&user("5550101")).await.unwrap();
+    store.insert_user(&user("5550101").build()).await.unwrap();
 
     // Budgets: every window of one key goes, other keys stay.
     store.consume("k:user:1", 5, 60, 1_000).await.unwrap();
@@ -460,10 +406,4 @@ async fn lifecycle_conformance(store: &dyn Store) {
         Consumed::Within { count: 2 },
         "a key sharing the prefix keeps its count"
     );
-}
-
-#[tokio::test]
-async fn every_store_disables_deletes_and_walks_users_alike() {
-    lifecycle_conformance(&MemoryStore::new()).await;
-    lifecycle_conformance(&mongo_store(&fresh_db()).await).await;
 }
