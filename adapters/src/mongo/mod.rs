@@ -22,7 +22,10 @@ use domain::store::{
     LoginAttemptStore, Reservation, SessionRecord, SessionStore, StoreError, UserPatch, UserRecord,
     UserStore, deadline, window_of,
 };
-use domain::types::{Name, Phone, UserId};
+use domain::{
+    credential::Opened,
+    types::{Name, Phone, UserId},
+};
 
 /// MongoDB's duplicate-key error code.
 const DUPLICATE_KEY: i32 = 11000;
@@ -211,6 +214,11 @@ struct SessionDoc {
     refresh_rotated_at: i64,
     #[serde(default)]
     refresh_spent: Vec<String>,
+    /// Absent on sessions opened before sessions recorded it.
+    #[serde(default)]
+    credential_id: String,
+    #[serde(default)]
+    method: String,
 }
 
 fn to_dt(unix_secs: i64) -> DateTime {
@@ -230,6 +238,8 @@ impl From<&SessionRecord> for SessionDoc {
             refresh_prev: s.refresh_prev.clone(),
             refresh_rotated_at: s.refresh_rotated_at,
             refresh_spent: s.refresh_spent.clone(),
+            credential_id: s.opened.credential_id.clone(),
+            method: s.opened.method.clone(),
         }
     }
 }
@@ -247,6 +257,10 @@ impl From<SessionDoc> for SessionRecord {
             refresh_prev: d.refresh_prev,
             refresh_rotated_at: d.refresh_rotated_at,
             refresh_spent: d.refresh_spent,
+            opened: Opened {
+                credential_id: d.credential_id,
+                method: d.method,
+            },
         }
     }
 }

@@ -3,6 +3,7 @@
 use super::{Ctx, Error, throttle};
 use crate::{
     auth::{device, password, token},
+    credential::{CredentialKind, Opened},
     store::{SessionRecord, UserPatch, UserRecord},
     types::{Password, Phone, UserId},
 };
@@ -105,7 +106,13 @@ pub async fn login(
         device,
         cx.now.saturating_add(DEVICE_TOKEN_TTL_SECS),
     );
-    let (grant, session_id) = open_session(cx, &user, device_token).await?;
+    let password = user
+        .credentials()
+        .into_iter()
+        .find(|c| c.kind == CredentialKind::Password)
+        .map(|c| Opened::by(&c))
+        .unwrap_or_default();
+    let (grant, session_id) = open_session(cx, &user, password, device_token).await?;
     // An operator's disable or delete sets the flag (or removes the user) and then ends every
     // session. Reading the user again after the session exists closes the race: either that
     // sweep sees this session, or this read sees the flag and ends it here.
@@ -127,6 +134,7 @@ pub async fn login(
 async fn open_session(
     cx: &Ctx<'_>,
     user: &UserRecord,
+    opened: Opened,
     device_token: String,
 ) -> Result<(LoginGrant, String), Error> {
     let tokens = cx.tokens();
@@ -146,6 +154,7 @@ async fn open_session(
             .min(absolute),
         absolute_expires_at: absolute,
         refresh_digest: tokens.refresh_digest(&refresh_secret),
+        opened,
         ..SessionRecord::default()
     };
     cx.store.insert_session(&session).await?;

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 pub use ceremony::{Ceremony, CeremonyId, CeremonyKind, CeremonyStore};
 
 use crate::{
+    credential::{CredentialKind, CredentialRecord, Opened, PASSWORD_ID},
     identity::{Identifier, IdentifierRecord},
     types::{Name, Phone, UserId},
 };
@@ -43,6 +44,17 @@ impl UserRecord {
             identifier: Identifier::Phone(self.phone.clone()),
             verified: self.phone_verified,
             primary: true,
+        }]
+    }
+
+    /// The account's credentials: its password (an imported or legacy hash included).
+    pub fn credentials(&self) -> Vec<CredentialRecord> {
+        vec![CredentialRecord {
+            id: PASSWORD_ID.to_owned(),
+            kind: CredentialKind::Password,
+            label: "Password".to_owned(),
+            created_at: self.created_at,
+            last_used_at: None,
         }]
     }
 }
@@ -119,6 +131,8 @@ pub struct SessionRecord {
     /// Digests of spent refresh tokens (the most recent [`SPENT_REFRESH_KEPT`]): presenting one
     /// again is reuse.
     pub refresh_spent: Vec<String>,
+    /// The credential and method that opened it.
+    pub opened: Opened,
 }
 
 /// Spent refresh-token digests kept per session (older ones are forgotten: presenting one of

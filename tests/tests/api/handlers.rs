@@ -511,3 +511,27 @@ async fn unknown_routes_and_methods_get_404_and_405() {
     assert_problem(&a, 405, "method_not_allowed");
     assert_eq!(a.headers.get("allow").unwrap(), "POST");
 }
+
+/// A session names the credential and method that opened it (for `amr`, and so that removing
+/// a credential can end its sessions), on both stores.
+#[tokio::test]
+async fn a_login_session_remembers_the_password_that_opened_it() {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    for backend in [Backend::Mongo, Backend::Memory] {
+        let (state, _) = state_on(backend, settings).await;
+        let l = signed_in(&state, "1234567890").await;
+        let payload = l.token.split('.').nth(1).unwrap();
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        let sid = claims["sid"].as_str().unwrap();
+        let session = state.store.find_session(sid).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                session.opened.credential_id.as_str(),
+                session.opened.method.as_str()
+            ),
+            ("password", "pwd"),
+            "{backend:?}"
+        );
+    }
+}

@@ -33,6 +33,10 @@ fn session(id: &str, user: UserId) -> SessionRecord {
         expires_at: 1_700_086_400,
         absolute_expires_at: 1_700_604_800,
         refresh_digest: format!("refresh-{id}"),
+        opened: domain::credential::Opened {
+            credential_id: "password".into(),
+            method: "pwd".into(),
+        },
         ..SessionRecord::default()
     }
 }
