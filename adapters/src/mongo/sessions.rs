@@ -1,0 +1,151 @@
+//! Sessions and their refresh-token families in `<collection>_sessions`.
+
+use super::*;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct SessionDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    user_id: ObjectId,
+    token_digest: String,
+    created_at: DateTime,
+    expires_at: DateTime,
+    absolute_expires_at: DateTime,
+    #[serde(default)]
+    refresh_digest: String,
+    #[serde(default)]
+    refresh_prev: String,
+    #[serde(default)]
+    refresh_rotated_at: i64,
+    #[serde(default)]
+    refresh_spent: Vec<String>,
+    /// Absent on sessions opened before sessions recorded it.
+    #[serde(default)]
+    credential_id: String,
+    #[serde(default)]
+    method: String,
+}
+
+impl From<&SessionRecord> for SessionDoc {
+    fn from(s: &SessionRecord) -> Self {
+        Self {
+            id: s.id.clone(),
+            user_id: oid(&s.user_id),
+            token_digest: s.token_digest.clone(),
+            created_at: to_dt(s.created_at),
+            expires_at: to_dt(s.expires_at),
+            absolute_expires_at: to_dt(s.absolute_expires_at),
+            refresh_digest: s.refresh_digest.clone(),
+            refresh_prev: s.refresh_prev.clone(),
+            refresh_rotated_at: s.refresh_rotated_at,
+            refresh_spent: s.refresh_spent.clone(),
+            credential_id: s.opened.credential_id.clone(),
+            method: s.opened.method.clone(),
+        }
+    }
+}
+
+impl From<SessionDoc> for SessionRecord {
+    fn from(d: SessionDoc) -> Self {
+        Self {
+            id: d.id,
+            user_id: UserId::from_bytes(d.user_id.bytes()),
+            token_digest: d.token_digest,
+            created_at: d.created_at.timestamp_millis() / 1000,
+            expires_at: d.expires_at.timestamp_millis() / 1000,
+            absolute_expires_at: d.absolute_expires_at.timestamp_millis() / 1000,
+            refresh_digest: d.refresh_digest,
+            refresh_prev: d.refresh_prev,
+            refresh_rotated_at: d.refresh_rotated_at,
+            refresh_spent: d.refresh_spent,
+            opened: Opened {
+                credential_id: d.credential_id,
+                method: d.method,
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for MongoStore {
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        let d = SessionDoc::from(session);
+        self.timed(async { self.sessions.insert_one(&d).await })
+            .await
+            .map(|_| ())
+    }
+
+    async fn find_session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self
+            .timed(async { self.sessions.find_one(doc! { "_id": id }).await })
+            .await?
+            .map(SessionRecord::from))
+    }
+
+    async fn touch_session(&self, id: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let r = self
+            .timed(async {
+                self.sessions
+                    .update_one(
+                        doc! { "_id": id },
+                        doc! { "$set": { "expires_at": to_dt(expires_at) } },
+                    )
+                    .await
+            })
+            .await?;
+        Ok(r.matched_count == 1)
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
+        let r = self
+            .timed(async { self.sessions.delete_one(doc! { "_id": id }).await })
+            .await?;
+        Ok(r.deleted_count == 1)
+    }
+
+    async fn rotate_refresh(
+        &self,
+        id: &str,
+        expected: &str,
+        next: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let kept = i32::try_from(domain::store::SPENT_REFRESH_KEPT).unwrap_or(i32::MAX);
+        Ok(self
+            .timed(async {
+                self.sessions
+                    .find_one_and_update(
+                        doc! { "_id": id, "refresh_digest": expected },
+                        doc! {
+                            "$set": {
+                                "refresh_digest": next,
+                                "refresh_prev": expected,
+                                "refresh_rotated_at": now,
+                                "expires_at": to_dt(expires_at),
+                            },
+                            "$push": { "refresh_spent": { "$each": [expected], "$slice": -kept } },
+                        },
+                    )
+                    .return_document(ReturnDocument::After)
+                    .await
+            })
+            .await?
+            .map(SessionRecord::from))
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user: &UserId,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let mut filter = doc! { "user_id": oid(user) };
+        if let Some(keep) = keep {
+            filter.insert("_id", doc! { "$ne": keep });
+        }
+        let r = self
+            .timed(async { self.sessions.delete_many(filter).await })
+            .await?;
+        Ok(r.deleted_count)
+    }
+}
