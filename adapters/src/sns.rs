@@ -22,8 +22,8 @@ use aws_sdk_sns::{
 };
 
 use domain::{
-    phone::E164,
     sms::{SentId, SmsError, SmsSender, check_request, settings::SnsConfig},
+    types::Phone,
 };
 
 /// SNS message attribute: `Transactional` or `Promotional`.
@@ -106,7 +106,7 @@ fn classify<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> SmsError {
 impl SmsSender for SnsSender {
     async fn send(
         &self,
-        phone: &E164,
+        phone: &Phone,
         message: &str,
         idempotency_key: &str,
     ) -> Result<SentId, SmsError> {

@@ -24,8 +24,8 @@ use sha2::Sha256;
 
 use domain::{
     config::Secret,
-    phone::E164,
     sms::{SentId, SmsError, SmsSender, check_request, settings::WebhookConfig},
+    types::Phone,
 };
 
 /// Longest response body read for a message id.
@@ -113,7 +113,7 @@ fn answered_id(body: &[u8]) -> Option<String> {
 impl SmsSender for WebhookSender {
     async fn send(
         &self,
-        phone: &E164,
+        phone: &Phone,
         message: &str,
         idempotency_key: &str,
     ) -> Result<SentId, SmsError> {

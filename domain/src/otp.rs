@@ -12,7 +12,7 @@ use std::fmt;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::{config::Secret, phone::E164};
+use crate::{config::Secret, types::Phone};
 
 /// Digits in a code.
 pub const CODE_DIGITS: usize = 6;
@@ -168,7 +168,7 @@ impl CodeHasher {
         }
     }
 
-    fn mac(&self, phone: &E164, purpose: Purpose, code: &str) -> Hmac<Sha256> {
+    fn mac(&self, phone: &Phone, purpose: Purpose, code: &str) -> Hmac<Sha256> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose())
             .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         // Each field is length-prefixed, so no two (purpose, phone, code) triples share an input.
@@ -185,7 +185,7 @@ impl CodeHasher {
     }
 
     /// The value to store for `code`, sent to `phone` for `purpose`.
-    pub fn hash(&self, phone: &E164, purpose: Purpose, code: &Code) -> CodeHash {
+    pub fn hash(&self, phone: &Phone, purpose: Purpose, code: &Code) -> CodeHash {
         CodeHash(
             self.mac(phone, purpose, code.expose())
                 .finalize()
@@ -199,7 +199,7 @@ impl CodeHasher {
     /// shape check (six digits) returns early, and it depends on the input alone.
     pub fn verify(
         &self,
-        phone: &E164,
+        phone: &Phone,
         purpose: Purpose,
         candidate: &str,
         stored: &CodeHash,
@@ -221,7 +221,7 @@ mod tests {
     use super::*;
     use crate::phone::parse_e164;
 
-    fn phone(s: &str) -> E164 {
+    fn phone(s: &str) -> Phone {
         parse_e164(s, None).unwrap_or_else(|e| panic!("{s}: {e}"))
     }
 

@@ -13,9 +13,11 @@
 //! parentheses): libphonenumber would also read vanity letters (`1-800-FLOWERS`), extensions
 //! and `tel:` URIs, none of which can receive a code.
 
-use std::{collections::BTreeSet, fmt, str::FromStr};
+use std::{collections::BTreeSet, str::FromStr};
 
 use phonenumber::{Mode, country};
+
+use crate::types::Phone;
 
 /// Region for numbers typed without a country code, unless configured otherwise.
 pub const DEFAULT_REGION: &str = "US";
@@ -49,51 +51,25 @@ pub enum PhoneError {
     UnknownRegion,
 }
 
-/// A valid phone number in E.164 form (`+` and up to 15 digits), with its country calling code.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct E164 {
-    text: String,
-    calling_code: u16,
-}
-
-impl E164 {
-    /// `+` and the digits: the form stored, indexed and sent to SMS providers.
-    pub fn as_str(&self) -> &str {
-        &self.text
+/// An E.164-shaped number that libphonenumber does not hold valid, such as the reserved
+/// `+1 555 555 01xx` range: only for configured test numbers, which are never sent to.
+/// Needs a `+`, 7 to 15 digits and an existing country code.
+pub fn unchecked_e164(raw: &str) -> Result<Phone, PhoneError> {
+    let digits = strip_formatting(raw)?;
+    let Some(digits) = digits.strip_prefix('+') else {
+        return Err(PhoneError::NoCountryCode);
+    };
+    if !(7..=15).contains(&digits.len()) {
+        return Err(PhoneError::DigitCount);
     }
-
-    /// The country calling code (1 for NANP, 44 for the UK, ...): what per-country limits and
-    /// the allow-list are keyed on.
-    pub fn calling_code(&self) -> u16 {
-        self.calling_code
+    let text = format!("+{digits}");
+    let number = phonenumber::parse(None, &text).map_err(map_parse_error)?;
+    let calling_code = number.code().value();
+    // libphonenumber may have dropped a national prefix; only a verbatim reading counts.
+    if number.format().mode(Mode::E164).to_string() != text {
+        return Err(PhoneError::Invalid);
     }
-
-    /// An E.164-shaped number that libphonenumber does not hold valid, such as the reserved
-    /// `+1 555 555 01xx` range: only for configured test numbers, which are never sent to.
-    /// Needs a `+`, 7 to 15 digits and an existing country code.
-    pub fn unchecked(raw: &str) -> Result<Self, PhoneError> {
-        let digits = strip_formatting(raw)?;
-        let Some(digits) = digits.strip_prefix('+') else {
-            return Err(PhoneError::NoCountryCode);
-        };
-        if !(7..=15).contains(&digits.len()) {
-            return Err(PhoneError::DigitCount);
-        }
-        let text = format!("+{digits}");
-        let number = phonenumber::parse(None, &text).map_err(map_parse_error)?;
-        let calling_code = number.code().value();
-        // libphonenumber may have dropped a national prefix; only a verbatim reading counts.
-        if number.format().mode(Mode::E164).to_string() != text {
-            return Err(PhoneError::Invalid);
-        }
-        Ok(Self { text, calling_code })
-    }
-}
-
-impl fmt::Display for E164 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
+    Ok(Phone::e164(text, calling_code))
 }
 
 /// Keeps a leading `+` and the digits, drops formatting, refuses anything else.
@@ -147,7 +123,7 @@ pub fn region(code: &str) -> Option<country::Id> {
 /// of `default_region` (an ISO 3166 alpha-2 code such as [`DEFAULT_REGION`]); so in region US,
 /// `12025550101` and `(202) 555-0101` are both `+12025550101`. With no default region, national
 /// input is refused ([`PhoneError::NoCountryCode`]).
-pub fn parse_e164(raw: &str, default_region: Option<&str>) -> Result<E164, PhoneError> {
+pub fn parse_e164(raw: &str, default_region: Option<&str>) -> Result<Phone, PhoneError> {
     let cleaned = strip_formatting(raw)?;
     let digits = cleaned.trim_start_matches('+').len();
     // E.164 allows 15 digits; a national number plus a trunk prefix may not exceed 17.
@@ -167,10 +143,7 @@ pub fn parse_e164(raw: &str, default_region: Option<&str>) -> Result<E164, Phone
     if text.len() > 16 {
         return Err(PhoneError::TooLong);
     }
-    Ok(E164 {
-        text,
-        calling_code: number.code().value(),
-    })
+    Ok(Phone::e164(text, number.code().value()))
 }
 
 /// [`parse_e164`] restricted to the country calling codes in `allowed` (`None`: all).
@@ -184,7 +157,7 @@ pub fn parse_e164_in(
     raw: &str,
     default_region: Option<&str>,
     allowed: Option<&BTreeSet<u16>>,
-) -> Result<E164, PhoneError> {
+) -> Result<Phone, PhoneError> {
     if let Some(codes) = allowed {
         let cleaned = strip_formatting(raw)?;
         if let Some(digits) = cleaned.strip_prefix('+')
@@ -195,7 +168,9 @@ pub fn parse_e164_in(
     }
     let phone = parse_e164(raw, default_region)?;
     match allowed {
-        Some(codes) if !codes.contains(&phone.calling_code()) => Err(PhoneError::CountryNotAllowed),
+        Some(codes) if !phone.calling_code().is_some_and(|c| codes.contains(&c)) => {
+            Err(PhoneError::CountryNotAllowed)
+        }
         _ => Ok(phone),
     }
 }
@@ -208,21 +183,14 @@ pub fn warm_up(default_region: &str) {
     let _ = parse_e164("+12025550101", None);
 }
 
-/// The legacy rule, for when verification is off: an optional leading `+`, spaces, dashes,
-/// dots and parentheses dropped, 7 to 15 digits; no check that the number exists. Returns the
-/// canonical string (`+1 (202) 555-0101` -> `+12025550101`, `1234567890` unchanged).
-pub fn parse_legacy(raw: &str) -> Result<String, PhoneError> {
-    let cleaned = strip_formatting(raw)?;
-    let digits = cleaned.len() - usize::from(cleaned.starts_with('+'));
-    if !(7..=15).contains(&digits) {
-        return Err(PhoneError::DigitCount);
-    }
-    Ok(cleaned)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The legacy rule (while verification is off) is `Phone::parse`'s.
+    fn legacy(raw: &str) -> Option<String> {
+        Phone::parse(raw).ok().map(|p| p.as_str().to_owned())
+    }
 
     /// Input, default region, and the E.164 form with its calling code or the error.
     type Case = (
@@ -286,29 +254,29 @@ mod tests {
         ];
         for (raw, region, want) in cases {
             let got = parse_e164(raw, *region).map(|p| (p.to_string(), p.calling_code()));
-            let want = want.clone().map(|(s, c)| (s.to_owned(), c));
+            let want = want.clone().map(|(s, c)| (s.to_owned(), Some(c)));
             assert_eq!(got, want, "{raw:?} in {region:?}");
         }
     }
 
     #[test]
     fn legacy_rule_accepts_what_it_accepted_before() {
-        let cases: &[(&str, Result<&str, PhoneError>)] = &[
-            ("1234567890", Ok("1234567890")),
-            ("+1 (202) 555-0101", Ok("+12025550101")),
-            ("+12025550101", Ok("+12025550101")),
-            ("(202) 555-0101", Ok("2025550101")),
-            ("1234567", Ok("1234567")),
-            ("123456789012345", Ok("123456789012345")),
-            ("+15555550100", Ok("+15555550100")),
-            ("123456", Err(PhoneError::DigitCount)),
-            ("1234567890123456", Err(PhoneError::DigitCount)),
-            ("12345abc", Err(PhoneError::BadCharacters)),
-            ("", Err(PhoneError::Empty)),
+        let cases: &[(&str, Option<&str>)] = &[
+            ("1234567890", Some("1234567890")),
+            ("+1 (202) 555-0101", Some("+12025550101")),
+            ("+12025550101", Some("+12025550101")),
+            ("(202) 555-0101", Some("2025550101")),
+            ("1234567", Some("1234567")),
+            ("123456789012345", Some("123456789012345")),
+            ("+15555550100", Some("+15555550100")),
+            ("123456", None),
+            ("1234567890123456", None),
+            ("12345abc", None),
+            ("", None),
         ];
         for (raw, want) in cases {
-            let got = parse_legacy(raw);
-            assert_eq!(got, want.clone().map(str::to_owned), "{raw:?}");
+            let got = legacy(raw);
+            assert_eq!(got.as_deref(), *want, "{raw:?}");
         }
     }
 
@@ -317,24 +285,21 @@ mod tests {
         // An account made with verification off and "+..." input is found again when it is on.
         for raw in ["+1 (202) 555-0101", "+44 20 7946 0958", "+4930901820"] {
             let strict = parse_e164(raw, Some(DEFAULT_REGION)).map(|p| p.to_string());
-            assert_eq!(strict, parse_legacy(raw), "{raw}");
+            assert_eq!(strict.ok(), legacy(raw), "{raw}");
         }
     }
 
     #[test]
     fn unchecked_numbers_need_a_plus_and_a_real_country_code() {
-        let p = E164::unchecked("+1 555 555 0100");
+        let p = unchecked_e164("+1 555 555 0100");
         assert_eq!(
             p.as_ref().map(|p| (p.as_str(), p.calling_code())),
-            Ok(("+15555550100", 1))
+            Ok(("+15555550100", Some(1)))
         );
+        assert_eq!(unchecked_e164("5555550100"), Err(PhoneError::NoCountryCode));
+        assert_eq!(unchecked_e164("+123456"), Err(PhoneError::DigitCount));
         assert_eq!(
-            E164::unchecked("5555550100"),
-            Err(PhoneError::NoCountryCode)
-        );
-        assert_eq!(E164::unchecked("+123456"), Err(PhoneError::DigitCount));
-        assert_eq!(
-            E164::unchecked("+9991234567"),
+            unchecked_e164("+9991234567"),
             Err(PhoneError::UnknownCountryCode)
         );
     }
@@ -363,7 +328,7 @@ mod tests {
         // No list: as parse_e164.
         assert_eq!(
             parse_e164_in("+49 30 901820", None, None).map(|p| p.calling_code()),
-            Ok(49)
+            Ok(Some(49))
         );
         warm_up("US");
     }
@@ -399,8 +364,8 @@ mod tests {
                 );
                 assert!(p.as_str()[1..].bytes().all(|b| b.is_ascii_digit()), "{s:?}");
             }
-            let _ = E164::unchecked(&s);
-            let _ = parse_legacy(&s);
+            let _ = unchecked_e164(&s);
+            let _ = legacy(&s);
         }
     }
 }

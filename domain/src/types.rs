@@ -15,13 +15,54 @@ use serde::{Deserialize, Serialize};
 #[error("{0}")]
 pub struct Invalid(pub &'static str);
 
-/// A phone number in canonical form: an optional leading `+` and 7–15 digits.
+/// A phone number in canonical form: the one phone type, for an account's identifier, a code's
+/// destination and an SMS. Two ways in:
+/// - [`Phone::parse`], the legacy rule (while verification is off): an optional leading `+`
+///   and 7–15 digits; spaces, dashes, dots and parentheses are formatting and are dropped, so
+///   `+1 (202) 555-0101` and `+12025550101` name one account;
+/// - `crate::phone::parse_e164` (verification on): valid for its country per libphonenumber,
+///   in E.164, with its country calling code, which only such a phone carries: SMS guards and
+///   senders need it ([`Phone::calling_code`]), so a phone read the legacy way can never be
+///   sent to.
 ///
-/// Spaces, dashes, dots and parentheses are formatting and are dropped, so
-/// `+1 (202) 555-0101` and `+12025550101` name one account.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Phone(String);
+/// Equality, hashing and serialisation are by the canonical text alone.
+#[derive(Debug, Clone)]
+pub struct Phone {
+    text: String,
+    calling_code: Option<u16>,
+}
+
+impl PartialEq for Phone {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Phone {}
+
+impl std::hash::Hash for Phone {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
+}
+
+impl Serialize for Phone {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Phone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::stored)
+    }
+}
+
+impl fmt::Display for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
 
 impl Phone {
     /// Longest accepted input, formatting included.
@@ -56,18 +97,36 @@ impl Phone {
         if !(7..=15).contains(&digits) {
             return Err(Invalid("phone must have 7 to 15 digits"));
         }
-        Ok(Self(canonical))
+        Ok(Self::stored(canonical))
     }
 
     /// A phone as stored by an earlier version or another service: taken as it is, so a
     /// document of an unexpected shape can still be read (and never produce a 500).
-    pub fn stored(s: String) -> Self {
-        Self(s)
+    pub fn stored(text: String) -> Self {
+        Self {
+            text,
+            calling_code: None,
+        }
+    }
+
+    /// An E.164 number and its country calling code, as `crate::phone` checked them.
+    pub(crate) fn e164(text: String, calling_code: u16) -> Self {
+        Self {
+            text,
+            calling_code: Some(calling_code),
+        }
     }
 
     /// The canonical string stored and indexed.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    /// The country calling code (1 for NANP, 44 for the UK, ...) of a phone checked as E.164:
+    /// what per-country limits and the allow-list are keyed on. `None` for a phone read the
+    /// legacy way, which nothing may send to.
+    pub fn calling_code(&self) -> Option<u16> {
+        self.calling_code
     }
 }
 
@@ -300,16 +359,28 @@ mod tests {
 
     #[test]
     fn formatted_and_plain_phones_normalise_to_one_form() {
-        let a = Phone::parse("+1 (202) 555-0101").map(|p| p.0);
-        let b = Phone::parse("+12025550101").map(|p| p.0);
+        let a = Phone::parse("+1 (202) 555-0101").map(|p| p.as_str().to_owned());
+        let b = Phone::parse("+12025550101").map(|p| p.as_str().to_owned());
         assert_eq!(a.ok(), Some("+12025550101".to_owned()));
         assert_eq!(b.ok(), Some("+12025550101".to_owned()));
     }
 
     #[test]
+    fn a_legacy_phone_has_no_country_and_equals_its_e164_reading() {
+        let legacy = Phone::parse("+1 (202) 555-0101").unwrap_or_else(|e| panic!("{e}"));
+        let strict =
+            crate::phone::parse_e164("+1 (202) 555-0101", None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(legacy.calling_code(), None);
+        assert_eq!(strict.calling_code(), Some(1));
+        assert_eq!(legacy, strict, "one account, however the phone was read");
+    }
+
+    #[test]
     fn seed_phone_is_accepted_unchanged() {
         assert_eq!(
-            Phone::parse("1234567890").map(|p| p.0).ok(),
+            Phone::parse("1234567890")
+                .map(|p| p.as_str().to_owned())
+                .ok(),
             Some("1234567890".to_owned())
         );
     }

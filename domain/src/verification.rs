@@ -16,8 +16,9 @@ use std::sync::{
 
 use crate::{
     config::{ConfigError, Vars},
-    phone::{self, E164, PhoneError},
+    phone::{self, PhoneError},
     sms::{self, SmsConfigError, SmsSender, SmsSettings},
+    types::Phone,
 };
 
 /// Default lifetime of a code: 5 minutes.
@@ -222,7 +223,7 @@ impl Verification {
 
     /// A phone as the verification flows take it: a test number, or valid for its country
     /// (and an allowed one) in E.164.
-    pub fn parse_phone(&self, raw: &str) -> Result<E164, PhoneError> {
+    pub fn parse_phone(&self, raw: &str) -> Result<Phone, PhoneError> {
         self.sms.parse_phone(raw)
     }
 }

@@ -109,7 +109,7 @@ pub async fn delete(cx: &Ctx<'_>, actor: &Actor, id: &UserId) -> Result<bool, Er
 pub async fn clear_code_failures(
     cx: &Ctx<'_>,
     actor: &Actor,
-    phone: &crate::phone::E164,
+    phone: &crate::types::Phone,
 ) -> Result<(), Error> {
     super::verify::clear_code_failures(cx, phone).await?;
     tracing::info!(target: "audit", event = "admin", action = "clear_code_failures",

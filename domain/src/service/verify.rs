@@ -14,7 +14,6 @@ use super::{Ctx, Error, throttle};
 use crate::{
     auth::password,
     otp::{self, CodeHash, Purpose},
-    phone::E164,
     sms::guard::{Attempt, Budget, Claim, Refusal, idempotency_key},
     store::{CodeCheck, CodeRecord, Consumed, Issued, StoreError, UserPatch, UserRecord},
     types::{Password, Phone, UserId},
@@ -31,7 +30,7 @@ pub(super) struct Cleared {
     cost: Vec<Budget>,
 }
 
-fn refused(cx: &Ctx<'_>, phone: &E164, purpose: Purpose, reason: &str) {
+fn refused(cx: &Ctx<'_>, phone: &Phone, purpose: Purpose, reason: &str) {
     tracing::info!(target: "audit", event = "sms_refused", purpose = purpose.as_str(), reason,
         phone_tag = %cx.tokens().audit_tag(phone.as_str()));
 }
@@ -88,7 +87,7 @@ pub(super) async fn give_back(cx: &Ctx<'_>, cleared: &Cleared) {
 async fn reserve_cost(
     cx: &Ctx<'_>,
     cleared: &Cleared,
-    phone: &E164,
+    phone: &Phone,
     purpose: Purpose,
 ) -> Result<(), Error> {
     match reserve_all(cx, &cleared.cost).await? {
@@ -108,7 +107,7 @@ async fn reserve_cost(
 /// nothing, answer as it did).
 pub(super) async fn clear_send(
     cx: &Ctx<'_>,
-    phone: &E164,
+    phone: &Phone,
     purpose: Purpose,
 ) -> Result<Option<Cleared>, Error> {
     let v = cx.verification;
@@ -199,7 +198,7 @@ fn message(purpose: Purpose, code: &otp::Code, ttl_secs: i64) -> String {
 pub(super) async fn deliver(
     cx: &Ctx<'_>,
     cleared: &Cleared,
-    phone: &E164,
+    phone: &Phone,
     purpose: Purpose,
     user: Option<UserId>,
 ) -> Result<(), Error> {
@@ -283,7 +282,7 @@ pub(super) async fn deliver(
 }
 
 /// The per-phone failed-code counters (the day's, the window's), across codes and purposes.
-fn failure_budgets(cx: &Ctx<'_>, phone: &E164) -> [Budget; 2] {
+fn failure_budgets(cx: &Ctx<'_>, phone: &Phone) -> [Budget; 2] {
     let cap = cx.verification.failure_cap;
     [
         Budget {
@@ -305,7 +304,7 @@ fn failure_budgets(cx: &Ctx<'_>, phone: &E164) -> [Budget; 2] {
 /// failed until it succeeds); refused once either cap is full, whatever code is live.
 async fn reserve_failure(
     cx: &Ctx<'_>,
-    phone: &E164,
+    phone: &Phone,
     purpose: Purpose,
 ) -> Result<[Budget; 2], Error> {
     let budgets = failure_budgets(cx, phone);
@@ -320,7 +319,7 @@ async fn reserve_failure(
 
 /// Clears the phone's failed-code counters: a correct code, or an operator
 /// (`user-admin clear-code-failures`).
-pub async fn clear_code_failures(cx: &Ctx<'_>, phone: &E164) -> Result<(), Error> {
+pub async fn clear_code_failures(cx: &Ctx<'_>, phone: &Phone) -> Result<(), Error> {
     for b in failure_budgets(cx, phone) {
         cx.store.clear_budget(&b.key).await?;
     }
@@ -334,7 +333,7 @@ pub async fn clear_code_failures(cx: &Ctx<'_>, phone: &E164) -> Result<(), Error
 /// code is live nothing is compared, and the failure is given back.
 pub(super) async fn check_code(
     cx: &Ctx<'_>,
-    phone: &E164,
+    phone: &Phone,
     purpose: Purpose,
     candidate: &str,
 ) -> Result<CodeRecord, Error> {
@@ -387,7 +386,7 @@ pub(super) async fn check_code(
 }
 
 /// The E.164 form of a phone stored by a strict signup.
-pub(super) fn e164_of(cx: &Ctx<'_>, phone: &Phone) -> Result<E164, Error> {
+pub(super) fn e164_of(cx: &Ctx<'_>, phone: &Phone) -> Result<Phone, Error> {
     cx.verification
         .parse_phone(phone.as_str())
         .map_err(|_| Error::CountryNotServed)
@@ -397,11 +396,11 @@ pub(super) fn e164_of(cx: &Ctx<'_>, phone: &Phone) -> Result<E164, Error> {
 /// pending new phone. Answers the same whether or not such an account exists: the guard
 /// reserves alike either way; where nothing is sent the cost budgets are never touched and
 /// the answer waits as long as a send takes.
-pub async fn start_phone_verification(cx: &Ctx<'_>, phone: E164) -> Result<(), Error> {
+pub async fn start_phone_verification(cx: &Ctx<'_>, phone: Phone) -> Result<(), Error> {
     let Some(cleared) = clear_send(cx, &phone, Purpose::Signup).await? else {
         return Ok(());
     };
-    let as_phone = Phone::stored(phone.as_str().to_owned());
+    let as_phone = phone.clone();
     if let Some(user) = cx.store.find_user_by_phone(&as_phone).await?
         && !user.phone_verified
     {
@@ -417,8 +416,8 @@ pub async fn start_phone_verification(cx: &Ctx<'_>, phone: E164) -> Result<(), E
 /// POST /verify/phone/confirm: the code proves the phone. For a signup the account becomes
 /// verified; for a phone change the pending phone becomes the login identifier (the unique
 /// index decides a race for it).
-pub async fn confirm_phone(cx: &Ctx<'_>, phone: E164, code: &str) -> Result<UserRecord, Error> {
-    let as_phone = Phone::stored(phone.as_str().to_owned());
+pub async fn confirm_phone(cx: &Ctx<'_>, phone: Phone, code: &str) -> Result<UserRecord, Error> {
+    let as_phone = phone.clone();
     let change = match cx.store.find_user_by_phone(&as_phone).await? {
         Some(u) if !u.phone_verified => false,
         _ => cx
@@ -473,12 +472,12 @@ pub async fn confirm_phone(cx: &Ctx<'_>, phone: E164, code: &str) -> Result<User
 /// as far as the work goes, the same time either way: the guard runs, a code record is
 /// stored (so the resend cooldown behaves alike), and where nothing is sent the answer waits
 /// as long as the last send took. A provider failure is logged, not answered.
-pub async fn recover_start(cx: &Ctx<'_>, phone: E164) -> Result<(), Error> {
+pub async fn recover_start(cx: &Ctx<'_>, phone: Phone) -> Result<(), Error> {
     let purpose = Purpose::PasswordRecovery;
     let Some(cleared) = clear_send(cx, &phone, purpose).await? else {
         return Ok(());
     };
-    let as_phone = Phone::stored(phone.as_str().to_owned());
+    let as_phone = phone.clone();
     match cx.store.find_user_by_phone(&as_phone).await? {
         Some(user) => match deliver(cx, &cleared, &phone, purpose, Some(user.id)).await {
             Err(Error::SmsUnavailable(cause)) => {
@@ -526,7 +525,7 @@ pub async fn recover_start(cx: &Ctx<'_>, phone: E164) -> Result<(), Error> {
 /// verified (its owner just proved it).
 pub async fn recover_confirm(
     cx: &Ctx<'_>,
-    phone: E164,
+    phone: Phone,
     code: &str,
     new_password: Password,
 ) -> Result<(), Error> {

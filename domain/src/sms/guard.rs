@@ -32,7 +32,7 @@
 
 use std::{collections::BTreeSet, net::IpAddr};
 
-use crate::{config::Vars, phone::E164};
+use crate::{config::Vars, types::Phone};
 
 use super::settings::{SmsConfigError, count, invalid};
 
@@ -112,8 +112,10 @@ pub struct Plan {
 /// Why a send is refused before any counter is touched.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum Refusal {
-    #[error("SMS to country calling code {calling_code} is not allowed")]
-    CountryNotAllowed { calling_code: u16 },
+    /// `calling_code` is `None` for a phone not checked as E.164 (read the legacy way), which
+    /// no SMS may go to.
+    #[error("SMS to country calling code {calling_code:?} is not allowed")]
+    CountryNotAllowed { calling_code: Option<u16> },
     #[error("the idempotency key is empty, too long or not printable ASCII")]
     BadIdempotencyKey,
 }
@@ -121,7 +123,7 @@ pub enum Refusal {
 /// One send as the guard sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Attempt<'a> {
-    pub phone: &'a E164,
+    pub phone: &'a Phone,
     /// The client's address as API Gateway saw it; `None` where there is none (tools).
     pub source_ip: Option<IpAddr>,
     /// Derived by the flow from the request id, see [`idempotency_key`].
@@ -177,21 +179,23 @@ impl GuardSettings {
         })
     }
 
-    /// Whether SMS may go to `phone`'s country.
-    pub fn allows(&self, phone: &E164) -> bool {
-        self.allowed_country_codes
-            .as_ref()
-            .is_none_or(|codes| codes.contains(&phone.calling_code()))
+    /// Whether SMS may go to `phone`'s country: never to a phone without a known country
+    /// (one not checked as E.164).
+    pub fn allows(&self, phone: &Phone) -> bool {
+        phone.calling_code().is_some_and(|code| {
+            self.allowed_country_codes
+                .as_ref()
+                .is_none_or(|codes| codes.contains(&code))
+        })
     }
 
     /// The claim and counters `attempt` must reserve, or why it is refused outright.
     pub fn plan(&self, attempt: &Attempt<'_>) -> Result<Plan, Refusal> {
         check_idempotency_key(attempt.idempotency_key)?;
-        if !self.allows(attempt.phone) {
-            return Err(Refusal::CountryNotAllowed {
-                calling_code: attempt.phone.calling_code(),
-            });
-        }
+        let calling_code = match attempt.phone.calling_code() {
+            Some(code) if self.allows(attempt.phone) => code,
+            calling_code => return Err(Refusal::CountryNotAllowed { calling_code }),
+        };
         let hour = attempt.now.div_euclid(HOUR);
         let day = attempt.now.div_euclid(DAY);
         let mut budgets = Vec::with_capacity(4);
@@ -211,7 +215,7 @@ impl GuardSettings {
         });
         if !attempt.test_number {
             budgets.push(Budget {
-                key: format!("sms:cc:{}:h:{hour}", attempt.phone.calling_code()),
+                key: format!("sms:cc:{calling_code}:h:{hour}"),
                 limit: self.per_country_per_hour,
                 window_secs: HOUR,
                 guard: Guard::Country,
@@ -308,11 +312,11 @@ mod tests {
 
     const NOW: i64 = 1_764_115_200; // 2025-11-26T00:00:00Z: an hour and a day boundary
 
-    fn phone(s: &str) -> E164 {
+    fn phone(s: &str) -> Phone {
         parse_e164(s, None).unwrap_or_else(|e| panic!("{s}: {e}"))
     }
 
-    fn attempt<'a>(p: &'a E164, ip: Option<&str>, key: &'a str, now: i64) -> Attempt<'a> {
+    fn attempt<'a>(p: &'a Phone, ip: Option<&str>, key: &'a str, now: i64) -> Attempt<'a> {
         Attempt {
             phone: p,
             source_ip: ip.map(|s| s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))),
@@ -403,7 +407,9 @@ mod tests {
         assert!(g.allows(&us) && g.allows(&uk) && !g.allows(&de));
         assert_eq!(
             g.plan(&attempt(&de, None, "k", NOW)),
-            Err(Refusal::CountryNotAllowed { calling_code: 49 })
+            Err(Refusal::CountryNotAllowed {
+                calling_code: Some(49)
+            })
         );
         assert!(g.plan(&attempt(&uk, None, "k", NOW)).is_ok());
         // Unset: every country, each under its own per-country counter.

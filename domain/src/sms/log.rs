@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 
 use super::{SentId, SmsError, SmsSender, check_request};
-use crate::phone::E164;
+use crate::types::Phone;
 
 /// Logs instead of sending.
 #[derive(Debug, Clone, Copy, Default)]
@@ -17,7 +17,7 @@ pub struct LogSender;
 impl SmsSender for LogSender {
     async fn send(
         &self,
-        phone: &E164,
+        phone: &Phone,
         message: &str,
         idempotency_key: &str,
     ) -> Result<SentId, SmsError> {

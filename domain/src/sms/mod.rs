@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::phone::E164;
+use crate::types::Phone;
 
 pub use settings::{SenderConfig, SmsConfigError, SmsSettings, TestNumbers};
 
@@ -56,7 +56,7 @@ pub trait SmsSender: Send + Sync {
     /// Sends `message` to `phone`. `idempotency_key` identifies this send across retries.
     async fn send(
         &self,
-        phone: &E164,
+        phone: &Phone,
         message: &str,
         idempotency_key: &str,
     ) -> Result<SentId, SmsError>;

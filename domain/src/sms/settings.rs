@@ -14,7 +14,8 @@ use super::guard::GuardSettings;
 use crate::{
     config::{Secret, Vars},
     otp::Code,
-    phone::{self, E164, PhoneError},
+    phone::{self, PhoneError},
+    types::Phone,
 };
 
 /// Default time one send may take, connection included.
@@ -101,7 +102,7 @@ pub enum SenderConfig {
 /// 01xx` range is reserved for fiction), so a configured code can never take over a phone that
 /// belongs to someone. The flow skips the sender for these numbers but not the attempt limits.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TestNumbers(HashMap<String, (E164, Code)>);
+pub struct TestNumbers(HashMap<String, (Phone, Code)>);
 
 impl TestNumbers {
     const VAR: &'static str = "SMS_TEST_NUMBERS";
@@ -117,7 +118,7 @@ impl TestNumbers {
             let (raw_phone, raw_code) = entry
                 .rsplit_once(':')
                 .ok_or_else(|| invalid(Self::VAR, format!("entry {n} is not phone:code")))?;
-            let phone = E164::unchecked(raw_phone)
+            let phone = phone::unchecked_e164(raw_phone)
                 .map_err(|e| invalid(Self::VAR, format!("entry {n}: {e}")))?;
             if phone::parse_e164(phone.as_str(), None).is_ok() {
                 return Err(invalid(
@@ -139,13 +140,13 @@ impl TestNumbers {
     }
 
     /// The fixed code of `phone`, if it is a test number.
-    pub fn code_for(&self, phone: &E164) -> Option<&Code> {
+    pub fn code_for(&self, phone: &Phone) -> Option<&Code> {
         self.0.get(phone.as_str()).map(|(_, c)| c)
     }
 
     /// The test number `raw` is written as, if it is one (any formatting, `+` required).
     /// A map lookup on the digits: no libphonenumber work for input that is not one.
-    pub fn find(&self, raw: &str) -> Option<&E164> {
+    pub fn find(&self, raw: &str) -> Option<&Phone> {
         let digits = phone::strip_formatting(raw).ok()?;
         self.0.get(&digits).map(|(p, _)| p)
     }
@@ -240,7 +241,7 @@ impl SmsSettings {
     /// A phone as a verification flow takes it: one of the configured test numbers, or
     /// strictly valid in the default region and in a country of `SMS_ALLOWED_COUNTRY_CODES`
     /// (checked before parsing, see [`phone::parse_e164_in`]).
-    pub fn parse_phone(&self, raw: &str) -> Result<E164, PhoneError> {
+    pub fn parse_phone(&self, raw: &str) -> Result<Phone, PhoneError> {
         if let Some(p) = self.test_numbers.find(raw) {
             return Ok(p.clone());
         }
@@ -252,7 +253,7 @@ impl SmsSettings {
     }
 
     /// The fixed code of a test number: the flow stores its hash and sends nothing.
-    pub fn test_code(&self, phone: &E164) -> Option<&Code> {
+    pub fn test_code(&self, phone: &Phone) -> Option<&Code> {
         self.test_numbers.code_for(phone)
     }
 }
@@ -282,7 +283,7 @@ fn sns_config(vars: &Vars) -> Result<SnsConfig, SmsConfigError> {
     let origination_number = match vars.get("SMS_ORIGINATION_NUMBER") {
         None => None,
         // Short codes (5-6 digits) are allowed too: SNS takes them as origination identities.
-        Some(raw) => Some(match E164::unchecked(raw) {
+        Some(raw) => Some(match phone::unchecked_e164(raw) {
             Ok(p) => p.as_str().to_owned(),
             Err(_) => {
                 let t = raw.trim();
@@ -596,7 +597,7 @@ mod tests {
         );
         assert_eq!(
             s.parse_phone("+44 7400 123456").map(|p| p.calling_code()),
-            Ok(44)
+            Ok(Some(44))
         );
         // Nothing is sent to a test number, so the cost allow-list does not apply to it.
         assert_eq!(
@@ -639,7 +640,7 @@ mod tests {
         );
         assert_eq!(
             s.parse_phone("020 7946 0958").map(|p| p.calling_code()),
-            Ok(44)
+            Ok(Some(44))
         );
         assert!(matches!(
             err(&[("PHONE_DEFAULT_REGION", "ZZ")]),

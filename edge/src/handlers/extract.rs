@@ -13,7 +13,6 @@ use crate::{
     schema::{self, Schemas},
 };
 use domain::{
-    phone::E164,
     service::{self, Caller, Client, Ctx},
     types::{Invalid, Password, Phone},
 };
@@ -73,11 +72,11 @@ pub(super) fn account_phone(cx: &Ctx<'_>, path: &str, legacy: Phone) -> Result<P
     if !cx.verification.required {
         return Ok(legacy);
     }
-    e164(cx, path, legacy.as_str()).map(|p| Phone::stored(p.as_str().to_owned()))
+    e164(cx, path, legacy.as_str())
 }
 
 /// A phone for the verification routes: always strict (a code must be able to reach it).
-pub(super) fn e164(cx: &Ctx<'_>, path: &str, raw: &str) -> Result<E164, ApiError> {
+pub(super) fn e164(cx: &Ctx<'_>, path: &str, raw: &str) -> Result<Phone, ApiError> {
     cx.verification.parse_phone(raw).map_err(|e| {
         ApiError::InvalidPhone(vec![FieldError {
             path: path.to_owned(),

@@ -14,8 +14,9 @@ use base64::Engine;
 use domain::{
     config::Vars,
     otp,
-    phone::{E164, parse_e164},
+    phone::parse_e164,
     sms::{self, SenderConfig, SentId, SmsError, SmsSender, SmsSettings},
+    types::Phone,
 };
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
@@ -32,7 +33,7 @@ use tokio::net::TcpListener;
 
 pub(crate) const SECRET_B64: &str = "c21zLXdlYmhvb2stdGVzdC1zZWNyZXQtMzItYnl0ZXM=";
 
-fn phone(s: &str) -> E164 {
+fn phone(s: &str) -> Phone {
     parse_e164(s, Some("US")).unwrap()
 }
 
