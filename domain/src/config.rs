@@ -134,6 +134,21 @@ pub struct KeySet {
     pub next: Option<KeyVersion>,
 }
 
+impl KeySet {
+    /// Validates the signing key in full (RS256: ring's key-pair checks, `RsaKey::check`):
+    /// what a process that signs tokens does before it serves, and what a rotation does before
+    /// a new key replaces the old one. A process that only verifies skips it.
+    pub fn check_signing_key(&self) -> Result<(), ConfigError> {
+        match &self.current.jwt {
+            JwtKey::Hs256(_) => Ok(()),
+            JwtKey::Rs256(key) => key.check().map_err(|reason| ConfigError::Invalid {
+                name: "JWT_PRIVATE_KEY".to_owned(),
+                reason,
+            }),
+        }
+    }
+}
+
 /// Everything the handlers need to know, read once per cold start.
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -146,7 +146,11 @@ impl KeyCache {
     pub async fn refresh(&self, now: i64) {
         let Some(source) = &self.source else { return };
         self.reads.fetch_add(1, Ordering::Relaxed);
-        match source.fetch_keys().await {
+        let fetched = source
+            .fetch_keys()
+            .await
+            .and_then(|k| k.check_signing_key().map(|()| k));
+        match fetched {
             Ok(f) => {
                 let keys = Arc::new(TokenKeys::new(&f, &self.audience, self.jwt_ttl));
                 match self.current.write() {
@@ -170,5 +174,86 @@ impl KeyCache {
                 tracing::warn!(error = %e, "secret refresh failed; keeping cached keys");
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::{
+        auth::rsa::RsaKey,
+        config::{JwtKey, KeyVersion, Secret, Vars},
+    };
+
+    const JWK_B: &str = include_str!("../../tests/fixtures/rsa-b.jwk.json");
+    const PEM_A: &str = include_str!("../../tests/fixtures/rsa-a.pem");
+
+    fn version(text: &str) -> KeyVersion {
+        let key = RsaKey::parse(text).unwrap();
+        KeyVersion {
+            kid: key.kid().to_owned(),
+            jwt: JwtKey::Rs256(Arc::new(key)),
+            session: Secret::new(b"session-key-0123456789abcdef0123456789".to_vec()),
+        }
+    }
+
+    /// A source whose next read yields `keys`.
+    struct Fixed(KeySet);
+
+    #[async_trait]
+    impl KeySource for Fixed {
+        async fn fetch_keys(&self) -> Result<KeySet, ConfigError> {
+            Ok(self.0.clone())
+        }
+        fn name(&self) -> &str {
+            "fixed"
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rotation_to_an_unusable_signing_key_keeps_the_keys_in_force() {
+        let vars = Vars::from_pairs([
+            ("JWT_PRIVATE_KEY", PEM_A),
+            (
+                "SESSION_SECRET_KEY",
+                "session-key-0123456789abcdef0123456789",
+            ),
+        ]);
+        let settings = Settings::from_vars(&vars).unwrap();
+        let before = settings.keys.current.kid.clone();
+        // Sound structure and public half, wrong prime: it parses; ring refuses it.
+        let mut jwk: serde_json::Value = serde_json::from_str(JWK_B).unwrap();
+        jwk["p"] = "AQAB".into();
+        let broken = KeySet {
+            current: version(&jwk.to_string()),
+            previous: None,
+            next: None,
+        };
+        let source: Arc<dyn KeySource> = Arc::new(Fixed(broken));
+        let cache = Arc::new(KeyCache::new(
+            &settings,
+            Some(source),
+            Duration::from_secs(1),
+            0,
+        ));
+        cache.refresh(10).await;
+        assert_eq!(cache.secret_reads(), 1);
+        let kept = cache.get(10);
+        assert!(kept.knows_kid(&before), "the old key must stay in force");
+        // A usable key is taken.
+        let good = KeySet {
+            current: version(JWK_B),
+            previous: None,
+            next: None,
+        };
+        let cache = Arc::new(KeyCache::new(
+            &settings,
+            Some(Arc::new(Fixed(good.clone()))),
+            Duration::from_secs(1),
+            0,
+        ));
+        cache.refresh(10).await;
+        assert!(cache.get(10).knows_kid(&good.current.kid));
     }
 }

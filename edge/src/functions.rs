@@ -14,11 +14,11 @@ use crate::{
 
 /// POST /signup: sends a code when phone verification is required.
 pub fn signup() -> Result<(), Error> {
-    serve(Function::Signup, Wiring::ALL, table::signup)
+    serve(Function::Signup, Wiring::SENDS_CODES, table::signup)
 }
 
 pub fn login() -> Result<(), Error> {
-    serve(Function::Login, Wiring::DATABASE, table::login)
+    serve(Function::Login, Wiring::SIGNS, table::login)
 }
 
 pub fn logout() -> Result<(), Error> {
@@ -27,11 +27,11 @@ pub fn logout() -> Result<(), Error> {
 
 /// GET, PUT and DELETE /user: a phone change sends a code when verification is required.
 pub fn update() -> Result<(), Error> {
-    serve(Function::Update, Wiring::ALL, table::update)
+    serve(Function::Update, Wiring::SENDS_CODES, table::update)
 }
 
 pub fn refresh() -> Result<(), Error> {
-    serve(Function::Refresh, Wiring::DATABASE, table::refresh)
+    serve(Function::Refresh, Wiring::SIGNS, table::refresh)
 }
 
 /// The IAM-signed operator routes.
@@ -40,11 +40,11 @@ pub fn admin() -> Result<(), Error> {
 }
 
 pub fn verify() -> Result<(), Error> {
-    serve(Function::Verify, Wiring::ALL, table::verify)
+    serve(Function::Verify, Wiring::SENDS_CODES, table::verify)
 }
 
 pub fn recover() -> Result<(), Error> {
-    serve(Function::Recover, Wiring::ALL, table::recover)
+    serve(Function::Recover, Wiring::SENDS_CODES, table::recover)
 }
 
 /// The JWK Set and discovery document: keys only, no database.

@@ -54,6 +54,10 @@ pub struct Wiring {
     /// The SMS sender: the adapters' for a function whose routes send codes,
     /// [`sms::no_sender`] for the others.
     pub sms: MakeSender,
+    /// Whether its routes sign tokens (login, refresh): the signing key is then validated in
+    /// full at init (`KeySet::check_signing_key`, about 0.2 ms for RS256), so a bad key fails
+    /// the cold start; the others only verify and never need the private key.
+    pub signs: bool,
 }
 
 impl Wiring {
@@ -61,16 +65,31 @@ impl Wiring {
     pub const ALL: Self = Self {
         store: Some(mongo_or_memory),
         sms: adapters::sms_sender,
+        signs: true,
     };
-    /// A database and no SMS (login, logout, refresh, admin).
+    /// A database and SMS, no signing (signup, update, verify, recover).
+    pub const SENDS_CODES: Self = Self {
+        store: Some(mongo_or_memory),
+        sms: adapters::sms_sender,
+        signs: false,
+    };
+    /// A database, signing, no SMS (login, refresh).
+    pub const SIGNS: Self = Self {
+        store: Some(mongo_or_memory),
+        sms: sms::no_sender,
+        signs: true,
+    };
+    /// A database only (logout, admin).
     pub const DATABASE: Self = Self {
         store: Some(mongo_or_memory),
         sms: sms::no_sender,
+        signs: false,
     };
-    /// Keys only (the JWKS and discovery document).
+    /// Keys only (the JWKS and discovery document): public halves, nothing signed.
     pub const KEYS_ONLY: Self = Self {
         store: None,
         sms: sms::no_sender,
+        signs: false,
     };
 }
 
@@ -204,6 +223,9 @@ impl State {
             }
             None => (Settings::from_vars(vars)?, None),
         };
+        if wiring.signs {
+            settings.keys.check_signing_key()?;
+        }
         if require_mongo && settings.mongo_uri.is_none() {
             return Err(ConfigError::Missing("MONGO_URI".to_owned()).into());
         }

@@ -3,7 +3,7 @@
 //! once (PKCS#8 PEM as `openssl genpkey` writes it, PKCS#1 PEM, or a private JWK) and named by
 //! its RFC 7638 thumbprint; its public half verifies tokens and is published as a JWK.
 
-use std::fmt;
+use std::{fmt, sync::OnceLock};
 
 use base64::{
     Engine,
@@ -21,11 +21,26 @@ use sha2::{Digest, Sha256};
 /// JWT authorizer and ring's verifier require).
 pub const MIN_RSA_BITS: usize = 2048;
 
-/// A private RSA key ready to sign, with its public half and `kid`.
+/// A private RSA key with its public half and `kid`.
+///
+/// Parsing reads the key's structure and its public half only (modulus and exponent, from the
+/// DER or the JWK); ring's full key-pair validation (about 0.2 ms of big-number work, the
+/// largest single item of a cold start) runs on [`RsaKey::check`] or the first signature. A
+/// function that only verifies tokens (update, logout, admin, ...) never needs the private
+/// key, so it never pays for it; one that signs checks at init (`edge::state`), and a
+/// rotation's new key is checked before it replaces the old one (`keys::KeyCache`).
 pub struct RsaKey {
-    pair: RsaKeyPair,
     public: RsaPublicKey,
+    material: Material,
+    pair: OnceLock<Result<RsaKeyPair, String>>,
     rng: SystemRandom,
+}
+
+/// What the key pair is built from.
+enum Material {
+    Pkcs8(Vec<u8>),
+    Pkcs1(Vec<u8>),
+    Components(KeyPairComponents<Vec<u8>>),
 }
 
 impl fmt::Debug for RsaKey {
@@ -88,16 +103,22 @@ impl RsaKey {
     pub fn from_pem(text: &str) -> Result<Self, String> {
         let text = text.replace("\\n", "\n");
         let (label, der) = pem_decode(&text)?;
-        let pair = match label.as_str() {
-            "PRIVATE KEY" => RsaKeyPair::from_pkcs8(&der),
-            "RSA PRIVATE KEY" => RsaKeyPair::from_der(&der),
+        let unusable = || "is not a usable RSA private key (not DER of an RSA key)".to_owned();
+        let (public, material) = match label.as_str() {
+            "PRIVATE KEY" => (
+                der::pkcs8_public(&der).ok_or_else(unusable)?,
+                Material::Pkcs8(der),
+            ),
+            "RSA PRIVATE KEY" => (
+                der::pkcs1_public(&der).ok_or_else(unusable)?,
+                Material::Pkcs1(der),
+            ),
             "ENCRYPTED PRIVATE KEY" => {
                 return Err("is an encrypted PEM: store the key unencrypted in the secret".into());
             }
             other => return Err(format!("is a PEM {other}, not an RSA private key")),
-        }
-        .map_err(|e| format!("is not a usable RSA private key ({e})"))?;
-        Self::from_pair(pair)
+        };
+        Self::new(public, material)
     }
 
     /// A private JWK: `{"kty":"RSA","n","e","d","p","q","dp","dq","qi"}` (`alg`, if present,
@@ -125,24 +146,51 @@ impl RsaKey {
             dQ: b(&jwk.dq)?,
             qInv: b(&jwk.qi)?,
         };
-        let pair = RsaKeyPair::from_components(&components)
-            .map_err(|e| format!("is not a usable RSA private key ({e})"))?;
-        Self::from_pair(pair)
+        let public = RsaPublicKey::new(
+            components.public_key.n.clone(),
+            components.public_key.e.clone(),
+        );
+        Self::new(public, Material::Components(components))
     }
 
-    fn from_pair(pair: RsaKeyPair) -> Result<Self, String> {
-        let bits = pair.public().modulus_len() * 8;
+    fn new(public: RsaPublicKey, material: Material) -> Result<Self, String> {
+        let bits = public.n.len() * 8;
         if bits < MIN_RSA_BITS {
             return Err(format!(
                 "has a {bits}-bit modulus; at least {MIN_RSA_BITS} bits are required"
             ));
         }
-        let c = PublicKeyComponents::<Vec<u8>>::from(pair.public());
         Ok(Self {
-            public: RsaPublicKey::new(c.n, c.e),
-            pair,
+            public,
+            material,
+            pair: OnceLock::new(),
             rng: SystemRandom::new(),
         })
+    }
+
+    /// Validates the private key in full (ring's key-pair checks, once; later calls and
+    /// signatures reuse the result). The reason never shows anything of the key.
+    pub fn check(&self) -> Result<(), String> {
+        self.pair().map(|_| ())
+    }
+
+    fn pair(&self) -> Result<&RsaKeyPair, String> {
+        self.pair
+            .get_or_init(|| {
+                let pair = match &self.material {
+                    Material::Pkcs8(der) => RsaKeyPair::from_pkcs8(der),
+                    Material::Pkcs1(der) => RsaKeyPair::from_der(der),
+                    Material::Components(c) => RsaKeyPair::from_components(c),
+                }
+                .map_err(|e| format!("is not a usable RSA private key ({e})"))?;
+                let c = PublicKeyComponents::<Vec<u8>>::from(pair.public());
+                if RsaPublicKey::new(c.n, c.e) != self.public {
+                    return Err("is not a usable RSA private key (its halves disagree)".into());
+                }
+                Ok(pair)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The public half.
@@ -157,9 +205,9 @@ impl RsaKey {
 
     /// RSASSA-PKCS1-v1_5 SHA-256 signature of `msg`.
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, ring::error::Unspecified> {
-        let mut sig = vec![0; self.pair.public().modulus_len()];
-        self.pair
-            .sign(&signature::RSA_PKCS1_SHA256, &self.rng, msg, &mut sig)?;
+        let pair = self.pair().map_err(|_| ring::error::Unspecified)?;
+        let mut sig = vec![0; pair.public().modulus_len()];
+        pair.sign(&signature::RSA_PKCS1_SHA256, &self.rng, msg, &mut sig)?;
         Ok(sig)
     }
 }
@@ -247,6 +295,73 @@ fn pem_decode(text: &str) -> Result<(String, Vec<u8>), String> {
     Err("is a PEM without its END line".into())
 }
 
+/// Just enough DER (X.690) to read an RSA private key's public half: PKCS#8 `PrivateKeyInfo`
+/// (RFC 5208) around PKCS#1 `RSAPrivateKey` (RFC 8017 A.1.2), whose first two integers after
+/// the version are the modulus and the public exponent. ring validates the rest on `check`.
+mod der {
+    const SEQUENCE: u8 = 0x30;
+    const INTEGER: u8 = 0x02;
+    const OCTET_STRING: u8 = 0x04;
+    const OID: u8 = 0x06;
+    /// 1.2.840.113549.1.1.1, rsaEncryption.
+    const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+
+    struct Reader<'a>(&'a [u8]);
+
+    impl<'a> Reader<'a> {
+        /// The contents of the next element, which must have `tag` (definite lengths only).
+        fn take(&mut self, tag: u8) -> Option<&'a [u8]> {
+            let (&t, rest) = self.0.split_first()?;
+            let (&first, rest) = rest.split_first()?;
+            if t != tag {
+                return None;
+            }
+            let (len, rest) = if first < 0x80 {
+                (usize::from(first), rest)
+            } else {
+                let n = usize::from(first & 0x7f);
+                if n == 0 || n > 4 || rest.len() < n {
+                    return None;
+                }
+                let len = rest[..n]
+                    .iter()
+                    .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+                (len, &rest[n..])
+            };
+            if rest.len() < len {
+                return None;
+            }
+            let (value, rest) = rest.split_at(len);
+            self.0 = rest;
+            Some(value)
+        }
+    }
+
+    /// Modulus and public exponent of a PKCS#1 `RSAPrivateKey` (two-prime, version 0).
+    pub(super) fn pkcs1_public(der: &[u8]) -> Option<super::RsaPublicKey> {
+        let mut key = Reader(Reader(der).take(SEQUENCE)?);
+        if key.take(INTEGER)? != [0] {
+            return None;
+        }
+        let n = key.take(INTEGER)?;
+        let e = key.take(INTEGER)?;
+        Some(super::RsaPublicKey::new(n.to_vec(), e.to_vec()))
+    }
+
+    /// The same, inside a PKCS#8 `PrivateKeyInfo` whose algorithm is rsaEncryption.
+    pub(super) fn pkcs8_public(der: &[u8]) -> Option<super::RsaPublicKey> {
+        let mut info = Reader(Reader(der).take(SEQUENCE)?);
+        if info.take(INTEGER)? != [0] {
+            return None;
+        }
+        let mut algorithm = Reader(info.take(SEQUENCE)?);
+        if algorithm.take(OID)? != RSA_ENCRYPTION {
+            return None;
+        }
+        pkcs1_public(info.take(OCTET_STRING)?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +382,18 @@ mod tests {
         assert_ne!(key(PKCS8).kid(), key(PEM_B).kid());
         let one_line = PKCS8.replace('\n', "\\n");
         assert_eq!(key(&one_line).kid(), key(PKCS8).kid());
+    }
+
+    #[test]
+    fn the_public_half_read_from_der_or_jwk_is_the_one_ring_derives() {
+        for text in [PKCS8, PKCS1, PEM_B, JWK_B] {
+            let k = key(text);
+            assert_eq!(k.check(), Ok(()), "{}", k.kid());
+        }
+        // Truncated DER is refused at parse.
+        let (_, der) = pem_decode(PKCS8).unwrap_or_default();
+        assert!(der::pkcs8_public(&der[..der.len() / 2]).is_none());
+        assert!(der::pkcs1_public(&der).is_none(), "PKCS#8 is not PKCS#1");
     }
 
     #[test]
@@ -312,7 +439,15 @@ mod tests {
         assert!(RsaKey::from_jwk(&jwk).is_err());
         jwk["alg"] = "RS256".into();
         jwk["p"] = "AQAB".into();
-        let e = RsaKey::from_jwk(&jwk).err().unwrap_or_default();
+        // Its structure and public half are sound, so it parses; ring's check refuses it,
+        // and it cannot sign.
+        let broken = RsaKey::from_jwk(&jwk).unwrap_or_else(|e| panic!("{e}"));
+        let e = broken.check().err().unwrap_or_default();
+        assert!(e.contains("not a usable"), "{e}");
+        assert!(broken.sign(b"msg").is_err());
+        // DER that is not an RSA private key.
+        let ec = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----";
+        let e = RsaKey::parse(ec).err().unwrap_or_default();
         assert!(e.contains("not a usable"), "{e}");
     }
 }

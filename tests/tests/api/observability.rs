@@ -460,3 +460,46 @@ async fn uri_options_reach_the_driver_and_the_pool_setting_applies_only_when_the
         "{e}"
     );
 }
+
+/// A private key whose structure and public half are sound but which ring refuses: the
+/// functions that sign (login, refresh) fail their cold start on it, naming the variable and
+/// nothing of the key; the ones that only verify never validate the private half, and start.
+#[tokio::test]
+async fn an_unusable_signing_key_fails_only_the_functions_that_sign() {
+    let text = std::fs::read_to_string(api_tests::root().join("tests/fixtures/rsa-b.jwk.json"));
+    let mut jwk: serde_json::Value = serde_json::from_str(&text.unwrap()).unwrap();
+    jwk["p"] = "AQAB".into();
+    let d = jwk["d"].as_str().unwrap().to_owned();
+    let config = [
+        ("MONGO_URI", mongo_uri()),
+        ("JWT_ALGORITHM", "RS256".to_owned()),
+        ("JWT_PRIVATE_KEY", jwk.to_string()),
+        ("SESSION_SECRET_KEY", api_tests::SESSION_KEY.to_owned()),
+    ];
+    for name in ["login", "refresh"] {
+        let mut f = spawn(name, &config, "info").await;
+        exited(&mut f).await;
+        let report = f.runtime.init_error().unwrap();
+        assert_eq!(
+            report["errorType"], "Init.Configuration",
+            "{name}: {report}"
+        );
+        let message = report["errorMessage"].as_str().unwrap();
+        assert!(
+            message.contains("JWT_PRIVATE_KEY") && message.contains("not a usable"),
+            "{name}: {message}"
+        );
+        assert!(
+            !message.contains(&d[..16]),
+            "{name}: the message shows the key"
+        );
+    }
+    for name in ["logout", "update", "admin", "keys"] {
+        let f = spawn(name, &config, "info").await;
+        tokio::time::timeout(Duration::from_secs(15), f.init_time())
+            .await
+            .unwrap_or_else(|_| panic!("{name} did not start"));
+        assert!(f.runtime.init_error().is_none(), "{name}");
+        stop(f);
+    }
+}
