@@ -6,6 +6,14 @@ pub mod dev_server;
 pub mod load;
 pub mod runtime;
 
+mod aws;
+mod events;
+mod proxy;
+
+pub use aws::*;
+pub use events::*;
+pub use proxy::*;
+
 use std::{path::PathBuf, sync::Arc};
 
 use adapters::mongo::{MongoOptions, MongoStore};
@@ -169,106 +177,6 @@ pub async fn mongo_state() -> (State, Arc<ManualClock>) {
 /// The system clock, for states that need real time.
 pub fn system_clock() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
-}
-
-/// An event from `events/<name>.json`.
-pub fn event(name: &str) -> Value {
-    let path = root().join("events").join(format!("{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-/// Sets the event's JSON body.
-pub fn with_body(mut ev: Value, body: &Value) -> Value {
-    ev["body"] = Value::String(body.to_string());
-    ev
-}
-
-/// Sets the event's raw body text.
-pub fn with_raw_body(mut ev: Value, body: &str) -> Value {
-    ev["body"] = Value::String(body.to_owned());
-    ev
-}
-
-/// Sets (or with `None` removes) one header.
-pub fn with_header(mut ev: Value, name: &str, value: Option<&str>) -> Value {
-    let headers = ev["headers"].as_object_mut().unwrap();
-    match value {
-        Some(v) => headers.insert(name.to_owned(), Value::String(v.to_owned())),
-        None => headers.remove(name),
-    };
-    ev
-}
-
-/// Sets the `Authorization` and `Session-Token` headers.
-pub fn with_auth(ev: Value, authorization: &str, session_token: &str) -> Value {
-    let ev = with_header(ev, "authorization", Some(authorization));
-    with_header(ev, "session-token", Some(session_token))
-}
-
-/// Sets the headers of `login` with the JWT as a Bearer token.
-pub fn with_bearer(ev: Value, login: &Login) -> Value {
-    with_auth(ev, &format!("Bearer {}", login.token), &login.session_token)
-}
-
-/// Removes the `Authorization` and `Session-Token` headers.
-pub fn without_auth(ev: Value) -> Value {
-    with_header(
-        with_header(ev, "authorization", None),
-        "session-token",
-        None,
-    )
-}
-
-/// Sets the event's JSON body and `Content-Type: application/json`.
-pub fn with_json_body(ev: Value, body: &Value) -> Value {
-    with_header(
-        with_body(ev, body),
-        "content-type",
-        Some("application/json"),
-    )
-}
-
-/// The event in `events/` whose `routeKey` is "METHOD path".
-/// The issuer of tokens issued through the sample events: `https://` + their `domainName`,
-/// as a deployed API without `JWT_ISSUER` names itself.
-pub const EVENT_ISSUER: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
-
-pub fn event_for(method: &str, path: &str) -> Value {
-    let key = format!("{method} {path}");
-    for entry in std::fs::read_dir(root().join("events")).unwrap() {
-        let p = entry.unwrap().path();
-        if p.extension().is_some_and(|e| e == "json") {
-            let ev: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-            if ev["routeKey"] == key.as_str() {
-                return ev;
-            }
-        }
-    }
-    panic!("no event in events/ has routeKey {key}")
-}
-
-/// (binary, METHOD, path) for every HttpApi event in `template.yaml`, read line by line: each
-/// function's `Binary:` comes before its `Events:`, and before the `RouteKey:` of a route
-/// written out as an `AWS::ApiGatewayV2::Route` (which the JWT authorizer test ties to it).
-pub fn template_routes() -> Vec<(String, String, String)> {
-    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
-    let mut routes = Vec::new();
-    let (mut binary, mut path) = (String::new(), String::new());
-    for line in text.lines().map(str::trim) {
-        if let Some(b) = line.strip_prefix("Binary:") {
-            binary = b.trim().to_owned();
-        } else if let Some(p) = line.strip_prefix("Path:") {
-            path = p.trim().to_owned();
-        } else if let Some(m) = line.strip_prefix("Method:") {
-            routes.push((binary.clone(), m.trim().to_uppercase(), path.clone()));
-        } else if let Some((m, p)) = line
-            .strip_prefix("RouteKey:")
-            .and_then(|k| k.trim().split_once(' '))
-        {
-            routes.push((binary.clone(), m.to_uppercase(), p.trim().to_owned()));
-        }
-    }
-    routes
 }
 
 /// Turns an event into the request lambda_http would hand a function.
@@ -461,61 +369,6 @@ pub fn update_event(login: &Login, fields: Value) -> Value {
     )
 }
 
-/// Endpoint of the AWS API emulator the test setup started.
-pub fn aws_endpoint() -> String {
-    std::env::var("TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!("TEST_AWS_ENDPOINT is not set: run the tests with scripts/test, which starts the AWS emulator")
-    })
-}
-
-/// A Secrets Manager client for the emulator at `endpoint`.
-pub async fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .http_client(adapters::secrets::https_client())
-        .load()
-        .await;
-    aws_sdk_secretsmanager::Client::new(&config)
-}
-
-/// A secret JSON with these keys and the test database URI.
-pub fn secret_json(jwt: &str, session: &str) -> String {
-    serde_json::json!({"MONGO_URI": mongo_uri(), "JWT_SECRET_KEY": jwt, "SESSION_SECRET_KEY": session}).to_string()
-}
-
-/// Creates secret `name` holding `value`; returns its version id (the JWT `kid`).
-pub async fn create_secret(client: &SecretsClient, name: &str, value: &str) -> String {
-    let create = client.create_secret().name(name);
-    let out = create.secret_string(value).send().await.unwrap();
-    version_id(out.version_id())
-}
-
-/// Stores a new AWSCURRENT version (the old one becomes AWSPREVIOUS); returns its version id.
-pub async fn rotate_secret(client: &SecretsClient, name: &str, value: &str) -> String {
-    let put = client.put_secret_value().secret_id(name);
-    let out = put.secret_string(value).send().await.unwrap();
-    version_id(out.version_id())
-}
-
-/// The version id of a created or stored secret value.
-fn version_id(id: Option<&str>) -> String {
-    id.expect("Secrets Manager answered without a version id")
-        .to_owned()
-}
-
-/// Variables that point the state at secret `name` in the emulator at `endpoint` (HS256, as
-/// [`secret_json`] holds HMAC keys; remove `JWT_ALGORITHM` for RS256).
-pub fn secret_vars(name: &str, endpoint: &str) -> Vars {
-    let mut v = Vars::from_pairs([
-        ("SECRET_ID", name),
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_REGION", "us-east-1"),
-        ("JWT_ALGORITHM", "HS256"),
-    ]);
-    v.set("DB_NAME", fresh_db());
-    v
-}
-
 /// A child process that is killed (and reaped) when dropped, so a failing test leaves no
 /// server behind.
 pub struct Process(pub std::process::Child);
@@ -578,93 +431,6 @@ pub async fn count_users(db: &str, filter: mongodb::bson::Document) -> u64 {
         .count_documents(filter)
         .await
         .unwrap()
-}
-
-/// A TCP proxy to the test MongoDB server that holds back every reply by `delay`: a
-/// database that answers, but slowly. Its [`CutSwitch`] cuts it off at once (every open
-/// connection dropped, new ones refused): a database that dies mid-request. Loopback only; it
-/// ends with the value.
-pub struct SlowProxy {
-    /// A MongoDB URI through the proxy.
-    pub uri: String,
-    cut: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-/// Cuts a [`SlowProxy`] off its clients.
-#[derive(Clone)]
-pub struct CutSwitch(tokio::sync::watch::Sender<bool>);
-
-impl CutSwitch {
-    pub fn cut(&self) {
-        self.0.send_replace(true);
-    }
-}
-
-impl SlowProxy {
-    pub async fn start(delay: std::time::Duration) -> Self {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let upstream = mongo_uri()
-            .trim_start_matches("mongodb://")
-            .split(['/', '?'])
-            .next()
-            .unwrap()
-            .to_owned();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (cut, cut_rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                if *cut_rx.borrow() {
-                    continue;
-                }
-                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
-                    continue;
-                };
-                let mut rx = cut_rx.clone();
-                tokio::spawn(async move {
-                    let (mut cr, mut cw) = client.into_split();
-                    let (mut sr, mut sw) = server.into_split();
-                    let up = async {
-                        let _ = tokio::io::copy(&mut cr, &mut sw).await;
-                    };
-                    let down = async {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        while let Ok(n) = sr.read(&mut buf).await {
-                            if n == 0 {
-                                break;
-                            }
-                            tokio::time::sleep(delay).await;
-                            if cw.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    };
-                    // Cut: both halves are dropped here, closing both connections.
-                    tokio::select! {
-                        _ = async { tokio::join!(up, down) } => {}
-                        _ = rx.wait_for(|cut| *cut) => {}
-                    }
-                });
-            }
-        });
-        Self {
-            uri: format!("mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"),
-            cut,
-            task,
-        }
-    }
-
-    /// The switch that cuts this proxy off.
-    pub fn cut_switch(&self) -> CutSwitch {
-        CutSwitch(self.cut.clone())
-    }
-}
-
-impl Drop for SlowProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// A MongoDB store on `db` reached through `uri` (a proxy), short timeouts.
