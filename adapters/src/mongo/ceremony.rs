@@ -10,7 +10,7 @@ use domain::{
 use mongodb::bson::{Binary, DateTime, doc, oid::ObjectId, spec::BinarySubtype};
 use serde::{Deserialize, Serialize};
 
-use super::MongoStore;
+use super::{MongoStore, oid, to_dt};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct CeremonyDoc {
@@ -31,13 +31,13 @@ impl From<&Ceremony> for CeremonyDoc {
         Self {
             id: c.id.as_str().to_owned(),
             kind: c.kind.as_str().to_owned(),
-            user_id: c.user_id.map(|u| ObjectId::from_bytes(u.bytes())),
+            user_id: c.user_id.as_ref().map(oid),
             state: Binary {
                 subtype: BinarySubtype::Generic,
                 bytes: c.state.clone(),
             },
             expires: c.expires_at,
-            expires_at: DateTime::from_millis(c.expires_at.saturating_mul(1000)),
+            expires_at: to_dt(c.expires_at),
         }
     }
 }

@@ -1,6 +1,16 @@
 //! One-time codes in `<collection>_codes`, one document per (purpose, phone).
 
-use super::*;
+use async_trait::async_trait;
+use mongodb::{
+    bson::{DateTime, doc, oid::ObjectId},
+    options::ReturnDocument,
+};
+use serde::{Deserialize, Serialize};
+
+use domain::store::{CodeCheck, CodeRecord, CodeStore, Issued, StoreError};
+use domain::types::UserId;
+
+use super::{MongoStore, oid, to_dt};
 
 /// A one-time code; `_id` is `<purpose>:<phone>`, so a new code replaces the previous one.
 #[derive(Debug, Serialize, Deserialize)]

@@ -1,7 +1,19 @@
 //! Password-check counters and budgets: one atomic `findOneAndUpdate` each, so a limit holds
 //! across instances.
 
-use super::*;
+use async_trait::async_trait;
+use mongodb::{
+    bson::{DateTime, doc},
+    options::ReturnDocument,
+};
+use serde::{Deserialize, Serialize};
+
+use domain::store::{
+    AttemptPolicy, Attempts, BudgetStore, Consumed, LoginAttemptStore, Reservation, StoreError,
+    window_of,
+};
+
+use super::{MongoStore, to_dt};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct AttemptDoc {

@@ -11,24 +11,14 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::sync::OnceCell;
 
-use async_trait::async_trait;
+use domain::store::{StoreError, deadline};
+use domain::types::UserId;
 use futures::TryStreamExt;
 use mongodb::{
     Client, Collection, IndexModel,
     bson::{DateTime, Document, doc, oid::ObjectId},
     error::{ErrorKind, WriteFailure},
-    options::{ClientOptions, IndexOptions, ReturnDocument},
-};
-use serde::{Deserialize, Serialize};
-
-use domain::store::{
-    AttemptPolicy, Attempts, BudgetStore, CodeCheck, CodeRecord, CodeStore, Consumed, Issued,
-    LoginAttemptStore, Reservation, SessionRecord, SessionStore, StoreError, UserPatch, UserRecord,
-    UserStore, deadline, window_of,
-};
-use domain::{
-    credential::Opened,
-    types::{Name, Phone, UserId},
+    options::{ClientOptions, IndexOptions},
 };
 
 /// MongoDB's duplicate-key error code.

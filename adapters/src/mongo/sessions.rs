@@ -1,6 +1,16 @@
 //! Sessions and their refresh-token families in `<collection>_sessions`.
 
-use super::*;
+use async_trait::async_trait;
+use mongodb::{
+    bson::{DateTime, doc, oid::ObjectId},
+    options::ReturnDocument,
+};
+use serde::{Deserialize, Serialize};
+
+use domain::store::{SessionRecord, SessionStore, StoreError};
+use domain::{credential::Opened, types::UserId};
+
+use super::{MongoStore, oid, to_dt};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct SessionDoc {

@@ -1,7 +1,17 @@
 //! Users: documents of every shape this service and the Flask service wrote, read leniently;
 //! unique by phone.
 
-use super::*;
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use mongodb::{
+    bson::{Document, doc, oid::ObjectId},
+    options::ReturnDocument,
+};
+
+use domain::store::{StoreError, UserPatch, UserRecord, UserStore};
+use domain::types::{Name, Phone, UserId};
+
+use super::{MongoStore, oid};
 
 /// A user document as this service writes it.
 pub(super) fn user_doc(u: &UserRecord) -> Document {

@@ -400,13 +400,12 @@ pub async fn start_phone_verification(cx: &Ctx<'_>, phone: Phone) -> Result<(), 
     let Some(cleared) = clear_send(cx, &phone, Purpose::Signup).await? else {
         return Ok(());
     };
-    let as_phone = phone.clone();
-    if let Some(user) = cx.store.find_user_by_phone(&as_phone).await?
+    if let Some(user) = cx.store.find_user_by_phone(&phone).await?
         && !user.phone_verified
     {
         return deliver(cx, &cleared, &phone, Purpose::Signup, Some(user.id)).await;
     }
-    if let Some(user) = cx.store.find_user_by_pending_phone(&as_phone).await? {
+    if let Some(user) = cx.store.find_user_by_pending_phone(&phone).await? {
         return deliver(cx, &cleared, &phone, Purpose::PhoneChange, Some(user.id)).await;
     }
     tokio::time::sleep(cx.verification.last_send()).await;
@@ -417,14 +416,9 @@ pub async fn start_phone_verification(cx: &Ctx<'_>, phone: Phone) -> Result<(), 
 /// verified; for a phone change the pending phone becomes the login identifier (the unique
 /// index decides a race for it).
 pub async fn confirm_phone(cx: &Ctx<'_>, phone: Phone, code: &str) -> Result<UserRecord, Error> {
-    let as_phone = phone.clone();
-    let change = match cx.store.find_user_by_phone(&as_phone).await? {
+    let change = match cx.store.find_user_by_phone(&phone).await? {
         Some(u) if !u.phone_verified => false,
-        _ => cx
-            .store
-            .find_user_by_pending_phone(&as_phone)
-            .await?
-            .is_some(),
+        _ => cx.store.find_user_by_pending_phone(&phone).await?.is_some(),
     };
     let purpose = if change {
         Purpose::PhoneChange
@@ -440,13 +434,13 @@ pub async fn confirm_phone(cx: &Ctx<'_>, phone: Phone, code: &str) -> Result<Use
             .find_user(&user_id)
             .await?
             .and_then(|u| u.pending_phone);
-        if pending.as_ref() != Some(&as_phone) {
+        if pending.as_ref() != Some(&phone) {
             return Err(Error::InvalidCode);
         }
     }
     let patch = if change {
         UserPatch {
-            phone: Some(as_phone.clone()),
+            phone: Some(phone.clone()),
             pending_phone: Some(None),
             phone_verified: Some(true),
             ..UserPatch::default()
@@ -477,8 +471,7 @@ pub async fn recover_start(cx: &Ctx<'_>, phone: Phone) -> Result<(), Error> {
     let Some(cleared) = clear_send(cx, &phone, purpose).await? else {
         return Ok(());
     };
-    let as_phone = phone.clone();
-    match cx.store.find_user_by_phone(&as_phone).await? {
+    match cx.store.find_user_by_phone(&phone).await? {
         Some(user) => match deliver(cx, &cleared, &phone, purpose, Some(user.id)).await {
             Err(Error::SmsUnavailable(cause)) => {
                 tracing::warn!(%cause, "recovery code not sent");

@@ -90,7 +90,8 @@ pub fn no_sender(_: &SmsSettings) -> Option<Arc<dyn SmsSender>> {
 
 /// The log sender where `SMS_SENDER` is `log`, else none: for the domain's own tests, which
 /// never reach a provider.
-pub fn log_only(settings: &SmsSettings) -> Option<Arc<dyn SmsSender>> {
+#[cfg(test)]
+pub(crate) fn log_only(settings: &SmsSettings) -> Option<Arc<dyn SmsSender>> {
     matches!(settings.sender, Some(SenderConfig::Log))
         .then(|| Arc::new(log::LogSender) as Arc<dyn SmsSender>)
 }

@@ -17,40 +17,26 @@ use domain::{
 /// database for MongoDB, as two Lambda instances would be; the one store twice in memory).
 macro_rules! on_every_store {
     (cases: [$($case:ident),* $(,)?] $(, racing: [$($racing:ident),* $(,)?])? $(,)?) => {
-        $(
-            mod $case {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn in_memory() {
-                    let s = crate::conformance::Stores::memory();
-                    super::$case(s.one.as_ref()).await;
-                    s.check_invariants().await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn on_mongodb() {
-                    let s = crate::conformance::Stores::mongodb().await;
-                    super::$case(s.one.as_ref()).await;
-                    s.check_invariants().await;
-                }
+        $( on_every_store!(@case $case, single); )*
+        $($( on_every_store!(@case $racing, both); )*)?
+    };
+    // `$handles` is the `Stores` method that gives the case its argument.
+    (@case $case:ident, $handles:ident) => {
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn in_memory() {
+                let s = crate::conformance::Stores::memory();
+                super::$case(s.$handles()).await;
+                s.check_invariants().await;
             }
-        )*
-        $($(
-            mod $racing {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn in_memory() {
-                    let s = crate::conformance::Stores::memory();
-                    super::$racing(s.both()).await;
-                    s.check_invariants().await;
-                }
 
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn on_mongodb() {
-                    let s = crate::conformance::Stores::mongodb().await;
-                    super::$racing(s.both()).await;
-                    s.check_invariants().await;
-                }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn on_mongodb() {
+                let s = crate::conformance::Stores::mongodb().await;
+                super::$case(s.$handles()).await;
+                s.check_invariants().await;
             }
-        )*)?
+        }
     };
 }
 
@@ -82,6 +68,11 @@ impl Stores {
             one: Arc::new(mongo_store(db).await),
             two: Arc::new(mongo_store(db).await),
         }
+    }
+
+    /// The first handle, for plain cases.
+    pub fn single(&self) -> &dyn Store {
+        self.one.as_ref()
     }
 
     /// Both handles, for racing cases.
