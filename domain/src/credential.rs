@@ -2,7 +2,7 @@
 //! and its times, so an account can hold several (a password now; TOTP, passkeys and recovery
 //! codes next, a file each), and a session can name the credential and method that opened it
 //! (for `amr` in tokens, and so that removing a credential can end the sessions it opened).
-//! `UserRecord::credentials` gives today's accounts in these terms.
+//! A `UserRecord` holds a list of them, each with its secret.
 
 /// The kinds of credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,6 +21,19 @@ impl CredentialKind {
             Self::Passkey => "passkey",
             Self::RecoveryCodes => "recovery_codes",
         }
+    }
+
+    /// The kind stored as `name` ([`CredentialKind::as_str`]); `None` for one this release
+    /// does not know.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Password,
+            Self::Totp,
+            Self::Passkey,
+            Self::RecoveryCodes,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
     }
 
     /// The authentication method reference (RFC 8176) a login with it adds to `amr`.

@@ -1,9 +1,8 @@
 //! Identifiers: what an account is found by. One enum for every kind (a phone now; an email
 //! address and a federated provider's subject next), one string key per kind and value (what a
 //! store keeps unique), and a record per identifier saying whether it is proven and which is
-//! primary. `UserRecord::identifiers` gives today's accounts in these terms, so the checks
-//! written against them (the store invariants, the flows of the next issues) do not change
-//! when a kind is added.
+//! primary. A `UserRecord` holds a list of them, so the checks written against them (the store
+//! invariants, the flows) do not change when a kind is added.
 
 use std::fmt;
 
@@ -88,10 +87,34 @@ impl fmt::Display for Identifier {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentifierRecord {
     pub identifier: Identifier,
-    /// Whether its owner proved it (a code reached the phone).
-    pub verified: bool,
+    /// When its owner proved it (a code reached the phone), Unix seconds; `None` while
+    /// unproven.
+    pub verified_at: Option<i64>,
     /// The one of its kind the account is addressed by (messages go there).
     pub primary: bool,
+}
+
+impl IdentifierRecord {
+    /// A primary identifier, proven at `verified_at`.
+    pub fn new(identifier: Identifier, verified_at: Option<i64>) -> Self {
+        Self {
+            identifier,
+            verified_at,
+            primary: true,
+        }
+    }
+
+    pub fn verified(&self) -> bool {
+        self.verified_at.is_some()
+    }
+}
+
+/// A replacement identifier waiting for proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingIdentifier {
+    pub identifier: Identifier,
+    /// Unix seconds.
+    pub requested_at: i64,
 }
 
 #[cfg(test)]

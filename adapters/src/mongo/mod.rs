@@ -138,7 +138,7 @@ impl MongoStore {
         }
     }
 
-    /// Creates the unique phone index and the session indexes. Idempotent: creating an index
+    /// Creates the unique identifier indexes and the session indexes. Idempotent: creating an index
     /// that exists with the same options is a no-op, so every cold start may call it.
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
         self.indexed
@@ -154,6 +154,18 @@ impl MongoStore {
                 IndexOptions::builder()
                     .unique(true)
                     .name("phone_unique".to_owned())
+                    .build(),
+            )
+            .build();
+        // Every identifier key of a version 2 document (a multikey index: one entry per key);
+        // sparse, as version 1 documents have none.
+        let ids = IndexModel::builder()
+            .keys(doc! { "ids": 1 })
+            .options(
+                IndexOptions::builder()
+                    .unique(true)
+                    .sparse(true)
+                    .name("ids_unique".to_owned())
                     .build(),
             )
             .build();
@@ -183,7 +195,7 @@ impl MongoStore {
             )
             .build();
         let (a, b, c, d, e, f) = tokio::join!(
-            self.timed(async { self.users.create_indexes([phone, pending]).await }),
+            self.timed(async { self.users.create_indexes([phone, ids, pending]).await }),
             self.timed(async { self.sessions.create_indexes([ttl(), by_user]).await }),
             self.timed(async { self.attempts.create_index(ttl()).await }),
             self.timed(async { self.budgets.create_index(ttl()).await }),

@@ -3,7 +3,8 @@
 use super::{Caller, Ctx, Error, throttle};
 use crate::{
     auth::password,
-    store::{StoreError, UserPatch, UserRecord},
+    identity::{Identifier, IdentifierKind},
+    store::{IdentifierChange, StoreError, UserPatch, UserRecord},
     types::{Name, Password, Phone, UserId},
 };
 
@@ -21,8 +22,10 @@ pub struct NewUser {
 #[derive(Debug)]
 pub struct ProfileUpdate {
     pub target: UserId,
-    /// Names and phone (`password_hash` is left `None`; it is made here from `new_password`).
+    /// Names (`password_hash` is left `None`; it is made here from `new_password`).
     pub patch: UserPatch,
+    /// A new phone.
+    pub phone: Option<Phone>,
     pub new_password: Option<Password>,
     pub current_password: Option<Password>,
 }
@@ -72,7 +75,7 @@ pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
             // No code reached the phone: take the account back so the signup can be retried.
             let _ = cx
                 .store
-                .delete_unverified_user(&record.phone, cx.now.saturating_add(1))
+                .delete_unverified_user(&Identifier::Phone(phone.clone()), cx.now.saturating_add(1))
                 .await;
             return Err(e);
         }
@@ -84,26 +87,21 @@ pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
 /// unverified account where verification is required.
 async fn insert_account(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
     let password_hash = password::hash(user.password).await?;
-    let record = UserRecord {
-        id: UserId::new(),
-        first_name: user.first_name,
-        middle_name: user.middle_name,
-        last_name: user.last_name,
-        phone: user.phone,
+    let phone = user.phone;
+    let record = UserRecord::new(
+        UserId::new(),
+        (user.first_name, user.middle_name, user.last_name),
+        Identifier::Phone(phone.clone()),
         password_hash,
-        disabled: false,
-        created_at: cx.now,
-        updated_at: cx.now,
-        phone_verified: false,
-        pending_phone: None,
-    };
+        cx.now,
+    );
     let mut inserted = cx.store.insert_user(&record).await;
     if cx.verification.required
         && inserted == Err(StoreError::Duplicate)
-        && take_over_stranded(cx, &record.phone).await?
+        && take_over_stranded(cx, &phone).await?
     {
         tracing::info!(target: "audit", event = "unverified_signup_replaced",
-            phone_tag = %cx.tokens().audit_tag(record.phone.as_str()));
+            phone_tag = %cx.tokens().audit_tag(phone.as_str()));
         inserted = cx.store.insert_user(&record).await;
     }
     match inserted {
@@ -121,7 +119,7 @@ async fn take_over_stranded(cx: &Ctx<'_>, phone: &Phone) -> Result<bool, Error> 
     let Some(held) = cx.store.find_user_by_phone(phone).await? else {
         return Ok(false);
     };
-    if held.phone_verified || held.created_at >= cx.now {
+    if held.phone_verified() || held.created_at >= cx.now {
         return Ok(false);
     }
     let purpose = crate::otp::Purpose::Signup.as_str();
@@ -135,7 +133,10 @@ async fn take_over_stranded(cx: &Ctx<'_>, phone: &Phone) -> Result<bool, Error> 
     }
     Ok(cx
         .store
-        .delete_unverified_user(phone, held.created_at.saturating_add(1))
+        .delete_unverified_user(
+            &Identifier::Phone(phone.clone()),
+            held.created_at.saturating_add(1),
+        )
         .await?)
 }
 
@@ -157,7 +158,9 @@ async fn change_phone_by_code(
         return Err(Error::PhoneTaken);
     }
     let cleared = super::verify::clear_send(cx, &e164, purpose).await?;
-    patch.pending_phone = Some(Some(new));
+    patch
+        .identifiers
+        .push(IdentifierChange::Pend(Identifier::Phone(new)));
     let updated = cx
         .store
         .update_user(&user.id, &patch, cx.now)
@@ -166,10 +169,7 @@ async fn change_phone_by_code(
     if let Some(cleared) = cleared
         && let Err(e) = super::verify::deliver(cx, &cleared, &e164, purpose, Some(user.id)).await
     {
-        let undo = UserPatch {
-            pending_phone: Some(None),
-            ..UserPatch::default()
-        };
+        let undo = UserPatch::identifier(IdentifierChange::Unpend(IdentifierKind::Phone));
         let _ = cx.store.update_user(&user.id, &undo, cx.now).await;
         return Err(e);
     }
@@ -209,10 +209,10 @@ pub(super) async fn check_current_password(
 ) -> Result<(), Error> {
     let key = format!("user:{}", user.id);
     let attempt = throttle::reserve(cx, &key).await?;
-    if !password::verify(current, Some(user.password_hash.clone())).await? {
+    if !password::verify(current, Some(user.password_hash().to_owned())).await? {
         if let Some(lock) = throttle::locked_for(cx, attempt) {
             tracing::info!(target: "audit", event = "lockout", scope = "current_password",
-                user_id = %user.id, phone_tag = %cx.tokens().audit_tag(user.phone.as_str()),
+                user_id = %user.id, phone_tag = %cx.tokens().audit_tag(user.phone().map_or("", Phone::as_str)),
                 failures = attempt, lock_seconds = lock);
         }
         return Err(Error::CurrentPasswordIncorrect);
@@ -234,19 +234,20 @@ pub async fn update_user(
     let ProfileUpdate {
         target,
         mut patch,
+        mut phone,
         new_password,
         current_password,
     } = update;
     if target != caller.user_id {
         return Err(Error::Forbidden);
     }
-    if patch.is_empty() && new_password.is_none() {
+    if patch.is_empty() && phone.is_none() && new_password.is_none() {
         return Err(Error::NothingToUpdate);
     }
     let mut old_phone = None;
-    if patch.phone.is_some() || new_password.is_some() {
+    if phone.is_some() || new_password.is_some() {
         let current = current_password.ok_or(Error::CurrentPasswordRequired)?;
-        if patch.phone.is_some() {
+        if phone.is_some() {
             let p = cx.policy;
             throttle::consume(
                 cx,
@@ -273,11 +274,20 @@ pub async fn update_user(
             patch.password_hash = Some(password::hash(new).await?);
         }
         if cx.verification.required
-            && let Some(new) = patch.phone.take_if(|new| *new != user.phone)
+            && let Some(new) = phone.take_if(|new| Some(&*new) != user.phone())
         {
             return change_phone_by_code(cx, caller, &user, new, patch).await;
         }
-        old_phone = Some(user.phone);
+        old_phone = user.phone().cloned();
+        if let Some(new) = &phone {
+            // Without verification a new phone stands as the one it replaces stood.
+            patch.identifiers.push(IdentifierChange::Set {
+                identifier: Identifier::Phone(new.clone()),
+                verified_at: user
+                    .primary(IdentifierKind::Phone)
+                    .and_then(|r| r.verified_at),
+            });
+        }
     }
     let user = match cx.store.update_user(&target, &patch, cx.now).await {
         Ok(Some(user)) => user,
@@ -288,7 +298,7 @@ pub async fn update_user(
     if patch.password_hash.is_some() {
         end_other_sessions(cx, caller).await?;
     }
-    if let (Some(new), Some(old)) = (&patch.phone, &old_phone)
+    if let (Some(new), Some(old)) = (&phone, &old_phone)
         && new != old
     {
         let tokens = cx.tokens();

@@ -15,9 +15,9 @@ pub async fn delete_account(cx: &Ctx<'_>, caller: &Caller, current: Password) ->
         return Ok(());
     };
     check_current_password(cx, &user, current).await?;
-    let erased = erase(cx, &user.id, Some(&user.phone)).await?;
+    let erased = erase(cx, &user.id, user.phone()).await?;
     tracing::info!(target: "audit", event = "account_delete", actor = "self", user_id = %user.id,
-        found = erased.is_some(), phone_tag = %cx.tokens().audit_tag(user.phone.as_str()));
+        found = erased.is_some(), phone_tag = %cx.tokens().audit_tag(user.phone().map_or("", Phone::as_str)));
     Ok(())
 }
 
@@ -39,12 +39,12 @@ pub(super) async fn erase(
     let user = cx.store.delete_user(id).await?;
     cx.store.delete_user_sessions(id, None).await?;
     cx.store.clear_attempts(&format!("user:{id}")).await?;
-    if let Some(phone) = phone.or(user.as_ref().map(|u| &u.phone)) {
+    if let Some(phone) = phone.or(user.as_ref().and_then(UserRecord::phone)) {
         cx.store.clear_attempts(phone.as_str()).await?;
         cx.store.delete_codes(phone.as_str()).await?;
     }
     // A code sent to a phone the user was moving to is theirs too.
-    if let Some(pending) = user.as_ref().and_then(|u| u.pending_phone.as_ref()) {
+    if let Some(pending) = user.as_ref().and_then(UserRecord::pending_phone) {
         cx.store.delete_codes(pending.as_str()).await?;
     }
     for key in budget_keys(id) {

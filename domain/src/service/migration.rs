@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use super::{Ctx, Error};
 use crate::{
     auth::legacy::Scheme,
-    store::{StoreError, UserRecord},
+    identity::{Identifier, IdentifierKind, IdentifierRecord},
+    store::{IdentifierChange, StoreError, StoredCredential, UserPatch, UserRecord},
     types::{Name, Phone, UserId},
 };
 
@@ -33,6 +34,22 @@ pub struct ImportRecord {
     pub phone_verified: Option<bool>,
     pub created_at: Option<i64>,
     pub updated_at: Option<i64>,
+    /// A version 2 export's identifiers (with their proof times); when present they are the
+    /// account's identifiers and `phone`/`phone_verified` (written for older tools) are not
+    /// read.
+    pub identifiers: Vec<ImportIdentifier>,
+    /// A version 2 export's password times.
+    pub password_created_at: Option<i64>,
+    pub password_last_used_at: Option<i64>,
+}
+
+/// One identifier of a version 2 export.
+#[derive(Debug, Default, Clone)]
+pub struct ImportIdentifier {
+    /// `phone` (other kinds are refused until this service knows them).
+    pub kind: String,
+    pub value: String,
+    pub verified_at: Option<i64>,
 }
 
 /// Why a record was not imported. Reasons name fields, never values: a report may be shared.
@@ -66,14 +83,52 @@ fn derived_id(phone: &Phone, hash: &str) -> UserId {
 }
 
 impl ImportRecord {
+    /// The account's identifiers: a version 2 export's list, else the phone (proven unless
+    /// the export says otherwise: users moved in from another service were proven there).
+    fn identifiers(&self, created_at: i64) -> Result<Vec<IdentifierRecord>, Skip> {
+        if self.identifiers.is_empty() {
+            let raw = self
+                .phone
+                .as_deref()
+                .ok_or_else(|| skip("phone", "missing"))?;
+            let phone = Phone::parse(raw).map_err(|e| skip("phone", e))?;
+            let verified_at = self.phone_verified.unwrap_or(true).then_some(created_at);
+            return Ok(vec![IdentifierRecord::new(
+                Identifier::Phone(phone),
+                verified_at,
+            )]);
+        }
+        let mut records: Vec<IdentifierRecord> = Vec::new();
+        for i in &self.identifiers {
+            let identifier = match i.kind.as_str() {
+                "phone" => {
+                    Identifier::Phone(Phone::parse(&i.value).map_err(|e| skip("identifiers", e))?)
+                }
+                _ => return Err(skip("identifiers", "a kind this service does not know")),
+            };
+            if records
+                .iter()
+                .any(|r| r.identifier.kind() == identifier.kind())
+            {
+                return Err(skip("identifiers", "two of one kind"));
+            }
+            records.push(IdentifierRecord::new(identifier, i.verified_at));
+        }
+        Ok(records)
+    }
+
     /// The user this record describes, with the phone canonical and every field checked as
     /// signup checks it; the hash must be a format this service verifies.
     pub fn to_user(&self, now: i64) -> Result<UserRecord, Skip> {
-        let phone_raw = self
-            .phone
-            .as_deref()
+        let created_at = self.created_at.unwrap_or(now);
+        let identifiers = self.identifiers(created_at)?;
+        let phone = identifiers
+            .iter()
+            .find_map(|r| match &r.identifier {
+                Identifier::Phone(p) => Some(p.clone()),
+                _ => None,
+            })
             .ok_or_else(|| skip("phone", "missing"))?;
-        let phone = Phone::parse(phone_raw).map_err(|e| skip("phone", e))?;
         let name = |field: &str, v: &Option<String>| {
             Name::parse(v.as_deref().unwrap_or_default()).map_err(|e| skip(field, e))
         };
@@ -86,19 +141,20 @@ impl ImportRecord {
             Some(hex) => UserId::parse_hex(hex).ok_or_else(|| skip("_id", "not an ObjectId"))?,
             None => derived_id(&phone, &hash),
         };
+        let mut password =
+            StoredCredential::password(hash, self.password_created_at.unwrap_or(created_at));
+        password.record.last_used_at = self.password_last_used_at;
         Ok(UserRecord {
             id,
             first_name: name("first_name", &self.first_name)?,
             middle_name: Name::parse_optional(self.middle_name.as_deref())
                 .map_err(|e| skip("middle_name", e))?,
             last_name: name("last_name", &self.last_name)?,
-            phone,
-            password_hash: hash,
+            identifiers,
+            pending: Vec::new(),
+            credentials: vec![password],
             disabled: self.disabled,
-            // Users moved in from another service were proven there; an export says.
-            phone_verified: self.phone_verified.unwrap_or(true),
-            pending_phone: None,
-            created_at: self.created_at.unwrap_or(now),
+            created_at,
             updated_at: self.updated_at.unwrap_or(now),
         })
     }
@@ -115,7 +171,7 @@ pub async fn import_user(cx: &Ctx<'_>, record: &ImportRecord) -> Result<Imported
     match cx.store.insert_user(&user).await {
         Ok(()) => Ok(Imported::Inserted(user.id)),
         Err(StoreError::Duplicate) => Ok(match cx.store.find_user(&user.id).await? {
-            Some(existing) if existing.phone == user.phone => Imported::AlreadyPresent(user.id),
+            Some(existing) if existing.phone() == user.phone() => Imported::AlreadyPresent(user.id),
             Some(_) => Imported::Skipped(Skip(
                 "_id: already used by a user with another phone".to_owned(),
             )),
@@ -139,17 +195,23 @@ pub enum Normalized {
 /// Rewrites `user`'s stored phone in its canonical form (for a collection the Flask service
 /// wrote, where phones are as typed). Refuses when another user already holds that form.
 pub async fn normalize_phone(cx: &Ctx<'_>, user: &UserRecord) -> Result<Normalized, Error> {
-    let canonical = match Phone::parse(user.phone.as_str()) {
+    let Some(record) = user.primary(IdentifierKind::Phone) else {
+        return Ok(Normalized::Unchanged);
+    };
+    let Identifier::Phone(stored) = &record.identifier else {
+        return Ok(Normalized::Unchanged);
+    };
+    let canonical = match Phone::parse(stored.as_str()) {
         Ok(p) => p,
         Err(e) => return Ok(Normalized::Skipped(skip("phone", e))),
     };
-    if canonical == user.phone {
+    if &canonical == stored {
         return Ok(Normalized::Unchanged);
     }
-    let patch = crate::store::UserPatch {
-        phone: Some(canonical),
-        ..Default::default()
-    };
+    let patch = UserPatch::identifier(IdentifierChange::Set {
+        identifier: Identifier::Phone(canonical),
+        verified_at: record.verified_at,
+    });
     match cx.store.update_user(&user.id, &patch, cx.now).await {
         Ok(_) => Ok(Normalized::Changed),
         Err(StoreError::Duplicate) => Ok(Normalized::Skipped(Skip(

@@ -3,7 +3,7 @@
 use super::{Ctx, Error, throttle};
 use crate::{
     auth::{device, password, token},
-    credential::{CredentialKind, Opened},
+    credential::Opened,
     store::{SessionRecord, UserPatch, UserRecord},
     types::{Password, Phone, UserId},
 };
@@ -70,7 +70,7 @@ pub async fn login(
             phone_tag = %cx.tokens().audit_tag(phone.as_str()));
     })?;
     let user = cx.store.find_user_by_phone(&phone).await?;
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let hash = user.as_ref().map(|u| u.password_hash().to_owned());
     let verified = password::verify(password.clone(), hash).await?;
     let user = match (verified, user) {
         (true, Some(user)) => user,
@@ -90,10 +90,10 @@ pub async fn login(
         tracing::info!(target: "audit", event = "login", outcome = "account_disabled", user_id = %user.id);
         return Err(Error::AccountDisabled);
     }
-    if cx.verification.required && !user.phone_verified {
+    if cx.verification.required && !user.phone_verified() {
         return Err(Error::PhoneUnverified);
     }
-    if password::needs_rehash(&user.password_hash) {
+    if password::needs_rehash(user.password_hash()) {
         rehash(cx, &user, password).await;
     }
     let device = match known {
@@ -107,16 +107,23 @@ pub async fn login(
         cx.now.saturating_add(DEVICE_TOKEN_TTL_SECS),
     );
     let password = user
-        .credentials()
-        .into_iter()
-        .find(|c| c.kind == CredentialKind::Password)
-        .map(|c| Opened::by(&c))
+        .password()
+        .map(|c| Opened::by(&c.record))
         .unwrap_or_default();
     let (grant, session_id) = open_session(cx, &user, password, device_token).await?;
     // An operator's disable or delete sets the flag (or removes the user) and then ends every
     // session. Reading the user again after the session exists closes the race: either that
-    // sweep sees this session, or this read sees the flag and ends it here.
-    match cx.store.find_user(&user.id).await? {
+    // sweep sees this session, or this read sees the flag and ends it here. The read is the
+    // write that records the credential's use.
+    let after = match user.password() {
+        Some(c) => {
+            cx.store
+                .touch_credential(&user.id, &c.record.id, cx.now)
+                .await?
+        }
+        None => cx.store.find_user(&user.id).await?,
+    };
+    match after {
         Some(u) if !u.disabled => Ok(grant),
         after => {
             cx.store.delete_session(&session_id).await?;

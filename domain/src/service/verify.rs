@@ -13,9 +13,13 @@ use std::time::Instant;
 use super::{Ctx, Error, throttle};
 use crate::{
     auth::password,
+    identity::{Identifier, IdentifierKind},
     otp::{self, CodeHash, Purpose},
     sms::guard::{Attempt, Budget, Claim, Refusal, idempotency_key},
-    store::{CodeCheck, CodeRecord, Consumed, Issued, StoreError, UserPatch, UserRecord},
+    store::{
+        CodeCheck, CodeRecord, Consumed, IdentifierChange, Issued, StoreError, UserPatch,
+        UserRecord,
+    },
     types::{Password, Phone, UserId},
 };
 
@@ -401,7 +405,7 @@ pub async fn start_phone_verification(cx: &Ctx<'_>, phone: Phone) -> Result<(), 
         return Ok(());
     };
     if let Some(user) = cx.store.find_user_by_phone(&phone).await?
-        && !user.phone_verified
+        && !user.phone_verified()
     {
         return deliver(cx, &cleared, &phone, Purpose::Signup, Some(user.id)).await;
     }
@@ -417,7 +421,7 @@ pub async fn start_phone_verification(cx: &Ctx<'_>, phone: Phone) -> Result<(), 
 /// index decides a race for it).
 pub async fn confirm_phone(cx: &Ctx<'_>, phone: Phone, code: &str) -> Result<UserRecord, Error> {
     let change = match cx.store.find_user_by_phone(&phone).await? {
-        Some(u) if !u.phone_verified => false,
+        Some(u) if !u.phone_verified() => false,
         _ => cx.store.find_user_by_pending_phone(&phone).await?.is_some(),
     };
     let purpose = if change {
@@ -429,27 +433,24 @@ pub async fn confirm_phone(cx: &Ctx<'_>, phone: Phone, code: &str) -> Result<Use
     let user_id = rec.user_id.ok_or(Error::InvalidCode)?;
     if change {
         // The code is for the change the user asked for last, not one since replaced.
-        let pending = cx
-            .store
-            .find_user(&user_id)
-            .await?
-            .and_then(|u| u.pending_phone);
-        if pending.as_ref() != Some(&phone) {
+        let user = cx.store.find_user(&user_id).await?;
+        if user.as_ref().and_then(UserRecord::pending_phone) != Some(&phone) {
             return Err(Error::InvalidCode);
         }
     }
     let patch = if change {
         UserPatch {
-            phone: Some(phone.clone()),
-            pending_phone: Some(None),
-            phone_verified: Some(true),
+            identifiers: vec![
+                IdentifierChange::Set {
+                    identifier: Identifier::Phone(phone.clone()),
+                    verified_at: Some(cx.now),
+                },
+                IdentifierChange::Unpend(IdentifierKind::Phone),
+            ],
             ..UserPatch::default()
         }
     } else {
-        UserPatch {
-            phone_verified: Some(true),
-            ..UserPatch::default()
-        }
+        UserPatch::identifier(IdentifierChange::Verify(IdentifierKind::Phone))
     };
     let user = match cx.store.update_user(&user_id, &patch, cx.now).await {
         Ok(Some(u)) => u,
@@ -526,7 +527,7 @@ pub async fn recover_confirm(
     let user_id = rec.user_id.ok_or(Error::InvalidCode)?;
     let patch = UserPatch {
         password_hash: Some(password::hash(new_password).await?),
-        phone_verified: Some(true),
+        identifiers: vec![IdentifierChange::Verify(IdentifierKind::Phone)],
         ..UserPatch::default()
     };
     let user = cx
@@ -535,7 +536,7 @@ pub async fn recover_confirm(
         .await?
         .ok_or(Error::InvalidCode)?;
     let ended = cx.store.delete_user_sessions(&user.id, None).await?;
-    cx.store.clear_attempts(user.phone.as_str()).await?;
+    cx.store.clear_attempts(phone.as_str()).await?;
     tracing::info!(target: "audit", event = "password_recovery", user_id = %user.id,
         sessions_ended = ended);
     Ok(())

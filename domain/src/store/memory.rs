@@ -11,7 +11,7 @@ use super::{
     CodeCheck, CodeRecord, CodeStore, Consumed, Issued, LoginAttemptStore, Reservation,
     SessionRecord, SessionStore, StoreError, UserPatch, UserRecord, UserStore, window_of,
 };
-use crate::types::{Phone, UserId};
+use crate::{identity::Identifier, types::UserId};
 
 /// In-process users and sessions.
 #[derive(Default)]
@@ -33,24 +33,35 @@ impl MemoryStore {
     }
 }
 
+/// True when an account other than `user` holds one of `user`'s identifiers.
+fn clashes(users: &HashMap<UserId, UserRecord>, user: &UserRecord) -> bool {
+    users
+        .values()
+        .filter(|u| u.id != user.id)
+        .any(|u| user.identifiers.iter().any(|r| u.holds(&r.identifier)))
+}
+
 #[async_trait]
 impl UserStore for MemoryStore {
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         let mut users = self.users.lock().await;
-        if users.contains_key(&user.id) || users.values().any(|u| u.phone == user.phone) {
+        if users.contains_key(&user.id) || clashes(&users, user) {
             return Err(StoreError::Duplicate);
         }
         users.insert(user.id, user.clone());
         Ok(())
     }
 
-    async fn find_user_by_phone(&self, phone: &Phone) -> Result<Option<UserRecord>, StoreError> {
+    async fn find_user_by(
+        &self,
+        identifier: &Identifier,
+    ) -> Result<Option<UserRecord>, StoreError> {
         Ok(self
             .users
             .lock()
             .await
             .values()
-            .find(|u| &u.phone == phone)
+            .find(|u| u.holds(identifier))
             .cloned())
     }
 
@@ -65,15 +76,35 @@ impl UserStore for MemoryStore {
         now: i64,
     ) -> Result<Option<UserRecord>, StoreError> {
         let mut users = self.users.lock().await;
-        if let Some(phone) = &patch.phone
-            && users.values().any(|u| &u.phone == phone && &u.id != id)
-        {
+        let Some(mut user) = users.get(id).cloned() else {
+            return Ok(None);
+        };
+        patch.apply(&mut user, now);
+        if clashes(&users, &user) {
             return Err(StoreError::Duplicate);
         }
-        Ok(users.get_mut(id).map(|user| {
-            patch.apply(user, now);
-            user.clone()
-        }))
+        users.insert(*id, user.clone());
+        Ok(Some(user))
+    }
+
+    async fn touch_credential(
+        &self,
+        id: &UserId,
+        credential_id: &str,
+        at: i64,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let mut users = self.users.lock().await;
+        let Some(user) = users.get_mut(id) else {
+            return Ok(None);
+        };
+        if let Some(c) = user
+            .credentials
+            .iter_mut()
+            .find(|c| c.record.id == credential_id)
+        {
+            c.record.last_used_at = Some(at);
+        }
+        Ok(Some(user.clone()))
     }
 
     async fn delete_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
@@ -98,27 +129,31 @@ impl UserStore for MemoryStore {
 
     async fn delete_unverified_user(
         &self,
-        phone: &Phone,
+        identifier: &Identifier,
         created_before: i64,
     ) -> Result<bool, StoreError> {
         let mut users = self.users.lock().await;
         let before = users.len();
         users.retain(|_, u| {
-            !(&u.phone == phone && !u.phone_verified && u.created_at < created_before)
+            let unproven = u
+                .identifiers
+                .iter()
+                .any(|r| &r.identifier == identifier && !r.verified());
+            !(unproven && u.created_at < created_before)
         });
         Ok(users.len() < before)
     }
 
-    async fn find_user_by_pending_phone(
+    async fn find_user_by_pending(
         &self,
-        phone: &Phone,
+        identifier: &Identifier,
     ) -> Result<Option<UserRecord>, StoreError> {
         Ok(self
             .users
             .lock()
             .await
             .values()
-            .find(|u| u.pending_phone.as_ref() == Some(phone))
+            .find(|u| u.pending.iter().any(|p| &p.identifier == identifier))
             .cloned())
     }
 }

@@ -2,113 +2,18 @@
 
 pub mod ceremony;
 pub mod memory;
+mod user;
 
 use async_trait::async_trait;
 
 pub use ceremony::{Ceremony, CeremonyId, CeremonyKind, CeremonyStore};
+pub use user::{IdentifierChange, Secret, StoredCredential, UserPatch, UserRecord};
 
 use crate::{
-    credential::{CredentialKind, CredentialRecord, Opened, PASSWORD_ID},
-    identity::{Identifier, IdentifierRecord},
-    types::{Name, Phone, UserId},
+    credential::Opened,
+    identity::Identifier,
+    types::{Phone, UserId},
 };
-
-/// A stored user. The password hash never leaves the domain layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRecord {
-    pub id: UserId,
-    pub first_name: Name,
-    pub middle_name: Option<Name>,
-    pub last_name: Name,
-    pub phone: Phone,
-    pub password_hash: String,
-    /// Set by an operator: the account cannot log in and has no sessions.
-    pub disabled: bool,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds.
-    pub updated_at: i64,
-    /// Whether the owner of `phone` proved it with a code. Accounts made before verification
-    /// existed read as verified (a missing field is `true`), so they keep logging in.
-    pub phone_verified: bool,
-    /// A new phone waiting for its code (PUT /user); `phone` stays the login identifier until
-    /// it is confirmed, so a mistyped number locks no one out.
-    pub pending_phone: Option<Phone>,
-}
-
-impl UserRecord {
-    /// The account's identifiers: its phone (primary), and a pending replacement is not one
-    /// until confirmed.
-    pub fn identifiers(&self) -> Vec<IdentifierRecord> {
-        vec![IdentifierRecord {
-            identifier: Identifier::Phone(self.phone.clone()),
-            verified: self.phone_verified,
-            primary: true,
-        }]
-    }
-
-    /// The account's credentials: its password (an imported or legacy hash included).
-    pub fn credentials(&self) -> Vec<CredentialRecord> {
-        vec![CredentialRecord {
-            id: PASSWORD_ID.to_owned(),
-            kind: CredentialKind::Password,
-            label: "Password".to_owned(),
-            created_at: self.created_at,
-            last_used_at: None,
-        }]
-    }
-}
-
-/// Fields to change; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UserPatch {
-    pub first_name: Option<Name>,
-    /// `Some(None)` removes the middle name.
-    pub middle_name: Option<Option<Name>>,
-    pub last_name: Option<Name>,
-    pub phone: Option<Phone>,
-    pub password_hash: Option<String>,
-    pub disabled: Option<bool>,
-    pub phone_verified: Option<bool>,
-    /// `Some(None)` clears the pending phone.
-    pub pending_phone: Option<Option<Phone>>,
-}
-
-impl UserPatch {
-    /// True when nothing would change.
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-
-    /// Applies the patch to a record in memory (the embedded store, and tests).
-    pub fn apply(&self, user: &mut UserRecord, now: i64) {
-        if let Some(v) = &self.first_name {
-            user.first_name = v.clone();
-        }
-        if let Some(v) = &self.middle_name {
-            user.middle_name = v.clone();
-        }
-        if let Some(v) = &self.last_name {
-            user.last_name = v.clone();
-        }
-        if let Some(v) = &self.phone {
-            user.phone = v.clone();
-        }
-        if let Some(v) = &self.password_hash {
-            user.password_hash = v.clone();
-        }
-        if let Some(v) = self.disabled {
-            user.disabled = v;
-        }
-        if let Some(v) = self.phone_verified {
-            user.phone_verified = v;
-        }
-        if let Some(v) = &self.pending_phone {
-            user.pending_phone = v.clone();
-        }
-        user.updated_at = now;
-    }
-}
 
 /// A login session. Only keyed digests of its tokens are stored. The session is also its
 /// refresh tokens' family: ending it ends them all.
@@ -142,7 +47,7 @@ pub const SPENT_REFRESH_KEPT: usize = 64;
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {
-    /// A unique index refused the write (the phone is taken).
+    /// A unique index refused the write (an identifier is taken).
     #[error("duplicate key")]
     Duplicate,
     /// The database could not be reached in time; worth retrying.
@@ -153,21 +58,35 @@ pub enum StoreError {
     Other(String),
 }
 
-/// Users, unique by phone.
+/// Users, each identifier unique across accounts.
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Inserts a new user; [`StoreError::Duplicate`] when the phone is taken, decided atomically.
+    /// Inserts a new user; [`StoreError::Duplicate`] when one of its identifiers is held by
+    /// another account, decided atomically.
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
-    /// The user with this canonical phone.
-    async fn find_user_by_phone(&self, phone: &Phone) -> Result<Option<UserRecord>, StoreError>;
+    /// The user holding `identifier`.
+    async fn find_user_by(&self, identifier: &Identifier)
+    -> Result<Option<UserRecord>, StoreError>;
     /// The user with this id.
     async fn find_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
-    /// Applies `patch` atomically and returns the user after it; `None` if there is no such user.
+    /// Applies `patch` atomically and returns the user after it; `None` if there is no such
+    /// user; [`StoreError::Duplicate`] (and nothing changed) when it would give the account an
+    /// identifier another holds.
     async fn update_user(
         &self,
         id: &UserId,
         patch: &UserPatch,
         now: i64,
+    ) -> Result<Option<UserRecord>, StoreError>;
+    /// Records that the credential `credential_id` opened a session at `at`, atomically, and
+    /// returns the user after it; `None` when the user is gone. (A login calls it after its
+    /// session exists, so the answer also tells whether an operator disabled or deleted the
+    /// account meanwhile.)
+    async fn touch_credential(
+        &self,
+        id: &UserId,
+        credential_id: &str,
+        at: i64,
     ) -> Result<Option<UserRecord>, StoreError>;
     /// Deletes the user and answers what was deleted; `None` when there was no such user.
     async fn delete_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
@@ -179,19 +98,32 @@ pub trait UserStore: Send + Sync {
         after: Option<&UserId>,
         limit: usize,
     ) -> Result<Vec<UserRecord>, StoreError>;
-    /// Deletes the user holding `phone` if it is unverified and was created before
-    /// `created_before` (its signup code has expired): an unverified signup never blocks the
-    /// phone's real owner for longer than a code lives. Atomic; true when one went.
+    /// Deletes the user holding `identifier` if that identifier is unproven and the account
+    /// was created before `created_before` (its signup code has expired): an unverified signup
+    /// never blocks the real owner for longer than a code lives. Atomic; true when one went.
     async fn delete_unverified_user(
         &self,
-        phone: &Phone,
+        identifier: &Identifier,
         created_before: i64,
     ) -> Result<bool, StoreError>;
+    /// The user waiting to prove `identifier` as a replacement, if any.
+    async fn find_user_by_pending(
+        &self,
+        identifier: &Identifier,
+    ) -> Result<Option<UserRecord>, StoreError>;
+
+    /// The user holding `phone`.
+    async fn find_user_by_phone(&self, phone: &Phone) -> Result<Option<UserRecord>, StoreError> {
+        self.find_user_by(&Identifier::Phone(phone.clone())).await
+    }
     /// The user whose pending (unconfirmed) new phone is `phone`, if any.
     async fn find_user_by_pending_phone(
         &self,
         phone: &Phone,
-    ) -> Result<Option<UserRecord>, StoreError>;
+    ) -> Result<Option<UserRecord>, StoreError> {
+        self.find_user_by_pending(&Identifier::Phone(phone.clone()))
+            .await
+    }
 }
 
 /// A one-time code as stored: one record per (purpose, phone), only a keyed hash of the code.

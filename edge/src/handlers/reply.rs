@@ -28,7 +28,8 @@ pub(super) struct UserView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     middle_name: Option<&'a str>,
     last_name: &'a str,
-    phone: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone: Option<&'a str>,
 }
 
 impl<'a> From<&'a UserRecord> for UserView<'a> {
@@ -38,7 +39,7 @@ impl<'a> From<&'a UserRecord> for UserView<'a> {
             first_name: u.first_name.as_str(),
             middle_name: u.middle_name.as_ref().map(|m| m.as_str()),
             last_name: u.last_name.as_str(),
-            phone: u.phone.as_str(),
+            phone: u.phone().map(|p| p.as_str()),
         }
     }
 }

@@ -67,13 +67,12 @@ impl TryFrom<UpdateBody> for ProfileUpdate {
                     .map(|m| field("/middle_name", Name::parse_optional(m.as_deref())))
                     .transpose()?,
                 last_name: name("/last_name", b.last_name)?,
-                phone: b
-                    .phone
-                    .map(|p| field("/phone", Phone::parse(&p)))
-                    .transpose()?,
-                password_hash: None,
                 ..UserPatch::default()
             },
+            phone: b
+                .phone
+                .map(|p| field("/phone", Phone::parse(&p)))
+                .transpose()?,
             new_password: b
                 .password
                 .map(|p| new_password("/password", p))
@@ -87,8 +86,8 @@ impl TryFrom<UpdateBody> for ProfileUpdate {
 pub(super) async fn put_user(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
     let caller = caller(cx, input.req).await?;
     let mut update = ProfileUpdate::try_from(input.body::<UpdateBody>(schema::Body::UpdateUser)?)?;
-    if let Some(p) = update.patch.phone.take() {
-        update.patch.phone = Some(account_phone(cx, "/phone", p)?);
+    if let Some(p) = update.phone.take() {
+        update.phone = Some(account_phone(cx, "/phone", p)?);
     }
     let user = service::update_user(cx, &caller, update).await?;
     Ok(reply::json(StatusCode::OK, &UserView::from(&user)))

@@ -27,6 +27,7 @@ mod rs256;
 mod secrets;
 mod security;
 mod sms;
+mod stored_shapes;
 mod throttling;
 mod token_attacks;
 mod verification;

@@ -606,19 +606,18 @@ async fn login_rehashes_a_password_stored_at_older_parameters() {
     .hash_password(b"an older passphrase")
     .unwrap()
     .to_string();
-    let user = domain::store::UserRecord {
-        id: domain::types::UserId::new(),
-        first_name: domain::types::Name::parse("Old").unwrap(),
-        middle_name: None,
-        last_name: domain::types::Name::parse("Timer").unwrap(),
-        phone: domain::types::Phone::parse("5551234567").unwrap(),
-        password_hash: old,
-        disabled: false,
-        created_at: 0,
-        updated_at: 0,
-        phone_verified: true,
-        pending_phone: None,
-    };
+    let mut user = domain::store::UserRecord::new(
+        domain::types::UserId::new(),
+        (
+            domain::types::Name::parse("Old").unwrap(),
+            None,
+            domain::types::Name::parse("Timer").unwrap(),
+        ),
+        domain::identity::Identifier::Phone(domain::types::Phone::parse("5551234567").unwrap()),
+        old,
+        0,
+    );
+    user.identifiers[0].verified_at = Some(0);
     state.store.insert_user(&user).await.unwrap();
     login(&state, "5551234567", "an older passphrase").await;
     let stored = state
@@ -627,7 +626,8 @@ async fn login_rehashes_a_password_stored_at_older_parameters() {
         .await
         .unwrap()
         .unwrap()
-        .password_hash;
+        .password_hash()
+        .to_owned();
     assert!(
         stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{stored}"

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use domain::{
-    store::{CodeCheck, CodeRecord, Issued, Store, UserPatch},
+    identity::{Identifier, IdentifierKind},
+    store::{CodeCheck, CodeRecord, IdentifierChange, Issued, Store, UserPatch},
     types::{Phone, UserId},
 };
 
-use super::{NOW, user};
+use super::{NOW, first_identifier, user};
 
 on_every_store!(
     cases: [
@@ -120,13 +121,13 @@ async fn codes_are_issued_reserved_and_spent_alike(store: &dyn Store) {
     store.insert_user(&squat).await.unwrap();
     assert!(
         !store
-            .delete_unverified_user(&squat.phone, NOW)
+            .delete_unverified_user(&first_identifier(&squat), NOW)
             .await
             .unwrap()
     );
     assert!(
         store
-            .delete_unverified_user(&squat.phone, NOW + 1)
+            .delete_unverified_user(&first_identifier(&squat), NOW + 1)
             .await
             .unwrap()
     );
@@ -135,15 +136,20 @@ async fn codes_are_issued_reserved_and_spent_alike(store: &dyn Store) {
     store.insert_user(&owner).await.unwrap();
     assert!(
         !store
-            .delete_unverified_user(&owner.phone, NOW + 999)
+            .delete_unverified_user(&first_identifier(&owner), NOW + 999)
             .await
             .unwrap()
     );
     // Pending phones: set, found, cleared; verification flag set.
     let pending = Phone::parse("+12025550113").unwrap();
     let patch = UserPatch {
-        pending_phone: Some(Some(pending.clone())),
-        phone_verified: Some(false),
+        identifiers: vec![
+            IdentifierChange::Pend(Identifier::Phone(pending.clone())),
+            IdentifierChange::Set {
+                identifier: first_identifier(&owner),
+                verified_at: None,
+            },
+        ],
         ..UserPatch::default()
     };
     let u = store
@@ -152,7 +158,7 @@ async fn codes_are_issued_reserved_and_spent_alike(store: &dyn Store) {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (u.pending_phone.clone(), u.phone_verified),
+        (u.pending_phone().cloned(), u.phone_verified()),
         (Some(pending.clone()), false)
     );
     assert_eq!(store.find_user(&owner.id).await.unwrap(), Some(u.clone()));
@@ -165,8 +171,10 @@ async fn codes_are_issued_reserved_and_spent_alike(store: &dyn Store) {
         Some(owner.id)
     );
     let clear = UserPatch {
-        pending_phone: Some(None),
-        phone_verified: Some(true),
+        identifiers: vec![
+            IdentifierChange::Unpend(IdentifierKind::Phone),
+            IdentifierChange::Verify(IdentifierKind::Phone),
+        ],
         ..UserPatch::default()
     };
     let u = store
@@ -174,7 +182,7 @@ async fn codes_are_issued_reserved_and_spent_alike(store: &dyn Store) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((u.pending_phone, u.phone_verified), (None, true));
+    assert_eq!((u.pending_phone(), u.phone_verified()), (None, true));
     assert_eq!(
         store.find_user_by_pending_phone(&pending).await.unwrap(),
         None

@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use api_tests::{fresh_db, mongo_store};
 use domain::{
-    identity::IdentifierKind,
+    identity::{Identifier, IdentifierKind},
     store::{Store, UserRecord, memory::MemoryStore},
     types::{Name, Phone, UserId},
 };
@@ -42,6 +42,7 @@ macro_rules! on_every_store {
 
 mod ceremonies;
 mod codes;
+mod identifiers;
 mod users;
 
 /// Two handles on one fresh store.
@@ -101,19 +102,17 @@ impl Stores {
                     "invariant: a walked user reads back by id"
                 );
                 let mut primaries: HashMap<IdentifierKind, usize> = HashMap::new();
-                for record in user.identifiers() {
+                for record in &user.identifiers {
                     let key = record.identifier.key();
                     if let Some(other) = owners.insert(key.clone(), user.id) {
                         panic!("invariant: {key} is held by {other} and {}", user.id);
                     }
-                    if let domain::identity::Identifier::Phone(phone) = &record.identifier {
-                        let found = store.find_user_by_phone(phone).await.unwrap();
-                        assert_eq!(
-                            found.map(|u| u.id),
-                            Some(user.id),
-                            "invariant: {key} leads to its user"
-                        );
-                    }
+                    let found = store.find_user_by(&record.identifier).await.unwrap();
+                    assert_eq!(
+                        found.map(|u| u.id),
+                        Some(user.id),
+                        "invariant: {key} leads to its user"
+                    );
                     if record.primary {
                         *primaries.entry(record.identifier.kind()).or_default() += 1;
                     }
@@ -133,19 +132,19 @@ pub struct UserBuilder(UserRecord);
 
 /// A verified user with this phone (legacy rule), names Ann B. Lee, created at [`NOW`].
 pub fn user(phone: &str) -> UserBuilder {
-    UserBuilder(UserRecord {
-        id: UserId::new(),
-        first_name: Name::parse("Ann").unwrap(),
-        middle_name: Some(Name::parse("B").unwrap()),
-        last_name: Name::parse("Lee").unwrap(),
-        phone: Phone::parse(phone).unwrap(),
-        password_hash: "$argon2id$fake".into(),
-        disabled: false,
-        created_at: NOW,
-        updated_at: NOW,
-        phone_verified: true,
-        pending_phone: None,
-    })
+    let mut u = UserRecord::new(
+        UserId::new(),
+        (
+            Name::parse("Ann").unwrap(),
+            Some(Name::parse("B").unwrap()),
+            Name::parse("Lee").unwrap(),
+        ),
+        Identifier::Phone(Phone::parse(phone).unwrap()),
+        "$argon2id$fake".into(),
+        NOW,
+    );
+    u.identifiers[0].verified_at = Some(NOW);
+    UserBuilder(u)
 }
 
 /// The time fixtures are made at.
@@ -153,13 +152,18 @@ pub const NOW: i64 = 1_700_000_000;
 
 impl UserBuilder {
     pub fn unverified(mut self) -> Self {
-        self.0.phone_verified = false;
+        self.0.identifiers[0].verified_at = None;
         self
     }
 
     pub fn build(self) -> UserRecord {
         self.0
     }
+}
+
+/// The identifier a fixture was built with.
+pub fn first_identifier(u: &UserRecord) -> Identifier {
+    u.identifiers[0].identifier.clone()
 }
 
 /// The check can fail: with the unique index dropped behind the store's back, a second

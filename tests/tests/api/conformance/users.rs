@@ -4,11 +4,14 @@ use std::sync::Arc;
 
 use api_tests::{fresh_db, mongo_store};
 use domain::{
-    store::{AttemptPolicy, Consumed, Reservation, SessionRecord, Store, StoreError, UserPatch},
+    store::{
+        AttemptPolicy, Consumed, IdentifierChange, Reservation, SessionRecord, Store, StoreError,
+        UserPatch, UserRecord,
+    },
     types::{Name, Phone, UserId},
 };
 
-use super::user;
+use super::{NOW, first_identifier, user};
 
 on_every_store!(
     cases: [
@@ -47,7 +50,7 @@ async fn users_are_unique_by_phone_and_updated_atomically(store: &dyn Store) {
     store.insert_user(&a).await.unwrap();
     assert_eq!(store.find_user(&a.id).await.unwrap(), Some(a.clone()));
     assert_eq!(
-        store.find_user_by_phone(&a.phone).await.unwrap(),
+        store.find_user_by(&first_identifier(&a)).await.unwrap(),
         Some(a.clone())
     );
     assert_eq!(
@@ -81,23 +84,23 @@ async fn users_are_unique_by_phone_and_updated_atomically(store: &dyn Store) {
     assert_eq!(updated.updated_at, 1_700_000_100);
     assert_eq!(updated.first_name, a.first_name);
     assert_eq!(store.find_user(&a.id).await.unwrap(), Some(updated.clone()));
-    let steal = UserPatch {
-        phone: Some(b.phone.clone()),
-        ..UserPatch::default()
+    let set = |u: &UserRecord| {
+        UserPatch::identifier(IdentifierChange::Set {
+            identifier: first_identifier(u),
+            verified_at: Some(NOW),
+        })
     };
+    let steal = set(&b);
     assert_eq!(
         store.update_user(&a.id, &steal, 1).await,
         Err(StoreError::Duplicate)
     );
     assert_eq!(
-        store.find_user(&a.id).await.unwrap().unwrap().phone,
-        a.phone,
+        store.find_user(&a.id).await.unwrap().unwrap().phone(),
+        a.phone(),
         "failed update must not half-write"
     );
-    let own = UserPatch {
-        phone: Some(a.phone.clone()),
-        ..UserPatch::default()
-    };
+    let own = set(&a);
     assert!(
         store.update_user(&a.id, &own, 2).await.unwrap().is_some(),
         "keeping one's own phone is not a conflict"
@@ -393,7 +396,10 @@ async fn users_are_disabled_deleted_and_walked_alike(store: &dyn Store) {
     assert_eq!(gone.map(|u| u.id), Some(a.id));
     assert_eq!(store.delete_user(&a.id).await.unwrap(), None);
     assert_eq!(store.find_user(&a.id).await.unwrap(), None);
-    assert_eq!(store.find_user_by_phone(&a.phone).await.unwrap(), None);
+    assert_eq!(
+        store.find_user_by(&first_identifier(&a)).await.unwrap(),
+        None
+    );
     store.insert_user(&user("5550101").build()).await.unwrap();
 
     // Budgets: every window of one key goes, other keys stay.
