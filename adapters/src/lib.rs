@@ -1,17 +1,21 @@
 //! Adapters of the domain's traits onto real services: the MongoDB store (`mongo`), keys from
-//! Secrets Manager (`secrets`), SMS through SNS or a signed webhook (`sns`, `webhook`), and
+//! Secrets Manager (`secrets`), SMS through SNS or a signed webhook (`sns`, `webhook`), mail through SES or a signed webhook (`ses`, `webhook`), and
 //! CloudWatch metrics (`metrics`). Which of them a process builds is the edge's wiring; a
 //! function links only the adapters its wiring names.
 
 pub mod metrics;
 pub mod mongo;
 pub mod secrets;
+pub mod ses;
 pub mod sns;
 pub mod webhook;
 
 use std::sync::Arc;
 
-use domain::sms::{SenderConfig, SmsSender, SmsSettings, log::LogSender};
+use domain::{
+    email::{LogMailer, MailConfig, MailSender, MailSettings},
+    sms::{SenderConfig, SmsSender, SmsSettings, log::LogSender},
+};
 
 /// The sender `settings` select, or `None` when no `SMS_SENDER` is set (SMS is off). A
 /// [`domain::sms::MakeSender`] for functions whose routes send codes.
@@ -21,5 +25,20 @@ pub fn sms_sender(settings: &SmsSettings) -> Option<Arc<dyn SmsSender>> {
         SenderConfig::Sns(c) => Arc::new(sns::SnsSender::new(c, timeout)),
         SenderConfig::Webhook(c) => Arc::new(webhook::WebhookSender::new(c, timeout)),
         SenderConfig::Log => Arc::new(LogSender),
+    })
+}
+
+/// The mail sender `settings` select, or `None` when no `EMAIL_SENDER` is set (mail is off).
+/// A [`domain::email::MakeMailer`] for functions whose routes send mail.
+pub fn mail_sender(settings: &MailSettings) -> Option<Arc<dyn MailSender>> {
+    let timeout = settings.timeout;
+    Some(match settings.sender.as_ref()? {
+        MailConfig::Ses(c) => Arc::new(ses::SesSender::new(c, settings.from.clone()?, timeout)),
+        MailConfig::Webhook(c) => Arc::new(webhook::MailWebhookSender::new(
+            c,
+            settings.from.clone()?,
+            timeout,
+        )),
+        MailConfig::Log => Arc::new(LogMailer),
     })
 }

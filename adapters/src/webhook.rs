@@ -24,6 +24,7 @@ use sha2::Sha256;
 
 use domain::{
     config::Secret,
+    email::{Email, MailError, MailSender, Message},
     sms::{SentId, SmsError, SmsSender, check_request, settings::WebhookConfig},
     types::Phone,
 };
@@ -109,20 +110,10 @@ fn answered_id(body: &[u8]) -> Option<String> {
         .map(str::to_owned)
 }
 
-#[async_trait]
-impl SmsSender for WebhookSender {
-    async fn send(
-        &self,
-        phone: &Phone,
-        message: &str,
-        idempotency_key: &str,
-    ) -> Result<SentId, SmsError> {
-        check_request(message, idempotency_key)?;
-        let body = serde_json::to_vec(&serde_json::json!({
-            "phone": phone.as_str(),
-            "message": message,
-        }))
-        .map_err(|_| SmsError::Malformed("the message could not be encoded"))?;
+impl WebhookSender {
+    /// POSTs `body` signed with `idempotency_key` as its `webhook-id`; answers the provider's
+    /// message id (or the key), or an SMS-style error saying whether a retry may help.
+    pub async fn post(&self, idempotency_key: &str, body: Vec<u8>) -> Result<String, SmsError> {
         let request = self.request(idempotency_key, now(), body)?;
         let exchange = async {
             let response = self.connector.call(request).await.map_err(|e| {
@@ -146,9 +137,7 @@ impl SmsSender for WebhookSender {
         match status {
             200..=299 => {
                 let body = &body[..body.len().min(MAX_RESPONSE_BYTES)];
-                Ok(SentId(
-                    answered_id(body).unwrap_or_else(|| idempotency_key.to_owned()),
-                ))
+                Ok(answered_id(body).unwrap_or_else(|| idempotency_key.to_owned()))
             }
             408 | 429 | 500..=599 => Err(SmsError::Unavailable(format!(
                 "webhook answered HTTP {status}"
@@ -157,6 +146,71 @@ impl SmsSender for WebhookSender {
                 "webhook answered HTTP {status}"
             ))),
         }
+    }
+}
+
+#[async_trait]
+impl SmsSender for WebhookSender {
+    async fn send(
+        &self,
+        phone: &Phone,
+        message: &str,
+        idempotency_key: &str,
+    ) -> Result<SentId, SmsError> {
+        check_request(message, idempotency_key)?;
+        let body = serde_json::to_vec(&serde_json::json!({
+            "phone": phone.as_str(),
+            "message": message,
+        }))
+        .map_err(|_| SmsError::Malformed("the message could not be encoded"))?;
+        self.post(idempotency_key, body).await.map(SentId)
+    }
+
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+}
+
+/// Mail through a signed webhook: POSTs `{"to", "from", "subject", "text", "html"}`, signed
+/// as the SMS webhook is, so any mail provider can sit behind a small adapter.
+#[derive(Debug)]
+pub struct MailWebhookSender {
+    inner: WebhookSender,
+    from: Email,
+}
+
+impl MailWebhookSender {
+    pub fn new(config: &WebhookConfig, from: Email, timeout: Duration) -> Self {
+        Self {
+            inner: WebhookSender::new(config, timeout),
+            from,
+        }
+    }
+}
+
+#[async_trait]
+impl MailSender for MailWebhookSender {
+    async fn send(
+        &self,
+        to: &Email,
+        message: &Message,
+        idempotency_key: &str,
+    ) -> Result<String, MailError> {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "to": to.as_str(),
+            "from": self.from.as_str(),
+            "subject": message.subject,
+            "text": message.text,
+            "html": message.html,
+        }))
+        .map_err(|_| MailError::Rejected("the message could not be encoded".into()))?;
+        self.inner
+            .post(idempotency_key, body)
+            .await
+            .map_err(|e| match e {
+                SmsError::Unavailable(why) => MailError::Unavailable(why),
+                other => MailError::Rejected(other.to_string()),
+            })
     }
 
     fn name(&self) -> &'static str {

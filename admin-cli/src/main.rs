@@ -18,6 +18,7 @@ use std::{
 
 use domain::{
     config::Vars,
+    identity::{Email, Identifier},
     service::{
         Client, Ctx,
         admin::{self, Actor},
@@ -30,7 +31,8 @@ use edge::State;
 use serde_json::{Value, json};
 
 const USAGE: &str = "usage: user-admin <command>
-  find --phone PHONE | --id ID   show a user (never the hash)
+  find --phone PHONE | --email EMAIL | --id ID
+                                 show a user (never the hash)
   disable ID | enable ID         disable (ends every session) or re-enable an account
   logout-all ID                  end every session of the user
   delete ID                      delete the user and everything kept about them
@@ -158,6 +160,8 @@ fn view(u: &UserRecord) -> Value {
         "last_name": u.last_name.as_str(),
         "phone": u.phone().map(|p| p.as_str()),
         "phone_verified": u.phone_verified(),
+        "email": u.email().map(|e| e.as_str()),
+        "email_verified": u.verified(domain::identity::IdentifierKind::Email),
         "disabled": u.disabled,
         "created_at": u.created_at,
         "updated_at": u.updated_at,
@@ -186,23 +190,35 @@ async fn run(args: &[String]) -> Result<(), Fail> {
     let state = state().await?;
     let client = Client {
         request_id: format!("cli-{}", std::process::id()),
-        source_ip: String::new(),
-        api_url: None,
+        ..Client::default()
     };
     let cx = state.ctx(&client);
     let actor = actor();
     match command {
         "find" => {
-            let user = match (opt(args, "--phone"), opt(args, "--id")) {
-                (Some(p), None) => {
+            let by = (
+                opt(args, "--phone"),
+                opt(args, "--email"),
+                opt(args, "--id"),
+            );
+            let user = match by {
+                (Some(p), None, None) => {
                     let phone = Phone::parse(p).map_err(|e| Fail::Usage(format!("phone: {e}")))?;
-                    admin::find_by_phone(&cx, &actor, &phone).await?
+                    admin::find_by(&cx, &actor, &Identifier::Phone(phone)).await?
                 }
-                (None, Some(_)) => {
+                (None, Some(e), None) => {
+                    let email = Email::parse(e).map_err(|e| Fail::Usage(format!("email: {e}")))?;
+                    admin::find_by(&cx, &actor, &Identifier::Email(email)).await?
+                }
+                (None, None, Some(_)) => {
                     let rest: Vec<String> = args.iter().skip(1).cloned().collect();
                     admin::find_by_id(&cx, &actor, &id_arg(&rest)?).await?
                 }
-                _ => return Err(Fail::Usage("find takes --phone or --id".to_owned())),
+                _ => {
+                    return Err(Fail::Usage(
+                        "find takes --phone, --email or --id".to_owned(),
+                    ));
+                }
             };
             out(&view(&user))
         }

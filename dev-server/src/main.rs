@@ -323,10 +323,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let v = &state.verification;
     // One line: tests (and scripts) read the first line and may close the pipe after it.
     println!(
-        "dev-server listening on http://{} using {store}; phone verification {} (REQUIRE_PHONE_VERIFICATION), SMS sender {}{}",
+        "dev-server listening on http://{} using {store}; phone verification {} (REQUIRE_PHONE_VERIFICATION), SMS sender {}; email verification {} (REQUIRE_EMAIL_VERIFICATION), email sender {}{}",
         listener.local_addr()?,
         if v.required { "required" } else { "off" },
         v.sender.as_ref().map_or("none", |s| s.name()),
+        if state.email.required() {
+            "required"
+        } else {
+            "off"
+        },
+        state.email.sender.as_ref().map_or("none", |s| s.name()),
         if issuer_from_host {
             "; on every interface: tokens name the address each request came in on (http://<that address>:PORT); set JWT_ISSUER to name one"
         } else {

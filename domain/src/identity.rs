@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+pub use crate::email::Email;
 use crate::types::Phone;
 
 /// The kinds of identifier.
@@ -23,21 +24,6 @@ impl IdentifierKind {
             Self::Email => "email",
             Self::Federated => "federated",
         }
-    }
-}
-
-/// An email address as stored (its canonical form; parsing arrives with email sign-up).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Email(String);
-
-impl Email {
-    /// An address as a store holds it.
-    pub fn stored(s: String) -> Self {
-        Self(s)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -60,6 +46,17 @@ impl Identifier {
             Self::Phone(_) => IdentifierKind::Phone,
             Self::Email(_) => IdentifierKind::Email,
             Self::Federated { .. } => IdentifierKind::Federated,
+        }
+    }
+
+    /// Where a message for it goes (a phone's number, an email address); `None` for a
+    /// federated subject. Also the key of its codes and login counters: a phone's begins with
+    /// a digit or `+`, an address holds an `@`, so they never meet.
+    pub fn address(&self) -> Option<&str> {
+        match self {
+            Self::Phone(p) => Some(p.as_str()),
+            Self::Email(e) => Some(e.as_str()),
+            Self::Federated { .. } => None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod credential;
+pub mod email;
 pub mod identity;
 pub mod keys;
 pub mod otp;

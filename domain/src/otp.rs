@@ -12,7 +12,7 @@ use std::fmt;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::{config::Secret, types::Phone};
+use crate::config::Secret;
 
 /// Digits in a code.
 pub const CODE_DIGITS: usize = 6;
@@ -46,8 +46,10 @@ pub enum Purpose {
     Signup,
     /// Proving a new phone before it replaces the old one.
     PhoneChange,
-    /// Proving possession of the phone to reset a forgotten password.
+    /// Proving possession of the phone or address to reset a forgotten password.
     PasswordRecovery,
+    /// Proving a new email address before it replaces the old one.
+    EmailChange,
 }
 
 impl Purpose {
@@ -57,7 +59,20 @@ impl Purpose {
             Self::Signup => "signup",
             Self::PhoneChange => "phone-change",
             Self::PasswordRecovery => "password-recovery",
+            Self::EmailChange => "email-change",
         }
+    }
+
+    /// The purpose stored as `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Signup,
+            Self::PhoneChange,
+            Self::PasswordRecovery,
+            Self::EmailChange,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == name)
     }
 }
 
@@ -168,14 +183,14 @@ impl CodeHasher {
         }
     }
 
-    fn mac(&self, phone: &Phone, purpose: Purpose, code: &str) -> Hmac<Sha256> {
+    fn mac(&self, destination: &str, purpose: Purpose, code: &str) -> Hmac<Sha256> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose())
             .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         // Each field is length-prefixed, so no two (purpose, phone, code) triples share an input.
         for field in [
             MAC_LABEL,
             purpose.as_str().as_bytes(),
-            phone.as_str().as_bytes(),
+            destination.as_bytes(),
             code.as_bytes(),
         ] {
             mac.update(&(field.len() as u32).to_be_bytes());
@@ -184,10 +199,11 @@ impl CodeHasher {
         mac
     }
 
-    /// The value to store for `code`, sent to `phone` for `purpose`.
-    pub fn hash(&self, phone: &Phone, purpose: Purpose, code: &Code) -> CodeHash {
+    /// The value to store for `code`, sent to `destination` (a phone's number or an email
+    /// address) for `purpose`.
+    pub fn hash(&self, destination: &str, purpose: Purpose, code: &Code) -> CodeHash {
         CodeHash(
-            self.mac(phone, purpose, code.expose())
+            self.mac(destination, purpose, code.expose())
                 .finalize()
                 .into_bytes()
                 .into(),
@@ -199,7 +215,7 @@ impl CodeHasher {
     /// shape check (six digits) returns early, and it depends on the input alone.
     pub fn verify(
         &self,
-        phone: &Phone,
+        destination: &str,
         purpose: Purpose,
         candidate: &str,
         stored: &CodeHash,
@@ -208,7 +224,7 @@ impl CodeHasher {
         if !is_code_shaped(candidate) {
             return false;
         }
-        self.mac(phone, purpose, candidate)
+        self.mac(destination, purpose, candidate)
             .verify_slice(stored.as_bytes())
             .is_ok()
     }
@@ -221,8 +237,11 @@ mod tests {
     use super::*;
     use crate::phone::parse_e164;
 
-    fn phone(s: &str) -> Phone {
-        parse_e164(s, None).unwrap_or_else(|e| panic!("{s}: {e}"))
+    fn phone(s: &str) -> String {
+        parse_e164(s, None)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .as_str()
+            .to_owned()
     }
 
     fn hasher() -> CodeHasher {

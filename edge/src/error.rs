@@ -24,10 +24,14 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("phone is not a number that can receive a code")]
     InvalidPhone(Vec<FieldError>),
+    #[error("email is not an address this service accepts")]
+    InvalidEmail(Vec<FieldError>),
     #[error("the code is wrong, expired or used up; request a new one")]
     InvalidCode,
     #[error("the phone number is not verified yet: confirm the code sent to it")]
     PhoneUnverified,
+    #[error("the email address is not verified yet: confirm the code or link sent to it")]
+    EmailUnverified,
     #[error("password does not meet the password rules")]
     WeakPassword(Vec<FieldError>),
     #[error("request body is not valid JSON")]
@@ -38,7 +42,7 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("missing or invalid credentials")]
     Unauthorized,
-    #[error("invalid phone or password")]
+    #[error("invalid phone, email or password")]
     InvalidCredentials,
     #[error("not allowed to act on this user")]
     Forbidden,
@@ -46,6 +50,8 @@ pub enum ApiError {
     CurrentPasswordIncorrect,
     #[error("phone number is already registered")]
     PhoneTaken,
+    #[error("email address is already registered")]
+    EmailTaken,
     #[error("this account has been disabled")]
     AccountDisabled,
     #[error("no such user")]
@@ -83,13 +89,14 @@ impl ApiError {
             | Self::WeakPassword(_)
             | Self::MalformedJson
             | Self::InvalidPhone(_)
+            | Self::InvalidEmail(_)
             | Self::InvalidCode => StatusCode::BAD_REQUEST,
-            Self::PhoneUnverified => StatusCode::FORBIDDEN,
+            Self::PhoneUnverified | Self::EmailUnverified => StatusCode::FORBIDDEN,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::CurrentPasswordIncorrect => StatusCode::FORBIDDEN,
-            Self::PhoneTaken => StatusCode::CONFLICT,
+            Self::PhoneTaken | Self::EmailTaken => StatusCode::CONFLICT,
             Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::UserNotFound => StatusCode::NOT_FOUND,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -106,8 +113,10 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::WeakPassword(_) => "weak_password",
             Self::InvalidPhone(_) => "invalid_phone",
+            Self::InvalidEmail(_) => "invalid_email",
             Self::InvalidCode => "invalid_code",
             Self::PhoneUnverified => "phone_unverified",
+            Self::EmailUnverified => "email_unverified",
             Self::MalformedJson => "malformed_json",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge(_) => "payload_too_large",
@@ -116,6 +125,7 @@ impl ApiError {
             Self::Forbidden => "forbidden",
             Self::CurrentPasswordIncorrect => "current_password_incorrect",
             Self::PhoneTaken => "phone_taken",
+            Self::EmailTaken => "email_taken",
             Self::AccountDisabled => "account_disabled",
             Self::UserNotFound => "user_not_found",
             Self::NotFound => "not_found",
@@ -131,8 +141,10 @@ impl ApiError {
             Self::Validation(_) => "Invalid request body",
             Self::WeakPassword(_) => "Password refused",
             Self::InvalidPhone(_) => "Invalid phone number",
+            Self::InvalidEmail(_) => "Invalid email address",
             Self::InvalidCode => "Invalid code",
             Self::PhoneUnverified => "Phone not verified",
+            Self::EmailUnverified => "Email not verified",
             Self::MalformedJson => "Malformed JSON",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::PayloadTooLarge(_) => "Payload too large",
@@ -141,6 +153,7 @@ impl ApiError {
             Self::Forbidden => "Forbidden",
             Self::CurrentPasswordIncorrect => "Current password incorrect",
             Self::PhoneTaken => "Phone already registered",
+            Self::EmailTaken => "Email already registered",
             Self::AccountDisabled => "Account disabled",
             Self::UserNotFound => "User not found",
             Self::NotFound => "Not found",
@@ -155,9 +168,10 @@ impl ApiError {
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         let errors = match &self {
-            Self::Validation(errors) | Self::WeakPassword(errors) | Self::InvalidPhone(errors) => {
-                Some(errors.as_slice())
-            }
+            Self::Validation(errors)
+            | Self::WeakPassword(errors)
+            | Self::InvalidPhone(errors)
+            | Self::InvalidEmail(errors) => Some(errors.as_slice()),
             _ => None,
         };
         let problem = Problem {
@@ -210,16 +224,26 @@ impl From<domain::service::Error> for ApiError {
             E::Forbidden => Self::Forbidden,
             E::CurrentPasswordIncorrect => Self::CurrentPasswordIncorrect,
             E::PhoneTaken => Self::PhoneTaken,
+            E::EmailTaken => Self::EmailTaken,
+            E::IdentifierRequired => Self::Validation(vec![FieldError {
+                path: String::new(),
+                message: "a phone or an email is required".to_owned(),
+            }]),
             E::AccountDisabled => Self::AccountDisabled,
             E::UserNotFound => Self::UserNotFound,
             E::InvalidCode => Self::InvalidCode,
             E::PhoneUnverified => Self::PhoneUnverified,
+            E::EmailUnverified => Self::EmailUnverified,
             E::CountryNotServed => Self::InvalidPhone(vec![FieldError {
                 path: "/phone".to_owned(),
                 message: "phone's country is not served".to_owned(),
             }]),
             E::SmsUnavailable(cause) => {
                 tracing::warn!(%cause, "no SMS could be sent");
+                Self::Unavailable
+            }
+            E::MailUnavailable(cause) => {
+                tracing::warn!(%cause, "no email could be sent");
                 Self::Unavailable
             }
             E::TooManyAttempts { retry_after_secs } | E::SmsBudgetSpent { retry_after_secs } => {

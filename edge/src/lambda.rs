@@ -44,7 +44,7 @@ impl From<&InitError> for InitFailure {
             InitError::Config(ConfigError::Secret { .. }) => "Init.SecretsManager",
             InitError::Config(_) => "Init.Configuration",
             InitError::Store(_) => "Init.Database",
-            InitError::Verification(_) => "Init.Configuration",
+            InitError::Verification(_) | InitError::Mail(_) => "Init.Configuration",
         };
         Self {
             error_type,

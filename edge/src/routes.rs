@@ -91,6 +91,9 @@ pub enum Endpoint {
     AdminDeleteUser,
     VerifyPhoneStart,
     VerifyPhoneConfirm,
+    VerifyEmailStart,
+    VerifyEmailConfirm,
+    VerifyEmailLink,
     RecoverStart,
     RecoverConfirm,
     Jwks,
@@ -111,7 +114,7 @@ pub enum Authorization {
 
 impl Endpoint {
     /// Every endpoint, in the order the README lists them.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 23] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
@@ -127,6 +130,9 @@ impl Endpoint {
         Self::AdminDeleteUser,
         Self::VerifyPhoneStart,
         Self::VerifyPhoneConfirm,
+        Self::VerifyEmailStart,
+        Self::VerifyEmailConfirm,
+        Self::VerifyEmailLink,
         Self::RecoverStart,
         Self::RecoverConfirm,
         Self::Jwks,
@@ -152,6 +158,9 @@ impl Endpoint {
             Self::AdminDeleteUser => ("DELETE", "/admin/users/{id}", Function::Admin),
             Self::VerifyPhoneStart => ("POST", "/verify/phone/start", Function::Verify),
             Self::VerifyPhoneConfirm => ("POST", "/verify/phone/confirm", Function::Verify),
+            Self::VerifyEmailStart => ("POST", "/verify/email/start", Function::Verify),
+            Self::VerifyEmailConfirm => ("POST", "/verify/email/confirm", Function::Verify),
+            Self::VerifyEmailLink => ("GET", "/verify/email/link", Function::Verify),
             Self::RecoverStart => ("POST", "/recover/start", Function::Recover),
             Self::RecoverConfirm => ("POST", "/recover/confirm", Function::Recover),
             Self::Jwks => ("GET", domain::auth::jwks::JWKS_PATH, Function::Keys),
@@ -194,6 +203,9 @@ impl Endpoint {
             Self::Refresh => "refresh",
             Self::VerifyPhoneStart => "verify_phone_start",
             Self::VerifyPhoneConfirm => "verify_phone_confirm",
+            Self::VerifyEmailStart => "verify_email_start",
+            Self::VerifyEmailConfirm => "verify_email_confirm",
+            Self::VerifyEmailLink => "verify_email_link",
             Self::RecoverStart => "recover_start",
             Self::RecoverConfirm => "recover_confirm",
             Self::Jwks => "jwks",

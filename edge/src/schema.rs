@@ -21,10 +21,12 @@ pub enum Body {
     PhoneConfirm,
     RecoverStart,
     RecoverConfirm,
+    EmailStart,
+    EmailConfirm,
 }
 
 /// Schema sources, by body, as shipped in `edge/schemas/`.
-pub const SOURCES: [(Body, &str, &str); 10] = [
+pub const SOURCES: [(Body, &str, &str); 12] = [
     (
         Body::Signup,
         "signup.json",
@@ -74,6 +76,16 @@ pub const SOURCES: [(Body, &str, &str); 10] = [
         Body::RecoverConfirm,
         "recover_confirm.json",
         include_str!("../schemas/recover_confirm.json"),
+    ),
+    (
+        Body::EmailStart,
+        "email_start.json",
+        include_str!("../schemas/email_start.json"),
+    ),
+    (
+        Body::EmailConfirm,
+        "email_confirm.json",
+        include_str!("../schemas/email_confirm.json"),
     ),
 ];
 

@@ -10,6 +10,7 @@ use domain::{
     auth::token::TokenKeys,
     clock::{Clock, SystemClock},
     config::{ConfigError, Settings, Vars},
+    email::{self as mail, Mail, MakeMailer},
     keys::{KeyCache, KeySource},
     sms::{self, MakeSender},
     store::{Store, StoreError, memory::MemoryStore},
@@ -28,6 +29,8 @@ pub enum InitError {
     Store(#[from] StoreError),
     #[error("phone verification: {0}")]
     Verification(#[from] VerificationConfigError),
+    #[error("email: {0}")]
+    Mail(#[from] domain::sms::SmsConfigError),
 }
 
 /// Which store backs the state; the dev server prints it.
@@ -54,6 +57,9 @@ pub struct Wiring {
     /// The SMS sender: the adapters' for a function whose routes send codes,
     /// [`sms::no_sender`] for the others.
     pub sms: MakeSender,
+    /// The mail sender: the adapters' for a function whose routes send mail (the same four
+    /// as SMS), [`mail::no_mailer`] for the others.
+    pub mail: MakeMailer,
     /// Whether its routes sign tokens (login, refresh): the signing key is then validated in
     /// full at init (`KeySet::check_signing_key`, about 0.2 ms for RS256), so a bad key fails
     /// the cold start; the others only verify and never need the private key.
@@ -65,30 +71,35 @@ impl Wiring {
     pub const ALL: Self = Self {
         store: Some(mongo_or_memory),
         sms: adapters::sms_sender,
+        mail: adapters::mail_sender,
         signs: true,
     };
-    /// A database and SMS, no signing (signup, update, verify, recover).
+    /// A database, SMS and mail, no signing (signup, update, verify, recover).
     pub const SENDS_CODES: Self = Self {
         store: Some(mongo_or_memory),
         sms: adapters::sms_sender,
+        mail: adapters::mail_sender,
         signs: false,
     };
-    /// A database, signing, no SMS (login, refresh).
+    /// A database, signing, no SMS or mail (login, refresh).
     pub const SIGNS: Self = Self {
         store: Some(mongo_or_memory),
         sms: sms::no_sender,
+        mail: mail::no_mailer,
         signs: true,
     };
     /// A database only (logout, admin).
     pub const DATABASE: Self = Self {
         store: Some(mongo_or_memory),
         sms: sms::no_sender,
+        mail: mail::no_mailer,
         signs: false,
     };
     /// Keys only (the JWKS and discovery document): public halves, nothing signed.
     pub const KEYS_ONLY: Self = Self {
         store: None,
         sms: sms::no_sender,
+        mail: mail::no_mailer,
         signs: false,
     };
 }
@@ -108,6 +119,8 @@ pub struct State {
     pub clock: Arc<dyn Clock>,
     /// Phone verification: off, without a sender, unless set from variables.
     pub verification: Verification,
+    /// Email: off, without a sender, unless set from variables.
+    pub email: Mail,
 }
 
 /// Default lifetime of cached secret values.
@@ -139,6 +152,7 @@ impl State {
         let verification = Verification::off()?;
         Ok(Self {
             verification,
+            email: Mail::off(),
             settings,
             store,
             store_kind,
@@ -154,6 +168,12 @@ impl State {
         self
     }
 
+    /// This state with `email` instead of its own (tests, the dev server).
+    pub fn with_email(mut self, email: Mail) -> Self {
+        self.email = email;
+        self
+    }
+
     /// One request's context over this state, at the clock's now, for `client`.
     pub fn ctx<'a>(&'a self, client: &'a domain::service::Client) -> domain::service::Ctx<'a> {
         domain::service::Ctx {
@@ -163,6 +183,7 @@ impl State {
             now: self.clock.now(),
             client,
             verification: &self.verification,
+            email: &self.email,
         }
     }
 
@@ -239,10 +260,16 @@ impl State {
                 .into());
             }
         };
-        let verification = if dev {
-            Verification::for_dev_server(vars, wiring.sms)?
+        let (verification, email) = if dev {
+            (
+                Verification::for_dev_server(vars, wiring.sms)?,
+                Mail::for_dev_server(vars, wiring.mail)?,
+            )
         } else {
-            Verification::from_vars(vars, wiring.sms)?
+            (
+                Verification::from_vars(vars, wiring.sms)?,
+                Mail::from_vars(vars, wiring.mail)?,
+            )
         };
         let (store, kind): (Arc<dyn Store>, _) = match wiring.store {
             Some(make) => make(&settings).await?,
@@ -250,7 +277,8 @@ impl State {
         };
         Ok(
             Self::with_source(settings, store, kind, clock, source, ttl)?
-                .with_verification(verification),
+                .with_verification(verification)
+                .with_email(email),
         )
     }
 

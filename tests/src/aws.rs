@@ -56,3 +56,58 @@ pub fn secret_vars(name: &str, endpoint: &str) -> Vars {
     v.set("DB_NAME", fresh_db());
     v
 }
+
+/// The domain test mail is sent from; [`ses_identity`] registers it with the emulator.
+pub const MAIL_DOMAIN: &str = "mail.test";
+
+/// Registers [`MAIL_DOMAIN`] as an SES identity in the emulator (idempotent: an existing one
+/// answers an error that is ignored).
+pub async fn ses_identity() {
+    let _ = reqwest::Client::new()
+        .post(format!("{}/v2/email/identities", aws_endpoint()))
+        .header("content-type", "application/json")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ses/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(serde_json::json!({ "EmailIdentity": MAIL_DOMAIN }).to_string())
+        .send()
+        .await;
+}
+
+/// Every email the emulator recorded to `address`, oldest first: (subject, HTML body).
+pub async fn mail_to(address: &str) -> Vec<(String, String)> {
+    let data: Value = reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    data["ses"]["Message"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            m["destinations"]["ToAddresses"]
+                .as_array()
+                .is_some_and(|to| to.iter().any(|a| a == address))
+        })
+        .map(|m| {
+            (
+                m["subject"].as_str().unwrap_or_default().to_owned(),
+                m["body"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The link token in an email body; panics if there is none.
+pub fn token_in(body: &str) -> String {
+    let at = body
+        .find("token=")
+        .unwrap_or_else(|| panic!("no link token in {body:?}"));
+    body[at + 6..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}

@@ -21,6 +21,9 @@ use mongodb::{
     options::{ClientOptions, IndexOptions},
 };
 
+/// The unique (sparse) index on the version 1 `phone` field.
+pub const PHONE_INDEX: &str = "phone_unique_sparse";
+
 /// MongoDB's duplicate-key error code.
 const DUPLICATE_KEY: i32 = 11000;
 
@@ -148,12 +151,16 @@ impl MongoStore {
     }
 
     async fn create_indexes(&self) -> Result<(), StoreError> {
+        // Sparse: an account without a phone (email only) has no `phone` field, and a
+        // non-sparse unique index would let only one such account exist. It replaces the
+        // earlier non-sparse `phone_unique` (dropped once this one exists; `prune_indexes`).
         let phone = IndexModel::builder()
             .keys(doc! { "phone": 1 })
             .options(
                 IndexOptions::builder()
                     .unique(true)
-                    .name("phone_unique".to_owned())
+                    .sparse(true)
+                    .name(PHONE_INDEX.to_owned())
                     .build(),
             )
             .build();
@@ -202,7 +209,26 @@ impl MongoStore {
             self.timed(async { self.codes.create_index(ttl()).await }),
             self.timed(async { self.ceremonies.create_index(ttl()).await }),
         );
-        a.and(b).and(c).and(d).and(e).and(f).map(|_| ())
+        a.and(b).and(c).and(d).and(e).and(f)?;
+        self.prune_indexes().await
+    }
+
+    /// Drops the indexes earlier releases made that this one replaced (the non-sparse
+    /// `phone_unique`), once their replacements exist. Idempotent: a missing one is fine.
+    async fn prune_indexes(&self) -> Result<(), StoreError> {
+        let names = self
+            .timed(async { self.users.list_index_names().await })
+            .await?;
+        if names.iter().any(|n| n == "phone_unique") {
+            match self
+                .timed(async { self.users.drop_index("phone_unique").await })
+                .await
+            {
+                Ok(()) | Err(StoreError::Other(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Bounds a store call by the operation timeout and records its latency (EMF

@@ -1,22 +1,13 @@
-//! Accounts: signup, the caller's profile and changes to it.
+//! Accounts: the caller's profile and changes to it (signup is in `signup.rs`).
 
 use super::{Caller, Ctx, Error, throttle};
 use crate::{
     auth::password,
-    identity::{Identifier, IdentifierKind},
+    identity::{Email, Identifier, IdentifierKind},
+    otp::Purpose,
     store::{IdentifierChange, StoreError, UserPatch, UserRecord},
-    types::{Name, Password, Phone, UserId},
+    types::{Password, Phone, UserId},
 };
-
-/// A validated signup.
-#[derive(Debug)]
-pub struct NewUser {
-    pub first_name: Name,
-    pub middle_name: Option<Name>,
-    pub last_name: Name,
-    pub phone: Phone,
-    pub password: Password,
-}
 
 /// A validated PUT /user: the user it names, the fields to change, and the passwords.
 #[derive(Debug)]
@@ -26,119 +17,16 @@ pub struct ProfileUpdate {
     pub patch: UserPatch,
     /// A new phone.
     pub phone: Option<Phone>,
+    /// A new email address.
+    pub email: Option<Email>,
+    /// The locale of mail sent for it.
+    pub locale: Option<String>,
     pub new_password: Option<Password>,
     pub current_password: Option<Password>,
 }
 
 /// Phone-change budgets are per hour.
 const PHONE_CHANGE_WINDOW_SECS: i64 = 3600;
-
-/// Creates a user. The unique phone index decides races: the loser gets `PhoneTaken`.
-///
-/// With verification required the account starts unverified and a code goes to the phone;
-/// the cost guard runs before the insert, so a refused send creates no account, and a signup
-/// refused after the guard gives back what it reserved. A phone held by an unverified
-/// account that has no live code is taken over (that account is deleted, atomically, and the
-/// insert tried once more): a squatter never blocks the real owner for longer than a code
-/// lives, and a signup that failed between its two writes (the account stored, the code
-/// not) can be retried at once.
-pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
-    let required = cx.verification.required;
-    let e164 = if required {
-        Some(super::verify::e164_of(cx, &user.phone)?)
-    } else {
-        None
-    };
-    let cleared = match &e164 {
-        Some(p) => super::verify::clear_send(cx, p, crate::otp::Purpose::Signup).await?,
-        None => None,
-    };
-    let record = match insert_account(cx, user).await {
-        Ok(r) => r,
-        Err(e) => {
-            if let Some(c) = &cleared {
-                super::verify::give_back(cx, c).await;
-            }
-            return Err(e);
-        }
-    };
-    if let (Some(phone), Some(cleared)) = (&e164, &cleared) {
-        let sent = super::verify::deliver(
-            cx,
-            cleared,
-            phone,
-            crate::otp::Purpose::Signup,
-            Some(record.id),
-        )
-        .await;
-        if let Err(e) = sent {
-            // No code reached the phone: take the account back so the signup can be retried.
-            let _ = cx
-                .store
-                .delete_unverified_user(&Identifier::Phone(phone.clone()), cx.now.saturating_add(1))
-                .await;
-            return Err(e);
-        }
-    }
-    Ok(record)
-}
-
-/// Hashes the password and inserts the account, taking the phone over from a stranded
-/// unverified account where verification is required.
-async fn insert_account(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
-    let password_hash = password::hash(user.password).await?;
-    let phone = user.phone;
-    let record = UserRecord::new(
-        UserId::new(),
-        (user.first_name, user.middle_name, user.last_name),
-        Identifier::Phone(phone.clone()),
-        password_hash,
-        cx.now,
-    );
-    let mut inserted = cx.store.insert_user(&record).await;
-    if cx.verification.required
-        && inserted == Err(StoreError::Duplicate)
-        && take_over_stranded(cx, &phone).await?
-    {
-        tracing::info!(target: "audit", event = "unverified_signup_replaced",
-            phone_tag = %cx.tokens().audit_tag(phone.as_str()));
-        inserted = cx.store.insert_user(&record).await;
-    }
-    match inserted {
-        Ok(()) => Ok(record),
-        Err(StoreError::Duplicate) => Err(Error::PhoneTaken),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Deletes the unverified account holding `phone` if no live signup code is waiting for it
-/// (its code expired, or was never stored because the signup failed between its writes).
-/// Only an account made in an earlier second qualifies, so a signup racing this one between
-/// its insert and its code (one round trip) is never taken. True when one went.
-async fn take_over_stranded(cx: &Ctx<'_>, phone: &Phone) -> Result<bool, Error> {
-    let Some(held) = cx.store.find_user_by_phone(phone).await? else {
-        return Ok(false);
-    };
-    if held.phone_verified() || held.created_at >= cx.now {
-        return Ok(false);
-    }
-    let purpose = crate::otp::Purpose::Signup.as_str();
-    let waiting = cx
-        .store
-        .live_code(purpose, phone.as_str(), cx.now)
-        .await?
-        .is_some_and(|c| c.user_id == Some(held.id));
-    if waiting {
-        return Ok(false);
-    }
-    Ok(cx
-        .store
-        .delete_unverified_user(
-            &Identifier::Phone(phone.clone()),
-            held.created_at.saturating_add(1),
-        )
-        .await?)
-}
 
 /// A phone change where verification is required: the new phone waits as `pending_phone`
 /// and gets a code; the old phone stays the login identifier until POST /verify/phone/confirm
@@ -179,6 +67,70 @@ async fn change_phone_by_code(
     tracing::info!(target: "audit", event = "phone_change_requested", user_id = %user.id,
         new_phone_tag = %cx.tokens().audit_tag(e164.as_str()));
     Ok(updated)
+}
+
+/// An email change, after the password check: where verification is required the new
+/// address waits as pending and gets a code and link (the old one stays the login identifier
+/// until it is proven); otherwise it replaces the old one at once. Budgeted per user per
+/// hour like phone changes; an address another account holds is refused (and again,
+/// atomically, by the unique index).
+async fn change_email(
+    cx: &Ctx<'_>,
+    user: &UserRecord,
+    new: Email,
+    locale: Option<&str>,
+) -> Result<(), Error> {
+    if Some(&new) == user.email() {
+        return Ok(());
+    }
+    throttle::consume(
+        cx,
+        &format!("email_change:user:{}", user.id),
+        cx.policy.phone_change_user_limit,
+        PHONE_CHANGE_WINDOW_SECS,
+    )
+    .await?;
+    let identifier = Identifier::Email(new.clone());
+    let taken = |e: StoreError| match e {
+        StoreError::Duplicate => Error::EmailTaken,
+        e => e.into(),
+    };
+    if !cx.email.required() {
+        let patch = UserPatch::identifier(IdentifierChange::Set {
+            identifier,
+            verified_at: user
+                .primary(IdentifierKind::Email)
+                .and_then(|r| r.verified_at),
+        });
+        cx.store
+            .update_user(&user.id, &patch, cx.now)
+            .await
+            .map_err(taken)?;
+        tracing::info!(target: "audit", event = "email_change", user_id = %user.id,
+            new_email_tag = %cx.tokens().audit_tag(new.as_str()));
+        return Ok(());
+    }
+    if cx.store.find_user_by(&identifier).await?.is_some() {
+        return Err(Error::EmailTaken);
+    }
+    let purpose = Purpose::EmailChange;
+    let Some(cleared) = super::email::clear_mail(cx, &new, purpose).await? else {
+        return Ok(());
+    };
+    let pend = UserPatch::identifier(IdentifierChange::Pend(identifier));
+    if let Err(e) = cx.store.update_user(&user.id, &pend, cx.now).await {
+        super::verify::give_back(cx, &cleared).await;
+        return Err(e.into());
+    }
+    if let Err(e) = super::email::deliver(cx, &cleared, &new, purpose, Some(user.id), locale).await
+    {
+        let undo = UserPatch::identifier(IdentifierChange::Unpend(IdentifierKind::Email));
+        let _ = cx.store.update_user(&user.id, &undo, cx.now).await;
+        return Err(e);
+    }
+    tracing::info!(target: "audit", event = "email_change_requested", user_id = %user.id,
+        new_email_tag = %cx.tokens().audit_tag(new.as_str()));
+    Ok(())
 }
 
 /// A password change ends every other session of the caller (and so their refresh tokens);
@@ -235,17 +187,19 @@ pub async fn update_user(
         target,
         mut patch,
         mut phone,
+        email,
+        locale,
         new_password,
         current_password,
     } = update;
     if target != caller.user_id {
         return Err(Error::Forbidden);
     }
-    if patch.is_empty() && phone.is_none() && new_password.is_none() {
+    if patch.is_empty() && phone.is_none() && email.is_none() && new_password.is_none() {
         return Err(Error::NothingToUpdate);
     }
     let mut old_phone = None;
-    if phone.is_some() || new_password.is_some() {
+    if phone.is_some() || email.is_some() || new_password.is_some() {
         let current = current_password.ok_or(Error::CurrentPasswordRequired)?;
         if phone.is_some() {
             let p = cx.policy;
@@ -270,6 +224,12 @@ pub async fn update_user(
         }
         let user = profile(cx, caller).await?;
         check_current_password(cx, &user, current).await?;
+        if let Some(new) = email {
+            change_email(cx, &user, new, locale.as_deref()).await?;
+            if patch.is_empty() && phone.is_none() && new_password.is_none() {
+                return profile(cx, caller).await;
+            }
+        }
         if let Some(new) = new_password {
             patch.password_hash = Some(password::hash(new).await?);
         }

@@ -4,8 +4,9 @@
 
 use super::{Ctx, Error, lifecycle::erase};
 use crate::{
+    identity::Identifier,
     store::{UserPatch, UserRecord},
-    types::{Phone, UserId},
+    types::UserId,
 };
 
 /// Who acts: an IAM principal's ARN, or the CLI's operator (`cli:<user>@<host>`).
@@ -23,15 +24,17 @@ fn audit(actor: &Actor, action: &str, user: &UserId, outcome: &str) {
         user_id = %user, outcome);
 }
 
-/// The user with this canonical phone.
-pub async fn find_by_phone(
+/// The user with this canonical phone or email address.
+pub async fn find_by(
     cx: &Ctx<'_>,
     actor: &Actor,
-    phone: &Phone,
+    identifier: &Identifier,
 ) -> Result<UserRecord, Error> {
-    let user = cx.store.find_user_by_phone(phone).await?;
+    let user = cx.store.find_user_by(identifier).await?;
+    let (phone_tag, email_tag) = super::session::audit_tags(cx, identifier);
     tracing::info!(target: "audit", event = "admin", action = "find", actor = actor.as_str(),
-        phone_tag = %cx.tokens().audit_tag(phone.as_str()), found = user.is_some());
+        phone_tag = phone_tag.as_deref(), email_tag = email_tag.as_deref(),
+        found = user.is_some());
     user.ok_or(Error::UserNotFound)
 }
 
@@ -111,7 +114,7 @@ pub async fn clear_code_failures(
     actor: &Actor,
     phone: &crate::types::Phone,
 ) -> Result<(), Error> {
-    super::verify::clear_code_failures(cx, phone).await?;
+    super::verify::clear_code_failures(cx, phone.as_str()).await?;
     tracing::info!(target: "audit", event = "admin", action = "clear_code_failures",
         actor = actor.as_str(), phone_tag = %cx.tokens().audit_tag(phone.as_str()));
     Ok(())

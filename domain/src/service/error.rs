@@ -10,7 +10,7 @@ pub enum Error {
     NothingToUpdate,
     #[error("current_password is required to change the password or the phone")]
     CurrentPasswordRequired,
-    #[error("invalid phone or password")]
+    #[error("invalid identifier or password")]
     InvalidCredentials,
     #[error("missing or invalid credentials")]
     Unauthorized,
@@ -20,6 +20,11 @@ pub enum Error {
     CurrentPasswordIncorrect,
     #[error("phone number is already registered")]
     PhoneTaken,
+    #[error("email address is already registered")]
+    EmailTaken,
+    /// A signup named neither a phone nor an email address.
+    #[error("a phone or an email address is required")]
+    IdentifierRequired,
     /// The password was right, but an operator has disabled the account.
     #[error("account disabled")]
     AccountDisabled,
@@ -32,12 +37,18 @@ pub enum Error {
     /// The password is right but the account's phone is not verified yet.
     #[error("the phone number is not verified yet")]
     PhoneUnverified,
+    /// The password is right but the address it logged in with is not verified yet.
+    #[error("the email address is not verified yet")]
+    EmailUnverified,
     /// SMS may not go to this phone's country.
     #[error("phone's country is not served")]
     CountryNotServed,
     /// No code could be sent (no sender, or the provider failed); worth retrying later.
     #[error("sms unavailable: {0}")]
     SmsUnavailable(String),
+    /// No mail could be sent (no sender, or the provider failed); worth retrying later.
+    #[error("mail unavailable: {0}")]
+    MailUnavailable(String),
     #[error("too many attempts")]
     TooManyAttempts { retry_after_secs: u64 },
     /// The country or daily SMS budget ran out between the guard's look and the send: 429

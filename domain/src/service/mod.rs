@@ -6,26 +6,33 @@
 
 mod account;
 pub mod admin;
+mod email;
 mod error;
 mod lifecycle;
 pub mod migration;
 mod session;
+mod signup;
 mod throttle;
 mod verify;
 
 use std::sync::Arc;
 
-pub use account::{NewUser, ProfileUpdate, profile, signup, update_user};
+pub use account::{ProfileUpdate, profile, update_user};
+pub use email::{
+    RecoveryProof, confirm_email, confirm_email_link, recover_confirm_email, recover_start_email,
+    start_email_verification,
+};
 pub use error::Error;
 pub use lifecycle::delete_account;
 pub use session::{
     Caller, LoginGrant, RefreshGrant, account_of_ended_session, login, logout, refresh, session_of,
 };
+pub use signup::{NewUser, signup};
 pub use throttle::{attempt_policy, lock_delay};
 pub use verify::{confirm_phone, recover_confirm, recover_start, start_phone_verification};
 
 use crate::{
-    auth::token::TokenKeys, config::Settings, keys::KeyCache, store::Store,
+    auth::token::TokenKeys, config::Settings, email::Mail, keys::KeyCache, store::Store,
     verification::Verification,
 };
 
@@ -39,6 +46,8 @@ pub struct Client {
     /// The URL the request came in on, `https://` + API Gateway's `domainName`; the issuer
     /// when `JWT_ISSUER` is unset. `None` outside API Gateway.
     pub api_url: Option<String>,
+    /// The `Accept-Language` header, for the locale of mail sent for the request.
+    pub accept_language: Option<String>,
 }
 
 /// The issuer named when neither `JWT_ISSUER` nor the request gives one (a function invoked
@@ -58,6 +67,8 @@ pub struct Ctx<'a> {
     pub client: &'a Client,
     /// Phone verification: the switch, the codes' hasher and limits, the SMS sender.
     pub verification: &'a Verification,
+    /// Email: whether addresses must be proven, the sender, templates and limits.
+    pub email: &'a Mail,
 }
 
 impl Ctx<'_> {

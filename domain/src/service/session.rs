@@ -4,8 +4,9 @@ use super::{Ctx, Error, throttle};
 use crate::{
     auth::{device, password, token},
     credential::Opened,
+    identity::{Identifier, IdentifierKind},
     store::{SessionRecord, UserPatch, UserRecord},
-    types::{Password, Phone, UserId},
+    types::{Password, UserId},
 };
 
 /// What a successful login hands back.
@@ -45,7 +46,21 @@ fn secs(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// Checks a phone and password and opens a session. The check is reserved before it runs
+/// Keyed tags of the identifier for audit lines: `phone_tag` for a phone, `email_tag` for an
+/// address (lines about one can be joined without the log holding it).
+pub(super) fn audit_tags(
+    cx: &Ctx<'_>,
+    identifier: &Identifier,
+) -> (Option<String>, Option<String>) {
+    let tag = |s: &str| Some(cx.tokens().audit_tag(s).to_string());
+    match identifier {
+        Identifier::Phone(p) => (tag(p.as_str()), None),
+        Identifier::Email(e) => (None, tag(e.as_str())),
+        Identifier::Federated { .. } => (None, None),
+    }
+}
+
+/// Checks an identifier (a phone or an email address) and password and opens a session. The check is reserved before it runs
 /// (at most the lock threshold of checks per key before the first lock, however many
 /// requests race). The key is the phone's "unknown devices" budget, or, when the client
 /// presents a valid device token for this phone, that device's own budget: guesses from
@@ -54,22 +69,25 @@ fn secs(d: std::time::Duration) -> i64 {
 /// locked key is refused the same way whether or not an account has the phone.
 pub async fn login(
     cx: &Ctx<'_>,
-    phone: Phone,
+    identifier: Identifier,
     password: Password,
     device_token: Option<&str>,
 ) -> Result<LoginGrant, Error> {
-    let known = device_token.and_then(|t| device::verify(&cx.tokens(), phone.as_str(), t, cx.now));
+    // A phone's counters are keyed by the number, an address's by the address.
+    let address = identifier.address().ok_or(Error::InvalidCredentials)?;
+    let (phone_tag, email_tag) = audit_tags(cx, &identifier);
+    let known = device_token.and_then(|t| device::verify(&cx.tokens(), address, t, cx.now));
     let key = match known {
-        Some(d) => format!("{}|device:{}", phone.as_str(), d.to_hex()),
-        None => phone.as_str().to_owned(),
+        Some(d) => format!("{address}|device:{}", d.to_hex()),
+        None => address.to_owned(),
     };
     let key = key.as_str();
     let device_kind = if known.is_some() { "known" } else { "unknown" };
     let attempt = throttle::reserve(cx, key).await.inspect_err(|_| {
         tracing::info!(target: "audit", event = "login_locked", device = device_kind,
-            phone_tag = %cx.tokens().audit_tag(phone.as_str()));
+            phone_tag = phone_tag.as_deref(), email_tag = email_tag.as_deref());
     })?;
-    let user = cx.store.find_user_by_phone(&phone).await?;
+    let user = cx.store.find_user_by(&identifier).await?;
     let hash = user.as_ref().map(|u| u.password_hash().to_owned());
     let verified = password::verify(password.clone(), hash).await?;
     let user = match (verified, user) {
@@ -79,7 +97,7 @@ pub async fn login(
                 tracing::info!(target: "audit", event = "lockout", scope = "login",
                     device = device_kind,
                     user_id = user.as_ref().map(|u| u.id.to_hex()),
-                    phone_tag = %cx.tokens().audit_tag(phone.as_str()),
+                    phone_tag = phone_tag.as_deref(), email_tag = email_tag.as_deref(),
                     failures = attempt, lock_seconds = lock);
             }
             return Err(Error::InvalidCredentials);
@@ -90,8 +108,14 @@ pub async fn login(
         tracing::info!(target: "audit", event = "login", outcome = "account_disabled", user_id = %user.id);
         return Err(Error::AccountDisabled);
     }
-    if cx.verification.required && !user.phone_verified() {
-        return Err(Error::PhoneUnverified);
+    match identifier.kind() {
+        IdentifierKind::Phone if cx.verification.required && !user.phone_verified() => {
+            return Err(Error::PhoneUnverified);
+        }
+        IdentifierKind::Email if cx.email.required() && !user.verified(IdentifierKind::Email) => {
+            return Err(Error::EmailUnverified);
+        }
+        _ => {}
     }
     if password::needs_rehash(user.password_hash()) {
         rehash(cx, &user, password).await;
@@ -102,7 +126,7 @@ pub async fn login(
     };
     let device_token = device::issue(
         &cx.tokens(),
-        phone.as_str(),
+        address,
         device,
         cx.now.saturating_add(DEVICE_TOKEN_TTL_SECS),
     );

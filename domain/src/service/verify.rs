@@ -26,12 +26,12 @@ use crate::{
 /// A send the guard let through: the idempotency key it claimed and the counters it holds
 /// (given back if the request ends up refused or sends nothing).
 pub(super) struct Cleared {
-    key: String,
+    pub(super) key: String,
     claim: Claim,
-    /// Attempt limits reserved (source, phone).
+    /// Attempt limits reserved (source, phone or address).
     budgets: Vec<Budget>,
-    /// Cost budgets (country, daily) that had room: reserved only when an SMS goes out.
-    cost: Vec<Budget>,
+    /// Cost budgets (country, daily) that had room: reserved only when a message goes out.
+    pub(super) cost: Vec<Budget>,
 }
 
 fn refused(cx: &Ctx<'_>, phone: &Phone, purpose: Purpose, reason: &str) {
@@ -41,7 +41,7 @@ fn refused(cx: &Ctx<'_>, phone: &Phone, purpose: Purpose, reason: &str) {
 
 /// Gives back `budgets`. Best effort: a counter that cannot be given back (the database
 /// failed meanwhile) errs on the side of the cost guard and expires with its window.
-async fn release_all(cx: &Ctx<'_>, budgets: &[Budget]) {
+pub(super) async fn release_all(cx: &Ctx<'_>, budgets: &[Budget]) {
     for b in budgets {
         if let Err(e) = cx.store.release(&b.key, b.window_secs, cx.now).await {
             tracing::warn!(error = %e, "guard counter not given back");
@@ -51,7 +51,10 @@ async fn release_all(cx: &Ctx<'_>, budgets: &[Budget]) {
 
 /// Reserves `budgets` in order, as one: at the first refusal (or store error) every one
 /// reserved so far is given back. `Ok(Err((i, retry_after)))`: `budgets[i]` refused.
-async fn reserve_all(cx: &Ctx<'_>, budgets: &[Budget]) -> Result<Result<(), (usize, i64)>, Error> {
+pub(super) async fn reserve_all(
+    cx: &Ctx<'_>,
+    budgets: &[Budget],
+) -> Result<Result<(), (usize, i64)>, Error> {
     for (i, b) in budgets.iter().enumerate() {
         let answer = cx
             .store
@@ -139,12 +142,24 @@ pub(super) async fn clear_send(
             ));
         }
     };
-    // Attempt limits are reserved now; cost budgets are only looked at (a request that sends
-    // nothing must not hold them, even for a moment), and reserved at the send.
+    clear_plan(cx, key, plan, |reason| refused(cx, phone, purpose, reason)).await
+}
+
+/// The guard's store work for a plan, whatever the channel: the attempt limits reserved now
+/// (a refusal gives back what this request reserved), the cost budgets only looked at (a
+/// request that sends nothing must not hold them, even for a moment; they are reserved at the
+/// send), then the idempotency claim. `refuse` audits a refusal by its reason word. `Ok(None)`
+/// for a retry of a request that has already sent.
+pub(super) async fn clear_plan(
+    cx: &Ctx<'_>,
+    key: String,
+    plan: crate::sms::guard::Plan,
+    refuse: impl Fn(&str),
+) -> Result<Option<Cleared>, Error> {
     let (held, cost): (Vec<Budget>, Vec<Budget>) =
         plan.budgets.into_iter().partition(|b| !b.spends());
     if let Err((i, retry_after)) = reserve_all(cx, &held).await? {
-        refused(cx, phone, purpose, held[i].guard.as_str());
+        refuse(held[i].guard.as_str());
         return Err(throttle::retry_after(retry_after));
     }
     for b in &cost {
@@ -157,7 +172,7 @@ pub(super) async fn clear_send(
         };
         if used >= b.limit {
             release_all(cx, &held).await;
-            refused(cx, phone, purpose, b.guard.as_str());
+            refuse(b.guard.as_str());
             let (_, end) = crate::store::window_of(cx.now, b.window_secs);
             return Err(throttle::retry_after(end - cx.now));
         }
@@ -213,7 +228,7 @@ pub(super) async fn deliver(
         None => otp::generate().map_err(|e| Error::internal("code generation", e))?,
     };
     let (hasher, _) = cx.tokens().code_hashers();
-    let hash = hasher.hash(phone, purpose, &code);
+    let hash = hasher.hash(phone.as_str(), purpose, &code);
     let record = CodeRecord {
         phone: phone.as_str().to_owned(),
         purpose: purpose.as_str().to_owned(),
@@ -286,17 +301,17 @@ pub(super) async fn deliver(
 }
 
 /// The per-phone failed-code counters (the day's, the window's), across codes and purposes.
-fn failure_budgets(cx: &Ctx<'_>, phone: &Phone) -> [Budget; 2] {
+fn failure_budgets(cx: &Ctx<'_>, destination: &str) -> [Budget; 2] {
     let cap = cx.verification.failure_cap;
     [
         Budget {
-            key: format!("code:fail:d:{}", phone.as_str()),
+            key: format!("code:fail:d:{destination}"),
             limit: cap.per_day,
             window_secs: crate::sms::guard::DAY,
             guard: crate::sms::guard::Guard::Phone,
         },
         Budget {
-            key: format!("code:fail:n:{}", phone.as_str()),
+            key: format!("code:fail:n:{destination}"),
             limit: cap.total,
             window_secs: cap.window_secs,
             guard: crate::sms::guard::Guard::Phone,
@@ -308,14 +323,14 @@ fn failure_budgets(cx: &Ctx<'_>, phone: &Phone) -> [Budget; 2] {
 /// failed until it succeeds); refused once either cap is full, whatever code is live.
 async fn reserve_failure(
     cx: &Ctx<'_>,
-    phone: &Phone,
+    destination: &str,
     purpose: Purpose,
 ) -> Result<[Budget; 2], Error> {
-    let budgets = failure_budgets(cx, phone);
+    let budgets = failure_budgets(cx, destination);
     if let Err((i, retry_after)) = reserve_all(cx, &budgets).await? {
         tracing::info!(target: "audit", event = "code_failure_cap",
             purpose = purpose.as_str(), cap = ["day", "total"][i],
-            phone_tag = %cx.tokens().audit_tag(phone.as_str()));
+            tag = %cx.tokens().audit_tag(destination));
         return Err(throttle::retry_after(retry_after));
     }
     Ok(budgets)
@@ -323,8 +338,8 @@ async fn reserve_failure(
 
 /// Clears the phone's failed-code counters: a correct code, or an operator
 /// (`user-admin clear-code-failures`).
-pub async fn clear_code_failures(cx: &Ctx<'_>, phone: &Phone) -> Result<(), Error> {
-    for b in failure_budgets(cx, phone) {
+pub async fn clear_code_failures(cx: &Ctx<'_>, destination: &str) -> Result<(), Error> {
+    for b in failure_budgets(cx, destination) {
         cx.store.clear_budget(&b.key).await?;
     }
     Ok(())
@@ -337,15 +352,15 @@ pub async fn clear_code_failures(cx: &Ctx<'_>, phone: &Phone) -> Result<(), Erro
 /// code is live nothing is compared, and the failure is given back.
 pub(super) async fn check_code(
     cx: &Ctx<'_>,
-    phone: &Phone,
+    destination: &str,
     purpose: Purpose,
     candidate: &str,
 ) -> Result<CodeRecord, Error> {
     let v = cx.verification;
-    let failure = reserve_failure(cx, phone, purpose).await?;
+    let failure = reserve_failure(cx, destination, purpose).await?;
     let reserved = match cx
         .store
-        .reserve_code_attempt(purpose.as_str(), phone.as_str(), v.max_attempts, cx.now)
+        .reserve_code_attempt(purpose.as_str(), destination, v.max_attempts, cx.now)
         .await
     {
         Ok(r) => r,
@@ -358,9 +373,9 @@ pub(super) async fn check_code(
         CodeCheck::Reserved(rec) => CodeHash::from_slice(&rec.hash).is_some_and(|stored| {
             let (current, previous) = cx.tokens().code_hashers();
             // Both keys are always tried (no early exit), each comparison constant-time.
-            let by_current = current.verify(phone, purpose, candidate, &stored);
+            let by_current = current.verify(destination, purpose, candidate, &stored);
             let by_previous =
-                previous.is_some_and(|p| p.verify(phone, purpose, candidate, &stored));
+                previous.is_some_and(|p| p.verify(destination, purpose, candidate, &stored));
             by_current | by_previous
         }),
         CodeCheck::Unavailable => {
@@ -375,7 +390,7 @@ pub(super) async fn check_code(
                 .spend_code(&rec.purpose, &rec.phone, &rec.hash)
                 .await?
             {
-                clear_code_failures(cx, phone).await?;
+                clear_code_failures(cx, destination).await?;
                 Ok(rec)
             } else {
                 Err(Error::InvalidCode)
@@ -385,7 +400,7 @@ pub(super) async fn check_code(
     };
     tracing::info!(target: "audit", event = "code_check", purpose = purpose.as_str(),
         outcome = if outcome.is_ok() { "success" } else { "invalid_code" },
-        phone_tag = %cx.tokens().audit_tag(phone.as_str()));
+        tag = %cx.tokens().audit_tag(destination));
     outcome
 }
 
@@ -429,7 +444,7 @@ pub async fn confirm_phone(cx: &Ctx<'_>, phone: Phone, code: &str) -> Result<Use
     } else {
         Purpose::Signup
     };
-    let rec = check_code(cx, &phone, purpose, code).await?;
+    let rec = check_code(cx, phone.as_str(), purpose, code).await?;
     let user_id = rec.user_id.ok_or(Error::InvalidCode)?;
     if change {
         // The code is for the change the user asked for last, not one since replaced.
@@ -492,7 +507,7 @@ pub async fn recover_start(cx: &Ctx<'_>, phone: Phone) -> Result<(), Error> {
                     .tokens()
                     .code_hashers()
                     .0
-                    .hash(&phone, purpose, &decoy)
+                    .hash(phone.as_str(), purpose, &decoy)
                     .as_bytes()
                     .to_vec(),
                 user_id: None,
@@ -523,7 +538,7 @@ pub async fn recover_confirm(
     code: &str,
     new_password: Password,
 ) -> Result<(), Error> {
-    let rec = check_code(cx, &phone, Purpose::PasswordRecovery, code).await?;
+    let rec = check_code(cx, phone.as_str(), Purpose::PasswordRecovery, code).await?;
     let user_id = rec.user_id.ok_or(Error::InvalidCode)?;
     let patch = UserPatch {
         password_hash: Some(password::hash(new_password).await?),

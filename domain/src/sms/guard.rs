@@ -63,6 +63,8 @@ pub enum Guard {
     Source,
     /// Per destination phone.
     Phone,
+    /// Per destination email address.
+    Address,
     /// Per country calling code: SMS sent.
     Country,
     /// All SMS of one UTC day.
@@ -75,6 +77,7 @@ impl Guard {
         match self {
             Self::Source => "ip",
             Self::Phone => "phone",
+            Self::Address => "address",
             Self::Country => "cc",
             Self::Daily => "all",
         }

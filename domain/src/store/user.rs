@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::{
     credential::{CredentialKind, CredentialRecord, PASSWORD_ID},
-    identity::{Identifier, IdentifierKind, IdentifierRecord, PendingIdentifier},
+    identity::{Email, Identifier, IdentifierKind, IdentifierRecord, PendingIdentifier},
     types::{Name, Phone, UserId},
 };
 
@@ -77,11 +77,11 @@ pub struct UserRecord {
 }
 
 impl UserRecord {
-    /// A new account with one unproven identifier and a password.
+    /// A new account with unproven identifiers (one of each kind) and a password.
     pub fn new(
         id: UserId,
         (first_name, middle_name, last_name): (Name, Option<Name>, Name),
-        identifier: Identifier,
+        identifiers: Vec<Identifier>,
         password_hash: String,
         now: i64,
     ) -> Self {
@@ -90,7 +90,10 @@ impl UserRecord {
             first_name,
             middle_name,
             last_name,
-            identifiers: vec![IdentifierRecord::new(identifier, None)],
+            identifiers: identifiers
+                .into_iter()
+                .map(|i| IdentifierRecord::new(i, None))
+                .collect(),
             pending: Vec::new(),
             credentials: vec![StoredCredential::password(password_hash, now)],
             disabled: false,
@@ -121,8 +124,28 @@ impl UserRecord {
 
     /// Whether the account's phone is proven (false when it has none).
     pub fn phone_verified(&self) -> bool {
-        self.primary(IdentifierKind::Phone)
-            .is_some_and(IdentifierRecord::verified)
+        self.verified(IdentifierKind::Phone)
+    }
+
+    /// Whether the account's identifier of `kind` is proven (false when it has none).
+    pub fn verified(&self, kind: IdentifierKind) -> bool {
+        self.primary(kind).is_some_and(IdentifierRecord::verified)
+    }
+
+    /// The account's email address, if it has one.
+    pub fn email(&self) -> Option<&Email> {
+        match self.primary(IdentifierKind::Email).map(|r| &r.identifier) {
+            Some(Identifier::Email(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The new address waiting for proof.
+    pub fn pending_email(&self) -> Option<&Email> {
+        match self.pending(IdentifierKind::Email) {
+            Some(Identifier::Email(e)) => Some(e),
+            _ => None,
+        }
     }
 
     /// The replacement waiting for proof for `kind`.
@@ -302,7 +325,7 @@ mod tests {
         UserRecord::new(
             UserId::new(),
             (n(), None, n()),
-            phone("+12025550101"),
+            vec![phone("+12025550101")],
             "h1".into(),
             10,
         )

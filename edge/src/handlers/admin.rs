@@ -15,6 +15,7 @@ use crate::{
     routes::Endpoint,
 };
 use domain::{
+    identity::{Email, Identifier},
     service::{
         Ctx,
         admin::{self, Actor},
@@ -84,22 +85,32 @@ fn user_id(endpoint: Endpoint, req: &Request) -> Result<UserId, ApiError> {
     )
 }
 
-/// `phone` from the query string, percent-decoded (`+` is `%2B`).
-fn phone_query(req: &Request) -> Result<Phone, ApiError> {
-    let raw = req
-        .uri()
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("phone="))
-        .ok_or_else(|| {
-            ApiError::Validation(vec![FieldError {
-                path: "?phone".to_owned(),
-                message: "the phone query parameter is required".to_owned(),
-            }])
-        })?;
-    let decoded = percent_decode(raw).ok_or(Invalid("phone is not valid percent-encoding"));
-    field("?phone", decoded.and_then(|p| Phone::parse(&p)))
+/// `phone` or `email` from the query string, percent-decoded (`+` is `%2B`).
+fn identifier_query(req: &Request) -> Result<Identifier, ApiError> {
+    let query = req.uri().query().unwrap_or_default();
+    let value = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+    };
+    let decoded = |path: &str, raw: &str| {
+        field(
+            path,
+            percent_decode(raw).ok_or(Invalid("not valid percent-encoding")),
+        )
+    };
+    match (value("phone"), value("email")) {
+        (Some(raw), None) => {
+            field("?phone", Phone::parse(&decoded("?phone", raw)?)).map(Identifier::Phone)
+        }
+        (None, Some(raw)) => {
+            field("?email", Email::parse(&decoded("?email", raw)?)).map(Identifier::Email)
+        }
+        _ => Err(ApiError::Validation(vec![FieldError {
+            path: "?phone".to_owned(),
+            message: "exactly one of the phone and email query parameters is required".to_owned(),
+        }])),
+    }
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -137,8 +148,8 @@ pub(super) async fn handle(
     let view = |u: &UserRecord| reply::json(StatusCode::OK, &AdminUserView::from(u));
     match endpoint {
         Endpoint::AdminFindUser => {
-            let phone = phone_query(req)?;
-            Ok(view(&admin::find_by_phone(cx, &actor, &phone).await?))
+            let identifier = identifier_query(req)?;
+            Ok(view(&admin::find_by(cx, &actor, &identifier).await?))
         }
         Endpoint::AdminGetUser => {
             let id = user_id(endpoint, req)?;

@@ -85,6 +85,18 @@ pub(super) fn e164(cx: &Ctx<'_>, path: &str, raw: &str) -> Result<Phone, ApiErro
     })
 }
 
+/// An email address in canonical form, or `invalid_email` naming the field: the canonical
+/// form's rules (one `@`, no display name, comment or quoting, a real domain, IDNA) are more
+/// than a JSON Schema can state, as with phones and passwords.
+pub(super) fn email(path: &str, raw: &str) -> Result<domain::identity::Email, ApiError> {
+    domain::identity::Email::parse(raw).map_err(|e| {
+        ApiError::InvalidEmail(vec![FieldError {
+            path: path.to_owned(),
+            message: e.0.to_owned(),
+        }])
+    })
+}
+
 /// A new password, or why it is refused (its own problem code: the rule needs NFKC and the
 /// common-password list, which no schema can state).
 pub(super) fn new_password(path: &str, raw: String) -> Result<Password, ApiError> {
@@ -115,9 +127,22 @@ pub(super) fn client_of(req: &Request) -> Client {
                         format!("https://{d}")
                     }
                 }),
+            accept_language: accept_language(req),
         },
-        _ => Client::default(),
+        _ => Client {
+            accept_language: accept_language(req),
+            ..Client::default()
+        },
     }
+}
+
+/// The `Accept-Language` header, if it is short enough to be one.
+fn accept_language(req: &Request) -> Option<String> {
+    req.headers()
+        .get("accept-language")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 256)
+        .map(str::to_owned)
 }
 
 /// Both credentials proven: 401 unless the session is live.

@@ -4,28 +4,32 @@ use lambda_http::{Body, Response, http::StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    extract::{Input, account_phone, field},
+    extract::{Input, account_phone, email, field},
     reply::{self, Oid},
 };
 use crate::{error::ApiError, schema};
 use domain::{
+    identity::Identifier,
     service::{self, Ctx},
-    types::{Password, Phone},
+    types::{Invalid, Password, Phone},
 };
 
 /// The body, as `edge/schemas/login.json` admits it.
 #[derive(Deserialize)]
 struct LoginBody {
-    phone: String,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
     password: String,
     /// The device token an earlier login on this client handed out, if any.
     device_token: Option<String>,
 }
 
-/// A login attempt: the phone, and any password at all (length rules belong to signup; a
-/// short guess is just a wrong password).
+/// A login attempt: the phone or email address, and any password at all (length rules
+/// belong to signup; a short guess is just a wrong password).
 struct Credentials {
-    phone: Phone,
+    identifier: Identifier,
     password: Password,
     device_token: Option<String>,
 }
@@ -34,8 +38,18 @@ impl TryFrom<LoginBody> for Credentials {
     type Error = ApiError;
 
     fn try_from(b: LoginBody) -> Result<Self, ApiError> {
+        let identifier = match (b.phone, b.email) {
+            (Some(p), None) => Identifier::Phone(field("/phone", Phone::parse(&p))?),
+            (None, Some(e)) => Identifier::Email(email("/email", &e)?),
+            _ => {
+                return Err(field(
+                    "",
+                    Err(Invalid("exactly one of phone and email is required")),
+                )?);
+            }
+        };
         Ok(Self {
-            phone: field("/phone", Phone::parse(&b.phone))?,
+            identifier,
             password: Password::unchecked(b.password),
             device_token: b.device_token,
         })
@@ -58,10 +72,12 @@ pub(super) async fn login(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Bo
     let mut c = Credentials::try_from(input.body::<LoginBody>(schema::Body::Login)?)?;
     // Strict where verification is on, but a phone that is not a valid number stays as typed:
     // accounts made under the legacy rule keep logging in.
-    if let Ok(strict) = account_phone(cx, "/phone", c.phone.clone()) {
-        c.phone = strict;
+    if let Identifier::Phone(p) = &c.identifier
+        && let Ok(strict) = account_phone(cx, "/phone", p.clone())
+    {
+        c.identifier = Identifier::Phone(strict);
     }
-    let grant = service::login(cx, c.phone, c.password, c.device_token.as_deref())
+    let grant = service::login(cx, c.identifier, c.password, c.device_token.as_deref())
         .await
         .map_err(ApiError::from);
     match &grant {

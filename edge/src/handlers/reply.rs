@@ -30,6 +30,8 @@ pub(super) struct UserView<'a> {
     last_name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     phone: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
 }
 
 impl<'a> From<&'a UserRecord> for UserView<'a> {
@@ -40,6 +42,7 @@ impl<'a> From<&'a UserRecord> for UserView<'a> {
             middle_name: u.middle_name.as_ref().map(|m| m.as_str()),
             last_name: u.last_name.as_str(),
             phone: u.phone().map(|p| p.as_str()),
+            email: u.email().map(|e| e.as_str()),
         }
     }
 }
@@ -58,6 +61,22 @@ pub(super) fn json(status: StatusCode, body: &impl Serialize) -> Response<Body> 
             ApiError::Internal.into_response()
         }
     }
+}
+
+/// An HTML page (the emailed link's): no cache, no framing, and only its own inline script.
+pub(super) fn html(status: StatusCode, page: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-store")
+        .header("x-frame-options", "DENY")
+        .header("referrer-policy", "no-referrer")
+        .header(
+            "content-security-policy",
+            "default-src 'none'; script-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+        )
+        .body(Body::Text(page.to_owned()))
+        .unwrap_or_else(|_| ApiError::Internal.into_response())
 }
 
 /// 204 No Content.

@@ -4,7 +4,7 @@ use lambda_http::{Body, Response, http::StatusCode};
 use serde::Deserialize;
 
 use super::{
-    extract::{Input, account_phone, field, new_password},
+    extract::{Input, account_phone, email, field, new_password},
     reply::{self, UserView},
 };
 use crate::{error::ApiError, schema};
@@ -21,7 +21,12 @@ struct SignupBody {
     middle_name: Option<String>,
     last_name: String,
     password: String,
-    phone: String,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    locale: Option<String>,
 }
 
 impl TryFrom<SignupBody> for NewUser {
@@ -35,16 +40,24 @@ impl TryFrom<SignupBody> for NewUser {
                 Name::parse_optional(b.middle_name.as_deref()),
             )?,
             last_name: field("/last_name", Name::parse(&b.last_name))?,
-            phone: field("/phone", Phone::parse(&b.phone))?,
+            phone: b
+                .phone
+                .map(|p| field("/phone", Phone::parse(&p)))
+                .transpose()?,
+            email: b.email.map(|e| email("/email", &e)).transpose()?,
             password: new_password("/password", b.password)?,
+            locale: b.locale,
         })
     }
 }
 
-/// 201 with the new user, 409 when the phone is taken.
+/// 201 with the new user, 409 when the phone (or, where addresses need no proof, the email)
+/// is taken.
 pub(super) async fn signup(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
     let mut new_user = NewUser::try_from(input.body::<SignupBody>(schema::Body::Signup)?)?;
-    new_user.phone = account_phone(cx, "/phone", new_user.phone)?;
+    if let Some(p) = new_user.phone.take() {
+        new_user.phone = Some(account_phone(cx, "/phone", p)?);
+    }
     let user = service::signup(cx, new_user).await.map_err(ApiError::from);
     match &user {
         Ok(u) => {

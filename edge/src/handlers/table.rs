@@ -72,6 +72,9 @@ pub fn verify<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFutu
     match e {
         Endpoint::VerifyPhoneStart => Box::pin(verify::start(cx, input)),
         Endpoint::VerifyPhoneConfirm => Box::pin(verify::confirm(cx, input)),
+        Endpoint::VerifyEmailStart => Box::pin(verify::email_start(cx, input)),
+        Endpoint::VerifyEmailConfirm => Box::pin(verify::email_confirm(cx, input)),
+        Endpoint::VerifyEmailLink => Box::pin(verify::email_link(input)),
         _ => not_here(),
     }
 }

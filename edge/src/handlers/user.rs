@@ -4,7 +4,7 @@ use lambda_http::{Body, Response, http::StatusCode};
 use serde::{Deserialize, Deserializer};
 
 use super::{
-    extract::{Input, account_phone, caller, field, new_password},
+    extract::{Input, account_phone, caller, email, field, new_password},
     reply::{self, UserView},
 };
 use crate::{error::ApiError, schema};
@@ -39,6 +39,8 @@ struct UpdateBody {
     middle_name: Option<Option<String>>,
     last_name: Option<String>,
     phone: Option<String>,
+    email: Option<String>,
+    locale: Option<String>,
     password: Option<String>,
     current_password: Option<String>,
 }
@@ -73,6 +75,8 @@ impl TryFrom<UpdateBody> for ProfileUpdate {
                 .phone
                 .map(|p| field("/phone", Phone::parse(&p)))
                 .transpose()?,
+            email: b.email.map(|e| email("/email", &e)).transpose()?,
+            locale: b.locale,
             new_password: b
                 .password
                 .map(|p| new_password("/password", p))

@@ -9,6 +9,7 @@ mod concurrency;
 mod conformance;
 mod dev_server;
 mod dev_server_hardening;
+mod email;
 mod faults;
 mod fuzz;
 mod guards;

@@ -420,6 +420,9 @@ enum On {
     /// Phone verification required, two test numbers and the default SMS limits: a phone
     /// change that loses its number to another account.
     Change,
+    /// Email verification required, test addresses: proof, unproven logins, an email change
+    /// that loses its address to another account.
+    Email,
 }
 
 /// Which login of the flow a case's 200 answer becomes.
@@ -432,6 +435,8 @@ enum Keep {
     Refresh,
     /// The login of the [`On::Change`] cases.
     Changer,
+    /// The login of the [`On::Email`] cases.
+    Mailer,
 }
 
 /// The logins cases use: `a` and `b` come from the flow's own logins, `nobody` holds a valid
@@ -451,6 +456,7 @@ struct Ctx {
     /// A user document the refusing database already holds (its updates are refused).
     held: String,
     changer: Option<Login>,
+    mailer: Option<Login>,
 }
 
 impl Ctx {
@@ -463,6 +469,11 @@ impl Ctx {
         self.b
             .as_ref()
             .expect("a case uses `b` before the login that keeps it")
+    }
+    fn mailer(&self) -> &Login {
+        self.mailer
+            .as_ref()
+            .expect("a case uses `mailer` before the login that keeps it")
     }
     fn changer(&self) -> &Login {
         self.changer
@@ -553,6 +564,20 @@ const STRICT_PHONE: &str = "+15555550101";
 /// Test numbers of the [`On::Change`] cases: the changer's own, and the one it moves to.
 const CHANGER_PHONE: &str = "+15555550102";
 const CHANGE_TARGET: &str = "+15555550103";
+/// Test addresses of the [`On::Email`] cases (fixed code [`TEST_CODE`]): a signup, one that
+/// resends too soon, an email changer, and the address it moves to.
+const MAIL_SIGNUP: &str = "signup@app.test";
+const MAIL_SOON: &str = "soon@app.test";
+const MAIL_CHANGER: &str = "changer@app.test";
+const MAIL_TARGET: &str = "target@app.test";
+/// An address the canonical form refuses though the schema admits it.
+const MAIL_BAD: &str = "ann@example.123";
+fn signup_by_email(email: &str) -> Value {
+    json!({"first_name": "Ann", "last_name": "Lee", "password": PASSWORD, "email": email})
+}
+fn email_login(email: &str) -> Value {
+    with_json_body(login_ev(), &json!({"email": email, "password": PASSWORD}))
+}
 /// POST /token/refresh of `token`.
 fn refresh_with(token: &str) -> Value {
     with_json_body(refresh_ev(), &json!({"refresh_token": token}))
@@ -744,6 +769,49 @@ fn cases() -> Vec<Case> {
         case("recovery confirm with malformed JSON", |_| with_raw_body(code_route("/recover/confirm", json!({})), "{")),
         case("recovery confirm over 16 KiB", |_| code_route("/recover/confirm", huge("code"))),
         case("recovery confirm without Content-Type", |_| with_header(code_route("/recover/confirm", json!({})), CT, None)),
+        // Email, verification off: addresses as given.
+        case("signup by email", |_| code_route("/signup", signup_by_email("ann@example.com"))),
+        case("signup by a taken email, another spelling", |_| code_route("/signup", signup_by_email("ANN@Example.com"))),
+        case("signup by an email the canonical form refuses", |_| code_route("/signup", signup_by_email(MAIL_BAD))),
+        case("login by an email the canonical form refuses", |_| email_login(MAIL_BAD)),
+        case("update to a taken email", |c| update_event(c.a(), json!({"email": "ann@example.com", "current_password": PASSWORD}))),
+        case("update to an email the canonical form refuses", |c| update_event(c.a(), json!({"email": MAIL_BAD, "current_password": PASSWORD}))),
+        case("recovery start of an email the canonical form refuses", |_| code_route("/recover/start", json!({"email": MAIL_BAD}))),
+        case("recovery confirm of an email the canonical form refuses", |_| code_route("/recover/confirm",
+            json!({"email": MAIL_BAD, "code": TEST_CODE, "new_password": "a-new-passphrase-1"}))),
+        case("email verification start", |_| code_route("/verify/email/start", json!({"email": "nobody@example.com"}))),
+        case("email verification start of an address the canonical form refuses", |_| code_route("/verify/email/start", json!({"email": MAIL_BAD}))),
+        case("email verification start with an unknown field", |_| code_route("/verify/email/start", json!({"email": "nobody@example.com", "x": 1}))),
+        case("email verification start with malformed JSON", |_| with_raw_body(code_route("/verify/email/start", json!({})), "{\"email")),
+        case("email verification start over 16 KiB", |_| code_route("/verify/email/start", huge("email"))),
+        case("email verification start without Content-Type", |_| with_header(code_route("/verify/email/start", json!({"email": "nobody@example.com"})), CT, None)),
+        case("email verification confirm with a wrong code", |_| code_route("/verify/email/confirm", json!({"email": "nobody@example.com", "code": "000000"}))),
+        case("email verification confirm with an unused token", |_| code_route("/verify/email/confirm", json!({"token": "A".repeat(22)}))),
+        case("email verification confirm of an address the canonical form refuses", |_| code_route("/verify/email/confirm", json!({"email": MAIL_BAD, "code": TEST_CODE}))),
+        case("email verification confirm with both forms", |_| code_route("/verify/email/confirm", json!({"email": "nobody@example.com", "code": TEST_CODE, "token": "A".repeat(22)}))),
+        case("email verification confirm with malformed JSON", |_| with_raw_body(code_route("/verify/email/confirm", json!({})), "{\"token")),
+        case("email verification confirm over 16 KiB", |_| code_route("/verify/email/confirm", huge("code"))),
+        case("email verification confirm without Content-Type", |_| with_header(code_route("/verify/email/confirm", json!({"token": "A".repeat(22)})), CT, None)),
+        case("email link page", |_| event_for("GET", "/verify/email/link")),
+        case("email verification start, database down", |_| code_route("/verify/email/start", json!({"email": "nobody@example.com"}))).on(Down),
+        case("email verification confirm, database down", |_| code_route("/verify/email/confirm", json!({"email": "nobody@example.com", "code": TEST_CODE}))).on(Down),
+        // Email verification required (test addresses: fixed code, nothing sent).
+        case("signup by a test address", |_| code_route("/signup", signup_by_email(MAIL_SIGNUP))).on(Email),
+        case("login by an address not proven yet", |_| email_login(MAIL_SIGNUP)).on(Email),
+        case("email verification confirm", |_| code_route("/verify/email/confirm", json!({"email": MAIL_SIGNUP, "code": TEST_CODE}))).on(Email),
+        case("signup that resends too soon", |_| code_route("/signup", signup_by_email(MAIL_SOON))).on(Email),
+        case("email verification start again at once", |_| code_route("/verify/email/start", json!({"email": MAIL_SOON}))).on(Email),
+        case("signup of the email changer", |_| code_route("/signup", signup_by_email(MAIL_CHANGER))).on(Email),
+        case("email verification confirm of the changer", |_| code_route("/verify/email/confirm", json!({"email": MAIL_CHANGER, "code": TEST_CODE}))).on(Email),
+        case("login of the email changer", |_| email_login(MAIL_CHANGER)).on(Email).keep(Keep::Mailer),
+        case("update asking to move to a test address", |c| update_event(c.mailer(),
+            json!({"email": MAIL_TARGET, "current_password": PASSWORD}))).on(Email),
+        case("signup of the address the change asked for", |_| code_route("/signup",
+            json!({"first_name": "Bo", "last_name": "Li", "password": PASSWORD, "email": MAIL_TARGET, "phone": "5550000601"}))).on(Email),
+        case("email verification confirm by the address's new account", |_| code_route("/verify/email/confirm",
+            json!({"email": MAIL_TARGET, "code": TEST_CODE}))).on(Email),
+        case("email verification confirm of the change, address taken meanwhile", |_| code_route("/verify/email/confirm",
+            json!({"email": MAIL_TARGET, "code": TEST_CODE}))).on(Email),
         // POST /logout
         case("logout with an unknown scope", |c| logout_as(c.a(), Some(json!({"scope": "everywhere"})))),
         case("logout with malformed JSON", |c| {
@@ -843,6 +911,20 @@ async fn full_flow() -> Flow {
     let verification =
         domain::verification::Verification::from_vars(&change_vars, adapters::sms_sender).unwrap();
     let change = change.with_verification(verification);
+    let (email, _clock) = mongo_state().await;
+    let email_vars = domain::config::Vars::from_pairs([
+        ("REQUIRE_EMAIL_VERIFICATION", "true".to_owned()),
+        ("EMAIL_SENDER", "log".to_owned()),
+        ("EMAIL_ALLOW_LOG_SENDER", "1".to_owned()),
+        (
+            "EMAIL_TEST_ADDRESSES",
+            [MAIL_SIGNUP, MAIL_SOON, MAIL_CHANGER, MAIL_TARGET]
+                .map(|a| format!("{a}:{TEST_CODE}"))
+                .join(","),
+        ),
+    ]);
+    let mail = domain::email::Mail::from_vars(&email_vars, domain::email::log_mailer).unwrap();
+    let email = email.with_email(mail);
     let down = unreachable_db_state().await;
     let refusing = refusing_inserts_state().await;
     let (broken, c) = broken_documents_state().await;
@@ -879,6 +961,7 @@ async fn full_flow() -> Flow {
         target: throwaway(&db).await,
         held: held.to_hex(),
         changer: None,
+        mailer: None,
     };
     let mut f = Flow::default();
     for case in cases() {
@@ -889,6 +972,7 @@ async fn full_flow() -> Flow {
             On::Broken => &broken,
             On::Strict => &strict,
             On::Change => &change,
+            On::Email => &email,
         };
         for _ in 0..case.times {
             let answer = f.send(state, case.what, (case.request)(&ctx)).await;
@@ -897,6 +981,7 @@ async fn full_flow() -> Flow {
                 Keep::A => ctx.a = Some(Login::of(answer)),
                 Keep::B => ctx.b = Some(Login::of(answer)),
                 Keep::Changer => ctx.changer = Some(Login::of(answer)),
+                Keep::Mailer => ctx.mailer = Some(Login::of(answer)),
                 Keep::Refresh => {
                     ctx.refresh = answer.body["refresh_token"].as_str().map(str::to_owned);
                 }
@@ -1153,6 +1238,8 @@ fn sample(file: &str, id: &str, fresh_phone: &str) -> Value {
         }
         "phone_start.json" | "recover_start.json" => json!({"phone": "+12025550123"}),
         "phone_confirm.json" => json!({"phone": "+12025550123", "code": "123456"}),
+        "email_start.json" => json!({"email": "ann@example.com"}),
+        "email_confirm.json" => json!({"email": "ann@example.com", "code": "123456"}),
         "recover_confirm.json" => {
             json!({"phone": "+12025550123", "code": "123456", "new_password": "a-new-passphrase-1"})
         }
@@ -1285,6 +1372,9 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::InvalidPhone(vec![]),
         ApiError::InvalidCode,
         ApiError::PhoneUnverified,
+        ApiError::EmailTaken,
+        ApiError::EmailUnverified,
+        ApiError::InvalidEmail(vec![]),
     ];
     // No wildcard arm: a new variant stops this compiling until it is listed above too.
     let listed: BTreeSet<usize> = all
@@ -1310,9 +1400,12 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::InvalidPhone(_) => 17,
             ApiError::InvalidCode => 18,
             ApiError::PhoneUnverified => 19,
+            ApiError::EmailTaken => 20,
+            ApiError::EmailUnverified => 21,
+            ApiError::InvalidEmail(_) => 22,
         })
         .collect();
-    assert_eq!(listed, (0..20).collect(), "a variant is missing above");
+    assert_eq!(listed, (0..23).collect(), "a variant is missing above");
     all
 }
 
@@ -1571,7 +1664,13 @@ fn valid_strings(schema: &Value) -> BoxedStrategy<Value> {
             .unwrap()
             .boxed(),
     };
-    prop::collection::vec(piece, 1..=max / 16 + 2)
+    // An address is one piece: two joined hold two `@` and match nothing.
+    let pieces = if schema["pattern"].as_str().is_some_and(|p| p.contains('@')) {
+        1..=1
+    } else {
+        1..=max / 16 + 2
+    };
+    prop::collection::vec(piece, pieces)
         .prop_map(|pieces| Value::String(pieces.concat()))
         .boxed()
 }

@@ -613,7 +613,9 @@ async fn login_rehashes_a_password_stored_at_older_parameters() {
             None,
             domain::types::Name::parse("Timer").unwrap(),
         ),
-        domain::identity::Identifier::Phone(domain::types::Phone::parse("5551234567").unwrap()),
+        vec![domain::identity::Identifier::Phone(
+            domain::types::Phone::parse("5551234567").unwrap(),
+        )],
         old,
         0,
     );

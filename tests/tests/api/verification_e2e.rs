@@ -143,7 +143,7 @@ async fn the_dev_server_runs_the_flows_with_a_test_number_when_verification_is_o
         server.banner
     );
     assert!(
-        server.banner.contains("SMS sender log"),
+        server.banner.contains("SMS sender log;"),
         "{}",
         server.banner
     );

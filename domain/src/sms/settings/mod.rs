@@ -53,7 +53,7 @@ pub(crate) fn count(vars: &Vars, name: &'static str, default: u32) -> Result<u32
     }
 }
 
-fn flag(vars: &Vars, name: &str) -> bool {
+pub(crate) fn flag(vars: &Vars, name: &str) -> bool {
     matches!(
         vars.get(name)
             .map(|v| v.trim().to_ascii_lowercase())
@@ -325,7 +325,7 @@ fn webhook_config(vars: &Vars) -> Result<WebhookConfig, SmsConfigError> {
 }
 
 /// `https://` to anywhere, or `http://` to a loopback host; no credentials in the URL.
-fn check_webhook_url(url: &str) -> Result<(), &'static str> {
+pub(crate) fn check_webhook_url(url: &str) -> Result<(), &'static str> {
     let uri: http::Uri = url.parse().map_err(|_| "not a URL")?;
     let host = uri.host().ok_or("has no host")?;
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
@@ -350,7 +350,7 @@ fn check_webhook_url(url: &str) -> Result<(), &'static str> {
 }
 
 /// `whsec_` + standard base64 of 24 to 64 bytes.
-fn parse_webhook_secret(raw: &str) -> Result<Secret, &'static str> {
+pub(crate) fn parse_webhook_secret(raw: &str) -> Result<Secret, &'static str> {
     let b64 = raw
         .trim()
         .strip_prefix("whsec_")

@@ -139,7 +139,7 @@ pub fn user(phone: &str) -> UserBuilder {
             Some(Name::parse("B").unwrap()),
             Name::parse("Lee").unwrap(),
         ),
-        Identifier::Phone(Phone::parse(phone).unwrap()),
+        vec![Identifier::Phone(Phone::parse(phone).unwrap())],
         "$argon2id$fake".into(),
         NOW,
     );
@@ -181,7 +181,10 @@ async fn the_invariant_check_catches_a_phone_held_by_two_users() {
         .unwrap()
         .database(&db)
         .collection::<mongodb::bson::Document>("User");
-    users.drop_index("phone_unique").await.unwrap();
+    users
+        .drop_index(adapters::mongo::PHONE_INDEX)
+        .await
+        .unwrap();
     let b = user("5550001").build();
     users
         .insert_one(mongodb::bson::doc! {

@@ -205,7 +205,14 @@ async fn mongo_indexes_are_created_idempotently() {
     store.ensure_indexes().await.unwrap();
     store.ensure_indexes().await.unwrap();
     let names = adapters::mongo::user_index_names(&store).await.unwrap();
-    assert!(names.iter().any(|n| n == "phone_unique"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n == adapters::mongo::PHONE_INDEX),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n == "phone_unique"),
+        "replaced: {names:?}"
+    );
 }
 
 const POLICY: AttemptPolicy = AttemptPolicy {
