@@ -27,13 +27,18 @@
 //! | `TokenRefreshes`   | Count        | `token_refresh`   | `outcome`       |
 //! | `SmsSent`          | Count        | `sms_sent`        |                 |
 //! | `SmsRefused`       | Count        | `sms_refused`     |                 |
+//! | `EmailsSent`       | Count        | `email_sent`      |                 |
+//! | `EmailsRefused`    | Count        | `email_refused`   |                 |
+//! | `EmailsVerified`   | Count        | `email_verified`  |                 |
 //! | `CodeFailureCaps`  | Count        | `code_failure_cap`|                 |
 //! | `ColdStarts`       | Count        | (first invocation)|                 |
 //! | `StoreLatency`     | Milliseconds | (each store call) |                 |
 //!
 //! `sms_sent` and `sms_refused` come from the phone verification flows (`service/verify.rs`):
 //! `sms_refused` carries a `reason` (cooldown, phone, ip, cc, all, country, provider,
-//! no_sender) in its log line.
+//! no_sender) in its log line. `email_sent`, `email_refused` (reason: cooldown, address, ip,
+//! all, provider, no_sender) and `email_verified` come from the email flows
+//! (`service/email.rs`).
 
 use std::{sync::OnceLock, time::Duration};
 
@@ -52,13 +57,16 @@ pub const PASSWORD_REHASHES: &str = "PasswordRehashes";
 pub const TOKEN_REFRESHES: &str = "TokenRefreshes";
 pub const SMS_SENT: &str = "SmsSent";
 pub const SMS_REFUSED: &str = "SmsRefused";
+pub const EMAILS_SENT: &str = "EmailsSent";
+pub const EMAILS_REFUSED: &str = "EmailsRefused";
+pub const EMAILS_VERIFIED: &str = "EmailsVerified";
 /// Code routes refused because a phone reached its failed-code cap.
 pub const CODE_FAILURE_CAPS: &str = "CodeFailureCaps";
 pub const COLD_STARTS: &str = "ColdStarts";
 pub const STORE_LATENCY: &str = "StoreLatency";
 
 /// Audit event -> (metric, whether its `outcome` becomes a dimension).
-pub const FROM_AUDIT: [(&str, &str, bool); 10] = [
+pub const FROM_AUDIT: [(&str, &str, bool); 13] = [
     ("signup", SIGNUPS, true),
     ("login", LOGINS, true),
     ("lockout", LOCKOUTS, false),
@@ -69,6 +77,9 @@ pub const FROM_AUDIT: [(&str, &str, bool); 10] = [
     ("sms_sent", SMS_SENT, false),
     ("sms_refused", SMS_REFUSED, false),
     ("code_failure_cap", CODE_FAILURE_CAPS, false),
+    ("email_sent", EMAILS_SENT, false),
+    ("email_refused", EMAILS_REFUSED, false),
+    ("email_verified", EMAILS_VERIFIED, false),
 ];
 
 static COLLECTOR: OnceLock<&'static Collector> = OnceLock::new();

@@ -118,11 +118,13 @@ export class UserApiClient {
     return take<User>(await this.raw.POST("/signup", { body }));
   }
 
-  /** Logs in, keeps the tokens, and sends back (and renews) this client's device token. */
-  async login(phone: string, password: string): Promise<Session> {
+  /** Logs in with a phone or an email address (anything with an `@`), keeps the tokens, and
+   * sends back (and renews) this client's device token. */
+  async login(phoneOrEmail: string, password: string): Promise<Session> {
     const device_token = this.store.deviceToken();
+    const identifier = phoneOrEmail.includes("@") ? { email: phoneOrEmail } : { phone: phoneOrEmail };
     const data = take<components["schemas"]["LoginResponse"]>(
-      await this.raw.POST("/login", { body: { phone, password, device_token } }),
+      await this.raw.POST("/login", { body: { ...identifier, password, device_token } }),
     );
     const session: Session = {
       token: data.token,
@@ -203,14 +205,38 @@ export class UserApiClient {
     return take<User>(await this.raw.POST("/verify/phone/confirm", { body: { phone, code } }));
   }
 
-  async startRecovery(phone: string): Promise<void> {
-    take(await this.raw.POST("/recover/start", { body: { phone } }));
+  /** Sends a new code and link to an address waiting for proof (202 whatever the address). */
+  async startEmailVerification(email: string, locale?: string): Promise<void> {
+    take(await this.raw.POST("/verify/email/start", { body: { email, locale } }));
   }
 
-  async confirmRecovery(phone: string, code: string, newPassword: string): Promise<void> {
+  /** Proves an address with the emailed code. */
+  async confirmEmail(email: string, code: string): Promise<User> {
+    return take<User>(await this.raw.POST("/verify/email/confirm", { body: { email, code } }));
+  }
+
+  /** Proves an address with the token of an emailed link (the `token` query parameter). */
+  async confirmEmailLink(token: string): Promise<User> {
+    return take<User>(await this.raw.POST("/verify/email/confirm", { body: { token } }));
+  }
+
+  /** Starts a password reset by phone or email address (anything with an `@`). */
+  async startRecovery(phoneOrEmail: string): Promise<void> {
+    const body = phoneOrEmail.includes("@") ? { email: phoneOrEmail } : { phone: phoneOrEmail };
+    take(await this.raw.POST("/recover/start", { body }));
+  }
+
+  /** Sets a new password with the token of an emailed reset link. */
+  async confirmRecoveryLink(token: string, newPassword: string): Promise<void> {
+    take(await this.raw.POST("/recover/confirm", { body: { token, new_password: newPassword } }));
+  }
+
+  /** Sets a new password with the code sent to a phone or email address. */
+  async confirmRecovery(phoneOrEmail: string, code: string, newPassword: string): Promise<void> {
+    const who = phoneOrEmail.includes("@") ? { email: phoneOrEmail } : { phone: phoneOrEmail };
     take(
       await this.raw.POST("/recover/confirm", {
-        body: { phone, code, new_password: newPassword },
+        body: { ...who, code, new_password: newPassword },
       }),
     );
   }

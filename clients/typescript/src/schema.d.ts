@@ -14,8 +14,14 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Create a user.
-         * @description The phone is normalised (a leading `+` kept; spaces, dashes, dots and parentheses
+         * Create a user with a phone, an email address or both.
+         * @description At least one of `phone` and `email`. The email is compared case-insensitively (trimmed,
+         *     NFC, lower-cased, domain IDNA-encoded) and must be unused; where
+         *     `REQUIRE_EMAIL_VERIFICATION` is on the account starts with the address unproven and a
+         *     code and a link are mailed to it (see /verify/email/confirm), and a signup by email
+         *     alone whose address already has an account gets the same 201 (nothing is stored; the
+         *     address's owner is told by mail instead), so signup tells no one which addresses have
+         *     accounts. Otherwise a taken address is 409 `email_taken`. The phone is normalised (a leading `+` kept; spaces, dashes, dots and parentheses
          *     dropped; 7 to 15 digits) and must be unused. The password must be 8 to 128 characters
          *     after NFKC normalisation and not on the common-password list. Where
          *     `REQUIRE_PHONE_VERIFICATION` is on, the phone must be a number a code can reach (parsed
@@ -41,13 +47,15 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Exchange a phone and password for a JWT and a session token.
-         * @description An unknown phone and a wrong password get the identical 401; the right password of a
+         * Exchange a phone or email address and a password for a JWT and a session token.
+         * @description Exactly one of `phone` and `email`; each identifier has its own failure count and
+         *     lock. An unknown identifier and a wrong password get the identical 401; the right password of a
          *     disabled account gets 403 `account_disabled`. After 5 consecutive
          *     failures for a phone, attempts get 429 with `Retry-After` (1 s, doubling with each
          *     further failure, capped at 15 minutes) until the lock passes. Where
          *     `REQUIRE_PHONE_VERIFICATION` is on, the right password of an account whose phone is not
-         *     verified yet gets 403 `phone_unverified`.
+         *     verified yet gets 403 `phone_unverified`, and where `REQUIRE_EMAIL_VERIFICATION` is on,
+         *     a login by an address not proven yet gets 403 `email_unverified`.
          */
         post: operations["login"];
         delete?: never;
@@ -196,6 +204,80 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/verify/email/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a new code and link to an email address waiting for proof.
+         * @description Sends a new one-time code (6 digits) and a link (a one-time token) in one message to the
+         *     address of an account that has not proven it, or to the pending new address of an email
+         *     change; the new code invalidates the previous one and its link. Answers 202 whatever the
+         *     address, so it tells no one which addresses have accounts. Sends are limited per address
+         *     (`EMAIL_MAX_PER_ADDRESS_PER_HOUR`, 5), per source address (`EMAIL_MAX_PER_IP_PER_HOUR`,
+         *     20) and per day (`EMAIL_DAILY_LIMIT`, 10,000), and by the resend cooldown
+         *     (`OTP_RESEND_SECONDS`): 429 with `Retry-After`, nothing sent. The text is in the
+         *     request's `locale`, else its `Accept-Language`, else English.
+         */
+        post: operations["startEmailVerification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/verify/email/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Prove an email address with the code or the link's token sent to it.
+         * @description `{email, code}` or `{token}`. For a signup the address becomes proven; for an email
+         *     change the pending address replaces the old one only now. The code and the link of one
+         *     message are one proof: whichever is used first, the other stops working. Codes allow 5
+         *     attempts each, counted before the comparison; a wrong, expired, used or spent code or
+         *     token is 400 `invalid_code`.
+         */
+        post: operations["confirmEmail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/verify/email/link": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The page an emailed link opens; it spends nothing.
+         * @description Mail scanners and previews fetch links, so a GET never uses the token: this page (or the
+         *     app's own page named by `EMAIL_LINK_URL`) shows a button that POSTs the token to
+         *     /verify/email/confirm, or, for `purpose=recover`, asks for a new password and POSTs it
+         *     with the token to /recover/confirm.
+         */
+        get: operations["emailLinkPage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/recover/start": {
         parameters: {
             query?: never;
@@ -206,9 +288,11 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Send a password-reset code to an account's phone.
-         * @description Answers 202 whatever the phone, after the same work (no enumeration). The same limits as
-         *     /verify/phone/start apply.
+         * Send a password-reset code to an account's phone or email address.
+         * @description `{phone}` or `{email, locale?}`. Answers 202 whatever the phone or address, after the
+         *     same work (no enumeration). By phone, the limits of /verify/phone/start apply; by email,
+         *     those of /verify/email/start, and the mail carries a code and a link whose page asks
+         *     for the new password.
          */
         post: operations["startRecovery"];
         delete?: never;
@@ -227,8 +311,9 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Set a new password with the code sent to the phone.
-         * @description The code proves the phone: the password is replaced (the password rules apply), every
+         * Set a new password with the code sent to the phone or address, or a link's token.
+         * @description `{phone, code, new_password}`, `{email, code, new_password}` or
+         *     `{token, new_password}` (the token of an emailed link). The code proves the phone or address: the password is replaced (the password rules apply), every
          *     session of the account ends, the login lock of the phone is cleared and the phone counts as
          *     verified. Audited. A wrong, expired, used or spent code is 400 `invalid_code`.
          */
@@ -282,7 +367,11 @@ export interface paths {
          *     `current_password_incorrect` and counts towards a lock kept per user (429 with
          *     `Retry-After`). Phone changes are also limited per user and per source address per
          *     hour (429). A successful password change ends every other session of the user. A
-         *     phone held by another user is 409.
+         *     phone held by another user is 409. An `email` change needs `current_password` too and is
+         *     limited per user per hour; where `REQUIRE_EMAIL_VERIFICATION` is on the new address
+         *     waits, pending, for the code and link mailed to it (the old one keeps working until
+         *     then), else it replaces the old one at once (409 `email_taken` when another user holds
+         *     it).
          */
         put: operations["updateUser"];
         post?: never;
@@ -309,8 +398,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Find a user by phone (operators only).
-         * @description The phone in any accepted formatting (`+` percent-encoded as `%2B`). Admin routes are
+         * Find a user by phone or email address (operators only).
+         * @description Exactly one of `phone` (in any accepted formatting, `+` percent-encoded as `%2B`) and
+         *     `email` (any spelling of the address: it is canonicalised). Admin routes are
          *     served by the `admin` function behind API Gateway's `AWS_IAM` authorizer; the caller's
          *     IAM principal is audited with every action.
          */
@@ -442,8 +532,10 @@ export interface components {
             /** @description Absent when the user has none. */
             middle_name?: string;
             last_name: string;
-            /** @description Canonical form, an optional leading `+` and 7 to 15 digits. */
-            phone: string;
+            /** @description Canonical form, an optional leading `+` and 7 to 15 digits. Absent when the account has none. */
+            phone?: string;
+            /** @description Canonical form (lower-cased, the domain IDNA-encoded). Absent when the account has none. */
+            email?: string;
         };
         /** @description A user as an operator sees it. Names are as stored (a document another service wrote may hold empty ones). */
         AdminUser: {
@@ -451,7 +543,8 @@ export interface components {
             first_name: string;
             middle_name?: string;
             last_name: string;
-            phone: string;
+            phone?: string;
+            email?: string;
             disabled: boolean;
             /** @description Unix seconds; 0 when the document has no timestamp. */
             created_at: number;
@@ -497,14 +590,14 @@ export interface components {
          * @description Stable machine-readable error code; clients may switch on it.
          * @enum {string}
          */
-        ProblemCode: "validation_failed" | "weak_password" | "malformed_json" | "unsupported_media_type" | "payload_too_large" | "unauthorized" | "invalid_credentials" | "forbidden" | "current_password_incorrect" | "phone_taken" | "not_found" | "method_not_allowed" | "too_many_attempts" | "service_unavailable" | "internal_error" | "account_disabled" | "user_not_found" | "invalid_phone" | "invalid_code" | "phone_unverified";
+        ProblemCode: "validation_failed" | "weak_password" | "malformed_json" | "unsupported_media_type" | "payload_too_large" | "unauthorized" | "invalid_credentials" | "forbidden" | "current_password_incorrect" | "phone_taken" | "not_found" | "method_not_allowed" | "too_many_attempts" | "service_unavailable" | "internal_error" | "account_disabled" | "user_not_found" | "invalid_phone" | "invalid_code" | "phone_unverified" | "email_taken" | "email_unverified" | "invalid_email";
         FieldError: {
             /** @description JSON Pointer into the request body; empty for the body itself. */
             path: string;
             /** @description What is wrong; never the submitted value. */
             message: string;
         };
-        /** @description RFC 9457 problem details. `errors` is present exactly when `code` is `validation_failed`, `weak_password` or `invalid_phone`. */
+        /** @description RFC 9457 problem details. `errors` is present exactly when `code` is `validation_failed`, `weak_password`, `invalid_phone` or `invalid_email`. */
         Problem: {
             /** @description https://user-api.dev/problems/<code with dashes> */
             type: string;
@@ -524,17 +617,23 @@ export interface components {
             last_name: string;
             /** @description The password rules (8 to 128 characters after NFKC normalisation, not a commonly used password) answer 400 weak_password. */
             password: string;
-            /** @description 7 to 15 digits; an optional leading '+'; spaces, dashes, dots and parentheses are formatting and are dropped. */
-            phone: string;
-        };
+            /** @description 7 to 15 digits; an optional leading '+'; spaces, dashes, dots and parentheses are formatting and are dropped. At least one of phone and email. */
+            phone?: string;
+            /** @description An email address (a dot-atom local part, a domain with a dot; spaces around it are trimmed), compared case-insensitively: trimmed, NFC, lower-cased, the domain IDNA-encoded (stored so). Display-name forms, comments, quoted local parts, address literals and addresses over 254 octets answer 400 validation_failed naming the field. */
+            email?: string;
+            /** @description The language of mail sent for this request (a BCP 47 tag such as de or pt-BR); without it the Accept-Language header decides, then English. */
+            locale?: string;
+        } | unknown | unknown;
         /** LoginRequest */
         login: {
             /** @description 7 to 15 digits; an optional leading '+'; spaces, dashes, dots and parentheses are formatting and are dropped. */
-            phone: string;
+            phone?: string;
+            /** @description An email address (a dot-atom local part, a domain with a dot; spaces around it are trimmed), compared case-insensitively: trimmed, NFC, lower-cased, the domain IDNA-encoded (stored so). Display-name forms, comments, quoted local parts, address literals and addresses over 254 octets answer 400 validation_failed naming the field. */
+            email?: string;
             password: string;
             /** @description The device_token of this client's last successful login. A valid one gives this device its own failed-login budget, so lockouts caused by others spare it; a missing, expired or foreign one counts as an unknown device (never an error). */
             device_token?: string | null;
-        };
+        } & (unknown | unknown);
         /** RefreshRequest */
         refresh: {
             /** @description The refresh_token from /login or the last /token/refresh. */
@@ -552,20 +651,59 @@ export interface components {
             /** @description The six-digit code from the SMS; surrounding whitespace is ignored. Wrong, expired, used or out-of-attempts codes answer 400 invalid_code. */
             code: string;
         };
+        /** EmailVerificationStartRequest */
+        email_start: {
+            /** @description An email address (a dot-atom local part, a domain with a dot; spaces around it are trimmed), compared case-insensitively: trimmed, NFC, lower-cased, the domain IDNA-encoded (stored so). Display-name forms, comments, quoted local parts, address literals and addresses over 254 octets answer 400 validation_failed naming the field. */
+            email: string;
+            /** @description The language of mail sent for this request (a BCP 47 tag such as de or pt-BR); without it the Accept-Language header decides, then English. */
+            locale?: string;
+        };
+        /** EmailVerificationConfirmRequest */
+        email_confirm: {
+            /** @description An email address (a dot-atom local part, a domain with a dot; spaces around it are trimmed), compared case-insensitively: trimmed, NFC, lower-cased, the domain IDNA-encoded (stored so). Display-name forms, comments, quoted local parts, address literals and addresses over 254 octets answer 400 validation_failed naming the field. */
+            email?: string;
+            /** @description The six-digit code from the email; surrounding whitespace is ignored. Wrong, expired, used or out-of-attempts codes answer 400 invalid_code. */
+            code?: string;
+            /** @description The token from an emailed link (its token query parameter). Works once, and not after the code from the same message was used; unknown, used or expired tokens answer 400 invalid_code. */
+            token?: string;
+        } & ({
+            token?: never;
+        } | {
+            email?: never;
+            code?: never;
+        });
         /** RecoveryStartRequest */
         recover_start: {
             /** @description E.164 (+ and the country code) or a national number of PHONE_DEFAULT_REGION; spaces, dashes, dots and parentheses are formatting. A number that cannot receive a code answers 400 invalid_phone. */
-            phone: string;
-        };
+            phone?: string;
+            /** @description An email address (a dot-atom local part, a domain with a dot; spaces around it are trimmed), compared case-insensitively: trimmed, NFC, lower-cased, the domain IDNA-encoded (stored so). Display-name forms, comments, quoted local parts, address literals and addresses over 254 octets answer 400 validation_failed naming the field. */
+            email?: string;
+            /** @description The language of mail sent for this request (a BCP 47 tag such as de or pt-BR); without it the Accept-Language header decides, then English. */
+            locale?: string;
+        } & (unknown | unknown);
         /** RecoveryConfirmRequest */
         recover_confirm: {
             /** @description E.164 (+ and the country code) or a national number of PHONE_DEFAULT_REGION; spaces, dashes, dots and parentheses are formatting. A number that cannot receive a code answers 400 invalid_phone. */
-            phone: string;
-            /** @description The six-digit code from the SMS; surrounding whitespace is ignored. Wrong, expired, used or out-of-attempts codes answer 400 invalid_code. */
-            code: string;
+            phone?: string;
+            /** @description An email address (a dot-atom local part, a domain with a dot; spaces around it are trimmed), compared case-insensitively: trimmed, NFC, lower-cased, the domain IDNA-encoded (stored so). Display-name forms, comments, quoted local parts, address literals and addresses over 254 octets answer 400 validation_failed naming the field. */
+            email?: string;
+            /** @description The six-digit code from the SMS or email; surrounding whitespace is ignored. Wrong, expired, used or out-of-attempts codes answer 400 invalid_code. */
+            code?: string;
+            /** @description The token from an emailed link (its token query parameter). Works once, and not after the code from the same message was used; unknown, used or expired tokens answer 400 invalid_code. */
+            token?: string;
             /** @description The password rules (8 to 128 characters after NFKC normalisation, not a commonly used password) answer 400 weak_password. */
             new_password: string;
-        };
+        } & ({
+            email?: never;
+            token?: never;
+        } | {
+            phone?: never;
+            token?: never;
+        } | {
+            phone?: never;
+            email?: never;
+            code?: never;
+        });
         /** LogoutRequest */
         logout: {
             /** @enum {unknown} */
@@ -588,6 +726,10 @@ export interface components {
             password?: string;
             /** @description Required with password or phone: changing either is as sensitive as a login. */
             current_password?: string;
+            /** @description A new address (needs current_password). With REQUIRE_EMAIL_VERIFICATION it waits, pending, for the code or link sent to it; the old one stays the login identifier until then. An email address (a dot-atom local part, a domain with a dot; spaces around it are trimmed), compared case-insensitively: trimmed, NFC, lower-cased, the domain IDNA-encoded (stored so). Display-name forms, comments, quoted local parts, address literals and addresses over 254 octets answer 400 validation_failed naming the field. */
+            email?: string;
+            /** @description The language of the mail sent to a new email address (a BCP 47 tag such as de or pt-BR); only with email. Without it the Accept-Language header decides, then English. */
+            locale?: string;
         };
         /** DeleteUserRequest */
         delete_user: {
@@ -697,7 +839,8 @@ export interface components {
         };
         /**
          * @description As `BadRequestWithPassword`, and `invalid_phone` where `REQUIRE_PHONE_VERIFICATION` is
-         *     on: the phone is not a number a code can reach.
+         *     on: the phone is not a number a code can reach; `invalid_email`: `email` is not an
+         *     address this service accepts.
          */
         BadRequestSignup: {
             headers: {
@@ -709,7 +852,7 @@ export interface components {
                     /** @constant */
                     status?: 400;
                     /** @enum {unknown} */
-                    code?: "validation_failed" | "weak_password" | "malformed_json" | "invalid_phone";
+                    code?: "validation_failed" | "weak_password" | "malformed_json" | "invalid_phone" | "invalid_email";
                 };
             };
         };
@@ -719,6 +862,7 @@ export interface components {
          *     Both list each violation in `errors` by JSON Pointer, never echoing the submitted value.
          *     `invalid_phone`: with phone verification required, the new phone is not a number a
          *     code can be sent to (not valid E.164 for its region, or its country is not allowed).
+         *     `invalid_email`: the new `email` is not an address this service accepts.
          */
         BadRequestWithPassword: {
             headers: {
@@ -730,7 +874,7 @@ export interface components {
                     /** @constant */
                     status?: 400;
                     /** @enum {unknown} */
-                    code?: "validation_failed" | "weak_password" | "malformed_json" | "invalid_phone";
+                    code?: "validation_failed" | "weak_password" | "malformed_json" | "invalid_phone" | "invalid_email";
                 };
             };
         };
@@ -765,8 +909,8 @@ export interface components {
                 };
             };
         };
-        /** @description The phone number belongs to another user. */
-        PhoneTaken: {
+        /** @description The phone number (`phone_taken`) or, where addresses need no proof, the email address (`email_taken`) belongs to another user. */
+        IdentifierTaken: {
             headers: {
                 "Cache-Control": components["headers"]["CacheControl"];
                 [name: string]: unknown;
@@ -775,8 +919,8 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"] & {
                     /** @constant */
                     status?: 409;
-                    /** @constant */
-                    code?: "phone_taken";
+                    /** @enum {unknown} */
+                    code?: "phone_taken" | "email_taken";
                 };
             };
         };
@@ -827,6 +971,72 @@ export interface components {
             };
         };
         /**
+         * @description As `BadRequest`, and `invalid_email`: `email` is not an address this service accepts (a
+         *     display name, a comment, a quoted local part, an address literal, no real domain).
+         */
+        BadRequestLogin: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 400;
+                    /** @enum {unknown} */
+                    code?: "validation_failed" | "malformed_json" | "invalid_email";
+                };
+            };
+        };
+        /** @description As `BadRequestLogin`: `malformed_json`, `validation_failed`, `invalid_email`. */
+        BadRequestEmail: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 400;
+                    /** @enum {unknown} */
+                    code?: "validation_failed" | "malformed_json" | "invalid_email";
+                };
+            };
+        };
+        /**
+         * @description As `BadRequestEmail`, and `invalid_code`: the code or token is wrong, expired, used or out
+         *     of attempts; request a new one.
+         */
+        BadRequestEmailCode: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 400;
+                    /** @enum {unknown} */
+                    code?: "validation_failed" | "malformed_json" | "invalid_email" | "invalid_code";
+                };
+            };
+        };
+        /** @description As `BadRequestPhone` for `phone`, and `invalid_email` for `email`. */
+        BadRequestPhoneOrEmail: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 400;
+                    /** @enum {unknown} */
+                    code?: "validation_failed" | "malformed_json" | "invalid_phone" | "invalid_email";
+                };
+            };
+        };
+        /**
          * @description `malformed_json`, `validation_failed` as for every body; `invalid_phone`: the phone is not
          *     a number a code can reach (not valid for its country, or a country SMS may not go to).
          */
@@ -873,7 +1083,7 @@ export interface components {
                     /** @constant */
                     status?: 400;
                     /** @enum {unknown} */
-                    code?: "validation_failed" | "malformed_json" | "invalid_phone" | "invalid_code" | "weak_password";
+                    code?: "validation_failed" | "malformed_json" | "invalid_phone" | "invalid_email" | "invalid_code" | "weak_password";
                 };
             };
         };
@@ -985,7 +1195,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequestSignup"];
-            409: components["responses"]["PhoneTaken"];
+            409: components["responses"]["IdentifierTaken"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["SmsRefused"];
@@ -1016,9 +1226,9 @@ export interface operations {
                     "application/json": components["schemas"]["LoginResponse"];
                 };
             };
-            400: components["responses"]["BadRequest"];
+            400: components["responses"]["BadRequestLogin"];
             401: components["responses"]["InvalidCredentials"];
-            /** @description The password is right, but an operator has disabled the account (`account_disabled`), or the account's phone is not verified yet while verification is required (`phone_unverified`; confirm the code sent to it). A wrong password gets the 401 above whatever the account's state. */
+            /** @description The password is right, but an operator has disabled the account (`account_disabled`), or the identifier logged in with is not proven yet while verification is required (`phone_unverified`, `email_unverified`; confirm the code sent to it). A wrong password gets the 401 above whatever the account's state. */
             403: {
                 headers: {
                     "Cache-Control": components["headers"]["CacheControl"];
@@ -1029,7 +1239,7 @@ export interface operations {
                         /** @constant */
                         status?: 403;
                         /** @enum {unknown} */
-                        code?: "account_disabled" | "phone_unverified";
+                        code?: "account_disabled" | "phone_unverified" | "email_unverified";
                     };
                 };
             };
@@ -1244,6 +1454,107 @@ export interface operations {
             503: components["responses"]["SmsOrDatabaseUnavailable"];
         };
     };
+    startEmailVerification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["email_start"];
+            };
+        };
+        responses: {
+            /** @description Accepted, whatever the address; a code and link are on their way if an account waits for them. */
+            202: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            400: components["responses"]["BadRequestEmail"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["SmsRefused"];
+            503: components["responses"]["SmsOrDatabaseUnavailable"];
+        };
+    };
+    confirmEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["email_confirm"];
+            };
+        };
+        responses: {
+            /** @description The user whose address the code or token proved. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequestEmailCode"];
+            /**
+             * @description The proof confirms an email change, but another account has proved that address since
+             *     the change was asked for (`email_taken`); the user keeps the old address.
+             */
+            409: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 409;
+                        /** @constant */
+                        code?: "email_taken";
+                    };
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["SmsOrDatabaseUnavailable"];
+        };
+    };
+    emailLinkPage: {
+        parameters: {
+            query?: {
+                token?: string;
+                purpose?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+        };
+    };
     startRecovery: {
         parameters: {
             query?: never;
@@ -1267,7 +1578,7 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            400: components["responses"]["BadRequestPhone"];
+            400: components["responses"]["BadRequestPhoneOrEmail"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["SmsRefused"];
@@ -1394,7 +1705,7 @@ export interface operations {
                     };
                 };
             };
-            409: components["responses"]["PhoneTaken"];
+            409: components["responses"]["IdentifierTaken"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyAttempts"];
@@ -1449,8 +1760,9 @@ export interface operations {
     };
     adminFindUser: {
         parameters: {
-            query: {
-                phone: string;
+            query?: {
+                phone?: string;
+                email?: string;
             };
             header?: never;
             path?: never;

@@ -45,6 +45,24 @@ test("signs up, logs in, reads and changes the profile with typed answers", asyn
   assert.equal(changed.last_name, "Byron");
 });
 
+test("signs up and logs in by email, whatever the address's case", async () => {
+  const email = `ada.${Math.floor(Math.random() * 1e9)}@example.com`;
+  const rec = recording();
+  const api = new UserApiClient({ baseUrl, fetch: rec.fetch });
+  const made = await api.signup({ first_name: "Ada", last_name: "Lovelace", email: email.toUpperCase(), password });
+  assert.equal(made.email, email);
+  assert.equal(made.phone, undefined);
+  await api.login(email, password);
+  assert.deepEqual(rec.seen.at(-1)?.body.email, email, "sent as email, not phone");
+  assert.equal((await api.getUser()).email, email);
+  await assert.rejects(
+    api.signup({ first_name: "A", last_name: "B", email: email.toUpperCase(), password }),
+    (e: unknown) => e instanceof ApiProblem && e.status === 409 && e.code === "email_taken",
+  );
+  await api.startRecovery(email);
+  assert.deepEqual(rec.seen.at(-1)?.body, { email });
+});
+
 test("problem+json answers become ApiProblem with status, code and field errors", async () => {
   const { api, p } = await signedIn();
   await assert.rejects(

@@ -217,6 +217,7 @@ async fn malformed_addresses_answer_400_naming_the_field() {
 
 #[tokio::test]
 async fn a_signup_mails_a_code_and_a_link_and_the_address_logs_in_once_proven() {
+    let logs = logs();
     let app = verifying().await;
     let (a, b) = (address(), address());
     assert_eq!(signup(&app, json!({ "email": a })).await.status, 201);
@@ -252,6 +253,26 @@ async fn a_signup_mails_a_code_and_a_link_and_the_address_logs_in_once_proven() 
     assert_eq!(login(&app, json!({ "email": b })).await.status, 200);
     let again = app.call(&confirm(json!({ "token": token_b }))).await;
     assert_eq!(again.status.as_u16(), 400, "a token works once");
+    // Audited (and so counted as EmailsSent / EmailsVerified), never with the address, the
+    // code or the token.
+    let lines: Vec<Value> = logs
+        .text()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let tag = app.state.tokens().audit_tag(&b);
+    for event in ["email_sent", "email_verified"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["fields"]["event"] == event && l["fields"]["email_tag"] == tag.as_str()),
+            "{event}"
+        );
+    }
+    let text = logs.text();
+    for secret in [b.as_str(), token_b.as_str()] {
+        assert!(!text.contains(secret), "{secret} logged");
+    }
     let code_after = app
         .call(&confirm(json!({"email": b, "code": code_b})))
         .await;
@@ -549,4 +570,94 @@ async fn the_dev_server_signs_up_and_logs_in_by_email() {
             .unwrap()
             .contains("AAAAAAAAAAAAAAAAAAAAAA")
     );
+}
+
+/// The webhook mail sender: a signup's mail is POSTed signed (Standard Webhooks) with the
+/// request's idempotency key as `webhook-id`, and the code in it proves the address.
+#[tokio::test]
+async fn the_webhook_sender_posts_signed_mail_whose_code_proves_the_address() {
+    use super::sms::{Answer as Reply, Receiver, SECRET_B64};
+    let rx = Receiver::start(Reply::Ok).await;
+    let secret = format!("whsec_{SECRET_B64}");
+    let url = rx.url();
+    let from = format!("no-reply@{MAIL_DOMAIN}");
+    let vars = Vars::from_pairs([
+        ("REQUIRE_EMAIL_VERIFICATION", "true"),
+        ("EMAIL_SENDER", "webhook"),
+        ("EMAIL_WEBHOOK_URL", url.as_str()),
+        ("EMAIL_WEBHOOK_SECRET", secret.as_str()),
+        ("EMAIL_FROM", from.as_str()),
+    ]);
+    let base = TestApp::mongo().await;
+    let app = TestApp {
+        state: base
+            .state
+            .with_email(Mail::from_vars(&vars, adapters::mail_sender).unwrap()),
+        clock: base.clock,
+    };
+    let a = address();
+    let made = app
+        .call(&ev(
+            "/signup",
+            signup_body_with(json!({ "email": a, "locale": "fr" })),
+        ))
+        .await;
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let seen = rx.seen();
+    assert_eq!(seen.len(), 1);
+    let r = &seen[0];
+    assert!(r.signature_ok, "signed with the configured secret");
+    assert!(r.id.starts_with("mail:signup:"), "{}", r.id);
+    assert_eq!(r.body["to"], a.as_str());
+    assert_eq!(r.body["from"], from.as_str());
+    assert_eq!(r.body["subject"], "Confirm your email address");
+    let text = r.body["text"].as_str().unwrap();
+    assert!(r.body["html"].as_str().unwrap().contains("token="));
+    let code = code_in(text);
+    let ok = app
+        .call(&ev(
+            "/verify/email/confirm",
+            json!({"email": a, "code": code}),
+        ))
+        .await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+}
+
+/// Least privilege in the template: `ses:SendEmail` (and `sns:Publish`) only for the four
+/// functions whose routes send codes, and only on this account's SES identities and
+/// configuration sets.
+#[test]
+fn only_the_functions_that_send_may_send_mail() {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    let yaml: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let t = serde_json::to_value(&yaml).unwrap();
+    let mut senders = Vec::new();
+    for (_, r) in t["Resources"].as_object().unwrap() {
+        if r["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let binary = r["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let statements: Vec<&Value> = r["Properties"]["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p["Statement"].as_array().into_iter().flatten())
+            .collect();
+        let allows = |action: &str| statements.iter().any(|s| s["Action"] == action);
+        assert_eq!(allows("ses:SendEmail"), allows("sns:Publish"), "{binary}");
+        if let Some(ses) = statements.iter().find(|s| s["Action"] == "ses:SendEmail") {
+            let text = ses["Resource"].to_string();
+            assert!(
+                text.contains(":identity/*") && text.contains(":configuration-set/*"),
+                "{binary}: {text}"
+            );
+            assert!(!text.contains("\"*\""), "{binary}: no wildcard resource");
+            senders.push(binary);
+        }
+    }
+    senders.sort();
+    assert_eq!(senders, ["recover", "signup", "update", "verify"]);
 }
