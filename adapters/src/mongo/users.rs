@@ -354,6 +354,15 @@ impl MongoStore {
         if !unset.is_empty() {
             update.insert("$unset", unset);
         }
+        self.update_by_id(id, update).await
+    }
+
+    /// Applies `update` to the user `id` in one atomic call and reads the user after it.
+    async fn update_by_id(
+        &self,
+        id: &UserId,
+        update: Document,
+    ) -> Result<Option<UserRecord>, StoreError> {
         self.timed(async {
             self.users
                 .find_one_and_update(doc! { "_id": oid(id) }, update)
@@ -452,16 +461,7 @@ impl UserStore for MongoStore {
         // Use times live in a map of their own: a login records one without a read, and an
         // update (which swaps the rest) never overwrites one.
         let update = doc! { "$set": { format!("last_used.{credential_id}"): at } };
-        self.timed(async {
-            self.users
-                .find_one_and_update(doc! { "_id": oid(id) }, update)
-                .return_document(ReturnDocument::After)
-                .await
-        })
-        .await?
-        .as_ref()
-        .map(user_from_doc)
-        .transpose()
+        self.update_by_id(id, update).await
     }
 
     async fn delete_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {

@@ -443,32 +443,7 @@ pub async fn recover_start_email(
             other => other,
         };
     }
-    let started = Instant::now();
-    let decoy = otp::generate().map_err(|e| Error::internal("code generation", e))?;
-    let record = CodeRecord {
-        phone: email.as_str().to_owned(),
-        purpose: purpose.as_str().to_owned(),
-        hash: cx
-            .tokens()
-            .code_hashers()
-            .0
-            .hash(email.as_str(), purpose, &decoy)
-            .as_bytes()
-            .to_vec(),
-        user_id: None,
-        sent_at: cx.now,
-        expires_at: cx.now.saturating_add(cx.verification.code_ttl_secs),
-        attempts: 0,
-    };
-    let v = cx.verification;
-    if let Issued::Cooldown { retry_after } = cx.store.issue_code(&record, v.resend_secs).await? {
-        verify::give_back(cx, &cleared).await;
-        return Err(throttle::retry_after(retry_after));
-    }
-    // Nothing goes out: the daily budget was never reserved; the attempt limits stay spent,
-    // as for a known address.
-    tokio::time::sleep(v.last_send().saturating_sub(started.elapsed())).await;
-    Ok(())
+    verify::answer_as_if_sent(cx, &cleared, email.as_str(), purpose).await
 }
 
 /// A recovery proof: an email and its code, or a link's token.

@@ -497,36 +497,45 @@ pub async fn recover_start(cx: &Ctx<'_>, phone: Phone) -> Result<(), Error> {
             Err(Error::SmsBudgetSpent { .. }) => Ok(()),
             other => other,
         },
-        None => {
-            let started = Instant::now();
-            let decoy = otp::generate().map_err(|e| Error::internal("code generation", e))?;
-            let record = CodeRecord {
-                phone: phone.as_str().to_owned(),
-                purpose: purpose.as_str().to_owned(),
-                hash: cx
-                    .tokens()
-                    .code_hashers()
-                    .0
-                    .hash(phone.as_str(), purpose, &decoy)
-                    .as_bytes()
-                    .to_vec(),
-                user_id: None,
-                sent_at: cx.now,
-                expires_at: cx.now.saturating_add(cx.verification.code_ttl_secs),
-                attempts: 0,
-            };
-            let v = cx.verification;
-            if let Issued::Cooldown { retry_after } =
-                cx.store.issue_code(&record, v.resend_secs).await?
-            {
-                give_back(cx, &cleared).await;
-                return Err(throttle::retry_after(retry_after));
-            }
-            let wait = v.last_send().saturating_sub(started.elapsed());
-            tokio::time::sleep(wait).await;
-            Ok(())
-        }
+        None => answer_as_if_sent(cx, &cleared, phone.as_str(), purpose).await,
     }
+}
+
+/// The answer to a recovery of a destination no account has, with the work of a real one:
+/// a decoy code is stored (so the resend cooldown behaves alike; no one knows it, so it
+/// proves nothing) and the answer waits as long as the last real send took. The attempt
+/// limits the guard reserved stay spent, as for a known destination; the cost budgets were
+/// only looked at.
+pub(super) async fn answer_as_if_sent(
+    cx: &Ctx<'_>,
+    cleared: &Cleared,
+    destination: &str,
+    purpose: Purpose,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let decoy = otp::generate().map_err(|e| Error::internal("code generation", e))?;
+    let v = cx.verification;
+    let record = CodeRecord {
+        phone: destination.to_owned(),
+        purpose: purpose.as_str().to_owned(),
+        hash: cx
+            .tokens()
+            .code_hashers()
+            .0
+            .hash(destination, purpose, &decoy)
+            .as_bytes()
+            .to_vec(),
+        user_id: None,
+        sent_at: cx.now,
+        expires_at: cx.now.saturating_add(v.code_ttl_secs),
+        attempts: 0,
+    };
+    if let Issued::Cooldown { retry_after } = cx.store.issue_code(&record, v.resend_secs).await? {
+        give_back(cx, cleared).await;
+        return Err(throttle::retry_after(retry_after));
+    }
+    tokio::time::sleep(v.last_send().saturating_sub(started.elapsed())).await;
+    Ok(())
 }
 
 /// POST /recover/confirm: the code proves the phone; the password is replaced, every
