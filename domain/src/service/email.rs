@@ -473,19 +473,5 @@ pub async fn recover_confirm_email(
             _ => return Err(Error::InvalidCode),
         },
     };
-    let patch = UserPatch {
-        password_hash: Some(crate::auth::password::hash(new_password).await?),
-        identifiers: vec![IdentifierChange::Verify(IdentifierKind::Email)],
-        ..UserPatch::default()
-    };
-    let user = cx
-        .store
-        .update_user(&user_id, &patch, cx.now)
-        .await?
-        .ok_or(Error::InvalidCode)?;
-    let ended = cx.store.delete_user_sessions(&user.id, None).await?;
-    cx.store.clear_attempts(email.as_str()).await?;
-    tracing::info!(target: "audit", event = "password_recovery", channel = "email",
-        user_id = %user.id, sessions_ended = ended);
-    Ok(())
+    verify::reset_password(cx, user_id, &Identifier::Email(email), new_password).await
 }

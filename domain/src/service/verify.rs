@@ -549,9 +549,20 @@ pub async fn recover_confirm(
 ) -> Result<(), Error> {
     let rec = check_code(cx, phone.as_str(), Purpose::PasswordRecovery, code).await?;
     let user_id = rec.user_id.ok_or(Error::InvalidCode)?;
+    reset_password(cx, user_id, &Identifier::Phone(phone), new_password).await
+}
+
+/// A proven recovery: the password is replaced, every session ends, the login throttle of
+/// the identifier that proved it is cleared and that identifier counts as proven; audited.
+pub(super) async fn reset_password(
+    cx: &Ctx<'_>,
+    user_id: UserId,
+    proven: &Identifier,
+    new_password: Password,
+) -> Result<(), Error> {
     let patch = UserPatch {
         password_hash: Some(password::hash(new_password).await?),
-        identifiers: vec![IdentifierChange::Verify(IdentifierKind::Phone)],
+        identifiers: vec![IdentifierChange::Verify(proven.kind())],
         ..UserPatch::default()
     };
     let user = cx
@@ -560,8 +571,10 @@ pub async fn recover_confirm(
         .await?
         .ok_or(Error::InvalidCode)?;
     let ended = cx.store.delete_user_sessions(&user.id, None).await?;
-    cx.store.clear_attempts(phone.as_str()).await?;
-    tracing::info!(target: "audit", event = "password_recovery", user_id = %user.id,
-        sessions_ended = ended);
+    if let Some(address) = proven.address() {
+        cx.store.clear_attempts(address).await?;
+    }
+    tracing::info!(target: "audit", event = "password_recovery", channel = proven.kind().as_str(),
+        user_id = %user.id, sessions_ended = ended);
     Ok(())
 }
