@@ -251,3 +251,38 @@ async fn the_cli_runs_every_admin_operation_against_mongo_uri() {
         assert!(err.contains("usage"), "{err}");
     }
 }
+
+/// Operators find users by email address too, through the admin route and `user-admin`, by
+/// any spelling of the address; the answer and the audit line never carry the hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_find_users_by_email_through_the_route_and_the_cli() {
+    let logs = logs();
+    let app = TestApp::mongo().await;
+    let db = app.state.settings.db_name.clone();
+    let email = format!("{}@example.com", fresh_db().replace('_', "-"));
+    let body = json!({"first_name": "Ann", "last_name": "Lee", "password": "securepassword123",
+        "email": email});
+    let made = app.call(&with_body(event("signup"), &body)).await;
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let id = made.body["_id"]["$oid"].as_str().unwrap().to_owned();
+
+    let mut ev = event("admin_find_user");
+    let query = email.to_uppercase();
+    ev["rawQueryString"] = Value::String(format!("email={query}"));
+    ev["queryStringParameters"] = json!({ "email": query });
+    let a = admin_call(&app, &ev).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.body["_id"]["$oid"], id.as_str());
+    assert_eq!(a.body["email"], email.as_str());
+    assert!(!a.body.to_string().contains("argon2"));
+    assert!(logs.text().contains("\"email_tag\""));
+
+    let (code, out, err) = cli(&db, &["find", "--email", &query]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out[0]["_id"]["$oid"], id.as_str());
+    assert_eq!(out[0]["email"], email.as_str());
+    assert_eq!(out[0]["email_verified"], false);
+    assert!(!out[0].to_string().contains("argon2"));
+    let (code, _, err) = cli(&db, &["find", "--email", "nobody@example.com"]);
+    assert_ne!(code, 0, "{err}");
+}
