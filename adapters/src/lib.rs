@@ -42,3 +42,36 @@ pub fn mail_sender(settings: &MailSettings) -> Option<Arc<dyn MailSender>> {
         MailConfig::Log => Arc::new(LogMailer),
     })
 }
+
+/// The settings both SDK senders (SNS, SES) are built from: `region`, `endpoint` if given,
+/// credentials from the environment (the function's role), the shared rustls HTTPS client,
+/// no retries (the flows claim an idempotency key and never resend) and `timeout` for a
+/// whole call (at most 1 s of it connecting).
+pub(crate) fn sender_sdk_config(
+    region: &str,
+    endpoint: Option<&str>,
+    timeout: std::time::Duration,
+) -> aws_config::SdkConfig {
+    use aws_config::{
+        BehaviorVersion, Region, environment::EnvironmentVariableCredentialsProvider,
+        retry::RetryConfig, timeout::TimeoutConfig,
+    };
+    let mut builder = aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(aws_sdk_sns::config::SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .http_client(secrets::https_client())
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(1).min(timeout))
+                .operation_timeout(timeout)
+                .build(),
+        );
+    if let Some(url) = endpoint {
+        builder = builder.endpoint_url(url);
+    }
+    builder.build()
+}

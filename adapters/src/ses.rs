@@ -6,13 +6,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::{
-    BehaviorVersion, environment::EnvironmentVariableCredentialsProvider, retry::RetryConfig,
-    timeout::TimeoutConfig,
-};
 use aws_sdk_sesv2::{
     Client,
-    config::Region,
     error::{ProvideErrorMetadata, SdkError},
     types::{Body, Content, Destination, EmailContent, Message as SesMessage},
 };
@@ -31,23 +26,9 @@ pub struct SesSender {
 impl SesSender {
     /// A client for `config`'s region and endpoint; each send may take at most `timeout`.
     pub fn new(config: &SesConfig, from: Email, timeout: Duration) -> Self {
-        let mut builder = aws_sdk_sesv2::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(config.region.clone()))
-            .credentials_provider(EnvironmentVariableCredentialsProvider::new())
-            .http_client(crate::secrets::https_client())
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(1).min(timeout))
-                    .operation_timeout(timeout)
-                    .build(),
-            );
-        if let Some(url) = &config.endpoint {
-            builder = builder.endpoint_url(url);
-        }
+        let sdk = crate::sender_sdk_config(&config.region, config.endpoint.as_deref(), timeout);
         Self {
-            client: Client::from_conf(builder.build()),
+            client: Client::new(&sdk),
             from,
             configuration_set: config.configuration_set.clone(),
             timeout,
