@@ -11,7 +11,9 @@ use mongodb::{
 
 use domain::credential::{CredentialKind, CredentialRecord, PASSWORD_ID};
 use domain::identity::{Email, Identifier, IdentifierKind, IdentifierRecord, PendingIdentifier};
-use domain::store::{Secret, StoreError, StoredCredential, UserPatch, UserRecord, UserStore};
+use domain::store::{
+    Secret, StoreError, StoredCredential, UserPatch, UserRecord, UserStore, stranded,
+};
 use domain::types::{Name, Phone, UserId};
 
 use super::{MongoStore, oid};
@@ -502,25 +504,42 @@ impl UserStore for MongoStore {
         Ok(docs.iter().filter_map(|d| user_from_doc(d).ok()).collect())
     }
 
+    /// Read the holder, decide in code (no identifier proven, old enough), and delete only the
+    /// document that was read (its `rev`): a proof that lands in between bumps `rev`, so the
+    /// delete misses and the account stays.
     async fn delete_unverified_user(
         &self,
         identifier: &Identifier,
         created_before: i64,
     ) -> Result<bool, StoreError> {
-        let mut filter = holder(identifier);
-        filter.insert("created_at", doc! { "$lt": created_before });
-        match identifier {
-            Identifier::Phone(_) => filter.insert("phone_verified", false),
-            other => {
-                let mut unproven = identifier_value(other);
-                unproven.insert("verified_at", Bson::Null);
-                filter.insert("identifiers", doc! { "$elemMatch": unproven })
+        for _ in 0..UPDATE_TRIES {
+            let Some(d) = self
+                .timed(async { self.users.find_one(holder(identifier)).await })
+                .await?
+            else {
+                return Ok(false);
+            };
+            let Ok(user) = user_from_doc(&d) else {
+                return Ok(false);
+            };
+            if !stranded(&user, identifier, created_before) {
+                return Ok(false);
             }
-        };
-        let r = self
-            .timed(async { self.users.delete_one(filter).await })
-            .await?;
-        Ok(r.deleted_count == 1)
+            let id = d.get_object_id("_id").map_err(|_| {
+                StoreError::Other("user document without an ObjectId _id".to_owned())
+            })?;
+            let filter = match int(&d, "rev") {
+                Some(r) => doc! { "_id": id, "rev": r },
+                None => doc! { "_id": id, "rev": { "$exists": false } },
+            };
+            let r = self
+                .timed(async { self.users.delete_one(filter).await })
+                .await?;
+            if r.deleted_count == 1 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     async fn find_user_by_pending(

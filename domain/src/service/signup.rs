@@ -37,8 +37,8 @@ impl NewUser {
 /// phone; the cost guard runs before the insert, so a refused send creates no account, and a
 /// signup refused after the guard gives back what it reserved. A phone held by an unverified
 /// account that has no live code is taken over (that account is deleted, atomically, and the
-/// insert tried once more): a squatter never blocks the real owner for longer than a code
-/// lives, and a signup that failed between its two writes (the account stored, the code
+/// insert tried once more; the same for an address where email verification is required): a
+/// squatter never blocks the real owner for longer than a code lives, and a signup that failed between its two writes (the account stored, the code
 /// not) can be retried at once.
 pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
     if user.phone.is_none() && user.email.is_none() {
@@ -153,18 +153,27 @@ async fn insert_account(
     );
     let refuse = |e: Error, r: &UserRecord| (e, Box::new(r.clone()));
     let mut inserted = cx.store.insert_user(&record).await;
-    if inserted == Err(StoreError::Duplicate) && cx.verification.required {
+    if inserted == Err(StoreError::Duplicate) {
         for identifier in &identifiers {
-            let Identifier::Phone(phone) = identifier else {
-                continue;
+            let proof_required = match identifier {
+                Identifier::Phone(_) => cx.verification.required,
+                Identifier::Email(_) => cx.email.required(),
+                Identifier::Federated { .. } => false,
             };
-            let taken_over = take_over_stranded(cx, phone)
+            if !proof_required {
+                continue;
+            }
+            let taken_over = take_over_stranded(cx, identifier)
                 .await
                 .map_err(|e| refuse(e, &record))?;
             if taken_over {
+                let (phone_tag, email_tag) = super::session::audit_tags(cx, identifier);
                 tracing::info!(target: "audit", event = "unverified_signup_replaced",
-                    phone_tag = %cx.tokens().audit_tag(phone.as_str()));
+                    phone_tag = phone_tag.as_deref(), email_tag = email_tag.as_deref());
                 inserted = cx.store.insert_user(&record).await;
+                if inserted != Err(StoreError::Duplicate) {
+                    break;
+                }
             }
         }
     }
@@ -193,21 +202,26 @@ async fn taken(cx: &Ctx<'_>, identifiers: &[Identifier]) -> Result<Error, Error>
     Ok(identifiers.first().map_or(Error::PhoneTaken, error))
 }
 
-/// Deletes the unverified account holding `phone` if no live signup code is waiting for it
-/// (its code expired, or was never stored because the signup failed between its writes).
-/// Only an account made in an earlier second qualifies, so a signup racing this one between
-/// its insert and its code (one round trip) is never taken. True when one went.
-async fn take_over_stranded(cx: &Ctx<'_>, phone: &Phone) -> Result<bool, Error> {
-    let Some(held) = cx.store.find_user_by_phone(phone).await? else {
+/// Deletes the account holding `identifier` if it proved nothing and no live signup code is
+/// waiting for it (its code expired, or was never stored because the signup failed between
+/// its writes). Only an account made in an earlier second qualifies, so a signup racing this
+/// one between its insert and its code (one round trip) is never taken; an account that
+/// proved any identifier (a phone and email signup that confirmed one of them) never is.
+/// True when one went.
+async fn take_over_stranded(cx: &Ctx<'_>, identifier: &Identifier) -> Result<bool, Error> {
+    let Some(address) = identifier.address() else {
         return Ok(false);
     };
-    if held.phone_verified() || held.created_at >= cx.now {
+    let Some(held) = cx.store.find_user_by(identifier).await? else {
+        return Ok(false);
+    };
+    if !crate::store::stranded(&held, identifier, cx.now) {
         return Ok(false);
     }
     let purpose = Purpose::Signup.as_str();
     let waiting = cx
         .store
-        .live_code(purpose, phone.as_str(), cx.now)
+        .live_code(purpose, address, cx.now)
         .await?
         .is_some_and(|c| c.user_id == Some(held.id));
     if waiting {
@@ -215,9 +229,6 @@ async fn take_over_stranded(cx: &Ctx<'_>, phone: &Phone) -> Result<bool, Error> 
     }
     Ok(cx
         .store
-        .delete_unverified_user(
-            &Identifier::Phone(phone.clone()),
-            held.created_at.saturating_add(1),
-        )
+        .delete_unverified_user(identifier, held.created_at.saturating_add(1))
         .await?)
 }

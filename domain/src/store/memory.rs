@@ -134,13 +134,7 @@ impl UserStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut users = self.users.lock().await;
         let before = users.len();
-        users.retain(|_, u| {
-            let unproven = u
-                .identifiers
-                .iter()
-                .any(|r| &r.identifier == identifier && !r.verified());
-            !(unproven && u.created_at < created_before)
-        });
+        users.retain(|_, u| !super::stranded(u, identifier, created_before));
         Ok(users.len() < before)
     }
 

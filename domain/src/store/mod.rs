@@ -15,6 +15,14 @@ use crate::{
     types::{Phone, UserId},
 };
 
+/// Whether `user` holds `identifier` and is a signup that proved nothing, made before
+/// `created_before`: what a new signup of one of its identifiers may take over.
+pub fn stranded(user: &UserRecord, identifier: &Identifier, created_before: i64) -> bool {
+    user.holds(identifier)
+        && user.identifiers.iter().all(|r| !r.verified())
+        && user.created_at < created_before
+}
+
 /// A login session. Only keyed digests of its tokens are stored. The session is also its
 /// refresh tokens' family: ending it ends them all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -98,9 +106,11 @@ pub trait UserStore: Send + Sync {
         after: Option<&UserId>,
         limit: usize,
     ) -> Result<Vec<UserRecord>, StoreError>;
-    /// Deletes the user holding `identifier` if that identifier is unproven and the account
-    /// was created before `created_before` (its signup code has expired): an unverified signup
-    /// never blocks the real owner for longer than a code lives. Atomic; true when one went.
+    /// Deletes the user holding `identifier` if it is [`stranded`]: none of its identifiers
+    /// proven, created before `created_before` (its signup code has expired). An unverified
+    /// signup never blocks the real owner for longer than a code lives, and an account that
+    /// proved anything is never taken. Atomic (a proof landing meanwhile keeps the account);
+    /// true when one went.
     async fn delete_unverified_user(
         &self,
         identifier: &Identifier,

@@ -661,3 +661,42 @@ fn only_the_functions_that_send_may_send_mail() {
     senders.sort();
     assert_eq!(senders, ["recover", "signup", "update", "verify"]);
 }
+
+/// A squatter's unproven signup of someone's address holds it only while its code lives:
+/// then the owner's signup takes the address over (the squatter's account goes), and the
+/// owner proves it and logs in.
+#[tokio::test]
+async fn an_unproven_signup_holds_an_address_only_while_its_code_lives() {
+    let app = verifying().await;
+    let a = address();
+    let squat = signup(&app, json!({ "email": a })).await;
+    assert_eq!(squat.status, 201);
+    // While the squatter's code lives the address is held (the answer conceals it).
+    let early = signup(&app, json!({ "email": a })).await;
+    assert_eq!(early.status, 201);
+    let db = &app.state.settings.db_name;
+    let holder = || async {
+        mongodb::Client::with_uri_str(mongo_uri())
+            .await
+            .unwrap()
+            .database(db)
+            .collection::<mongodb::bson::Document>("User")
+            .find_one(mongodb::bson::doc! {})
+            .await
+            .unwrap()
+            .unwrap()
+            .get_object_id("_id")
+            .unwrap()
+            .to_hex()
+    };
+    assert_eq!(holder().await, squat.body["_id"]["$oid"].as_str().unwrap());
+    app.clock.advance(301);
+    let owner = signup(&app, json!({ "email": a })).await;
+    assert_eq!(owner.status, 201);
+    assert_eq!(count_users(db, mongodb::bson::doc! {}).await, 1);
+    assert_eq!(holder().await, owner.body["_id"]["$oid"].as_str().unwrap());
+    let (code, _) = last_mail(&a).await;
+    let proof = ev("/verify/email/confirm", json!({"email": a, "code": code}));
+    assert_eq!(app.call(&proof).await.status, 200);
+    assert_eq!(login(&app, json!({ "email": a })).await.status, 200);
+}

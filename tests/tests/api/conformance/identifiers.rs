@@ -17,6 +17,7 @@ on_every_store!(
         identifiers_of_every_kind_are_unique_across_accounts,
         pending_and_unproven_identifiers_are_found_by_kind,
         a_credential_use_is_recorded_and_kept_by_later_updates,
+        an_account_that_proved_any_identifier_is_never_taken_over,
     ],
     racing: [racing_updates_of_one_user_lose_nothing],
 );
@@ -136,7 +137,7 @@ async fn pending_and_unproven_identifiers_are_found_by_kind(store: &dyn Store) {
 
     // An unproven email: its account is deleted only when old enough, and only while it is
     // unproven.
-    let b = user("5550012").build();
+    let b = user("5550012").unverified().build();
     store.insert_user(&b).await.unwrap();
     let mail = email("b@example.com");
     store
@@ -241,4 +242,44 @@ async fn racing_updates_of_one_user_lose_nothing(stores: Vec<Arc<dyn Store>>) {
     assert_eq!(u.password_hash(), "$argon2id$new");
     assert!(u.first_name.as_str().starts_with('N'));
     assert!(u.holds(&first_identifier(&a)));
+}
+
+async fn an_account_that_proved_any_identifier_is_never_taken_over(store: &dyn Store) {
+    // A phone and email signup that proved its email but not its phone.
+    let a = user("5550041").unverified().build();
+    store.insert_user(&a).await.unwrap();
+    let mail = email("proved@example.com");
+    store
+        .update_user(&a.id, &add(mail.clone(), Some(NOW)), NOW)
+        .await
+        .unwrap();
+    let phone = first_identifier(&a);
+    assert!(
+        !store
+            .delete_unverified_user(&phone, NOW + 999)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_unverified_user(&mail, NOW + 999)
+            .await
+            .unwrap()
+    );
+    assert!(store.find_user(&a.id).await.unwrap().is_some());
+    // One that proved nothing goes, by either identifier.
+    let b = user("5550042").unverified().build();
+    store.insert_user(&b).await.unwrap();
+    let other = email("squat@example.com");
+    store
+        .update_user(&b.id, &add(other.clone(), None), NOW)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .delete_unverified_user(&other, NOW + 999)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.find_user(&b.id).await.unwrap(), None);
 }
