@@ -148,20 +148,7 @@ pub(super) async fn deliver(
         Some(c) => c,
         None => otp::generate().map_err(|e| Error::internal("code generation", e))?,
     };
-    let hash = cx
-        .tokens()
-        .code_hashers()
-        .0
-        .hash(email.as_str(), purpose, &code);
-    let record = CodeRecord {
-        phone: email.as_str().to_owned(),
-        purpose: purpose.as_str().to_owned(),
-        hash: hash.as_bytes().to_vec(),
-        user_id: user,
-        sent_at: cx.now,
-        expires_at: cx.now.saturating_add(v.code_ttl_secs),
-        attempts: 0,
-    };
+    let record = verify::code_record(cx, email.as_str(), purpose, &code, user);
     match cx.store.issue_code(&record, v.resend_secs).await {
         Ok(Issued::Stored) => {}
         Ok(Issued::Cooldown { retry_after }) => {

@@ -212,6 +212,31 @@ fn message(purpose: Purpose, code: &otp::Code, ttl_secs: i64) -> String {
     )
 }
 
+/// The record of `code` sent to `destination` (a phone's number or an email address) for
+/// `purpose` now, for `user`: only its keyed hash, live for `OTP_TTL_SECONDS`.
+pub(super) fn code_record(
+    cx: &Ctx<'_>,
+    destination: &str,
+    purpose: Purpose,
+    code: &otp::Code,
+    user: Option<UserId>,
+) -> CodeRecord {
+    let hash = cx
+        .tokens()
+        .code_hashers()
+        .0
+        .hash(destination, purpose, code);
+    CodeRecord {
+        phone: destination.to_owned(),
+        purpose: purpose.as_str().to_owned(),
+        hash: hash.as_bytes().to_vec(),
+        user_id: user,
+        sent_at: cx.now,
+        expires_at: cx.now.saturating_add(cx.verification.code_ttl_secs),
+        attempts: 0,
+    }
+}
+
 /// Stores a new code for (purpose, phone) and sends it; `user` is the account it is for. A
 /// send the provider refused leaves no code behind (a retry can start again at once).
 pub(super) async fn deliver(
@@ -227,17 +252,7 @@ pub(super) async fn deliver(
         Some(c) => c,
         None => otp::generate().map_err(|e| Error::internal("code generation", e))?,
     };
-    let (hasher, _) = cx.tokens().code_hashers();
-    let hash = hasher.hash(phone.as_str(), purpose, &code);
-    let record = CodeRecord {
-        phone: phone.as_str().to_owned(),
-        purpose: purpose.as_str().to_owned(),
-        hash: hash.as_bytes().to_vec(),
-        user_id: user,
-        sent_at: cx.now,
-        expires_at: cx.now.saturating_add(v.code_ttl_secs),
-        attempts: 0,
-    };
+    let record = code_record(cx, phone.as_str(), purpose, &code, user);
     let issued = match cx.store.issue_code(&record, v.resend_secs).await {
         Ok(issued) => issued,
         Err(e) => {
@@ -515,21 +530,7 @@ pub(super) async fn answer_as_if_sent(
     let started = Instant::now();
     let decoy = otp::generate().map_err(|e| Error::internal("code generation", e))?;
     let v = cx.verification;
-    let record = CodeRecord {
-        phone: destination.to_owned(),
-        purpose: purpose.as_str().to_owned(),
-        hash: cx
-            .tokens()
-            .code_hashers()
-            .0
-            .hash(destination, purpose, &decoy)
-            .as_bytes()
-            .to_vec(),
-        user_id: None,
-        sent_at: cx.now,
-        expires_at: cx.now.saturating_add(v.code_ttl_secs),
-        attempts: 0,
-    };
+    let record = code_record(cx, destination, purpose, &decoy, None);
     if let Issued::Cooldown { retry_after } = cx.store.issue_code(&record, v.resend_secs).await? {
         give_back(cx, cleared).await;
         return Err(throttle::retry_after(retry_after));
