@@ -3,6 +3,8 @@ VENV=${VENV:-$PWD/.venv}
 SECANTUS_VERSION=0.7.0b3
 # The outside OpenAPI fuzzer scripts/contract runs (CI runs it too).
 SCHEMATHESIS_VERSION=4.32.5
+# An independent TOTP implementation the MFA tests take codes from.
+PYOTP_VERSION=2.12.1
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -15,10 +17,11 @@ wait_port() {  # host port seconds
 }
 
 servers_install() {
-  if [ ! -x "$VENV/bin/secantusd-py" ] || [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/st" ]; then
+  if [ ! -x "$VENV/bin/secantusd-py" ] || [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/st" ] \
+    || ! "$VENV/bin/python" -c 'import pyotp' 2>/dev/null; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "secantusdb==$SECANTUS_VERSION" 'moto[server]' \
-      "schemathesis==$SCHEMATHESIS_VERSION"
+      "schemathesis==$SCHEMATHESIS_VERSION" "pyotp==$PYOTP_VERSION"
   fi
 }
 
@@ -40,5 +43,6 @@ servers_start() {
   export AWS_EC2_METADATA_DISABLED=true
   export SECANTUSD_BIN="$VENV/bin/secantusd-py"
   export MOTO_SERVER_BIN="$VENV/bin/moto_server"
+  export TEST_PYTHON="$VENV/bin/python"
   echo "test servers: MongoDB-protocol $TEST_MONGO_URI, AWS emulator $TEST_AWS_ENDPOINT"
 }

@@ -3,6 +3,8 @@
 //! token from `Authorization` (bare or after `Bearer `), RS256 only, its signature checked
 //! with this issuer's public keys and its `iss`, `aud`, `exp`, `nbf` and `iat` checked; the
 //! claims handed on as `requestContext.authorizer.jwt.claims` (strings, as API Gateway does).
+//! A route with scopes (`Endpoint::scopes`) needs one of them in the token's `scope` claim,
+//! else API Gateway's 403.
 //! No session is looked up: like any JWT-only verifier, it accepts a token until `exp`.
 
 use std::collections::HashMap;
@@ -14,9 +16,37 @@ use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
 };
 
-/// The authorizer context for a request whose token verifies; `None` means API Gateway's 401.
-/// `api_url` is the URL the request came in on where the issuer follows it (`HOST=0.0.0.0`).
+/// Why the authorizer refused a request.
+pub enum Refused {
+    /// No token, or one that does not verify: API Gateway's 401.
+    Unauthorized,
+    /// A valid token without a scope the route requires: API Gateway's 403.
+    Forbidden,
+}
+
+/// The authorizer context for a request whose token verifies and carries one of `scopes`
+/// (when the route names any). `api_url` is the URL the request came in on where the issuer
+/// follows it (`HOST=0.0.0.0`).
 pub fn authorize(
+    state: &State,
+    headers: &HeaderMap,
+    api_url: Option<String>,
+    scopes: &[&str],
+) -> Result<ApiGatewayRequestAuthorizer, Refused> {
+    let verified = verify(state, headers, api_url).ok_or(Refused::Unauthorized)?;
+    let granted = verified
+        .jwt
+        .as_ref()
+        .and_then(|j| j.claims.get("scope"))
+        .map(String::as_str)
+        .unwrap_or_default();
+    if !scopes.is_empty() && !granted.split(' ').any(|s| scopes.contains(&s)) {
+        return Err(Refused::Forbidden);
+    }
+    Ok(verified)
+}
+
+fn verify(
     state: &State,
     headers: &HeaderMap,
     api_url: Option<String>,
@@ -48,6 +78,14 @@ pub fn authorize(
         ("iat", claims.iat.to_string()),
         ("nbf", claims.nbf.to_string()),
         ("exp", claims.exp.to_string()),
+        // API Gateway hands arrays on as their JSON text.
+        (
+            "amr",
+            serde_json::to_string(&claims.amr).unwrap_or_default(),
+        ),
+        ("aal", claims.aal.to_string()),
+        ("auth_time", claims.auth_time.to_string()),
+        ("scope", claims.scope),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -197,15 +197,27 @@ async fn handle(app: &App, req: hyper::Request<Incoming>, peer: SocketAddr, seq:
         ctx.domain_name = url_of(&parts.headers);
     }
     let endpoint = Endpoint::find(parts.method.as_str(), parts.uri.path()).ok();
-    if endpoint.is_some_and(|e| e.authorization() == Authorization::Jwt) {
-        match authorizer::authorize(&app.state, &parts.headers, ctx.domain_name.clone()) {
-            Some(verified) => ctx.authorizer = Some(verified),
-            None => return unauthorized_by_gateway(),
+    if let Some(e) = endpoint.filter(|e| e.authorization() == Authorization::Jwt) {
+        let scopes = e.scopes();
+        match authorizer::authorize(&app.state, &parts.headers, ctx.domain_name.clone(), scopes) {
+            Ok(verified) => ctx.authorizer = Some(verified),
+            Err(authorizer::Refused::Unauthorized) => return unauthorized_by_gateway(),
+            Err(authorizer::Refused::Forbidden) => return forbidden_by_gateway(),
         }
     }
     let req = lambda_http::Request::from_parts(parts, body)
         .with_request_context(RequestContext::ApiGatewayV2(ctx));
     into_hyper(handlers::route(&app.state, req).await)
+}
+
+/// API Gateway's own answer when a valid token lacks a scope the route requires.
+fn forbidden_by_gateway() -> Resp {
+    let mut resp =
+        hyper::Response::new(Full::new(Bytes::from_static(br#"{"message":"Forbidden"}"#)));
+    *resp.status_mut() = StatusCode::FORBIDDEN;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
 }
 
 /// API Gateway's own answer when its JWT authorizer refuses a token.

@@ -185,6 +185,8 @@ pub struct Settings {
     /// Time a request may spend on the database when the Lambda context gives no deadline
     /// (`REQUEST_BUDGET_MS`; the dev server and tests).
     pub request_budget: Duration,
+    /// Second factors: whether sign-ins use them, step-up freshness, the challenge's life.
+    pub mfa: crate::mfa::MfaSettings,
 }
 
 /// Variables as read: environment over file.
@@ -246,7 +248,7 @@ impl Vars {
         }
     }
 
-    fn seconds(&self, name: &str, default: u64) -> Result<Duration, ConfigError> {
+    pub fn seconds(&self, name: &str, default: u64) -> Result<Duration, ConfigError> {
         self.positive(name, default).map(Duration::from_secs)
     }
 
@@ -339,6 +341,7 @@ impl Settings {
             phone_change_user_limit: vars.count("PHONE_CHANGE_USER_LIMIT", 5)?,
             phone_change_ip_limit: vars.count("PHONE_CHANGE_IP_LIMIT", 20)?,
             request_budget: Duration::from_millis(vars.positive("REQUEST_BUDGET_MS", 8_000)?),
+            mfa: crate::mfa::MfaSettings::from_vars(vars)?,
             refresh_reuse_grace: match vars.get("REFRESH_REUSE_GRACE_SECONDS") {
                 None => Duration::from_secs(5),
                 Some(v) => v

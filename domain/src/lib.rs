@@ -12,6 +12,7 @@ pub mod credential;
 pub mod email;
 pub mod identity;
 pub mod keys;
+pub mod mfa;
 pub mod otp;
 pub mod phone;
 pub mod service;

@@ -60,6 +60,16 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("this change needs a second factor proven recently: step up at POST /session/step-up")]
+    StepUpRequired,
+    #[error("a second factor must be enrolled before anything else (POST /mfa/totp)")]
+    MfaEnrolmentRequired,
+    #[error("second factors are not enabled on this service")]
+    MfaDisabled,
+    #[error("the account already has this factor")]
+    FactorExists,
+    #[error("the account has no such factor")]
+    FactorNotFound,
     #[error("too many failed attempts")]
     TooManyAttempts { retry_after_secs: u64 },
     #[error("service temporarily unavailable")]
@@ -96,7 +106,11 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::CurrentPasswordIncorrect => StatusCode::FORBIDDEN,
-            Self::PhoneTaken | Self::EmailTaken => StatusCode::CONFLICT,
+            Self::PhoneTaken | Self::EmailTaken | Self::FactorExists => StatusCode::CONFLICT,
+            Self::StepUpRequired | Self::MfaEnrolmentRequired | Self::MfaDisabled => {
+                StatusCode::FORBIDDEN
+            }
+            Self::FactorNotFound => StatusCode::NOT_FOUND,
             Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::UserNotFound => StatusCode::NOT_FOUND,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -130,6 +144,11 @@ impl ApiError {
             Self::UserNotFound => "user_not_found",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::StepUpRequired => "step_up_required",
+            Self::MfaEnrolmentRequired => "mfa_enrolment_required",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::FactorExists => "factor_exists",
+            Self::FactorNotFound => "factor_not_found",
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::Unavailable => "service_unavailable",
             Self::Internal => "internal_error",
@@ -158,6 +177,11 @@ impl ApiError {
             Self::UserNotFound => "User not found",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
+            Self::StepUpRequired => "Step-up required",
+            Self::MfaEnrolmentRequired => "Second factor required",
+            Self::MfaDisabled => "Second factors disabled",
+            Self::FactorExists => "Factor exists",
+            Self::FactorNotFound => "Factor not found",
             Self::TooManyAttempts { .. } => "Too many attempts",
             Self::Unavailable => "Service unavailable",
             Self::Internal => "Internal server error",
@@ -232,6 +256,11 @@ impl From<domain::service::Error> for ApiError {
             E::AccountDisabled => Self::AccountDisabled,
             E::UserNotFound => Self::UserNotFound,
             E::InvalidCode => Self::InvalidCode,
+            E::StepUpRequired => Self::StepUpRequired,
+            E::MfaEnrolmentRequired => Self::MfaEnrolmentRequired,
+            E::MfaDisabled => Self::MfaDisabled,
+            E::FactorExists => Self::FactorExists,
+            E::FactorNotFound => Self::FactorNotFound,
             E::PhoneUnverified => Self::PhoneUnverified,
             E::EmailUnverified => Self::EmailUnverified,
             E::CountryNotServed => Self::InvalidPhone(vec![FieldError {

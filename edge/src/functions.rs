@@ -34,9 +34,9 @@ pub fn refresh() -> Result<(), Error> {
     serve(Function::Refresh, Wiring::SIGNS, table::refresh)
 }
 
-/// The IAM-signed operator routes.
+/// The IAM-signed operator routes: a second-factor reset notifies the user.
 pub fn admin() -> Result<(), Error> {
-    serve(Function::Admin, Wiring::DATABASE, table::admin)
+    serve(Function::Admin, Wiring::SENDS_CODES, table::admin)
 }
 
 pub fn verify() -> Result<(), Error> {
@@ -45,6 +45,11 @@ pub fn verify() -> Result<(), Error> {
 
 pub fn recover() -> Result<(), Error> {
     serve(Function::Recover, Wiring::SENDS_CODES, table::recover)
+}
+
+/// Second factors and the step-up: signs the raised session's tokens.
+pub fn mfa() -> Result<(), Error> {
+    serve(Function::Mfa, Wiring::SIGNS, table::mfa)
 }
 
 /// The JWK Set and discovery document: keys only, no database.

@@ -21,11 +21,13 @@ pub enum Function {
     /// An example of another service: behind API Gateway's JWT authorizer, it trusts the
     /// claims the authorizer verified against our JWKS and holds no secret and no database.
     Whoami,
+    /// Second factors: TOTP enrolment, recovery codes, step-up.
+    Mfa,
 }
 
 impl Function {
     /// Every function.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
@@ -36,6 +38,7 @@ impl Function {
         Self::Recover,
         Self::Keys,
         Self::Whoami,
+        Self::Mfa,
     ];
 
     /// The binary's name, as in `template.yaml`'s `BuildProperties: Binary`.
@@ -51,6 +54,7 @@ impl Function {
             Self::Recover => "recover",
             Self::Keys => "keys",
             Self::Whoami => "whoami",
+            Self::Mfa => "mfa",
         }
     }
 
@@ -99,6 +103,15 @@ pub enum Endpoint {
     Jwks,
     OpenidConfiguration,
     ExampleWhoami,
+    LoginMfa,
+    MfaFactors,
+    TotpStart,
+    TotpConfirm,
+    MfaRemove,
+    RecoveryCodes,
+    StepUp,
+    AdminResetMfa,
+    ExampleWhoamiAal2,
 }
 
 /// Who checks a request before the function sees it (API Gateway, per the template).
@@ -114,7 +127,7 @@ pub enum Authorization {
 
 impl Endpoint {
     /// Every endpoint, in the order the README lists them.
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 32] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
@@ -138,6 +151,15 @@ impl Endpoint {
         Self::Jwks,
         Self::OpenidConfiguration,
         Self::ExampleWhoami,
+        Self::LoginMfa,
+        Self::MfaFactors,
+        Self::TotpStart,
+        Self::TotpConfirm,
+        Self::MfaRemove,
+        Self::RecoveryCodes,
+        Self::StepUp,
+        Self::AdminResetMfa,
+        Self::ExampleWhoamiAal2,
     ];
 
     /// (method, path, function) of each endpoint: the table itself.
@@ -170,6 +192,25 @@ impl Endpoint {
                 Function::Keys,
             ),
             Self::ExampleWhoami => ("GET", "/example/whoami", Function::Whoami),
+            Self::LoginMfa => ("POST", "/login/mfa", Function::Login),
+            Self::MfaFactors => ("GET", "/mfa", Function::Mfa),
+            Self::TotpStart => ("POST", "/mfa/totp", Function::Mfa),
+            Self::TotpConfirm => ("POST", "/mfa/totp/confirm", Function::Mfa),
+            Self::MfaRemove => ("DELETE", "/mfa/{id}", Function::Mfa),
+            Self::RecoveryCodes => ("POST", "/mfa/recovery-codes", Function::Mfa),
+            Self::StepUp => ("POST", "/session/step-up", Function::Mfa),
+            Self::AdminResetMfa => ("POST", "/admin/users/{id}/mfa/reset", Function::Admin),
+            Self::ExampleWhoamiAal2 => ("GET", "/example/whoami/aal2", Function::Whoami),
+        }
+    }
+
+    /// The scopes API Gateway's JWT authorizer requires of a [`Authorization::Jwt`] route's
+    /// token (`AuthorizationScopes`; one of them must be in its `scope` claim): the example of
+    /// a route an app gates on a second factor with no Lambda authorizer.
+    pub const fn scopes(self) -> &'static [&'static str] {
+        match self {
+            Self::ExampleWhoamiAal2 => &["aal2"],
+            _ => &[],
         }
     }
 
@@ -181,8 +222,9 @@ impl Endpoint {
             | Self::AdminDisableUser
             | Self::AdminEnableUser
             | Self::AdminLogoutUser
-            | Self::AdminDeleteUser => Authorization::Iam,
-            Self::ExampleWhoami => Authorization::Jwt,
+            | Self::AdminDeleteUser
+            | Self::AdminResetMfa => Authorization::Iam,
+            Self::ExampleWhoami | Self::ExampleWhoamiAal2 => Authorization::Jwt,
             _ => Authorization::None,
         }
     }
@@ -199,7 +241,8 @@ impl Endpoint {
             | Self::AdminDisableUser
             | Self::AdminEnableUser
             | Self::AdminLogoutUser
-            | Self::AdminDeleteUser => "admin",
+            | Self::AdminDeleteUser
+            | Self::AdminResetMfa => "admin",
             Self::Refresh => "refresh",
             Self::VerifyPhoneStart => "verify_phone_start",
             Self::VerifyPhoneConfirm => "verify_phone_confirm",
@@ -210,7 +253,11 @@ impl Endpoint {
             Self::RecoverConfirm => "recover_confirm",
             Self::Jwks => "jwks",
             Self::OpenidConfiguration => "openid_configuration",
-            Self::ExampleWhoami => "example_whoami",
+            Self::ExampleWhoami | Self::ExampleWhoamiAal2 => "example_whoami",
+            Self::LoginMfa => "login_mfa",
+            Self::MfaFactors | Self::TotpStart | Self::TotpConfirm | Self::MfaRemove => "mfa",
+            Self::RecoveryCodes => "recovery_codes",
+            Self::StepUp => "step_up",
         }
     }
 

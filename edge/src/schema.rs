@@ -23,10 +23,13 @@ pub enum Body {
     RecoverConfirm,
     EmailStart,
     EmailConfirm,
+    LoginMfa,
+    StepUp,
+    TotpConfirm,
 }
 
 /// Schema sources, by body, as shipped in `edge/schemas/`.
-pub const SOURCES: [(Body, &str, &str); 12] = [
+pub const SOURCES: [(Body, &str, &str); 15] = [
     (
         Body::Signup,
         "signup.json",
@@ -86,6 +89,21 @@ pub const SOURCES: [(Body, &str, &str); 12] = [
         Body::EmailConfirm,
         "email_confirm.json",
         include_str!("../schemas/email_confirm.json"),
+    ),
+    (
+        Body::LoginMfa,
+        "login_mfa.json",
+        include_str!("../schemas/login_mfa.json"),
+    ),
+    (
+        Body::StepUp,
+        "step_up.json",
+        include_str!("../schemas/step_up.json"),
+    ),
+    (
+        Body::TotpConfirm,
+        "totp_confirm.json",
+        include_str!("../schemas/totp_confirm.json"),
     ),
 ];
 

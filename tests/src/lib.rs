@@ -544,3 +544,26 @@ pub fn http_message_len(buf: &[u8]) -> Option<usize> {
         .unwrap_or(0);
     (buf.len() >= end + 4 + body).then_some(end + 4 + body)
 }
+
+/// The TOTP code pyotp (RFC 6238, an implementation independent of this service's) makes for
+/// the base32 `secret` at Unix time `at`. `TEST_PYTHON` (set by scripts/servers.sh) names a
+/// Python with pyotp installed.
+pub fn totp_code(secret: &str, at: i64) -> String {
+    let python = std::env::var("TEST_PYTHON")
+        .expect("TEST_PYTHON: a Python with pyotp (scripts/servers.sh sets it)");
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import pyotp, sys; print(pyotp.TOTP(sys.argv[1]).at(int(sys.argv[2])))",
+            secret,
+            &at.to_string(),
+        ])
+        .output()
+        .expect("run pyotp");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}

@@ -79,4 +79,17 @@ impl CeremonyStore for MongoStore {
             .await?;
         taken.map(Ceremony::try_from).transpose()
     }
+
+    async fn find_ceremony(
+        &self,
+        id: &CeremonyId,
+        kind: CeremonyKind,
+        now: i64,
+    ) -> Result<Option<Ceremony>, StoreError> {
+        let filter = doc! { "_id": id.as_str(), "kind": kind.as_str(), "expires": { "$gt": now } };
+        let found = self
+            .timed(async { self.ceremonies.find_one(filter).await })
+            .await?;
+        found.map(Ceremony::try_from).transpose()
+    }
 }

@@ -8,7 +8,10 @@ use mongodb::{
 use serde::{Deserialize, Serialize};
 
 use domain::store::{SessionRecord, SessionStore, StoreError};
-use domain::{credential::Opened, types::UserId};
+use domain::{
+    credential::{Assurance, Opened},
+    types::UserId,
+};
 
 use super::{MongoStore, oid, to_dt};
 
@@ -34,6 +37,13 @@ pub(super) struct SessionDoc {
     credential_id: String,
     #[serde(default)]
     method: String,
+    /// RFC 8176 methods; absent on sessions opened before sessions recorded them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    amr: Vec<String>,
+    #[serde(default)]
+    auth_time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aal2_at: Option<i64>,
 }
 
 impl From<&SessionRecord> for SessionDoc {
@@ -51,6 +61,9 @@ impl From<&SessionRecord> for SessionDoc {
             refresh_spent: s.refresh_spent.clone(),
             credential_id: s.opened.credential_id.clone(),
             method: s.opened.method.clone(),
+            amr: s.assurance.amr.clone(),
+            auth_time: s.assurance.auth_time,
+            aal2_at: s.assurance.aal2_at,
         }
     }
 }
@@ -71,6 +84,11 @@ impl From<SessionDoc> for SessionRecord {
             opened: Opened {
                 credential_id: d.credential_id,
                 method: d.method,
+            },
+            assurance: Assurance {
+                amr: d.amr,
+                auth_time: d.auth_time,
+                aal2_at: d.aal2_at,
             },
         }
     }
@@ -142,6 +160,36 @@ impl SessionStore for MongoStore {
             })
             .await?
             .map(SessionRecord::from))
+    }
+
+    async fn step_up_session(
+        &self,
+        id: &str,
+        method: &str,
+        at: i64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let Some(before) = self.find_session(id).await? else {
+            return Ok(None);
+        };
+        // The methods as recorded (or as an earlier release's session implies), then the new
+        // ones: `$addToSet` keeps the order and adds each once, whatever races it.
+        let mut amr = before.assurance().amr;
+        amr.extend([method.to_owned(), domain::credential::MFA_METHOD.to_owned()]);
+        let after = self
+            .timed(async {
+                self.sessions
+                    .find_one_and_update(
+                        doc! { "_id": id },
+                        doc! {
+                            "$addToSet": { "amr": { "$each": amr } },
+                            "$set": { "auth_time": at, "aal2_at": at },
+                        },
+                    )
+                    .return_document(ReturnDocument::After)
+                    .await
+            })
+            .await?;
+        Ok(after.map(SessionRecord::from))
     }
 
     async fn delete_user_sessions(

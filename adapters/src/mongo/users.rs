@@ -416,7 +416,10 @@ impl UserStore for MongoStore {
         patch: &UserPatch,
         now: i64,
     ) -> Result<Option<UserRecord>, StoreError> {
-        if patch.identifiers.is_empty() && patch.password_hash.is_none() {
+        if patch.identifiers.is_empty()
+            && patch.credentials.is_empty()
+            && patch.password_hash.is_none()
+        {
             return self.update_fields(id, patch, now).await;
         }
         if !patch.identifiers.is_empty() {
@@ -464,6 +467,30 @@ impl UserStore for MongoStore {
         // update (which swaps the rest) never overwrites one.
         let update = doc! { "$set": { format!("last_used.{credential_id}"): at } };
         self.update_by_id(id, update).await
+    }
+
+    /// One conditional update: the filter matches only while the credential holds
+    /// `expected`, and `$` sets the element it matched.
+    async fn swap_credential_secret(
+        &self,
+        id: &UserId,
+        credential_id: &str,
+        expected: &Secret,
+        secret: &Secret,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let filter = doc! {
+            "_id": oid(id),
+            "credentials": { "$elemMatch": { "id": credential_id, "hash": expected.expose() } },
+        };
+        let update = doc! {
+            "$set": { "credentials.$.hash": secret.expose(), "updated_at": now },
+            "$inc": { "rev": 1 },
+        };
+        let r = self
+            .timed(async { self.users.update_one(filter, update).await })
+            .await?;
+        Ok(r.modified_count == 1)
     }
 
     async fn delete_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {

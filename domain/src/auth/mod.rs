@@ -7,4 +7,5 @@ pub mod legacy;
 pub mod password;
 pub mod provider;
 pub mod rsa;
+pub mod seal;
 pub mod token;

@@ -23,6 +23,8 @@ pub enum MailKind {
     /// Someone tried to sign up with an address that already has an account (sent instead of
     /// telling the one signing up).
     Exists,
+    /// An operator removed the account's second factors (a notice: no code, no link).
+    FactorsReset,
 }
 
 impl MailKind {
@@ -32,13 +34,25 @@ impl MailKind {
             Self::Change => "change",
             Self::Recover => "recover",
             Self::Exists => "exists",
+            Self::FactorsReset => "factors_reset",
         }
     }
 
+    /// A notice carries no code and no link.
+    pub const fn is_notice(self) -> bool {
+        matches!(self, Self::Exists | Self::FactorsReset)
+    }
+
     fn from_name(name: &str) -> Option<Self> {
-        [Self::Verify, Self::Change, Self::Recover, Self::Exists]
-            .into_iter()
-            .find(|k| k.as_str() == name)
+        [
+            Self::Verify,
+            Self::Change,
+            Self::Recover,
+            Self::Exists,
+            Self::FactorsReset,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
     }
 }
 
@@ -85,15 +99,20 @@ fn builtin(kind: MailKind) -> Template {
             "Someone (perhaps you) tried to make a new account with this address, which already has one. Nothing changed",
             "if it was you, log in, or reset your password with a code sent from the login page",
         ),
+        MailKind::FactorsReset => (
+            "Your two-step verification was reset",
+            "Support removed the second factors (authenticator app, passkeys, recovery codes) of your account and signed you out everywhere",
+            "if you did not ask for this, reset your password and contact support now",
+        ),
     };
-    let text = if kind == MailKind::Exists {
+    let text = if kind.is_notice() {
         format!("{lead}; {action}.")
     } else {
         format!(
             "{lead}, {action}: {{link}}\n\nBoth expire in {{minutes}} minutes and work once. If you did not ask for this, ignore this message."
         )
     };
-    let html = if kind == MailKind::Exists {
+    let html = if kind.is_notice() {
         format!("<p>{lead}; {action}.</p>")
     } else {
         format!(
@@ -132,9 +151,7 @@ impl Templates {
             for (name, t) in kinds {
                 let kind = MailKind::from_name(&name)
                     .ok_or_else(|| format!("unknown kind {name:?} under {locale:?}"))?;
-                if kind != MailKind::Exists
-                    && !(t.text.contains("{code}") || t.text.contains("{link}"))
-                {
+                if !(kind.is_notice() || t.text.contains("{code}") || t.text.contains("{link}")) {
                     return Err(format!(
                         "{locale}/{name}: the text names neither {{code}} nor {{link}}"
                     ));

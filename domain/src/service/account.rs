@@ -201,6 +201,8 @@ pub async fn update_user(
     let mut old_phone = None;
     if phone.is_some() || email.is_some() || new_password.is_some() {
         let current = current_password.ok_or(Error::CurrentPasswordRequired)?;
+        let user = profile(cx, caller).await?;
+        super::mfa::require_step_up(cx, caller, &user)?;
         if phone.is_some() {
             let p = cx.policy;
             throttle::consume(
@@ -222,7 +224,6 @@ pub async fn update_user(
             )
             .await?;
         }
-        let user = profile(cx, caller).await?;
         check_current_password(cx, &user, current).await?;
         if let Some(new) = email {
             change_email(cx, &user, new, locale.as_deref()).await?;

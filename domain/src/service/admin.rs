@@ -90,6 +90,21 @@ pub async fn end_sessions(cx: &Ctx<'_>, actor: &Actor, id: &UserId) -> Result<u6
     Ok(ended)
 }
 
+/// Removes every second factor and recovery code of the user (who lost them all), ends every
+/// session and notifies the user; the password stays.
+pub async fn reset_mfa(cx: &Ctx<'_>, actor: &Actor, id: &UserId) -> Result<UserRecord, Error> {
+    match super::mfa::reset_factors(cx, id).await {
+        Ok(user) => {
+            audit(actor, "reset_mfa", id, "success");
+            Ok(user)
+        }
+        Err(e) => {
+            audit(actor, "reset_mfa", id, "not_found");
+            Err(e)
+        }
+    }
+}
+
 /// Deletes the account and everything kept about it. Idempotent: deleting an account that
 /// is already gone still sweeps its sessions and counters and answers `Ok(false)`.
 pub async fn delete(cx: &Ctx<'_>, actor: &Actor, id: &UserId) -> Result<bool, Error> {

@@ -49,6 +49,21 @@ pub enum Error {
     /// No mail could be sent (no sender, or the provider failed); worth retrying later.
     #[error("mail unavailable: {0}")]
     MailUnavailable(String),
+    /// The change needs a second factor proven recently (POST /session/step-up).
+    #[error("a recent second-factor authentication is required")]
+    StepUpRequired,
+    /// Second factors are required and the account has none: enrol one first.
+    #[error("a second factor must be enrolled first")]
+    MfaEnrolmentRequired,
+    /// Second factors are switched off (`REQUIRE_MFA=off`).
+    #[error("second factors are not enabled")]
+    MfaDisabled,
+    /// The account already has a factor of this kind.
+    #[error("the account already has this factor")]
+    FactorExists,
+    /// The account has no such factor.
+    #[error("no such factor")]
+    FactorNotFound,
     #[error("too many attempts")]
     TooManyAttempts { retry_after_secs: u64 },
     /// The country or daily SMS budget ran out between the guard's look and the send: 429

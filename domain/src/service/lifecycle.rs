@@ -14,6 +14,7 @@ pub async fn delete_account(cx: &Ctx<'_>, caller: &Caller, current: Password) ->
     let Some(user) = cx.store.find_user(&caller.user_id).await? else {
         return Ok(());
     };
+    super::mfa::require_step_up(cx, caller, &user)?;
     check_current_password(cx, &user, current).await?;
     let erased = erase(cx, &user.id, user.phone()).await?;
     tracing::info!(target: "audit", event = "account_delete", actor = "self", user_id = %user.id,
@@ -39,6 +40,7 @@ pub(super) async fn erase(
     let user = cx.store.delete_user(id).await?;
     cx.store.delete_user_sessions(id, None).await?;
     cx.store.clear_attempts(&format!("user:{id}")).await?;
+    cx.store.clear_attempts(&format!("mfa|{id}")).await?;
     if let Some(phone) = phone.or(user.as_ref().and_then(UserRecord::phone)) {
         cx.store.clear_attempts(phone.as_str()).await?;
         cx.store.delete_codes(phone.as_str()).await?;

@@ -9,6 +9,7 @@ pub mod admin;
 mod email;
 mod error;
 mod lifecycle;
+pub mod mfa;
 pub mod migration;
 mod session;
 mod signup;
@@ -25,7 +26,8 @@ pub use email::{
 pub use error::Error;
 pub use lifecycle::delete_account;
 pub use session::{
-    Caller, LoginGrant, RefreshGrant, account_of_ended_session, login, logout, refresh, session_of,
+    Caller, LoginGrant, LoginOutcome, MfaChallenge, RefreshGrant, access_token,
+    account_of_ended_session, login, login_second_factor, logout, refresh, session_of,
 };
 pub use signup::{NewUser, signup};
 pub use throttle::{attempt_policy, lock_delay};

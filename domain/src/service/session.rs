@@ -1,13 +1,35 @@
 //! Login, the proof of a caller on every request, and logout.
 
-use super::{Ctx, Error, throttle};
+use super::{
+    Ctx, Error,
+    mfa::{Pending, Proof, prove},
+    throttle,
+};
 use crate::{
     auth::{device, password, token},
-    credential::Opened,
+    credential::{Assurance, CredentialKind, Opened},
     identity::{Identifier, IdentifierKind},
-    store::{SessionRecord, UserPatch, UserRecord},
+    mfa::{self, MfaMode},
+    store::{Ceremony, CeremonyId, CeremonyKind, SessionRecord, UserPatch, UserRecord},
     types::{Password, UserId},
 };
+
+/// What a password sign-in answers: a session, or a challenge for the second factor.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    Granted(LoginGrant),
+    SecondFactor(MfaChallenge),
+}
+
+/// A password accepted, a second factor awaited (POST /login/mfa).
+#[derive(Debug)]
+pub struct MfaChallenge {
+    /// The ceremony id the second call names.
+    pub mfa_token: CeremonyId,
+    /// What the account can complete it with: `totp`, `passkey`, `recovery_code`.
+    pub methods: Vec<&'static str>,
+    pub expires_in: i64,
+}
 
 /// What a successful login hands back.
 #[derive(Debug)]
@@ -40,6 +62,8 @@ pub struct RefreshGrant {
 pub struct Caller {
     pub user_id: UserId,
     pub session_id: String,
+    /// What the session's sign-in (and any step-up since) proved.
+    pub assurance: Assurance,
 }
 
 fn secs(d: std::time::Duration) -> i64 {
@@ -72,7 +96,7 @@ pub async fn login(
     identifier: Identifier,
     password: Password,
     device_token: Option<&str>,
-) -> Result<LoginGrant, Error> {
+) -> Result<LoginOutcome, Error> {
     // A phone's counters are keyed by the number, an address's by the address.
     let address = identifier.address().ok_or(Error::InvalidCredentials)?;
     let (phone_tag, email_tag) = audit_tags(cx, &identifier);
@@ -124,17 +148,127 @@ pub async fn login(
         Some(d) => d,
         None => device::DeviceId::new().map_err(|e| Error::internal("device id", e))?,
     };
+    let opened = user.password().map_or_else(
+        || Opened::by_kind(CredentialKind::Password),
+        |c| Opened::by(&c.record),
+    );
+    if cx.policy.mfa.mode != MfaMode::Off && mfa::has_second_factor(&user) {
+        return second_factor_challenge(cx, &user, address, device, opened).await;
+    }
+    let assurance = Assurance::single(&opened.method, cx.now);
+    finish_login(cx, &user, opened, assurance, address, device)
+        .await
+        .map(LoginOutcome::Granted)
+}
+
+/// A password accepted for an account with a second factor: a short-lived challenge (a
+/// ceremony) the second call completes, instead of tokens.
+async fn second_factor_challenge(
+    cx: &Ctx<'_>,
+    user: &UserRecord,
+    address: &str,
+    device: device::DeviceId,
+    opened: Opened,
+) -> Result<LoginOutcome, Error> {
+    let pending = Pending {
+        address: address.to_owned(),
+        device: device.to_hex(),
+        credential_id: opened.credential_id,
+    };
+    let state = serde_json::to_vec(&pending).map_err(|e| Error::internal("mfa state", e))?;
+    let id = CeremonyId::new()?;
+    let ttl = cx.policy.mfa.challenge_ttl;
+    cx.store
+        .put_ceremony(
+            &Ceremony {
+                id: id.clone(),
+                kind: CeremonyKind::SecondFactor,
+                user_id: Some(user.id),
+                state,
+                expires_at: cx.now.saturating_add(ttl),
+            },
+            cx.now,
+        )
+        .await?;
+    let mut methods = Vec::new();
+    if mfa::credential(user, CredentialKind::Totp).is_some() {
+        methods.push("totp");
+    }
+    if mfa::credential(user, CredentialKind::Passkey).is_some() {
+        methods.push("passkey");
+    }
+    if mfa::credential(user, CredentialKind::RecoveryCodes).is_some() {
+        methods.push("recovery_code");
+    }
+    tracing::info!(target: "audit", event = "login", outcome = "second_factor_required", user_id = %user.id);
+    Ok(LoginOutcome::SecondFactor(MfaChallenge {
+        mfa_token: id,
+        methods,
+        expires_in: ttl,
+    }))
+}
+
+/// Completes a sign-in waiting for its second factor: the proof is checked (throttled, and
+/// spent once) while the challenge stays, so a mistyped code can be typed again; then the
+/// challenge is taken, atomically, and only the request that took it opens a session, at
+/// AAL2.
+pub async fn login_second_factor(
+    cx: &Ctx<'_>,
+    mfa_token: &CeremonyId,
+    proof: &Proof,
+) -> Result<LoginGrant, Error> {
+    let kind = CeremonyKind::SecondFactor;
+    let ceremony = cx
+        .store
+        .find_ceremony(mfa_token, kind, cx.now)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let user_id = ceremony.user_id.ok_or(Error::Unauthorized)?;
+    let pending: Pending =
+        serde_json::from_slice(&ceremony.state).map_err(|e| Error::internal("mfa state", e))?;
+    let user = cx
+        .store
+        .find_user(&user_id)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    if user.disabled {
+        return Err(Error::AccountDisabled);
+    }
+    let method = prove(cx, &user, proof).await?;
+    if cx
+        .store
+        .take_ceremony(mfa_token, kind, cx.now)
+        .await?
+        .is_none()
+    {
+        return Err(Error::Unauthorized);
+    }
+    let device = device::DeviceId::from_hex(&pending.device)
+        .ok_or_else(|| Error::internal("mfa state", "device id"))?;
+    let opened = Opened {
+        credential_id: pending.credential_id,
+        method: CredentialKind::Password.method().to_owned(),
+    };
+    let assurance = Assurance::single(&opened.method, cx.now).stepped_up(method, cx.now);
+    finish_login(cx, &user, opened, assurance, &pending.address, device).await
+}
+
+/// The session of a successful sign-in, with a fresh device token for `address`.
+async fn finish_login(
+    cx: &Ctx<'_>,
+    user: &UserRecord,
+    opened: Opened,
+    assurance: Assurance,
+    address: &str,
+    device: device::DeviceId,
+) -> Result<LoginGrant, Error> {
     let device_token = device::issue(
         &cx.tokens(),
         address,
         device,
         cx.now.saturating_add(DEVICE_TOKEN_TTL_SECS),
     );
-    let password = user
-        .password()
-        .map(|c| Opened::by(&c.record))
-        .unwrap_or_default();
-    let (grant, session_id) = open_session(cx, &user, password, device_token).await?;
+    let (grant, session_id) = open_session(cx, user, opened, assurance, device_token).await?;
     // An operator's disable or delete sets the flag (or removes the user) and then ends every
     // session. Reading the user again after the session exists closes the race: either that
     // sweep sees this session, or this read sees the flag and ends it here. The read is the
@@ -166,6 +300,7 @@ async fn open_session(
     cx: &Ctx<'_>,
     user: &UserRecord,
     opened: Opened,
+    assurance: Assurance,
     device_token: String,
 ) -> Result<(LoginGrant, String), Error> {
     let tokens = cx.tokens();
@@ -186,15 +321,17 @@ async fn open_session(
         absolute_expires_at: absolute,
         refresh_digest: tokens.refresh_digest(&refresh_secret),
         opened,
+        assurance,
         ..SessionRecord::default()
     };
     cx.store.insert_session(&session).await?;
     let token = tokens
-        .issue(
+        .issue_for(
             cx.issuer(),
             &user.id,
             &session.id,
             u64::try_from(cx.now).unwrap_or_default(),
+            &session.assurance,
         )
         .map_err(|e| Error::internal("jwt signing", e))?;
     Ok((
@@ -276,12 +413,14 @@ pub async fn refresh(cx: &Ctx<'_>, refresh_token: &str) -> Result<RefreshGrant, 
 /// A new access token for `session` beside the refresh token `next`.
 fn grant(cx: &Ctx<'_>, session: &SessionRecord, next: String) -> Result<RefreshGrant, Error> {
     let tokens = cx.tokens();
+    // The session's assurance as it stands: a refresh keeps it and never raises it.
     let token = tokens
-        .issue(
+        .issue_for(
             cx.issuer(),
             &session.user_id,
             &session.id,
             u64::try_from(cx.now).unwrap_or_default(),
+            &session.assurance(),
         )
         .map_err(|e| Error::internal("jwt signing", e))?;
     tracing::info!(target: "audit", event = "token_refresh", outcome = "success", user_id = %session.user_id);
@@ -291,6 +430,22 @@ fn grant(cx: &Ctx<'_>, session: &SessionRecord, next: String) -> Result<RefreshG
         expires_in: tokens.ttl().as_secs(),
         user_id: session.user_id,
     })
+}
+
+/// A fresh access token for the caller's session, carrying its assurance as it stands (after a
+/// step-up), and its lifetime in seconds.
+pub fn access_token(cx: &Ctx<'_>, caller: &Caller) -> Result<(String, u64), Error> {
+    let tokens = cx.tokens();
+    let token = tokens
+        .issue_for(
+            cx.issuer(),
+            &caller.user_id,
+            &caller.session_id,
+            u64::try_from(cx.now).unwrap_or_default(),
+            &caller.assurance,
+        )
+        .map_err(|e| Error::internal("jwt signing", e))?;
+    Ok((token, tokens.ttl().as_secs()))
 }
 
 /// Stores a hash at the current parameters. Best effort: the login succeeds either way.
@@ -356,6 +511,7 @@ pub async fn session_of(
     }
     Ok(Some(Caller {
         user_id: session.user_id,
+        assurance: session.assurance(),
         session_id: session.id,
     }))
 }

@@ -125,6 +125,15 @@ pub trait CeremonyStore: Send + Sync {
         kind: CeremonyKind,
         now: i64,
     ) -> Result<Option<Ceremony>, StoreError>;
+    /// Reads the ceremony `id` of `kind` if it has not expired at `now`, leaving it in place:
+    /// for a flow that checks a proof before it takes the ceremony (a wrong second-factor code
+    /// must not end the sign-in; only the take decides who completes it).
+    async fn find_ceremony(
+        &self,
+        id: &CeremonyId,
+        kind: CeremonyKind,
+        now: i64,
+    ) -> Result<Option<Ceremony>, StoreError>;
 }
 
 #[cfg(test)]

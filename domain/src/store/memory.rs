@@ -8,7 +8,7 @@ use tokio::sync::Mutex;
 
 use super::{
     AttemptPolicy, Attempts, BudgetStore, Ceremony, CeremonyId, CeremonyKind, CeremonyStore,
-    CodeCheck, CodeRecord, CodeStore, Consumed, Issued, LoginAttemptStore, Reservation,
+    CodeCheck, CodeRecord, CodeStore, Consumed, Issued, LoginAttemptStore, Reservation, Secret,
     SessionRecord, SessionStore, StoreError, UserPatch, UserRecord, UserStore, window_of,
 };
 use crate::{identity::Identifier, types::UserId};
@@ -105,6 +105,30 @@ impl UserStore for MemoryStore {
             c.record.last_used_at = Some(at);
         }
         Ok(Some(user.clone()))
+    }
+
+    async fn swap_credential_secret(
+        &self,
+        id: &UserId,
+        credential_id: &str,
+        expected: &Secret,
+        secret: &Secret,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut users = self.users.lock().await;
+        let Some(user) = users.get_mut(id) else {
+            return Ok(false);
+        };
+        let Some(c) = user
+            .credentials
+            .iter_mut()
+            .find(|c| c.record.id == credential_id && &c.secret == expected)
+        else {
+            return Ok(false);
+        };
+        c.secret = secret.clone();
+        user.updated_at = now;
+        Ok(true)
     }
 
     async fn delete_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
@@ -281,6 +305,19 @@ impl SessionStore for MemoryStore {
         Ok(Some(s.clone()))
     }
 
+    async fn step_up_session(
+        &self,
+        id: &str,
+        method: &str,
+        at: i64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let mut sessions = self.sessions.lock().await;
+        Ok(sessions.get_mut(id).map(|s| {
+            s.assurance = s.assurance().stepped_up(method, at);
+            s.clone()
+        }))
+    }
+
     async fn delete_user_sessions(
         &self,
         user: &UserId,
@@ -411,5 +448,18 @@ impl CeremonyStore for MemoryStore {
             Some(c) if c.kind == kind && c.expires_at > now => Ok(all.remove(id)),
             _ => Ok(None),
         }
+    }
+
+    async fn find_ceremony(
+        &self,
+        id: &CeremonyId,
+        kind: CeremonyKind,
+        now: i64,
+    ) -> Result<Option<Ceremony>, StoreError> {
+        let all = self.ceremonies.lock().await;
+        Ok(all
+            .get(id)
+            .filter(|c| c.kind == kind && c.expires_at > now)
+            .cloned())
     }
 }

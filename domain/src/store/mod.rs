@@ -7,10 +7,12 @@ mod user;
 use async_trait::async_trait;
 
 pub use ceremony::{Ceremony, CeremonyId, CeremonyKind, CeremonyStore};
-pub use user::{IdentifierChange, Secret, StoredCredential, UserPatch, UserRecord};
+pub use user::{
+    CredentialChange, IdentifierChange, Secret, StoredCredential, UserPatch, UserRecord,
+};
 
 use crate::{
-    credential::Opened,
+    credential::{Assurance, Opened},
     identity::Identifier,
     types::{Phone, UserId},
 };
@@ -46,6 +48,26 @@ pub struct SessionRecord {
     pub refresh_spent: Vec<String>,
     /// The credential and method that opened it.
     pub opened: Opened,
+    /// What the sign-in proved, raised by a step-up. Sessions opened before sessions recorded
+    /// it have no methods: [`SessionRecord::assurance`] fills them in.
+    pub assurance: Assurance,
+}
+
+impl SessionRecord {
+    /// The session's assurance; for a session of an earlier release (no methods recorded),
+    /// the method that opened it (else a password) at its creation, single-factor.
+    pub fn assurance(&self) -> Assurance {
+        if self.assurance.amr.is_empty() {
+            let method = if self.opened.method.is_empty() {
+                crate::credential::CredentialKind::Password.method()
+            } else {
+                self.opened.method.as_str()
+            };
+            Assurance::single(method, self.created_at)
+        } else {
+            self.assurance.clone()
+        }
+    }
 }
 
 /// Spent refresh-token digests kept per session (older ones are forgotten: presenting one of
@@ -96,6 +118,18 @@ pub trait UserStore: Send + Sync {
         credential_id: &str,
         at: i64,
     ) -> Result<Option<UserRecord>, StoreError>;
+    /// Replaces the secret of credential `credential_id` with `secret`, only if it is still
+    /// `expected`, in one atomic write: of any number of racing swaps from one value on any
+    /// number of instances, exactly one wins (how a TOTP step or a recovery code is spent
+    /// once). False when it is not `expected` any more, or the credential or user is gone.
+    async fn swap_credential_secret(
+        &self,
+        id: &UserId,
+        credential_id: &str,
+        expected: &Secret,
+        secret: &Secret,
+        now: i64,
+    ) -> Result<bool, StoreError>;
     /// Deletes the user and answers what was deleted; `None` when there was no such user.
     async fn delete_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
     /// Up to `limit` users with ids above `after` (from the first when `None`), in id order:
@@ -229,6 +263,14 @@ pub trait SessionStore: Send + Sync {
         next: &str,
         now: i64,
         expires_at: i64,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Records a second factor `method` proven at `at` on session `id` ([`Assurance::stepped_up`]),
+    /// in one write; the session as it is after, or `None` if it is gone.
+    async fn step_up_session(
+        &self,
+        id: &str,
+        method: &str,
+        at: i64,
     ) -> Result<Option<SessionRecord>, StoreError>;
     /// Deletes every session of `user` except `keep`; returns how many went.
     async fn delete_user_sessions(

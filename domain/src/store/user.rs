@@ -210,6 +210,17 @@ pub enum IdentifierChange {
 }
 
 /// Fields to change; `None` leaves a field as it is.
+/// A change to an account's credentials (the password has its own field).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialChange {
+    /// Adds the credential, replacing any with its id.
+    Add(StoredCredential),
+    /// Removes the credential with this id.
+    Remove(String),
+    /// Removes every credential of the kind.
+    RemoveKind(CredentialKind),
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserPatch {
     pub first_name: Option<Name>,
@@ -221,6 +232,8 @@ pub struct UserPatch {
     pub disabled: Option<bool>,
     /// Applied in order.
     pub identifiers: Vec<IdentifierChange>,
+    /// Credentials added or removed, in order.
+    pub credentials: Vec<CredentialChange>,
 }
 
 impl UserPatch {
@@ -230,6 +243,13 @@ impl UserPatch {
     }
 
     /// A patch of one identifier change.
+    pub fn credential(change: CredentialChange) -> Self {
+        Self {
+            credentials: vec![change],
+            ..Self::default()
+        }
+    }
+
     pub fn identifier(change: IdentifierChange) -> Self {
         Self {
             identifiers: vec![change],
@@ -269,6 +289,18 @@ impl UserPatch {
         }
         for change in &self.identifiers {
             apply_identifier(user, change, now);
+        }
+        for change in &self.credentials {
+            match change {
+                CredentialChange::Add(c) => {
+                    user.credentials.retain(|k| k.record.id != c.record.id);
+                    user.credentials.push(c.clone());
+                }
+                CredentialChange::Remove(id) => user.credentials.retain(|k| &k.record.id != id),
+                CredentialChange::RemoveKind(kind) => {
+                    user.credentials.retain(|k| k.record.kind != *kind);
+                }
+            }
         }
         user.updated_at = now;
     }

@@ -176,6 +176,10 @@ pub(super) async fn handle(
                 Err(ApiError::UserNotFound)
             }
         }
+        Endpoint::AdminResetMfa => {
+            let id = user_id(endpoint, req)?;
+            Ok(view(&admin::reset_mfa(cx, &actor, &id).await?))
+        }
         _ => Err(ApiError::NotFound),
     }
 }

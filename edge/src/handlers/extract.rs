@@ -13,6 +13,7 @@ use crate::{
     schema::{self, Schemas},
 };
 use domain::{
+    mfa::MfaMode,
     service::{self, Caller, Client, Ctx},
     types::{Invalid, Password, Phone},
 };
@@ -145,8 +146,20 @@ fn accept_language(req: &Request) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Both credentials proven: 401 unless the session is live.
+/// Both credentials proven: 401 unless the session is live. Where second factors are
+/// required (`REQUIRE_MFA=required`), a single-factor session (an account with no factor yet)
+/// is refused with 403 `mfa_enrolment_required`: it may only enrol one.
 pub(super) async fn caller(cx: &Ctx<'_>, req: &Request) -> Result<Caller, ApiError> {
+    let caller = enrolling_caller(cx, req).await?;
+    if cx.policy.mfa.mode == MfaMode::Required && caller.assurance.aal() < 2 {
+        return Err(ApiError::MfaEnrolmentRequired);
+    }
+    Ok(caller)
+}
+
+/// Both credentials proven, at any level: the routes a single-factor session may use where
+/// second factors are required (enrolling one, reading the profile).
+pub(super) async fn enrolling_caller(cx: &Ctx<'_>, req: &Request) -> Result<Caller, ApiError> {
     maybe_caller(cx, req).await?.ok_or(ApiError::Unauthorized)
 }
 

@@ -5,12 +5,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     extract::{Input, account_phone, email, field},
+    mfa::ProofBody,
     reply::{self, Oid},
 };
 use crate::{error::ApiError, schema};
 use domain::{
     identity::Identifier,
-    service::{self, Ctx},
+    service::{self, Ctx, LoginGrant, LoginOutcome, mfa::Proof},
+    store::CeremonyId,
     types::{Invalid, Password, Phone},
 };
 
@@ -77,9 +79,35 @@ pub(super) async fn login(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Bo
     {
         c.identifier = Identifier::Phone(strict);
     }
-    let grant = service::login(cx, c.identifier, c.password, c.device_token.as_deref())
+    let outcome = service::login(cx, c.identifier, c.password, c.device_token.as_deref())
         .await
         .map_err(ApiError::from);
+    match outcome {
+        Ok(LoginOutcome::Granted(g)) => granted(Ok(g)),
+        Ok(LoginOutcome::SecondFactor(m)) => Ok(reply::json(
+            StatusCode::OK,
+            &Challenge {
+                mfa_required: true,
+                mfa_token: m.mfa_token.as_str().to_owned(),
+                methods: m.methods,
+                expires_in: m.expires_in,
+            },
+        )),
+        Err(e) => granted(Err(e)),
+    }
+}
+
+/// A password accepted, a second factor awaited.
+#[derive(Serialize)]
+struct Challenge {
+    mfa_required: bool,
+    mfa_token: String,
+    methods: Vec<&'static str>,
+    expires_in: i64,
+}
+
+/// The tokens of a sign-in, audited either way.
+fn granted(grant: Result<LoginGrant, ApiError>) -> Result<Response<Body>, ApiError> {
     match &grant {
         Ok(g) => {
             tracing::info!(target: "audit", event = "login", outcome = "success", user_id = %g.user_id)
@@ -99,4 +127,24 @@ pub(super) async fn login(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Bo
             device_token: g.device_token,
         },
     ))
+}
+
+/// The body, as `edge/schemas/login_mfa.json` admits it.
+#[derive(Deserialize)]
+struct LoginMfaBody {
+    mfa_token: String,
+    #[serde(flatten)]
+    proof: ProofBody,
+}
+
+/// POST /login/mfa: the second factor of a sign-in the password started.
+pub(super) async fn login_mfa(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
+    let body = input.body::<LoginMfaBody>(schema::Body::LoginMfa)?;
+    let proof = Proof::try_from(body.proof)?;
+    let token = CeremonyId::parse(&body.mfa_token).ok_or(ApiError::Unauthorized)?;
+    granted(
+        service::login_second_factor(cx, &token, &proof)
+            .await
+            .map_err(ApiError::from),
+    )
 }

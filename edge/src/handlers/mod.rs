@@ -11,6 +11,7 @@ mod extract;
 mod keys;
 mod login;
 mod logout;
+mod mfa;
 mod refresh;
 mod reply;
 mod router;

@@ -6,8 +6,8 @@
 use futures::future::BoxFuture;
 
 use super::{
-    admin, delete_user, extract::Input, keys, login, logout, refresh, router::Reply, signup, user,
-    verify,
+    admin, delete_user, extract::Input, keys, login, logout, mfa, refresh, router::Reply, signup,
+    user, verify,
 };
 use crate::{error::ApiError, routes::Endpoint};
 use domain::service::Ctx;
@@ -28,6 +28,7 @@ pub fn signup<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFutu
 pub fn login<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFuture<'a, Reply> {
     match e {
         Endpoint::Login => Box::pin(login::login(cx, input)),
+        Endpoint::LoginMfa => Box::pin(login::login_mfa(cx, input)),
         _ => not_here(),
     }
 }
@@ -63,7 +64,8 @@ pub fn admin<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFutur
         | Endpoint::AdminDisableUser
         | Endpoint::AdminEnableUser
         | Endpoint::AdminLogoutUser
-        | Endpoint::AdminDeleteUser => Box::pin(admin::handle(cx, e, input)),
+        | Endpoint::AdminDeleteUser
+        | Endpoint::AdminResetMfa => Box::pin(admin::handle(cx, e, input)),
         _ => not_here(),
     }
 }
@@ -95,6 +97,19 @@ pub fn keys<'a>(cx: &'a Ctx<'a>, e: Endpoint, _: &'a Input<'a>) -> BoxFuture<'a,
     }
 }
 
+/// The `mfa` function: second factors and the step-up.
+pub fn mfa<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFuture<'a, Reply> {
+    match e {
+        Endpoint::MfaFactors
+        | Endpoint::TotpStart
+        | Endpoint::TotpConfirm
+        | Endpoint::MfaRemove
+        | Endpoint::RecoveryCodes
+        | Endpoint::StepUp => Box::pin(mfa::handle(cx, e, input)),
+        _ => not_here(),
+    }
+}
+
 /// Every endpoint with state (the dev server, the tests). `whoami` needs none: the router's
 /// `stateless` serves it.
 pub fn any<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFuture<'a, Reply> {
@@ -108,6 +123,7 @@ pub fn any<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFuture<
         crate::routes::Function::Verify => verify,
         crate::routes::Function::Recover => recover,
         crate::routes::Function::Keys => keys,
+        crate::routes::Function::Mfa => mfa,
         crate::routes::Function::Whoami => {
             return Box::pin(async move { super::example::whoami(input.req) });
         }

@@ -4,7 +4,7 @@ use lambda_http::{Body, Response, http::StatusCode};
 use serde::{Deserialize, Deserializer};
 
 use super::{
-    extract::{Input, account_phone, caller, email, field, new_password},
+    extract::{Input, account_phone, caller, email, enrolling_caller, field, new_password},
     reply::{self, UserView},
 };
 use crate::{error::ApiError, schema};
@@ -16,7 +16,7 @@ use domain::{
 
 /// The caller's profile.
 pub(super) async fn get_user(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
-    let caller = caller(cx, input.req).await?;
+    let caller = enrolling_caller(cx, input.req).await?;
     let user = service::profile(cx, &caller).await?;
     Ok(reply::json(StatusCode::OK, &UserView::from(&user)))
 }

@@ -623,8 +623,8 @@ async fn the_webhook_sender_posts_signed_mail_whose_code_proves_the_address() {
     assert_eq!(ok.status, 200, "{:?}", ok.body);
 }
 
-/// Least privilege in the template: `ses:SendEmail` (and `sns:Publish`) only for the four
-/// functions whose routes send codes, and only on this account's SES identities and
+/// Least privilege in the template: `ses:SendEmail` (and `sns:Publish`) only for the five
+/// functions whose routes send codes or notices, and only on this account's SES identities and
 /// configuration sets.
 #[test]
 fn only_the_functions_that_send_may_send_mail() {
@@ -659,7 +659,8 @@ fn only_the_functions_that_send_may_send_mail() {
         }
     }
     senders.sort();
-    assert_eq!(senders, ["recover", "signup", "update", "verify"]);
+    // `admin` tells a user their second factors were reset.
+    assert_eq!(senders, ["admin", "recover", "signup", "update", "verify"]);
 }
 
 /// A squatter's unproven signup of someone's address holds it only while its code lives:

@@ -18,6 +18,7 @@ mod issuer;
 mod lambda_runtime;
 mod lifecycle;
 mod load;
+mod mfa;
 mod migration;
 mod observability;
 mod openapi;

@@ -76,11 +76,11 @@ pub(crate) async fn last_code(phone: &str) -> String {
     code_in(all.last().unwrap_or_else(|| panic!("no SMS to {phone}")))
 }
 
-async fn signup(app: &TestApp, phone: &str) -> Answer {
+pub(crate) async fn signup(app: &TestApp, phone: &str) -> Answer {
     app.call(&ev("/signup", signup_body(phone))).await
 }
 
-async fn confirm(app: &TestApp, phone: &str, code: &str) -> Answer {
+pub(crate) async fn confirm(app: &TestApp, phone: &str, code: &str) -> Answer {
     app.call(&ev(
         "/verify/phone/confirm",
         json!({"phone": phone, "code": code}),

@@ -16,9 +16,11 @@ use sha2::{Digest, Sha256};
 use super::{
     jwks,
     rsa::{RsaKey, RsaPublicKey},
+    seal::SealKeys,
 };
 use crate::{
     config::{JwtKey, KeySet, Secret},
+    credential::Assurance,
     otp::CodeHasher,
     types::UserId,
 };
@@ -42,6 +44,28 @@ pub struct Claims {
     pub exp: u64,
     pub iss: String,
     pub aud: String,
+    /// How the session's user authenticated (RFC 8176 values: `pwd`, `otp`, `hwk`, `mfa`).
+    /// Absent from tokens of an earlier release, which read as a password sign-in.
+    #[serde(default = "password_amr")]
+    pub amr: Vec<String>,
+    /// Authenticator assurance level: 1, or 2 with a second factor.
+    #[serde(default = "aal1")]
+    pub aal: u8,
+    /// Unix seconds of the last authentication (0 in an earlier release's tokens).
+    #[serde(default)]
+    pub auth_time: u64,
+    /// The levels reached (`aal1`, `aal1 aal2`): what API Gateway's JWT authorizer checks
+    /// against a route's `AuthorizationScopes`.
+    #[serde(default)]
+    pub scope: String,
+}
+
+fn password_amr() -> Vec<String> {
+    vec!["pwd".to_owned()]
+}
+
+const fn aal1() -> u8 {
+    1
 }
 
 /// Keys prepared once per key set: verifying keys by `kid`, the public keys to publish, and
@@ -65,6 +89,8 @@ pub struct TokenKeys {
     /// so a retired key's tokens are checked, and refused, again. What can change while a
     /// token is remembered (the time, the issuer asked for) is checked on every use.
     verified: Mutex<HashMap<[u8; 32], Claims>>,
+    /// Keys that seal secrets the service reads back (TOTP seeds).
+    seal: SealKeys,
 }
 
 /// A key that verifies tokens, and so the algorithm it verifies (RFC 8725 §3.1: the key
@@ -139,7 +165,13 @@ impl TokenKeys {
             audience: audience.to_owned(),
             ttl,
             verified: Mutex::new(HashMap::new()),
+            seal: SealKeys::new(keys),
         }
+    }
+
+    /// The keys sealing secrets the service reads back.
+    pub fn seal_keys(&self) -> &SealKeys {
+        &self.seal
     }
 
     /// The JWK Set of the RSA keys that verify (signing key first); empty under HS256.
@@ -160,7 +192,8 @@ impl TokenKeys {
         self.ttl
     }
 
-    /// Signs a JWT from `issuer` for `user` in session `sid`, issued at `now` (Unix seconds).
+    /// Signs a JWT from `issuer` for `user` in session `sid`, issued at `now` (Unix seconds),
+    /// for a password sign-in at `now`.
     pub fn issue(
         &self,
         issuer: &str,
@@ -168,7 +201,25 @@ impl TokenKeys {
         sid: &str,
         now: u64,
     ) -> Result<String, TokenError> {
+        let at = i64::try_from(now).unwrap_or(i64::MAX);
+        self.issue_for(issuer, user, sid, now, &Assurance::single("pwd", at))
+    }
+
+    /// Signs a JWT from `issuer` for `user` in session `sid`, issued at `now` (Unix seconds),
+    /// carrying what the session's authentication proved.
+    pub fn issue_for(
+        &self,
+        issuer: &str,
+        user: &UserId,
+        sid: &str,
+        now: u64,
+        assurance: &Assurance,
+    ) -> Result<String, TokenError> {
         let claims = Claims {
+            amr: assurance.amr.clone(),
+            aal: assurance.aal(),
+            auth_time: u64::try_from(assurance.auth_time).unwrap_or_default(),
+            scope: assurance.scope().to_owned(),
             sub: user.to_hex(),
             sid: sid.to_owned(),
             iat: now,

@@ -25,6 +25,7 @@ on_every_store!(
         a_ceremony_is_not_found_after_it_expires,
         a_ceremony_is_found_only_as_its_own_kind,
         a_ceremony_id_is_never_reused,
+        a_ceremony_found_stays_until_it_is_taken,
     ],
     racing: [twenty_racing_takes_get_one_ceremony],
 );
@@ -126,4 +127,31 @@ async fn twenty_racing_takes_get_one_ceremony(stores: Vec<Arc<dyn Store>>) {
         .filter_map(Result::unwrap)
         .collect();
     assert_eq!(got, vec![c]);
+}
+
+async fn a_ceremony_found_stays_until_it_is_taken(store: &dyn Store) {
+    let c = ceremony(CeremonyKind::SecondFactor, 300);
+    store.put_ceremony(&c, NOW).await.unwrap();
+    for _ in 0..2 {
+        let found = store.find_ceremony(&c.id, c.kind, NOW + 1).await.unwrap();
+        assert_eq!(found.as_ref(), Some(&c), "a look takes nothing");
+    }
+    let other = CeremonyKind::PasskeyLogin;
+    assert_eq!(store.find_ceremony(&c.id, other, NOW).await.unwrap(), None);
+    assert_eq!(
+        store.find_ceremony(&c.id, c.kind, NOW + 300).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert!(
+        store
+            .take_ceremony(&c.id, c.kind, NOW + 2)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.find_ceremony(&c.id, c.kind, NOW + 3).await.unwrap(),
+        None
+    );
 }

@@ -42,6 +42,7 @@ macro_rules! on_every_store {
 
 mod ceremonies;
 mod codes;
+mod credentials;
 mod identifiers;
 mod users;
 
