@@ -9,7 +9,9 @@ What it adds, so a recipe can be read as prose and still be run:
   against the status the command got;
 - the placeholders of earlier answers are filled in: `<jwt>` (the last `token`), `<token>`
   (`session_token`), `<refresh>` (`refresh_token`), `<device>` (`device_token`), `<user id>` and
-  `<id>` (the last `user_id` or `_id`), kept for the document's later blocks of the same mode;
+  `<id>` (the last `user_id` or `_id`), `<enrolment>`, `<secret>` and `<mfa token>` (a TOTP
+  enrolment's and a second-factor challenge's), kept for the document's later blocks of the
+  same mode;
 - any other command must exit 0.
 
 Modes: none (a dev server as `cargo run --bin dev-server` starts it, on port 8000, with the
@@ -39,6 +41,9 @@ PLACEHOLDERS = {
     "<device>": "DOCS_DEVICE",
     "<user id>": "DOCS_USER",
     "<id>": "DOCS_USER",
+    "<enrolment>": "DOCS_ENROLMENT",
+    "<secret>": "DOCS_SECRET",
+    "<mfa token>": "DOCS_MFA",
 }
 
 PRELUDE = r"""
@@ -58,7 +63,8 @@ try:
 except Exception:
     body = None
 names = {"token": "DOCS_JWT", "session_token": "DOCS_SESSION", "refresh_token": "DOCS_REFRESH",
-         "device_token": "DOCS_DEVICE"}
+         "device_token": "DOCS_DEVICE", "enrolment": "DOCS_ENROLMENT", "secret": "DOCS_SECRET",
+         "mfa_token": "DOCS_MFA"}
 found = {}
 if isinstance(body, dict):
     for k, v in names.items():

@@ -31,6 +31,8 @@
 //! | `EmailsRefused`    | Count        | `email_refused`   |                 |
 //! | `EmailsVerified`   | Count        | `email_verified`  |                 |
 //! | `CodeFailureCaps`  | Count        | `code_failure_cap`|                 |
+//! | `FactorChanges`    | Count        | `factor_change`   | `outcome`       |
+//! | `StepUps`          | Count        | `step_up`         | `outcome`       |
 //! | `ColdStarts`       | Count        | (first invocation)|                 |
 //! | `StoreLatency`     | Milliseconds | (each store call) |                 |
 //!
@@ -38,7 +40,9 @@
 //! `sms_refused` carries a `reason` (cooldown, phone, ip, cc, all, country, provider,
 //! no_sender) in its log line. `email_sent`, `email_refused` (reason: cooldown, address, ip,
 //! all, provider, no_sender) and `email_verified` come from the email flows
-//! (`service/email.rs`).
+//! (`service/email.rs`). `factor_change` comes from the second-factor flows
+//! (`service/mfa.rs`): `outcome` says which (`totp_added`, `totp_removed`,
+//! `recovery_codes_regenerated`, `recovery_code_used`, `admin_reset`).
 
 use std::{sync::OnceLock, time::Duration};
 
@@ -62,11 +66,15 @@ pub const EMAILS_REFUSED: &str = "EmailsRefused";
 pub const EMAILS_VERIFIED: &str = "EmailsVerified";
 /// Code routes refused because a phone reached its failed-code cap.
 pub const CODE_FAILURE_CAPS: &str = "CodeFailureCaps";
+/// Second factors added, removed, reset, and recovery codes used or replaced.
+pub const FACTOR_CHANGES: &str = "FactorChanges";
+/// Sessions raised to AAL2 by a step-up.
+pub const STEP_UPS: &str = "StepUps";
 pub const COLD_STARTS: &str = "ColdStarts";
 pub const STORE_LATENCY: &str = "StoreLatency";
 
 /// Audit event -> (metric, whether its `outcome` becomes a dimension).
-pub const FROM_AUDIT: [(&str, &str, bool); 13] = [
+pub const FROM_AUDIT: [(&str, &str, bool); 15] = [
     ("signup", SIGNUPS, true),
     ("login", LOGINS, true),
     ("lockout", LOCKOUTS, false),
@@ -80,6 +88,8 @@ pub const FROM_AUDIT: [(&str, &str, bool); 13] = [
     ("email_sent", EMAILS_SENT, false),
     ("email_refused", EMAILS_REFUSED, false),
     ("email_verified", EMAILS_VERIFIED, false),
+    ("factor_change", FACTOR_CHANGES, true),
+    ("step_up", STEP_UPS, true),
 ];
 
 static COLLECTOR: OnceLock<&'static Collector> = OnceLock::new();

@@ -35,6 +35,9 @@ const USAGE: &str = "usage: user-admin <command>
                                  show a user (never the hash)
   disable ID | enable ID         disable (ends every session) or re-enable an account
   logout-all ID                  end every session of the user
+  reset-mfa ID                   remove every second factor and recovery code of a user who
+                                 lost them all (ends every session; tells the user by SMS and
+                                 email where SMS_SENDER / EMAIL_SENDER are set)
   delete ID                      delete the user and everything kept about them
   export [FILE]                  every user as JSON Lines, PHC hashes included (SENSITIVE)
   import [FILE]                  users from JSON Lines (this tool's export, mongoexport of the
@@ -179,6 +182,7 @@ async fn run(args: &[String]) -> Result<(), Fail> {
             | "disable"
             | "enable"
             | "logout-all"
+            | "reset-mfa"
             | "delete"
             | "export"
             | "import"
@@ -225,6 +229,10 @@ async fn run(args: &[String]) -> Result<(), Fail> {
         "disable" | "enable" => {
             let user =
                 admin::set_disabled(&cx, &actor, &id_arg(args)?, command == "disable").await?;
+            out(&view(&user))
+        }
+        "reset-mfa" => {
+            let user = admin::reset_mfa(&cx, &actor, &id_arg(args)?).await?;
             out(&view(&user))
         }
         "logout-all" => {

@@ -196,7 +196,7 @@ impl Endpoint {
             Self::MfaFactors => ("GET", "/mfa", Function::Mfa),
             Self::TotpStart => ("POST", "/mfa/totp", Function::Mfa),
             Self::TotpConfirm => ("POST", "/mfa/totp/confirm", Function::Mfa),
-            Self::MfaRemove => ("DELETE", "/mfa/{id}", Function::Mfa),
+            Self::MfaRemove => ("DELETE", "/mfa/factors/{id}", Function::Mfa),
             Self::RecoveryCodes => ("POST", "/mfa/recovery-codes", Function::Mfa),
             Self::StepUp => ("POST", "/session/step-up", Function::Mfa),
             Self::AdminResetMfa => ("POST", "/admin/users/{id}/mfa/reset", Function::Admin),

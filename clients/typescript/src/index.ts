@@ -14,6 +14,33 @@ export type Problem = components["schemas"]["Problem"];
 export type ProblemCode = components["schemas"]["ProblemCode"];
 export type SignupRequest = components["schemas"]["signup"];
 export type ProfileChanges = Omit<components["schemas"]["update_user"], "_id">;
+export type Factor = components["schemas"]["Factor"];
+export type Factors = components["schemas"]["Factors"];
+export type TotpEnrolment = components["schemas"]["TotpEnrolment"];
+/** A second factor as typed: an authenticator app's code, or one of the recovery codes. */
+export type SecondFactorProof = { code: string } | { recoveryCode: string };
+
+/** Thrown by `login` for an account with a second factor: the password was right, and
+ * `completeLogin` with a code (or a recovery code) opens the session. */
+export class SecondFactorRequired extends Error {
+  readonly mfaToken: string;
+  /** What completes it: `totp`, `passkey`, `recovery_code`. */
+  readonly methods: string[];
+  /** Seconds the challenge lives. */
+  readonly expiresIn: number;
+
+  constructor(challenge: components["schemas"]["MfaChallenge"]) {
+    super("a second factor is required to complete this sign-in");
+    this.name = "SecondFactorRequired";
+    this.mfaToken = challenge.mfa_token;
+    this.methods = challenge.methods;
+    this.expiresIn = challenge.expires_in;
+  }
+}
+
+function proofBody(proof: SecondFactorProof): { code: string } | { recovery_code: string } {
+  return "code" in proof ? { code: proof.code } : { recovery_code: proof.recoveryCode };
+}
 
 /** An answer that is not a success: the problem+json body, its status and `Retry-After`. */
 export class ApiProblem extends Error {
@@ -119,13 +146,34 @@ export class UserApiClient {
   }
 
   /** Logs in with a phone or an email address (anything with an `@`), keeps the tokens, and
-   * sends back (and renews) this client's device token. */
+   * sends back (and renews) this client's device token. For an account with a second factor
+   * it throws `SecondFactorRequired`: finish with `completeLogin`. */
   async login(phoneOrEmail: string, password: string): Promise<Session> {
     const device_token = this.store.deviceToken();
     const identifier = phoneOrEmail.includes("@") ? { email: phoneOrEmail } : { phone: phoneOrEmail };
+    const data = take<
+      components["schemas"]["LoginResponse"] | components["schemas"]["MfaChallenge"]
+    >(await this.raw.POST("/login", { body: { ...identifier, password, device_token } }));
+    if ("mfa_required" in data) {
+      throw new SecondFactorRequired(data);
+    }
+    return this.keep(data);
+  }
+
+  /** Completes a sign-in `login` answered with `SecondFactorRequired`. A wrong code throws
+   * `ApiProblem` (`invalid_code`) and the challenge stays for another try. */
+  async completeLogin(
+    challenge: SecondFactorRequired | string,
+    proof: SecondFactorProof,
+  ): Promise<Session> {
+    const mfa_token = typeof challenge === "string" ? challenge : challenge.mfaToken;
     const data = take<components["schemas"]["LoginResponse"]>(
-      await this.raw.POST("/login", { body: { ...identifier, password, device_token } }),
+      await this.raw.POST("/login/mfa", { body: { mfa_token, ...proofBody(proof) } }),
     );
+    return this.keep(data);
+  }
+
+  private keep(data: components["schemas"]["LoginResponse"]): Session {
     const session: Session = {
       token: data.token,
       sessionToken: data.session_token,
@@ -161,6 +209,68 @@ export class UserApiClient {
     };
     this.store.setSession(next);
     return next;
+  }
+
+  /** The account's second factors and how many recovery codes are left. */
+  async listFactors(): Promise<Factors> {
+    return take<Factors>(await this.authed((headers) => this.raw.GET("/mfa", { headers })));
+  }
+
+  /** Starts enrolling an authenticator app: show `otpauth_uri` as a QR code (or `secret`). */
+  async startTotp(): Promise<TotpEnrolment> {
+    return take<TotpEnrolment>(
+      await this.authed((headers) => this.raw.POST("/mfa/totp", { headers })),
+    );
+  }
+
+  /** Finishes enrolling with the app's first code. Answers the recovery codes to show once
+   * (with the account's first factor); the session is now at AAL2. */
+  async confirmTotp(
+    enrolment: string,
+    code: string,
+    label?: string,
+  ): Promise<{ factor: Factor; recoveryCodes: string[] }> {
+    const data = take<components["schemas"]["TotpEnrolled"]>(
+      await this.authed((headers) =>
+        this.raw.POST("/mfa/totp/confirm", { headers, body: { enrolment, code, label } }),
+      ),
+    );
+    this.raise(data.token, data.expires_in);
+    return { factor: data.factor, recoveryCodes: data.recovery_codes ?? [] };
+  }
+
+  /** Proves a second factor again, for the changes that need a recent one
+   * (`step_up_required`). */
+  async stepUp(proof: SecondFactorProof): Promise<void> {
+    const data = take<components["schemas"]["RaisedSession"]>(
+      await this.authed((headers) =>
+        this.raw.POST("/session/step-up", { headers, body: proofBody(proof) }),
+      ),
+    );
+    this.raise(data.token, data.expires_in);
+  }
+
+  /** Removes a second factor (after a step-up). */
+  async removeFactor(id: string): Promise<void> {
+    take(
+      await this.authed((headers) =>
+        this.raw.DELETE("/mfa/factors/{id}", { headers, params: { path: { id } } }),
+      ),
+    );
+  }
+
+  /** Ten new recovery codes (after a step-up); the old ones stop working. */
+  async regenerateRecoveryCodes(): Promise<string[]> {
+    const data = take<{ recovery_codes: string[] }>(
+      await this.authed((headers) => this.raw.POST("/mfa/recovery-codes", { headers })),
+    );
+    return data.recovery_codes;
+  }
+
+  /** The session's new access token after its level rose. */
+  private raise(token: string, expiresIn: number): void {
+    const s = this.requireSession();
+    this.store.setSession({ ...s, token, expiresAt: Date.now() + expiresIn * 1000 });
   }
 
   async getUser(): Promise<User> {

@@ -56,8 +56,40 @@ export interface paths {
          *     `REQUIRE_PHONE_VERIFICATION` is on, the right password of an account whose phone is not
          *     verified yet gets 403 `phone_unverified`, and where `REQUIRE_EMAIL_VERIFICATION` is on,
          *     a login by an address not proven yet gets 403 `email_unverified`.
+         *
+         *     An account with a second factor (where `REQUIRE_MFA` is not `off`) gets no tokens for
+         *     the right password: the answer is a challenge (`mfa_required: true`, an `mfa_token`
+         *     living `MFA_CHALLENGE_TTL_SECONDS`, 300 s, and the `methods` that complete it), and
+         *     POST /login/mfa with a TOTP code or a recovery code opens the session at AAL2.
          */
         post: operations["login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/login/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Complete a sign-in with its second factor (a TOTP code or a recovery code).
+         * @description `mfa_token` from the POST /login that answered `mfa_required`, and exactly one of `code`
+         *     (the authenticator app's six digits; the step before and after are accepted, and a
+         *     code is accepted once) and `recovery_code` (each works once). A wrong code answers 400
+         *     `invalid_code` and leaves the challenge in place for another try; tries count against
+         *     the account's second-factor lock (5 failures, then 429 with `Retry-After`, doubling),
+         *     shared by every instance. The challenge completes one sign-in: afterwards, and after it
+         *     expires, the token answers 401. The session's tokens carry `amr` (`pwd`, `otp` or
+         *     `kba`, `mfa`), `aal` 2, `auth_time` and `scope` `aal1 aal2`.
+         */
+        post: operations["loginSecondFactor"];
         delete?: never;
         options?: never;
         head?: never;
@@ -122,6 +154,29 @@ export interface paths {
          *     Reached without the authorizer's claims, the function answers 401 itself.
          */
         get: operations["exampleWhoami"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/example/whoami/aal2": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The example service behind a route that demands a second factor (scope `aal2`).
+         * @description As /example/whoami, and the route lists `AuthorizationScopes: [aal2]`: API Gateway
+         *     itself answers 403 `{"message": "Forbidden"}` to a valid token whose `scope` lacks
+         *     `aal2` (a single-factor sign-in), so an app gates a route on MFA with no Lambda
+         *     authorizer. Deployed with `JwtAuthorizerExample=true`.
+         */
+        get: operations["exampleWhoamiAal2"];
         put?: never;
         post?: never;
         delete?: never;
@@ -390,6 +445,145 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's second factors and how many recovery codes are left.
+         * @description Any request body is ignored. Never shows a secret or a code.
+         */
+        get: operations["listFactors"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/mfa/totp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start enrolling an authenticator app (TOTP, RFC 6238).
+         * @description A fresh 160-bit secret, shown once (base32 and as an `otpauth://` URI for a QR code),
+         *     kept sealed server-side for 10 minutes until POST /mfa/totp/confirm proves the app
+         *     holds it. One TOTP factor per account (409 `factor_exists`). Where the account already
+         *     has a second factor the session must have stepped up recently (403
+         *     `step_up_required`); where `REQUIRE_MFA` is `off`, 403 `mfa_disabled`. Any request
+         *     body is ignored.
+         */
+        post: operations["startTotp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/mfa/totp/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish enrolling an authenticator app with its first code.
+         * @description The code proves the app holds the secret: the factor is stored (its secret sealed
+         *     with AES-256-GCM under the key set in force), the account gets ten recovery codes if it
+         *     has none (shown here once), and the session, having proven both factors, is at AAL2:
+         *     the answer carries its new access token. A wrong code is 400 `invalid_code` (the
+         *     enrolment stays for another try) and counts against the account's second-factor lock.
+         */
+        post: operations["confirmTotp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/mfa/factors/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The factor's id, as GET /mfa lists it (`totp`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove one of the caller's second factors.
+         * @description Needs a recent step-up (403 `step_up_required`). Removing the last second factor
+         *     removes the recovery codes too. Every other session of the user ends (a session that
+         *     proved this factor must not outlive it); this one stays. Any request body is ignored.
+         */
+        delete: operations["removeFactor"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/mfa/recovery-codes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replace the caller's recovery codes with ten new ones.
+         * @description Needs a second factor (404 `factor_not_found` without one) and a recent step-up (403
+         *     `step_up_required`). The old codes stop working at once; the new ones are shown here
+         *     only, and stored as argon2id hashes. Any request body is ignored.
+         */
+        post: operations["regenerateRecoveryCodes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/session/step-up": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Raise the caller's session to AAL2 with a second factor.
+         * @description Exactly one of `code` and `recovery_code`, checked and throttled as at POST /login/mfa.
+         *     The session records the factor and the time: its later tokens (this answer's, and every
+         *     refresh's) carry `aal` 2, `scope` `aal1 aal2` and the method in `amr`, and for
+         *     `STEP_UP_MAX_AGE_SECONDS` (600 s) it may make the changes that need a step-up.
+         */
+        post: operations["stepUp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/users": {
         parameters: {
             query?: never;
@@ -506,6 +700,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/users/{id}/mfa/reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id, 24 hex digits. */
+                id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Remove every second factor and recovery code of a user who lost them all (operators only).
+         * @description For a user who lost every factor and every recovery code, once support has proven who
+         *     they are. The password stays; every session ends; the user is told by SMS and email
+         *     (where proven) that it happened; the action is audited with the operator's principal.
+         *     Any request body is ignored.
+         */
+        post: operations["adminResetMfa"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -572,6 +792,69 @@ export interface components {
              */
             device_token: string;
         };
+        /** @description A password accepted for an account with a second factor; POST /login/mfa completes it. */
+        MfaChallenge: {
+            /** @constant */
+            mfa_required: true;
+            /** @description 128 random bits, base64url; completes one sign-in at POST /login/mfa. */
+            mfa_token: string;
+            /** @description What the account can complete it with. */
+            methods: ("totp" | "passkey" | "recovery_code")[];
+            /** @description Seconds the challenge lives. */
+            expires_in: number;
+        };
+        Factor: {
+            id: string;
+            /** @enum {unknown} */
+            kind: "totp" | "passkey";
+            label: string;
+            created_at: number;
+            last_used_at: number | null;
+        };
+        Factors: {
+            factors: components["schemas"]["Factor"][];
+            recovery_codes_left: number;
+            /**
+             * @description `REQUIRE_MFA`.
+             * @enum {unknown}
+             */
+            mfa: "off" | "optional" | "required";
+            /**
+             * @description The calling session's level.
+             * @enum {unknown}
+             */
+            aal: 1 | 2;
+        };
+        TotpEnrolment: {
+            /** @description Names this enrolment at POST /mfa/totp/confirm. */
+            enrolment: string;
+            /** @description The secret in base32 (RFC 4648, unpadded), for typing into the app. */
+            secret: string;
+            /** @description The key URI an app scans: `otpauth://totp/<issuer>:<account>?secret=...&issuer=...&algorithm=SHA1&digits=6&period=30`. */
+            otpauth_uri: string;
+            expires_in: number;
+        };
+        /** @description Ten single-use codes of 60 random bits, `xxxx-xxxx-xxxx` (Crockford base32), shown once. */
+        RecoveryCodes: string[];
+        RaisedSession: {
+            /** @description A new JWT for the same session (same `Session-Token`), carrying `aal` 2. */
+            token: string;
+            /** @constant */
+            token_type: "Bearer";
+            expires_in: number;
+            /** @constant */
+            aal: 2;
+        };
+        TotpEnrolled: {
+            factor: components["schemas"]["Factor"];
+            recovery_codes?: components["schemas"]["RecoveryCodes"];
+            token: string;
+            /** @constant */
+            token_type: "Bearer";
+            expires_in: number;
+            /** @constant */
+            aal: 2;
+        };
         /**
          * @description `<session id>.<256 random bits>`, opaque to clients: renews `token` once at
          *     POST /token/refresh, which answers with the next one. Stored only as a keyed hash.
@@ -590,7 +873,7 @@ export interface components {
          * @description Stable machine-readable error code; clients may switch on it.
          * @enum {string}
          */
-        ProblemCode: "validation_failed" | "weak_password" | "malformed_json" | "unsupported_media_type" | "payload_too_large" | "unauthorized" | "invalid_credentials" | "forbidden" | "current_password_incorrect" | "phone_taken" | "not_found" | "method_not_allowed" | "too_many_attempts" | "service_unavailable" | "internal_error" | "account_disabled" | "user_not_found" | "invalid_phone" | "invalid_code" | "phone_unverified" | "email_taken" | "email_unverified" | "invalid_email";
+        ProblemCode: "validation_failed" | "weak_password" | "malformed_json" | "unsupported_media_type" | "payload_too_large" | "unauthorized" | "invalid_credentials" | "forbidden" | "current_password_incorrect" | "phone_taken" | "not_found" | "method_not_allowed" | "too_many_attempts" | "service_unavailable" | "internal_error" | "account_disabled" | "user_not_found" | "invalid_phone" | "invalid_code" | "phone_unverified" | "email_taken" | "email_unverified" | "invalid_email" | "step_up_required" | "mfa_enrolment_required" | "mfa_disabled" | "factor_exists" | "factor_not_found";
         FieldError: {
             /** @description JSON Pointer into the request body; empty for the body itself. */
             path: string;
@@ -634,6 +917,19 @@ export interface components {
             /** @description The device_token of this client's last successful login. A valid one gives this device its own failed-login budget, so lockouts caused by others spare it; a missing, expired or foreign one counts as an unknown device (never an error). */
             device_token?: string | null;
         } & (unknown | unknown);
+        /** LoginSecondFactorRequest */
+        login_mfa: {
+            /** @description The mfa_token a password login answered with (it lives MFA_CHALLENGE_TTL_SECONDS, 300 s, and completes one sign-in); unknown, used or expired tokens answer 401 unauthorized. */
+            mfa_token: string;
+            /** @description The six-digit code the authenticator app shows now (a space in the middle is allowed). Accepted within one 30-second step either side, once: a code already used, wrong or out of window answers 400 invalid_code; every try counts against the account's second-factor lock. */
+            code?: string;
+            /** @description One of the account's recovery codes (xxxx-xxxx-xxxx; case, spaces and dashes ignored). Each works once; a used, wrong or malformed code answers 400 invalid_code. */
+            recovery_code?: string;
+        } & ({
+            recovery_code?: never;
+        } | {
+            code?: never;
+        });
         /** RefreshRequest */
         refresh: {
             /** @description The refresh_token from /login or the last /token/refresh. */
@@ -736,6 +1032,26 @@ export interface components {
             /** @description The account's password; checked and throttled like a login. */
             current_password: string;
         };
+        /** TotpConfirmRequest */
+        totp_confirm: {
+            /** @description The enrolment id POST /mfa/totp answered with (it lives 10 minutes). */
+            enrolment: string;
+            /** @description The six-digit code the authenticator app shows for the new secret: it proves the app holds it. */
+            code: string;
+            /** @description What the owner calls this factor (default: Authenticator app). */
+            label?: string;
+        };
+        /** StepUpRequest */
+        step_up: {
+            /** @description The six-digit code the authenticator app shows now (a space in the middle is allowed). Accepted within one 30-second step either side, once: a code already used, wrong or out of window answers 400 invalid_code; every try counts against the account's second-factor lock. */
+            code?: string;
+            /** @description One of the account's recovery codes (xxxx-xxxx-xxxx; case, spaces and dashes ignored). Each works once; a used, wrong or malformed code answers 400 invalid_code. */
+            recovery_code?: string;
+        } & ({
+            recovery_code?: never;
+        } | {
+            code?: never;
+        });
     };
     responses: {
         /** @description The user, as an operator sees it (never the password hash). */
@@ -1088,6 +1404,84 @@ export interface components {
             };
         };
         /**
+         * @description The body breaks its schema (`validation_failed`, `malformed_json`), or the code or
+         *     recovery code is wrong, already used or out of its window (`invalid_code`).
+         */
+        BadRequestSecondFactor: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 400;
+                    /** @enum {unknown} */
+                    code?: "validation_failed" | "malformed_json" | "invalid_code";
+                };
+            };
+        };
+        /** @description The account has a second factor and the session proved none within `STEP_UP_MAX_AGE_SECONDS` (`step_up_required`; POST /session/step-up), or second factors are off (`mfa_disabled`). */
+        MfaForbidden: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 403;
+                    /** @enum {unknown} */
+                    code?: "step_up_required" | "mfa_disabled";
+                };
+            };
+        };
+        /** @description The account has a second factor and the session proved none within `STEP_UP_MAX_AGE_SECONDS` (`step_up_required`; POST /session/step-up). */
+        StepUpRequired: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 403;
+                    /** @constant */
+                    code?: "step_up_required";
+                };
+            };
+        };
+        /** @description The account already has a factor of this kind (`factor_exists`). */
+        FactorExists: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 409;
+                    /** @constant */
+                    code?: "factor_exists";
+                };
+            };
+        };
+        /** @description The account has no such factor, or no second factor at all (`factor_not_found`). */
+        FactorNotFound: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 404;
+                    /** @constant */
+                    code?: "factor_not_found";
+                };
+            };
+        };
+        /**
          * @description The SMS cost guard refused the send (per phone, per source address, per country calling
          *     code or the daily budget) or the resend cooldown has not passed; nothing was sent.
          */
@@ -1216,14 +1610,14 @@ export interface operations {
             };
         };
         responses: {
-            /** @description A new session. */
+            /** @description A new session, or, for an account with a second factor, the challenge to complete at POST /login/mfa. */
             200: {
                 headers: {
                     "Cache-Control": components["headers"]["CacheControl"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["LoginResponse"];
+                    "application/json": components["schemas"]["LoginResponse"] | components["schemas"]["MfaChallenge"];
                 };
             };
             400: components["responses"]["BadRequestLogin"];
@@ -1240,6 +1634,53 @@ export interface operations {
                         status?: 403;
                         /** @enum {unknown} */
                         code?: "account_disabled" | "phone_unverified" | "email_unverified";
+                    };
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyAttempts"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    loginSecondFactor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["login_mfa"];
+            };
+        };
+        responses: {
+            /** @description A new session at AAL2. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginResponse"];
+                };
+            };
+            400: components["responses"]["BadRequestSecondFactor"];
+            401: components["responses"]["Unauthorized"];
+            /** @description An operator disabled the account since the password step (`account_disabled`). */
+            403: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 403;
+                        /** @constant */
+                        code?: "account_disabled";
                     };
                 };
             };
@@ -1344,6 +1785,55 @@ export interface operations {
                 };
             };
             401: components["responses"]["JwtAuthorizerUnauthorized"];
+        };
+    };
+    exampleWhoamiAal2: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller as the authorizer verified them, at AAL2. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        user_id: components["schemas"]["ObjectId"];
+                        /** @description The token's claims as API Gateway passes them on (strings; `amr` as its JSON text). */
+                        claims: {
+                            sub: string;
+                            sid: string;
+                            iss: string;
+                            aud: string;
+                            iat: string;
+                            nbf: string;
+                            exp: string;
+                            scope: string;
+                        } & {
+                            [key: string]: string;
+                        };
+                    };
+                };
+            };
+            401: components["responses"]["JwtAuthorizerUnauthorized"];
+            /** @description API Gateway's own answer (the dev server's too) to a valid token whose `scope` lacks `aal2`; the function never runs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        message: "Forbidden";
+                    };
+                };
+            };
         };
     };
     refreshToken: {
@@ -1690,7 +2180,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequestWithPassword"];
             401: components["responses"]["Unauthorized"];
-            /** @description `_id` is not the caller's (`forbidden`), or `current_password` is wrong (`current_password_incorrect`). */
+            /** @description `_id` is not the caller's (`forbidden`), `current_password` is wrong (`current_password_incorrect`), a password, phone or email change of an account with a second factor needs a step-up (`step_up_required`: POST /session/step-up), or, where `REQUIRE_MFA` is `required`, the account must enrol a second factor first (`mfa_enrolment_required`). */
             403: {
                 headers: {
                     "Cache-Control": components["headers"]["CacheControl"];
@@ -1701,7 +2191,7 @@ export interface operations {
                         /** @constant */
                         status?: 403;
                         /** @enum {unknown} */
-                        code?: "forbidden" | "current_password_incorrect";
+                        code?: "forbidden" | "current_password_incorrect" | "step_up_required" | "mfa_enrolment_required";
                     };
                 };
             };
@@ -1736,7 +2226,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
-            /** @description `current_password` is wrong (`current_password_incorrect`). */
+            /** @description `current_password` is wrong (`current_password_incorrect`), or the account has a second factor and the session proved none recently (`step_up_required`: POST /session/step-up). */
             403: {
                 headers: {
                     "Cache-Control": components["headers"]["CacheControl"];
@@ -1746,11 +2236,182 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @constant */
                         status?: 403;
-                        /** @constant */
-                        code?: "current_password_incorrect";
+                        /** @enum {unknown} */
+                        code?: "current_password_incorrect" | "step_up_required";
                     };
                 };
             };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyAttempts"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listFactors: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The factors. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Factors"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    startTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The secret to put in the app. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TotpEnrolment"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["MfaForbidden"];
+            409: components["responses"]["FactorExists"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    confirmTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["totp_confirm"];
+            };
+        };
+        responses: {
+            /** @description The factor, the recovery codes (first factor only) and an AAL2 access token. */
+            201: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TotpEnrolled"];
+                };
+            };
+            400: components["responses"]["BadRequestSecondFactor"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["FactorExists"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyAttempts"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    removeFactor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The factor's id, as GET /mfa lists it (`totp`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
+            204: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["StepUpRequired"];
+            404: components["responses"]["FactorNotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    regenerateRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new codes. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        recovery_codes: components["schemas"]["RecoveryCodes"];
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["StepUpRequired"];
+            404: components["responses"]["FactorNotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    stepUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["step_up"];
+            };
+        };
+        responses: {
+            /** @description A new access token for the raised session. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RaisedSession"];
+                };
+            };
+            400: components["responses"]["BadRequestSecondFactor"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["FactorNotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyAttempts"];
@@ -1886,6 +2547,25 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["AdminBadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            404: components["responses"]["UserNotFound"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminResetMfa: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id, 24 hex digits. */
+                id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["AdminUser"];
             400: components["responses"]["AdminBadRequest"];
             401: components["responses"]["AdminUnauthorized"];
             404: components["responses"]["UserNotFound"];

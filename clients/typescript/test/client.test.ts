@@ -1,8 +1,9 @@
 // The client against a running dev server (API_URL; `scripts/client-test` starts one).
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { test } from "node:test";
 
-import { ApiProblem, UserApiClient } from "../src/index.js";
+import { ApiProblem, SecondFactorRequired, UserApiClient } from "../src/index.js";
 
 const baseUrl = process.env.API_URL ?? "http://127.0.0.1:8000";
 const password = "securepassword123";
@@ -122,4 +123,64 @@ test("logout ends the session: the tokens are forgotten and the old ones get 401
   api.store.setSession(old);
   await assert.rejects(api.getUser(), (e: unknown) => e instanceof ApiProblem && e.status === 401);
   assert.equal(api.session, null, "a refused refresh forgets the session");
+});
+
+/** RFC 6238 (HMAC-SHA1, 30 s, six digits) from Node's own crypto: what an authenticator
+ * app computes from the base32 secret, `step` steps from now. */
+function totp(secret: string, step = 0): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of secret) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g)!.map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30_000) + step));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const bin = mac.readUInt32BE(offset) & 0x7fffffff;
+  return String(bin % 1_000_000).padStart(6, "0");
+}
+
+/** The challenge a login for an account with a second factor throws. */
+async function challengeOf(login: Promise<unknown>): Promise<SecondFactorRequired> {
+  const e = await login.then(() => assert.fail("no tokens before the second factor"), (e: unknown) => e);
+  assert.ok(e instanceof SecondFactorRequired);
+  return e;
+}
+
+test("an authenticator app enrols, sign-in then asks for its code, and a recovery code works once", async () => {
+  const { api, p } = await signedIn();
+  const enrolment = await api.startTotp();
+  assert.match(enrolment.otpauth_uri, /^otpauth:\/\/totp\//);
+  const { factor, recoveryCodes } = await api.confirmTotp(enrolment.enrolment, totp(enrolment.secret), "Phone");
+  assert.equal(factor.kind, "totp");
+  assert.equal(factor.label, "Phone");
+  assert.equal(recoveryCodes.length, 10);
+  assert.equal((await api.listFactors()).aal, 2, "the enrolling session proved both factors");
+
+  const other = new UserApiClient({ baseUrl });
+  const challenge = await other.login(p, password).then(
+    () => assert.fail("no tokens before the second factor"),
+    (e: unknown) => e,
+  );
+  assert.ok(challenge instanceof SecondFactorRequired);
+  assert.deepEqual(challenge.methods, ["totp", "recovery_code"]);
+  await assert.rejects(
+    other.completeLogin(challenge, { code: "000000" }),
+    (e: unknown) => e instanceof ApiProblem && e.code === "invalid_code",
+  );
+  // The enrolment spent this step's code; the next step's is in the window.
+  const session = await other.completeLogin(challenge, { code: totp(enrolment.secret, 1) });
+  const claims = JSON.parse(Buffer.from(session.token.split(".")[1], "base64url").toString());
+  assert.deepEqual([claims.aal, claims.amr], [2, ["pwd", "otp", "mfa"]]);
+
+  const third = new UserApiClient({ baseUrl });
+  const again = await challengeOf(third.login(p, password));
+  await third.completeLogin(again, { recoveryCode: recoveryCodes[0] });
+  const fourth = new UserApiClient({ baseUrl });
+  const once = await challengeOf(fourth.login(p, password));
+  await assert.rejects(
+    fourth.completeLogin(once, { recoveryCode: recoveryCodes[0] }),
+    (e: unknown) => e instanceof ApiProblem && e.code === "invalid_code",
+  );
+  assert.equal((await third.listFactors()).recovery_codes_left, 9);
 });

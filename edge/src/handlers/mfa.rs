@@ -1,5 +1,5 @@
 //! Second factors, served by the `mfa` function: GET /mfa, TOTP enrolment (POST /mfa/totp,
-//! POST /mfa/totp/confirm), DELETE /mfa/{id}, POST /mfa/recovery-codes and the step-up
+//! POST /mfa/totp/confirm), DELETE /mfa/factors/{id}, POST /mfa/recovery-codes and the step-up
 //! (POST /session/step-up). Each needs the caller's session; none needs AAL2 to reach (so
 //! an account that must enrol a factor can), and the changes ask for a fresh step-up where
 //! the account already has a factor.
@@ -176,7 +176,7 @@ async fn totp_confirm(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>,
     ))
 }
 
-/// DELETE /mfa/{id}.
+/// DELETE /mfa/factors/{id}.
 async fn remove(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
     let caller = enrolling_caller(cx, input.req).await?;
     let id = Endpoint::MfaRemove

@@ -235,6 +235,27 @@ fn every_iam_route_in_the_table_is_iam_signed_in_the_template() {
     iam_in_template.sort();
     iam_in_table.sort();
     assert_eq!(iam_in_template, iam_in_table);
+    // The operators' managed policy allows exactly those routes.
+    let t = template();
+    let mut allowed: Vec<String> = t["Resources"]["AdminInvokePolicy"]["Properties"]
+        ["PolicyDocument"]["Statement"][0]["Resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let arn = r["!Sub"].as_str().unwrap();
+            let (_, route) = arn.split_once("${HttpApi}/*/").unwrap();
+            let (method, path) = route.split_once('/').unwrap();
+            format!("{method} /{path}")
+        })
+        .collect();
+    let mut wanted: Vec<String> = iam_in_table
+        .iter()
+        .map(|r| r.replace("{id}", "*"))
+        .collect();
+    allowed.sort();
+    wanted.sort();
+    assert_eq!(allowed, wanted, "AdminInvokePolicy vs the IAM routes");
 }
 
 #[tokio::test]

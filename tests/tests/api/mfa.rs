@@ -284,7 +284,8 @@ async fn sensitive_changes_need_a_fresh_step_up_and_a_stale_session_is_refused()
             "phone change",
         ),
         (
-            app.call(&authed("DELETE", "/mfa/totp", &stale, None)).await,
+            app.call(&authed("DELETE", "/mfa/factors/totp", &stale, None))
+                .await,
             "factor removal",
         ),
         (
@@ -517,7 +518,7 @@ async fn removing_the_last_factor_takes_the_recovery_codes_and_other_sessions_wi
     .await;
     let other = Login::of(&other);
     let gone = app
-        .call(&authed("DELETE", "/mfa/totp", &e.login, None))
+        .call(&authed("DELETE", "/mfa/factors/totp", &e.login, None))
         .await;
     assert_eq!(gone.status, 204, "{:?}", gone.body);
     let listed = app.call(&authed("GET", "/mfa", &e.login, None)).await;
@@ -529,7 +530,7 @@ async fn removing_the_last_factor_takes_the_recovery_codes_and_other_sessions_wi
         "other sessions ended"
     );
     let missing = app
-        .call(&authed("DELETE", "/mfa/totp", &e.login, None))
+        .call(&authed("DELETE", "/mfa/factors/totp", &e.login, None))
         .await;
     assert_eq!(missing.code(), "factor_not_found");
     assert!(app.login("4025550170", PASSWORD).await.body["token"].is_string());
@@ -636,4 +637,97 @@ async fn an_operator_reset_removes_every_factor_ends_sessions_notifies_and_is_au
     assert!(log.contains("\"outcome\":\"admin_reset\""));
     assert!(!log.contains(&e.secret), "no secret in the log");
     assert!(e.recovery_codes.iter().all(|c| !log.contains(c.as_str())));
+}
+
+/// The dev server stands in for API Gateway's JWT authorizer with the route's
+/// `AuthorizationScopes`: a single-factor token is refused with the gateway's own 403, the
+/// same user's token after a second factor passes, its claims saying how.
+#[tokio::test]
+async fn the_aal2_route_refuses_a_single_factor_token_and_admits_one_with_a_second_factor() {
+    let server = dev_server::start(&dev_server::bin(), |cmd| {
+        cmd.env("JWT_ALGORITHM", "RS256")
+            .env("JWT_PRIVATE_KEY", rsa_pem("a"))
+            .env("SESSION_SECRET_KEY", SESSION_KEY)
+            .env("MONGO_URI", mongo_uri())
+            .env_remove("JWT_ISSUER")
+            .env_remove("SECRET_ID");
+    });
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+    let login = dev_server::signed_in_over_http(&http, &server.base, "5550003434").await;
+    let (token, session) = (
+        login["token"].as_str().unwrap(),
+        login["session_token"].as_str().unwrap(),
+    );
+    let aal2 = |token: String| {
+        let req = http
+            .get(url("/example/whoami/aal2"))
+            .header("authorization", format!("Bearer {token}"));
+        async move {
+            let resp = req.send().await.unwrap();
+            (
+                resp.status().as_u16(),
+                resp.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    assert_eq!(
+        aal2(token.to_owned()).await,
+        (403, json!({"message": "Forbidden"}))
+    );
+    let post = |path: &str, body: Value| {
+        http.post(url(path))
+            .header("authorization", format!("Bearer {token}"))
+            .header("session-token", session)
+            .json(&body)
+    };
+    let start: Value = post("/mfa/totp", json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let code = totp_code(start["secret"].as_str().unwrap(), now);
+    let done: Value = post(
+        "/mfa/totp/confirm",
+        json!({"enrolment": start["enrolment"], "code": code}),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let raised = done["token"].as_str().unwrap_or_else(|| panic!("{done}"));
+    let (status, body) = aal2(raised.to_owned()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["claims"]["aal"], "2");
+    assert_eq!(body["claims"]["scope"], "aal1 aal2");
+    assert_eq!(body["claims"]["amr"], r#"["pwd","otp","mfa"]"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_resets_the_second_factors_of_a_user_who_lost_them() {
+    let app = TestApp::mongo().await;
+    let db = app.state.settings.db_name.clone();
+    let l = app.signed_in("4025550172").await;
+    let e = enrol(&app, &l).await;
+    let (code, out, err) = user_admin(&db, &["reset-mfa", &l.id]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out[0]["_id"]["$oid"], l.id.as_str());
+    assert!(err.contains("\"action\":\"reset_mfa\""), "audited: {err}");
+    assert!(!err.contains(&e.secret));
+    assert_eq!(
+        app.get_user(&e.login).await.status,
+        401,
+        "every session ended"
+    );
+    assert!(app.login("4025550172", PASSWORD).await.body["token"].is_string());
+    let (code, _, err) = user_admin(&db, &["reset-mfa", "xyz"]);
+    assert_eq!(code, 2, "{err}");
 }
