@@ -35,6 +35,8 @@ const USAGE: &str = "usage: user-admin <command>
                                  show a user (never the hash)
   disable ID | enable ID         disable (ends every session) or re-enable an account
   logout-all ID                  end every session of the user
+  reseal-mfa                     seal every TOTP secret under the current key (after a key
+                                 rotation, before the next one retires the old key)
   reset-mfa ID                   remove every second factor and recovery code of a user who
                                  lost them all (ends every session; tells the user by SMS and
                                  email where SMS_SENDER / EMAIL_SENDER are set)
@@ -183,6 +185,7 @@ async fn run(args: &[String]) -> Result<(), Fail> {
             | "enable"
             | "logout-all"
             | "reset-mfa"
+            | "reseal-mfa"
             | "delete"
             | "export"
             | "import"
@@ -230,6 +233,10 @@ async fn run(args: &[String]) -> Result<(), Fail> {
             let user =
                 admin::set_disabled(&cx, &actor, &id_arg(args)?, command == "disable").await?;
             out(&view(&user))
+        }
+        "reseal-mfa" => {
+            let r = admin::reseal_mfa(&cx, &actor).await?;
+            out(&json!({"resealed": r.resealed, "current": r.current, "unreadable": r.unreadable}))
         }
         "reset-mfa" => {
             let user = admin::reset_mfa(&cx, &actor, &id_arg(args)?).await?;

@@ -9,7 +9,12 @@ use api_tests::{
     Backend, EVENT_ISSUER, event, request, settings, signed_in, state_on, update_event, with_auth,
 };
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use domain::{auth::token, store::SessionRecord, types::UserId};
+use domain::{
+    auth::{password, token},
+    mfa,
+    store::SessionRecord,
+    types::{Password, UserId},
+};
 use edge::{handlers, schema::Body};
 use serde_json::json;
 
@@ -117,6 +122,26 @@ fn micro(c: &mut Criterion) {
     let signup = json!({"first_name": "John", "middle_name": "Doe", "last_name": "Smith", "password": "securepassword123", "phone": "1234567890"});
     c.bench_function("schema_validate_signup", |b| {
         b.iter(|| state.schemas.validate(Body::Signup, &signup).unwrap())
+    });
+    // A second factor's check, the database aside: opening the sealed TOTP seed (AES-256-GCM)
+    // and comparing the code of each step in the window (three HMAC-SHA1), as
+    // `service::mfa::prove` does before its one conditional write.
+    let seed = mfa::totp::new_seed().unwrap();
+    let sealed = keys.seal_keys().seal(&seed, "totp/bench").unwrap();
+    let code = mfa::totp::code_at(&seed, mfa::totp::step_of(now));
+    c.bench_function("totp_check", |b| {
+        b.iter(|| {
+            let (seed, _) = keys.seal_keys().open(&sealed, "totp/bench").unwrap();
+            assert!(mfa::totp::matching_step(&seed, code, now, None).is_some());
+        })
+    });
+    // A recovery code's check: one argon2id verify at the password's parameters (the tag
+    // picks the one hash a code can match).
+    let recovery = mfa::recovery::generate().unwrap().remove(0);
+    let typed = Password::unchecked(recovery.expose().to_owned());
+    let phc = password::hash_blocking(&typed).unwrap();
+    c.bench_function("recovery_code_check", |b| {
+        b.iter(|| assert!(password::verify_blocking(&typed, &phc)))
     });
     let digest = keys.session_digest(&l.session_token);
     c.bench_function("session_hmac_check", |b| {

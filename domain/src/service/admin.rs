@@ -105,6 +105,14 @@ pub async fn reset_mfa(cx: &Ctx<'_>, actor: &Actor, id: &UserId) -> Result<UserR
     }
 }
 
+/// Seals every TOTP seed under the current key (run after a rotation, before the next one).
+pub async fn reseal_mfa(cx: &Ctx<'_>, actor: &Actor) -> Result<super::mfa::Resealed, Error> {
+    let r = super::mfa::reseal_all(cx).await?;
+    tracing::info!(target: "audit", event = "admin", action = "reseal_mfa", actor = actor.as_str(),
+        outcome = "success", resealed = r.resealed, current = r.current, unreadable = r.unreadable);
+    Ok(r)
+}
+
 /// Deletes the account and everything kept about it. Idempotent: deleting an account that
 /// is already gone still sweeps its sessions and counters and answers `Ok(false)`.
 pub async fn delete(cx: &Ctx<'_>, actor: &Actor, id: &UserId) -> Result<bool, Error> {

@@ -498,6 +498,72 @@ pub async fn step_up(cx: &Ctx<'_>, caller: &Caller, proof: &Proof) -> Result<Cal
     })
 }
 
+/// What a sweep of sealed seeds did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Resealed {
+    /// Seeds sealed again under the current key.
+    pub resealed: u64,
+    /// Seeds already under it.
+    pub current: u64,
+    /// Seeds no key in force opens (their accounts need recovery codes or a reset).
+    pub unreadable: u64,
+}
+
+/// Seals every TOTP seed still under an older key (`previous`, `next`) again under the
+/// current one, so the next rotation, which retires the older key, leaves every factor
+/// readable. Each account is one conditional swap of the seed it read: a sign-in that spends
+/// a step meanwhile wins, and that account is left for the next sweep (its seed was resealed
+/// by the sign-in anyway).
+pub(super) async fn reseal_all(cx: &Ctx<'_>) -> Result<Resealed, Error> {
+    let tokens = cx.tokens();
+    let keys = tokens.seal_keys();
+    let mut out = Resealed::default();
+    let mut after = None;
+    loop {
+        let page = cx.store.users_after(after.as_ref(), 100).await?;
+        let Some(last) = page.last() else {
+            return Ok(out);
+        };
+        after = Some(last.id);
+        for user in &page {
+            let Some(credential) = mfa::credential(user, CredentialKind::Totp) else {
+                continue;
+            };
+            let Some(stored) = TotpSecret::parse(&credential.secret) else {
+                out.unreadable += 1;
+                continue;
+            };
+            let context = seed_context(&user.id);
+            match keys.open(&stored.sealed, &context) {
+                Ok((_, true)) => out.current += 1,
+                Ok((seed, false)) => {
+                    let sealed = keys
+                        .seal(&seed, &context)
+                        .map_err(|e| Error::internal("totp seal", e))?;
+                    let next = TotpSecret {
+                        sealed,
+                        last_step: stored.last_step,
+                    };
+                    if cx
+                        .store
+                        .swap_credential_secret(
+                            &user.id,
+                            TOTP_ID,
+                            &credential.secret,
+                            &next.to_secret(),
+                            cx.now,
+                        )
+                        .await?
+                    {
+                        out.resealed += 1;
+                    }
+                }
+                Err(_) => out.unreadable += 1,
+            }
+        }
+    }
+}
+
 /// What a sign-in waiting for its second factor keeps: who, and what the password sign-in
 /// would have handed out with the session.
 #[derive(Debug, Serialize, Deserialize)]

@@ -731,3 +731,84 @@ async fn the_cli_resets_the_second_factors_of_a_user_who_lost_them() {
     let (code, _, err) = user_admin(&db, &["reset-mfa", "xyz"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// The app on `app`'s database and clock under another key set.
+async fn under_keys(app: &TestApp, keys: domain::config::KeySet) -> TestApp {
+    let db = app.state.settings.db_name.clone();
+    TestApp {
+        state: edge::state::State::new(
+            settings_with_keys(&db, keys),
+            std::sync::Arc::new(mongo_store(&db).await),
+            edge::state::StoreKind::Mongo,
+            app.clock.clone() as std::sync::Arc<dyn Clock>,
+        )
+        .unwrap(),
+        clock: app.clock.clone(),
+    }
+}
+
+/// After a rotation, the sweep seals every seed under the new key, so the rotation after it
+/// (which retires the first key) leaves every factor working; without the sweep, a seed no
+/// key opens is counted, not lost silently.
+#[tokio::test]
+async fn a_reseal_sweep_keeps_every_seed_readable_across_two_rotations() {
+    use domain::service::admin::{self, Actor};
+    let app = TestApp::mongo().await;
+    let l = app.signed_in("4025550173").await;
+    let e = enrol(&app, &l).await;
+    let other = app.signed_in("4025550174").await;
+    let stale = enrol(&app, &other).await;
+    let k1 = app.state.settings.keys.current.clone();
+    let k2 = key_version("k2", &"p".repeat(32), &"q".repeat(32));
+    let k3 = key_version("k3", &"r".repeat(32), &"s".repeat(32));
+    let second = under_keys(
+        &app,
+        domain::config::KeySet {
+            current: k2.clone(),
+            previous: Some(k1),
+            next: None,
+        },
+    )
+    .await;
+    let client = domain::service::Client::default();
+    let cx = second.state.ctx(&client);
+    let actor = Actor("cli:test".into());
+    let r = admin::reseal_mfa(&cx, &actor).await.unwrap();
+    assert_eq!((r.resealed, r.current, r.unreadable), (2, 0, 0));
+    let again = admin::reseal_mfa(&cx, &actor).await.unwrap();
+    assert_eq!((again.resealed, again.current), (0, 2), "idempotent");
+    let third = under_keys(
+        &app,
+        domain::config::KeySet {
+            current: k3,
+            previous: Some(k2),
+            next: None,
+        },
+    )
+    .await;
+    next_step(&third);
+    for (phone, secret) in [("4025550173", &e.secret), ("4025550174", &stale.secret)] {
+        let a = third.login(phone, PASSWORD).await;
+        let token = a.body["mfa_token"].as_str().unwrap();
+        let ok = second_factor(
+            &third,
+            token,
+            json!({"code": pyotp(secret, third.clock.now())}),
+        )
+        .await;
+        assert_eq!(ok.status, 200, "{phone}: {:?}", ok.body);
+    }
+    // A fourth key set that holds none of the sealing keys: every seed is unreadable, counted.
+    let fourth = under_keys(
+        &app,
+        domain::config::KeySet {
+            current: key_version("k4", &"t".repeat(32), &"u".repeat(32)),
+            previous: None,
+            next: None,
+        },
+    )
+    .await;
+    let cx = fourth.state.ctx(&client);
+    let r = admin::reseal_mfa(&cx, &actor).await.unwrap();
+    assert_eq!((r.resealed, r.unreadable), (0, 2));
+}
