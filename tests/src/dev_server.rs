@@ -135,3 +135,16 @@ pub async fn put_last_name(
         Err(_) => 0,
     }
 }
+
+/// A dev server signing RS256 with fixture key `a`, on the test MongoDB server, its issuer the
+/// URL it is reached on: what the JWT-authorizer example routes need.
+pub fn start_rs256() -> Server {
+    start(&bin(), |cmd| {
+        cmd.env("JWT_ALGORITHM", "RS256")
+            .env("JWT_PRIVATE_KEY", crate::rsa_pem("a"))
+            .env("SESSION_SECRET_KEY", crate::SESSION_KEY)
+            .env("MONGO_URI", crate::mongo_uri())
+            .env_remove("JWT_ISSUER")
+            .env_remove("SECRET_ID");
+    })
+}

@@ -409,20 +409,24 @@ async fn prove_totp(
         sealed,
         last_step: Some(step),
     };
-    let spent = cx
-        .store
-        .swap_credential_secret(
-            &user.id,
-            TOTP_ID,
-            &credential.secret,
-            &next.to_secret(),
-            cx.now,
-        )
-        .await?;
+    let spent = swap_seed(cx, &user.id, &credential.secret, &next).await?;
     if spent {
         cx.store.touch_credential(&user.id, TOTP_ID, cx.now).await?;
     }
     Ok(spent.then_some(CredentialKind::Totp.method()))
+}
+
+/// Writes `next` over the TOTP secret `read`, only if it is still that (one conditional write).
+async fn swap_seed(
+    cx: &Ctx<'_>,
+    user: &UserId,
+    read: &Secret,
+    next: &TotpSecret,
+) -> Result<bool, Error> {
+    Ok(cx
+        .store
+        .swap_credential_secret(user, TOTP_ID, read, &next.to_secret(), cx.now)
+        .await?)
 }
 
 async fn prove_recovery_code(
@@ -544,17 +548,7 @@ pub(super) async fn reseal_all(cx: &Ctx<'_>) -> Result<Resealed, Error> {
                         sealed,
                         last_step: stored.last_step,
                     };
-                    if cx
-                        .store
-                        .swap_credential_secret(
-                            &user.id,
-                            TOTP_ID,
-                            &credential.secret,
-                            &next.to_secret(),
-                            cx.now,
-                        )
-                        .await?
-                    {
+                    if swap_seed(cx, &user.id, &credential.secret, &next).await? {
                         out.resealed += 1;
                     }
                 }

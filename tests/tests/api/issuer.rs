@@ -260,14 +260,7 @@ fn every_iam_route_in_the_table_is_iam_signed_in_the_template() {
 
 #[tokio::test]
 async fn a_service_behind_the_jwt_authorizer_accepts_our_tokens_until_they_expire() {
-    let server = dev_server::start(&dev_server::bin(), |cmd| {
-        cmd.env("JWT_ALGORITHM", "RS256")
-            .env("JWT_PRIVATE_KEY", rsa_pem("a"))
-            .env("SESSION_SECRET_KEY", SESSION_KEY)
-            .env("MONGO_URI", mongo_uri())
-            .env_remove("JWT_ISSUER")
-            .env_remove("SECRET_ID");
-    });
+    let server = dev_server::start_rs256();
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", server.base);
     let login = dev_server::signed_in_over_http(&http, &server.base, "5550003333").await;

@@ -98,6 +98,28 @@ async fn second_factor(app: &TestApp, mfa_token: &str, proof: Value) -> Answer {
     app.call(&post("/login/mfa", body)).await
 }
 
+/// A second sign-in of an enrolled account, completed with the next step's code.
+async fn signed_in_with_code(app: &TestApp, phone: &str, e: &Enrolled) -> Answer {
+    next_step(app);
+    let token = challenge(app, phone).await;
+    let code = pyotp(&e.secret, app.clock.now());
+    second_factor(app, &token, json!({"code": code})).await
+}
+
+/// POST /session/step-up with the current step's code; panics unless 200.
+async fn step_up_with_code(app: &TestApp, session: &Login, e: &Enrolled) -> Answer {
+    let code = pyotp(&e.secret, app.clock.now());
+    let ev = authed(
+        "POST",
+        "/session/step-up",
+        session,
+        Some(json!({"code": code})),
+    );
+    let up = app.call(&ev).await;
+    assert_eq!(up.status, 200, "{:?}", up.body);
+    up
+}
+
 /// Moves the clock to the next TOTP step (a step's code is spent once it is used).
 fn next_step(app: &TestApp) {
     app.clock.advance(30);
@@ -236,15 +258,7 @@ async fn recovery_codes_work_once_each_and_are_replaced_only_after_a_fresh_step_
         (stale.status.as_u16(), stale.code()),
         (403, "step_up_required")
     );
-    let up = app
-        .call(&authed(
-            "POST",
-            "/session/step-up",
-            &session,
-            Some(json!({"code": pyotp(&e.secret, app.clock.now())})),
-        ))
-        .await;
-    assert_eq!(up.status, 200, "{:?}", up.body);
+    let up = step_up_with_code(&app, &session, &e).await;
     let raised = Login {
         token: up.body["token"].as_str().unwrap().to_owned(),
         ..session
@@ -323,15 +337,7 @@ async fn sensitive_changes_need_a_fresh_step_up_and_a_stale_session_is_refused()
         ))
         .await;
     assert_eq!(wrong.code(), "invalid_code");
-    let up = app
-        .call(&authed(
-            "POST",
-            "/session/step-up",
-            &stale,
-            Some(json!({"code": pyotp(&e.secret, app.clock.now())})),
-        ))
-        .await;
-    assert_eq!(up.status, 200, "{:?}", up.body);
+    let up = step_up_with_code(&app, &stale, &e).await;
     let c = claims_of(up.body["token"].as_str().unwrap());
     assert_eq!(
         (c["aal"].clone(), c["auth_time"].clone()),
@@ -360,14 +366,7 @@ async fn a_refresh_keeps_the_sessions_assurance_and_never_raises_it() {
     );
     assert_eq!(c["scope"], "aal1");
     let e = enrol(&app, &l).await;
-    next_step(&app);
-    let token = challenge(&app, "4025550166").await;
-    let mfa = second_factor(
-        &app,
-        &token,
-        json!({"code": pyotp(&e.secret, app.clock.now())}),
-    )
-    .await;
+    let mfa = signed_in_with_code(&app, "4025550166", &e).await;
     let signed_in_at = app.clock.now();
     app.clock.advance(120);
     let r = app
@@ -401,14 +400,7 @@ async fn mfa_tokens_carry_amr_aal_auth_time_and_the_aal2_scope_a_second_library_
     .await;
     let l = app.signed_in("4025550167").await;
     let e = enrol(&app, &l).await;
-    next_step(&app);
-    let token = challenge(&app, "4025550167").await;
-    let ok = second_factor(
-        &app,
-        &token,
-        json!({"code": pyotp(&e.secret, app.clock.now())}),
-    )
-    .await;
+    let ok = signed_in_with_code(&app, "4025550167", &e).await;
     let jwt = ok.body["token"].as_str().unwrap();
     let jwks = app.state.tokens().jwks();
     let key = RS256PublicKey::from_jwk(&jwks["keys"][0].to_string()).unwrap();
@@ -508,14 +500,7 @@ async fn removing_the_last_factor_takes_the_recovery_codes_and_other_sessions_wi
     let app = TestApp::mongo().await;
     let l = app.signed_in("4025550170").await;
     let e = enrol(&app, &l).await;
-    next_step(&app);
-    let token = challenge(&app, "4025550170").await;
-    let other = second_factor(
-        &app,
-        &token,
-        json!({"code": pyotp(&e.secret, app.clock.now())}),
-    )
-    .await;
+    let other = signed_in_with_code(&app, "4025550170", &e).await;
     let other = Login::of(&other);
     let gone = app
         .call(&authed("DELETE", "/mfa/factors/totp", &e.login, None))
@@ -644,14 +629,7 @@ async fn an_operator_reset_removes_every_factor_ends_sessions_notifies_and_is_au
 /// same user's token after a second factor passes, its claims saying how.
 #[tokio::test]
 async fn the_aal2_route_refuses_a_single_factor_token_and_admits_one_with_a_second_factor() {
-    let server = dev_server::start(&dev_server::bin(), |cmd| {
-        cmd.env("JWT_ALGORITHM", "RS256")
-            .env("JWT_PRIVATE_KEY", rsa_pem("a"))
-            .env("SESSION_SECRET_KEY", SESSION_KEY)
-            .env("MONGO_URI", mongo_uri())
-            .env_remove("JWT_ISSUER")
-            .env_remove("SECRET_ID");
-    });
+    let server = dev_server::start_rs256();
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", server.base);
     let login = dev_server::signed_in_over_http(&http, &server.base, "5550003434").await;
