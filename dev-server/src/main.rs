@@ -303,7 +303,7 @@ impl rsa::rand_core::TryCryptoRng for OsRng {}
 /// signs, cannot generate RSA keys).
 fn ephemeral_rsa_pem() -> Result<String, Box<dyn std::error::Error>> {
     use rsa::pkcs8::{EncodePrivateKey, LineEnding};
-    let key = rsa::PrivateKey::new(&mut OsRng, 2048)?;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::UnwrapErr(OsRng), 2048)?;
     Ok(key.to_pkcs8_pem(LineEnding::LF)?.to_string())
 }
 

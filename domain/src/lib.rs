@@ -14,6 +14,7 @@ pub mod identity;
 pub mod keys;
 pub mod mfa;
 pub mod otp;
+pub mod passkey;
 pub mod phone;
 pub mod service;
 pub mod sms;
