@@ -113,6 +113,23 @@ pub trait PasskeyVerifier: Send + Sync {
     ) -> Result<PasskeyUse, PasskeyError>;
 }
 
+/// Passkeys as a deployment has them: the settings and the relying party.
+pub struct Passkeys {
+    pub settings: PasskeySettings,
+    pub verifier: Box<dyn PasskeyVerifier>,
+}
+
+/// What the account keeps of one passkey, as its credential's secret (JSON): the verifier's
+/// record and the facts shown to its owner.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredPasskey {
+    /// The verifier's record (public key, counter).
+    pub record: String,
+    pub aaguid: String,
+    pub backup_eligible: bool,
+    pub backed_up: bool,
+}
+
 /// The relying party's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasskeySettings {

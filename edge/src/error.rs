@@ -70,6 +70,10 @@ pub enum ApiError {
     FactorExists,
     #[error("the account has no such factor")]
     FactorNotFound,
+    #[error("the passkey was refused; start the ceremony again")]
+    PasskeyRefused,
+    #[error("the account holds the most passkeys it may; remove one first")]
+    PasskeyLimit,
     #[error("too many failed attempts")]
     TooManyAttempts { retry_after_secs: u64 },
     #[error("service temporarily unavailable")]
@@ -100,13 +104,16 @@ impl ApiError {
             | Self::MalformedJson
             | Self::InvalidPhone(_)
             | Self::InvalidEmail(_)
-            | Self::InvalidCode => StatusCode::BAD_REQUEST,
+            | Self::InvalidCode
+            | Self::PasskeyRefused => StatusCode::BAD_REQUEST,
             Self::PhoneUnverified | Self::EmailUnverified => StatusCode::FORBIDDEN,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::CurrentPasswordIncorrect => StatusCode::FORBIDDEN,
-            Self::PhoneTaken | Self::EmailTaken | Self::FactorExists => StatusCode::CONFLICT,
+            Self::PhoneTaken | Self::EmailTaken | Self::FactorExists | Self::PasskeyLimit => {
+                StatusCode::CONFLICT
+            }
             Self::StepUpRequired | Self::MfaEnrolmentRequired | Self::MfaDisabled => {
                 StatusCode::FORBIDDEN
             }
@@ -149,6 +156,8 @@ impl ApiError {
             Self::MfaDisabled => "mfa_disabled",
             Self::FactorExists => "factor_exists",
             Self::FactorNotFound => "factor_not_found",
+            Self::PasskeyRefused => "passkey_refused",
+            Self::PasskeyLimit => "passkey_limit",
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::Unavailable => "service_unavailable",
             Self::Internal => "internal_error",
@@ -182,6 +191,8 @@ impl ApiError {
             Self::MfaDisabled => "Second factors disabled",
             Self::FactorExists => "Factor exists",
             Self::FactorNotFound => "Factor not found",
+            Self::PasskeyRefused => "Passkey refused",
+            Self::PasskeyLimit => "Passkey limit reached",
             Self::TooManyAttempts { .. } => "Too many attempts",
             Self::Unavailable => "Service unavailable",
             Self::Internal => "Internal server error",
@@ -261,6 +272,8 @@ impl From<domain::service::Error> for ApiError {
             E::MfaDisabled => Self::MfaDisabled,
             E::FactorExists => Self::FactorExists,
             E::FactorNotFound => Self::FactorNotFound,
+            E::PasskeyRefused => Self::PasskeyRefused,
+            E::PasskeyLimit => Self::PasskeyLimit,
             E::PhoneUnverified => Self::PhoneUnverified,
             E::EmailUnverified => Self::EmailUnverified,
             E::CountryNotServed => Self::InvalidPhone(vec![FieldError {

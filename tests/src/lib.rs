@@ -4,6 +4,7 @@
 
 pub mod dev_server;
 pub mod load;
+pub mod passkey;
 pub mod runtime;
 
 mod aws;

@@ -64,6 +64,12 @@ pub enum Error {
     /// The account has no such factor.
     #[error("no such factor")]
     FactorNotFound,
+    /// The browser's passkey answer was refused (the reason is logged, not told).
+    #[error("the passkey was refused")]
+    PasskeyRefused,
+    /// The account holds the most passkeys it may (`PASSKEY_MAX_PER_USER`).
+    #[error("the account holds the most passkeys it may")]
+    PasskeyLimit,
     #[error("too many attempts")]
     TooManyAttempts { retry_after_secs: u64 },
     /// The country or daily SMS budget ran out between the guard's look and the send: 429

@@ -271,7 +271,7 @@ pub async fn confirm_totp(
 }
 
 /// A fresh set of recovery codes: as shown, and as stored.
-async fn new_recovery_codes(now: i64) -> Result<(Vec<String>, StoredCredential), Error> {
+pub(super) async fn new_recovery_codes(now: i64) -> Result<(Vec<String>, StoredCredential), Error> {
     let codes = recovery::generate().map_err(|e| Error::internal("recovery codes", e))?;
     let mut stored = Vec::with_capacity(codes.len());
     for c in &codes {

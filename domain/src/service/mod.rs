@@ -11,6 +11,7 @@ mod error;
 mod lifecycle;
 pub mod mfa;
 pub mod migration;
+pub mod passkey;
 mod session;
 mod signup;
 mod throttle;

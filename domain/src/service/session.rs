@@ -224,7 +224,8 @@ pub async fn login_second_factor(
         .await?
         .ok_or(Error::Unauthorized)?;
     let user_id = ceremony.user_id.ok_or(Error::Unauthorized)?;
-    let pending: Pending =
+    // Read now, so a challenge this release cannot read fails before a code is spent.
+    let _: Pending =
         serde_json::from_slice(&ceremony.state).map_err(|e| Error::internal("mfa state", e))?;
     let user = cx
         .store
@@ -235,14 +236,26 @@ pub async fn login_second_factor(
         return Err(Error::AccountDisabled);
     }
     let method = prove(cx, &user, proof).await?;
-    if cx
+    complete_second_factor(cx, mfa_token, &user, method).await
+}
+
+/// Takes the challenge `mfa_token` of `user` (once: only the request that takes it goes on)
+/// and opens the session the password sign-in asked for, with the second factor `method`
+/// proven: at AAL2.
+pub(super) async fn complete_second_factor(
+    cx: &Ctx<'_>,
+    mfa_token: &CeremonyId,
+    user: &UserRecord,
+    method: &str,
+) -> Result<LoginGrant, Error> {
+    let taken = cx
         .store
-        .take_ceremony(mfa_token, kind, cx.now)
+        .take_ceremony(mfa_token, CeremonyKind::SecondFactor, cx.now)
         .await?
-        .is_none()
-    {
-        return Err(Error::Unauthorized);
-    }
+        .filter(|c| c.user_id == Some(user.id))
+        .ok_or(Error::Unauthorized)?;
+    let pending: Pending =
+        serde_json::from_slice(&taken.state).map_err(|e| Error::internal("mfa state", e))?;
     let device = device::DeviceId::from_hex(&pending.device)
         .ok_or_else(|| Error::internal("mfa state", "device id"))?;
     let opened = Opened {
@@ -250,7 +263,25 @@ pub async fn login_second_factor(
         method: CredentialKind::Password.method().to_owned(),
     };
     let assurance = Assurance::single(&opened.method, cx.now).stepped_up(method, cx.now);
-    finish_login(cx, &user, opened, assurance, &pending.address, device).await
+    finish_login(cx, user, opened, assurance, &pending.address, device).await
+}
+
+/// A session opened by a passkey alone (no identifier, no password), with a fresh device
+/// token for the account's primary phone or address.
+pub(super) async fn open_passwordless(
+    cx: &Ctx<'_>,
+    user: &UserRecord,
+    opened: Opened,
+    assurance: Assurance,
+) -> Result<LoginGrant, Error> {
+    let address = user
+        .phone()
+        .map(|p| p.as_str().to_owned())
+        .or_else(|| user.email().map(|e| e.as_str().to_owned()))
+        .unwrap_or_else(|| user.id.to_hex());
+    let device = device::DeviceId::new().map_err(|e| Error::internal("device id", e))?;
+    tracing::info!(target: "audit", event = "login", outcome = "passkey", user_id = %user.id);
+    finish_login(cx, user, opened, assurance, &address, device).await
 }
 
 /// The session of a successful sign-in, with a fresh device token for `address`.

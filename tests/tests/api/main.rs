@@ -22,6 +22,7 @@ mod mfa;
 mod migration;
 mod observability;
 mod openapi;
+mod passkeys;
 mod refresh;
 mod rotation;
 mod routes;

@@ -1626,6 +1626,8 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::MfaDisabled,
         ApiError::FactorExists,
         ApiError::FactorNotFound,
+        ApiError::PasskeyRefused,
+        ApiError::PasskeyLimit,
     ];
     // No wildcard arm: a new variant stops this compiling until it is listed above too.
     let listed: BTreeSet<usize> = all
@@ -1659,9 +1661,11 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::MfaDisabled => 25,
             ApiError::FactorExists => 26,
             ApiError::FactorNotFound => 27,
+            ApiError::PasskeyRefused => 28,
+            ApiError::PasskeyLimit => 29,
         })
         .collect();
-    assert_eq!(listed, (0..28).collect(), "a variant is missing above");
+    assert_eq!(listed, (0..30).collect(), "a variant is missing above");
     all
 }
 
