@@ -12,6 +12,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use domain::{
     auth::{password, token},
     mfa,
+    passkey::PasskeyVerifier,
     store::SessionRecord,
     types::{Password, UserId},
 };
@@ -142,6 +143,45 @@ fn micro(c: &mut Criterion) {
     let phc = password::hash_blocking(&typed).unwrap();
     c.bench_function("recovery_code_check", |b| {
         b.iter(|| assert!(password::verify_blocking(&typed, &phc)))
+    });
+    // A passkey sign-in's check: the relying party (webauthn-rs) verifying one assertion
+    // (ECDSA P-256, the soft authenticator's algorithm) against its challenge and the stored
+    // record; each iteration signs a fresh challenge outside the measurement.
+    let origin = "https://app.example.com";
+    let rp = passkeys::WebauthnVerifier::new(&domain::passkey::PasskeySettings {
+        rp_id: "example.com".into(),
+        rp_name: "Bench".into(),
+        origins: vec![origin.into()],
+        max_per_user: 10,
+    })
+    .unwrap();
+    let mut auth = api_tests::passkey::Authenticator::new();
+    let reg = rp
+        .start_registration(
+            &domain::passkey::PasskeyUser {
+                id: user,
+                name: "bench".into(),
+                display_name: "Bench".into(),
+            },
+            &[],
+        )
+        .unwrap();
+    let key = rp
+        .finish_registration(&auth.create(&reg.options, origin), &reg.state)
+        .unwrap();
+    c.bench_function("passkey_verify", |b| {
+        b.iter_batched(
+            || {
+                let ch = rp.start_authentication(&[]).unwrap();
+                let answer = auth.get(&ch.options, origin);
+                (ch, answer)
+            },
+            |(ch, answer)| {
+                rp.finish_authentication(&answer, &ch.state, &key.stored)
+                    .unwrap()
+            },
+            BatchSize::SmallInput,
+        )
     });
     let digest = keys.session_digest(&l.session_token);
     c.bench_function("session_hmac_check", |b| {
