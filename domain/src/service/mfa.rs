@@ -237,13 +237,31 @@ pub async fn confirm_totp(
         last_step: Some(step),
     }
     .to_secret();
-    let mut patch = UserPatch::credential(CredentialChange::Add(StoredCredential {
-        record: factor.clone(),
+    let credential = StoredCredential {
+        record: factor,
         secret,
-    }));
-    let codes = if mfa::credential(&user, CredentialKind::RecoveryCodes).is_none() {
-        let (codes, stored) = new_recovery_codes(cx.now).await?;
-        patch.credentials.push(CredentialChange::Add(stored));
+    };
+    let enrolled = enrol(cx, caller, &user, credential, CredentialKind::Totp.method()).await?;
+    cx.store.clear_attempts(&key).await?;
+    audit(&user.id, "totp_added");
+    Ok(enrolled)
+}
+
+/// Stores a new factor `credential` of `user` (with a set of recovery codes if the account
+/// has none) and raises the caller's session to AAL2 by `method`: the enrolment just proved
+/// the factor, in a session the password opened.
+pub(super) async fn enrol(
+    cx: &Ctx<'_>,
+    caller: &Caller,
+    user: &UserRecord,
+    credential: StoredCredential,
+    method: &str,
+) -> Result<Enrolled, Error> {
+    let factor = credential.record.clone();
+    let mut patch = UserPatch::credential(CredentialChange::Add(credential));
+    let codes = if mfa::credential(user, CredentialKind::RecoveryCodes).is_none() {
+        let (codes, set) = new_recovery_codes(cx.now).await?;
+        patch.credentials.push(CredentialChange::Add(set));
         Some(codes)
     } else {
         None
@@ -254,11 +272,9 @@ pub async fn confirm_totp(
         .ok_or(Error::Unauthorized)?;
     let session = cx
         .store
-        .step_up_session(&caller.session_id, CredentialKind::Totp.method(), cx.now)
+        .step_up_session(&caller.session_id, method, cx.now)
         .await?
         .ok_or(Error::Unauthorized)?;
-    cx.store.clear_attempts(&key).await?;
-    audit(&user.id, "totp_added");
     Ok(Enrolled {
         factor,
         recovery_codes: codes,
@@ -271,7 +287,7 @@ pub async fn confirm_totp(
 }
 
 /// A fresh set of recovery codes: as shown, and as stored.
-pub(super) async fn new_recovery_codes(now: i64) -> Result<(Vec<String>, StoredCredential), Error> {
+async fn new_recovery_codes(now: i64) -> Result<(Vec<String>, StoredCredential), Error> {
     let codes = recovery::generate().map_err(|e| Error::internal("recovery codes", e))?;
     let mut stored = Vec::with_capacity(codes.len());
     for c in &codes {

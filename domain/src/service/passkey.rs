@@ -9,8 +9,7 @@
 use super::{Caller, Ctx, Error, LoginGrant, mfa as factors, session};
 use crate::{
     credential::{Assurance, CredentialKind, CredentialRecord, MFA_METHOD, Opened},
-    mfa,
-    passkey::{PasskeyError, PasskeyUser, Passkeys, StoredPasskey},
+    passkey::{Challenge, PasskeyError, PasskeyUser, Passkeys, StoredPasskey},
     store::{
         Ceremony, CeremonyId, CeremonyKind, CredentialChange, Secret, StoredCredential, UserPatch,
         UserRecord,
@@ -51,26 +50,31 @@ fn passkeys_of(user: &UserRecord) -> impl Iterator<Item = &StoredCredential> {
         .filter(|c| c.record.kind == CredentialKind::Passkey)
 }
 
-async fn put(
+/// Keeps a ceremony's state and answers its first step.
+async fn started(
     cx: &Ctx<'_>,
     kind: CeremonyKind,
     user: Option<&UserRecord>,
-    state: Vec<u8>,
-) -> Result<CeremonyId, Error> {
-    let id = CeremonyId::new()?;
+    challenge: Challenge,
+) -> Result<Started, Error> {
+    let ceremony = CeremonyId::new()?;
     cx.store
         .put_ceremony(
             &Ceremony {
-                id: id.clone(),
+                id: ceremony.clone(),
                 kind,
                 user_id: user.map(|u| u.id),
-                state,
+                state: challenge.state,
                 expires_at: cx.now.saturating_add(CEREMONY_TTL_SECS),
             },
             cx.now,
         )
         .await?;
-    Ok(id)
+    Ok(Started {
+        ceremony,
+        options: challenge.options,
+        expires_in: CEREMONY_TTL_SECS,
+    })
 }
 
 /// Registration options for the caller: the account's other passkeys excluded, at most
@@ -108,18 +112,13 @@ pub async fn start_registration(
             &exclude,
         )
         .map_err(refused)?;
-    let ceremony = put(
+    started(
         cx,
         CeremonyKind::PasskeyRegistration,
         Some(&user),
-        challenge.state,
+        challenge,
     )
-    .await?;
-    Ok(Started {
-        ceremony,
-        options: challenge.options,
-        expires_in: CEREMONY_TTL_SECS,
-    })
+    .await
 }
 
 /// Stores the passkey the browser made (its credential id is the factor's id), with
@@ -173,38 +172,14 @@ pub async fn finish_registration(
     };
     let secret =
         Secret::new(serde_json::to_string(&stored).map_err(|e| Error::internal("passkey", e))?);
-    let mut patch = UserPatch::credential(CredentialChange::Add(StoredCredential {
-        record: factor.clone(),
+    let credential = StoredCredential {
+        record: factor,
         secret,
-    }));
-    let codes = if mfa::credential(&user, CredentialKind::RecoveryCodes).is_none() {
-        let (codes, set) = factors::new_recovery_codes(cx.now).await?;
-        patch.credentials.push(CredentialChange::Add(set));
-        Some(codes)
-    } else {
-        None
     };
-    cx.store
-        .update_user(&user.id, &patch, cx.now)
-        .await?
-        .ok_or(Error::Unauthorized)?;
-    let method = method_of(&stored);
-    let session = cx
-        .store
-        .step_up_session(&caller.session_id, method, cx.now)
-        .await?
-        .ok_or(Error::Unauthorized)?;
+    let enrolled = factors::enrol(cx, caller, &user, credential, method_of(&stored)).await?;
     tracing::info!(target: "audit", event = "factor_change", outcome = "passkey_added",
         user_id = %user.id, aaguid = %stored.aaguid, backup_eligible = stored.backup_eligible);
-    Ok(factors::Enrolled {
-        factor,
-        recovery_codes: codes,
-        caller: Caller {
-            user_id: caller.user_id,
-            session_id: caller.session_id.clone(),
-            assurance: session.assurance(),
-        },
-    })
+    Ok(enrolled)
 }
 
 /// RFC 8176: a key that may be synced off the device is software-secured (`swk`); one bound
@@ -259,18 +234,7 @@ pub async fn start_login(
         }
     };
     let challenge = pk.verifier.start_authentication(&allow).map_err(refused)?;
-    let ceremony = put(
-        cx,
-        CeremonyKind::PasskeyLogin,
-        user.as_ref(),
-        challenge.state,
-    )
-    .await?;
-    Ok(Started {
-        ceremony,
-        options: challenge.options,
-        expires_in: CEREMONY_TTL_SECS,
-    })
+    started(cx, CeremonyKind::PasskeyLogin, user.as_ref(), challenge).await
 }
 
 /// Checks a sign-in assertion and opens a session: passwordless at AAL2, or, with
