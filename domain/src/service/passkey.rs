@@ -268,14 +268,103 @@ pub async fn finish_login(
     let credential = passkeys_of(&user)
         .find(|c| c.record.id == credential_id)
         .ok_or(Error::PasskeyRefused)?;
-    let stored = stored_of(credential).ok_or_else(|| Error::internal("passkey", "record"))?;
-    let used = pk
-        .verifier
-        .finish_authentication(answer, &taken.state, &stored.record)
-        .map_err(refused)?;
     if user.disabled {
         return Err(Error::AccountDisabled);
     }
+    let stored = check(cx, pk, &user, credential, answer, &taken.state).await?;
+    let method = method_of(&stored);
+    match mfa_token {
+        Some(token) => {
+            if taken.user_id != Some(user.id) {
+                return Err(Error::PasskeyRefused);
+            }
+            session::complete_second_factor(cx, token, &user, method).await
+        }
+        None => {
+            // Possession of the key and the user verification it did: multi-factor at once.
+            let assurance = Assurance {
+                amr: vec![method.to_owned(), MFA_METHOD.to_owned()],
+                auth_time: cx.now,
+                aal2_at: Some(cx.now),
+            };
+            let opened = Opened::by(&credential.record);
+            session::open_passwordless(cx, &user, opened, assurance).await
+        }
+    }
+}
+
+/// Step-up options for the caller: its own passkeys.
+pub async fn start_step_up(cx: &Ctx<'_>, pk: &Passkeys, caller: &Caller) -> Result<Started, Error> {
+    let user = cx
+        .store
+        .find_user(&caller.user_id)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let allow: Vec<String> = passkeys_of(&user)
+        .filter_map(stored_of)
+        .map(|p| p.record)
+        .collect();
+    if allow.is_empty() {
+        return Err(Error::FactorNotFound);
+    }
+    let challenge = pk.verifier.start_authentication(&allow).map_err(refused)?;
+    started(cx, CeremonyKind::PasskeyLogin, Some(&user), challenge).await
+}
+
+/// Raises the caller's session to AAL2 with one of its passkeys (the ceremony taken once,
+/// the counter written back conditionally), as `POST /session/step-up` does with a code.
+pub async fn finish_step_up(
+    cx: &Ctx<'_>,
+    pk: &Passkeys,
+    caller: &Caller,
+    ceremony: &CeremonyId,
+    answer: &str,
+) -> Result<Caller, Error> {
+    let taken = cx
+        .store
+        .take_ceremony(ceremony, CeremonyKind::PasskeyLogin, cx.now)
+        .await?
+        .filter(|c| c.user_id == Some(caller.user_id))
+        .ok_or(Error::PasskeyRefused)?;
+    let user = cx
+        .store
+        .find_user(&caller.user_id)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let (_, credential_id) = pk.verifier.identify(answer).map_err(refused)?;
+    let credential = passkeys_of(&user)
+        .find(|c| c.record.id == credential_id)
+        .ok_or(Error::PasskeyRefused)?;
+    let stored = check(cx, pk, &user, credential, answer, &taken.state).await?;
+    let session = cx
+        .store
+        .step_up_session(&caller.session_id, method_of(&stored), cx.now)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    tracing::info!(target: "audit", event = "step_up", outcome = "success", user_id = %user.id,
+        method = method_of(&stored));
+    Ok(Caller {
+        user_id: caller.user_id,
+        session_id: caller.session_id.clone(),
+        assurance: session.assurance(),
+    })
+}
+
+/// Verifies `answer` against the ceremony `state` and `credential`'s record, and writes a
+/// moved counter back by one conditional swap (a lost race is a refusal). The stored passkey.
+async fn check(
+    cx: &Ctx<'_>,
+    pk: &Passkeys,
+    user: &UserRecord,
+    credential: &StoredCredential,
+    answer: &str,
+    state: &[u8],
+) -> Result<StoredPasskey, Error> {
+    let stored = stored_of(credential).ok_or_else(|| Error::internal("passkey", "record"))?;
+    let used = pk
+        .verifier
+        .finish_authentication(answer, state, &stored.record)
+        .map_err(refused)?;
     if let Some(record) = used.updated {
         let next = StoredPasskey {
             record,
@@ -298,25 +387,7 @@ pub async fn finish_login(
             return Err(Error::PasskeyRefused);
         }
     }
-    let method = method_of(&stored);
-    match mfa_token {
-        Some(token) => {
-            if taken.user_id != Some(user.id) {
-                return Err(Error::PasskeyRefused);
-            }
-            session::complete_second_factor(cx, token, &user, method).await
-        }
-        None => {
-            // Possession of the key and the user verification it did: multi-factor at once.
-            let assurance = Assurance {
-                amr: vec![method.to_owned(), MFA_METHOD.to_owned()],
-                auth_time: cx.now,
-                aal2_at: Some(cx.now),
-            };
-            let opened = Opened::by(&credential.record);
-            session::open_passwordless(cx, &user, opened, assurance).await
-        }
-    }
+    Ok(stored)
 }
 
 /// Renames one of the caller's passkeys.

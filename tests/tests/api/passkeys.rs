@@ -357,3 +357,47 @@ async fn a_removed_passkey_no_longer_signs_in_and_the_limit_holds() {
         "the password alone again"
     );
 }
+
+#[tokio::test]
+async fn a_passkey_steps_a_stale_session_up_and_only_its_own_account_s() {
+    let app = TestApp::mongo().await;
+    let pk = passkeys(10);
+    let l = app.signed_in("4025550186").await;
+    let mut auth = Authenticator::new();
+    register(&app, &pk, &l, &mut auth).await;
+    app.clock.advance(11 * 60);
+    let client = gateway_client();
+    let cx = app.state.ctx(&client);
+    let stale = caller_of(&app, &l).await;
+    let user = cx.store.find_user(&stale.user_id).await.unwrap().unwrap();
+    assert!(matches!(
+        mfa::require_step_up(&cx, &stale, &user),
+        Err(Error::StepUpRequired)
+    ));
+    let started = passkey::start_step_up(&cx, &pk, &stale).await.unwrap();
+    let answer = auth.get(&started.options, ORIGIN);
+    let raised = passkey::finish_step_up(&cx, &pk, &stale, &started.ceremony, &answer)
+        .await
+        .unwrap();
+    assert!(mfa::require_step_up(&cx, &raised, &user).is_ok());
+    assert!(
+        raised
+            .assurance
+            .amr
+            .iter()
+            .any(|m| m == "hwk" || m == "swk")
+    );
+    // Once per ceremony; and another account's session cannot use this account's ceremony.
+    let again = passkey::finish_step_up(&cx, &pk, &stale, &started.ceremony, &answer).await;
+    assert!(matches!(again, Err(Error::PasskeyRefused)), "{again:?}");
+    let other = app.signed_in("4025550187").await;
+    let other = caller_of(&app, &other).await;
+    let started = passkey::start_step_up(&cx, &pk, &stale).await.unwrap();
+    let answer = auth.get(&started.options, ORIGIN);
+    let r = passkey::finish_step_up(&cx, &pk, &other, &started.ceremony, &answer).await;
+    assert!(matches!(r, Err(Error::PasskeyRefused)), "{r:?}");
+    assert!(matches!(
+        passkey::start_step_up(&cx, &pk, &other).await,
+        Err(Error::FactorNotFound)
+    ));
+}
