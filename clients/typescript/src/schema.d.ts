@@ -873,7 +873,7 @@ export interface components {
          * @description Stable machine-readable error code; clients may switch on it.
          * @enum {string}
          */
-        ProblemCode: "validation_failed" | "weak_password" | "malformed_json" | "unsupported_media_type" | "payload_too_large" | "unauthorized" | "invalid_credentials" | "forbidden" | "current_password_incorrect" | "phone_taken" | "not_found" | "method_not_allowed" | "too_many_attempts" | "service_unavailable" | "internal_error" | "account_disabled" | "user_not_found" | "invalid_phone" | "invalid_code" | "phone_unverified" | "email_taken" | "email_unverified" | "invalid_email" | "step_up_required" | "mfa_enrolment_required" | "mfa_disabled" | "factor_exists" | "factor_not_found";
+        ProblemCode: "validation_failed" | "weak_password" | "malformed_json" | "unsupported_media_type" | "payload_too_large" | "unauthorized" | "invalid_credentials" | "forbidden" | "current_password_incorrect" | "phone_taken" | "not_found" | "method_not_allowed" | "too_many_attempts" | "service_unavailable" | "internal_error" | "account_disabled" | "user_not_found" | "invalid_phone" | "invalid_code" | "phone_unverified" | "email_taken" | "email_unverified" | "invalid_email" | "step_up_required" | "mfa_enrolment_required" | "mfa_disabled" | "factor_exists" | "factor_not_found" | "passkey_refused" | "passkey_limit";
         FieldError: {
             /** @description JSON Pointer into the request body; empty for the body itself. */
             path: string;
