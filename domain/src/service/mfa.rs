@@ -104,7 +104,7 @@ fn audit(user: &UserId, outcome: &str) {
     tracing::info!(target: "audit", event = "factor_change", outcome, user_id = %user);
 }
 
-async fn caller_user(cx: &Ctx<'_>, caller: &Caller) -> Result<UserRecord, Error> {
+pub(super) async fn caller_user(cx: &Ctx<'_>, caller: &Caller) -> Result<UserRecord, Error> {
     cx.store
         .find_user(&caller.user_id)
         .await?

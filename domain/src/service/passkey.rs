@@ -44,6 +44,14 @@ fn stored_of(c: &StoredCredential) -> Option<StoredPasskey> {
     serde_json::from_str(c.secret.expose()).ok()
 }
 
+/// The verifier's records of the account's passkeys (what a known-user ceremony allows).
+fn records_of(user: &UserRecord) -> Vec<String> {
+    passkeys_of(user)
+        .filter_map(stored_of)
+        .map(|p| p.record)
+        .collect()
+}
+
 fn passkeys_of(user: &UserRecord) -> impl Iterator<Item = &StoredCredential> {
     user.credentials
         .iter()
@@ -85,11 +93,7 @@ pub async fn start_registration(
     pk: &Passkeys,
     caller: &Caller,
 ) -> Result<Started, Error> {
-    let user = cx
-        .store
-        .find_user(&caller.user_id)
-        .await?
-        .ok_or(Error::Unauthorized)?;
+    let user = factors::caller_user(cx, caller).await?;
     factors::require_step_up(cx, caller, &user)?;
     if passkeys_of(&user).count() >= pk.settings.max_per_user {
         return Err(Error::PasskeyLimit);
@@ -142,11 +146,7 @@ pub async fn finish_registration(
         .verifier
         .finish_registration(answer, &taken.state)
         .map_err(refused)?;
-    let user = cx
-        .store
-        .find_user(&caller.user_id)
-        .await?
-        .ok_or(Error::Unauthorized)?;
+    let user = factors::caller_user(cx, caller).await?;
     if passkeys_of(&user).count() >= pk.settings.max_per_user {
         return Err(Error::PasskeyLimit);
     }
@@ -209,10 +209,7 @@ pub async fn start_login(
                 .find_user(&pending)
                 .await?
                 .ok_or(Error::Unauthorized)?;
-            let allow: Vec<String> = passkeys_of(&user)
-                .filter_map(stored_of)
-                .map(|p| p.record)
-                .collect();
+            let allow = records_of(&user);
             if allow.is_empty() {
                 return Err(Error::FactorNotFound);
             }
@@ -295,15 +292,8 @@ pub async fn finish_login(
 
 /// Step-up options for the caller: its own passkeys.
 pub async fn start_step_up(cx: &Ctx<'_>, pk: &Passkeys, caller: &Caller) -> Result<Started, Error> {
-    let user = cx
-        .store
-        .find_user(&caller.user_id)
-        .await?
-        .ok_or(Error::Unauthorized)?;
-    let allow: Vec<String> = passkeys_of(&user)
-        .filter_map(stored_of)
-        .map(|p| p.record)
-        .collect();
+    let user = factors::caller_user(cx, caller).await?;
+    let allow = records_of(&user);
     if allow.is_empty() {
         return Err(Error::FactorNotFound);
     }
@@ -326,11 +316,7 @@ pub async fn finish_step_up(
         .await?
         .filter(|c| c.user_id == Some(caller.user_id))
         .ok_or(Error::PasskeyRefused)?;
-    let user = cx
-        .store
-        .find_user(&caller.user_id)
-        .await?
-        .ok_or(Error::Unauthorized)?;
+    let user = factors::caller_user(cx, caller).await?;
     let (_, credential_id) = pk.verifier.identify(answer).map_err(refused)?;
     let credential = passkeys_of(&user)
         .find(|c| c.record.id == credential_id)
@@ -397,11 +383,7 @@ pub async fn rename(
     id: &str,
     label: String,
 ) -> Result<CredentialRecord, Error> {
-    let user = cx
-        .store
-        .find_user(&caller.user_id)
-        .await?
-        .ok_or(Error::Unauthorized)?;
+    let user = factors::caller_user(cx, caller).await?;
     let credential = passkeys_of(&user)
         .find(|c| c.record.id == id)
         .ok_or(Error::FactorNotFound)?;
