@@ -57,6 +57,11 @@ impl TryFrom<CeremonyDoc> for Ceremony {
     }
 }
 
+/// The ceremony `id` of `kind`, if it has not expired at `now`.
+fn live(id: &CeremonyId, kind: CeremonyKind, now: i64) -> mongodb::bson::Document {
+    doc! { "_id": id.as_str(), "kind": kind.as_str(), "expires": { "$gt": now } }
+}
+
 #[async_trait]
 impl CeremonyStore for MongoStore {
     async fn put_ceremony(&self, ceremony: &Ceremony, _now: i64) -> Result<(), StoreError> {
@@ -73,7 +78,7 @@ impl CeremonyStore for MongoStore {
         kind: CeremonyKind,
         now: i64,
     ) -> Result<Option<Ceremony>, StoreError> {
-        let filter = doc! { "_id": id.as_str(), "kind": kind.as_str(), "expires": { "$gt": now } };
+        let filter = live(id, kind, now);
         let taken = self
             .timed(async { self.ceremonies.find_one_and_delete(filter).await })
             .await?;
@@ -86,7 +91,7 @@ impl CeremonyStore for MongoStore {
         kind: CeremonyKind,
         now: i64,
     ) -> Result<Option<Ceremony>, StoreError> {
-        let filter = doc! { "_id": id.as_str(), "kind": kind.as_str(), "expires": { "$gt": now } };
+        let filter = live(id, kind, now);
         let found = self
             .timed(async { self.ceremonies.find_one(filter).await })
             .await?;
