@@ -148,7 +148,7 @@ fn micro(c: &mut Criterion) {
     // (ECDSA P-256, the soft authenticator's algorithm) against its challenge and the stored
     // record; each iteration signs a fresh challenge outside the measurement.
     let origin = "https://app.example.com";
-    let rp = passkeys::WebauthnVerifier::new(&domain::passkey::PasskeySettings {
+    let rp = relying_party::WebauthnVerifier::new(&domain::passkey::PasskeySettings {
         rp_id: "example.com".into(),
         rp_name: "Bench".into(),
         origins: vec![origin.into()],

@@ -23,7 +23,7 @@ use hyper::{
 use crate::{Resp, problem};
 
 /// What a preflight may ask for.
-const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
+const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str = "authorization, content-type, session-token";
 /// Seconds a browser may cache a preflight answer (as the template's `MaxAge`).
 const MAX_AGE: &str = "600";

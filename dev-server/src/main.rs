@@ -327,7 +327,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if vars.get("JWT_ISSUER").is_none() && !everywhere {
         vars.set("JWT_ISSUER", format!("http://{}", listener.local_addr()?));
     }
-    let state = State::load_dev(&vars).await?;
+    // Passkeys on by default, for pages served from this server at http://localhost:<port>
+    // (a browser allows WebAuthn on plain http only for localhost).
+    if vars.get("PASSKEY_RP_ID").is_none() {
+        vars.set("PASSKEY_RP_ID", "localhost");
+        if vars.get("PASSKEY_ORIGINS").is_none() {
+            let port = listener.local_addr()?.port();
+            vars.set("PASSKEY_ORIGINS", format!("http://localhost:{port}"));
+        }
+    }
+    let wiring = edge::state::Wiring::ALL.with_passkeys(relying_party::from_vars);
+    let state = State::load_dev(&vars, wiring).await?;
     let store = match state.store_kind {
         StoreKind::Mongo => format!("MongoDB (database {})", state.settings.db_name),
         StoreKind::Embedded => "embedded in-memory store (set MONGO_URI for MongoDB)".to_owned(),

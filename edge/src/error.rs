@@ -74,6 +74,8 @@ pub enum ApiError {
     PasskeyRefused,
     #[error("the account holds the most passkeys it may; remove one first")]
     PasskeyLimit,
+    #[error("passkeys are not enabled on this service")]
+    PasskeysDisabled,
     #[error("too many failed attempts")]
     TooManyAttempts { retry_after_secs: u64 },
     #[error("service temporarily unavailable")]
@@ -114,9 +116,10 @@ impl ApiError {
             Self::PhoneTaken | Self::EmailTaken | Self::FactorExists | Self::PasskeyLimit => {
                 StatusCode::CONFLICT
             }
-            Self::StepUpRequired | Self::MfaEnrolmentRequired | Self::MfaDisabled => {
-                StatusCode::FORBIDDEN
-            }
+            Self::StepUpRequired
+            | Self::MfaEnrolmentRequired
+            | Self::MfaDisabled
+            | Self::PasskeysDisabled => StatusCode::FORBIDDEN,
             Self::FactorNotFound => StatusCode::NOT_FOUND,
             Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::UserNotFound => StatusCode::NOT_FOUND,
@@ -158,6 +161,7 @@ impl ApiError {
             Self::FactorNotFound => "factor_not_found",
             Self::PasskeyRefused => "passkey_refused",
             Self::PasskeyLimit => "passkey_limit",
+            Self::PasskeysDisabled => "passkeys_disabled",
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::Unavailable => "service_unavailable",
             Self::Internal => "internal_error",
@@ -193,6 +197,7 @@ impl ApiError {
             Self::FactorNotFound => "Factor not found",
             Self::PasskeyRefused => "Passkey refused",
             Self::PasskeyLimit => "Passkey limit reached",
+            Self::PasskeysDisabled => "Passkeys disabled",
             Self::TooManyAttempts { .. } => "Too many attempts",
             Self::Unavailable => "Service unavailable",
             Self::Internal => "Internal server error",

@@ -9,7 +9,7 @@ use crate::{
     handlers::table,
     lambda::{serve, serve_stateless},
     routes::Function,
-    state::Wiring,
+    state::{MakePasskeys, Wiring},
 };
 
 /// POST /signup: sends a code when phone verification is required.
@@ -50,6 +50,16 @@ pub fn recover() -> Result<(), Error> {
 /// Second factors and the step-up: signs the raised session's tokens.
 pub fn mfa() -> Result<(), Error> {
     serve(Function::Mfa, Wiring::SIGNS, table::mfa)
+}
+
+/// Passkeys: signs the tokens of a passkey sign-in. `relying_party` is the `passkeys`
+/// crate's (webauthn-rs), handed in by the function's `main` so that no other binary links it.
+pub fn passkeys(relying_party: MakePasskeys) -> Result<(), Error> {
+    serve(
+        Function::Passkeys,
+        Wiring::SIGNS.with_passkeys(relying_party),
+        table::passkeys,
+    )
 }
 
 /// The JWK Set and discovery document: keys only, no database.

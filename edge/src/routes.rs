@@ -23,11 +23,13 @@ pub enum Function {
     Whoami,
     /// Second factors: TOTP enrolment, recovery codes, step-up.
     Mfa,
+    /// Passkeys (WebAuthn): the one function whose binary links webauthn-rs.
+    Passkeys,
 }
 
 impl Function {
     /// Every function.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
@@ -39,6 +41,7 @@ impl Function {
         Self::Keys,
         Self::Whoami,
         Self::Mfa,
+        Self::Passkeys,
     ];
 
     /// The binary's name, as in `template.yaml`'s `BuildProperties: Binary`.
@@ -55,6 +58,7 @@ impl Function {
             Self::Keys => "keys",
             Self::Whoami => "whoami",
             Self::Mfa => "mfa",
+            Self::Passkeys => "passkeys",
         }
     }
 
@@ -112,6 +116,15 @@ pub enum Endpoint {
     StepUp,
     AdminResetMfa,
     ExampleWhoamiAal2,
+    PasskeyRegisterStart,
+    PasskeyRegisterFinish,
+    PasskeyLoginStart,
+    PasskeyLoginFinish,
+    PasskeyStepUpStart,
+    PasskeyStepUpFinish,
+    PasskeyList,
+    PasskeyRename,
+    PasskeyRemove,
 }
 
 /// Who checks a request before the function sees it (API Gateway, per the template).
@@ -127,7 +140,7 @@ pub enum Authorization {
 
 impl Endpoint {
     /// Every endpoint, in the order the README lists them.
-    pub const ALL: [Self; 32] = [
+    pub const ALL: [Self; 41] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
@@ -160,6 +173,15 @@ impl Endpoint {
         Self::StepUp,
         Self::AdminResetMfa,
         Self::ExampleWhoamiAal2,
+        Self::PasskeyRegisterStart,
+        Self::PasskeyRegisterFinish,
+        Self::PasskeyLoginStart,
+        Self::PasskeyLoginFinish,
+        Self::PasskeyStepUpStart,
+        Self::PasskeyStepUpFinish,
+        Self::PasskeyList,
+        Self::PasskeyRename,
+        Self::PasskeyRemove,
     ];
 
     /// (method, path, function) of each endpoint: the table itself.
@@ -201,6 +223,17 @@ impl Endpoint {
             Self::StepUp => ("POST", "/session/step-up", Function::Mfa),
             Self::AdminResetMfa => ("POST", "/admin/users/{id}/mfa/reset", Function::Admin),
             Self::ExampleWhoamiAal2 => ("GET", "/example/whoami/aal2", Function::Whoami),
+            Self::PasskeyRegisterStart => ("POST", "/passkeys/register/start", Function::Passkeys),
+            Self::PasskeyRegisterFinish => {
+                ("POST", "/passkeys/register/finish", Function::Passkeys)
+            }
+            Self::PasskeyLoginStart => ("POST", "/passkeys/login/start", Function::Passkeys),
+            Self::PasskeyLoginFinish => ("POST", "/passkeys/login/finish", Function::Passkeys),
+            Self::PasskeyStepUpStart => ("POST", "/passkeys/step-up/start", Function::Passkeys),
+            Self::PasskeyStepUpFinish => ("POST", "/passkeys/step-up/finish", Function::Passkeys),
+            Self::PasskeyList => ("GET", "/passkeys", Function::Passkeys),
+            Self::PasskeyRename => ("PATCH", "/passkeys/{id}", Function::Passkeys),
+            Self::PasskeyRemove => ("DELETE", "/passkeys/{id}", Function::Passkeys),
         }
     }
 
@@ -258,6 +291,14 @@ impl Endpoint {
             Self::MfaFactors | Self::TotpStart | Self::TotpConfirm | Self::MfaRemove => "mfa",
             Self::RecoveryCodes => "recovery_codes",
             Self::StepUp => "step_up",
+            Self::PasskeyLoginStart | Self::PasskeyLoginFinish => "passkey_login",
+            Self::PasskeyRegisterStart
+            | Self::PasskeyRegisterFinish
+            | Self::PasskeyStepUpStart
+            | Self::PasskeyStepUpFinish
+            | Self::PasskeyList
+            | Self::PasskeyRename
+            | Self::PasskeyRemove => "passkeys",
         }
     }
 

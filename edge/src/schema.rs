@@ -26,10 +26,15 @@ pub enum Body {
     LoginMfa,
     StepUp,
     TotpConfirm,
+    PasskeyRegister,
+    PasskeyLoginStart,
+    PasskeyLogin,
+    PasskeyStepUp,
+    PasskeyRename,
 }
 
 /// Schema sources, by body, as shipped in `edge/schemas/`.
-pub const SOURCES: [(Body, &str, &str); 15] = [
+pub const SOURCES: [(Body, &str, &str); 20] = [
     (
         Body::Signup,
         "signup.json",
@@ -104,6 +109,31 @@ pub const SOURCES: [(Body, &str, &str); 15] = [
         Body::TotpConfirm,
         "totp_confirm.json",
         include_str!("../schemas/totp_confirm.json"),
+    ),
+    (
+        Body::PasskeyRegister,
+        "passkey_register.json",
+        include_str!("../schemas/passkey_register.json"),
+    ),
+    (
+        Body::PasskeyLoginStart,
+        "passkey_login_start.json",
+        include_str!("../schemas/passkey_login_start.json"),
+    ),
+    (
+        Body::PasskeyLogin,
+        "passkey_login.json",
+        include_str!("../schemas/passkey_login.json"),
+    ),
+    (
+        Body::PasskeyStepUp,
+        "passkey_step_up.json",
+        include_str!("../schemas/passkey_step_up.json"),
+    ),
+    (
+        Body::PasskeyRename,
+        "passkey_rename.json",
+        include_str!("../schemas/passkey_rename.json"),
     ),
 ];
 

@@ -12,6 +12,7 @@ use domain::{
     config::{ConfigError, Settings, Vars},
     email::{self as mail, Mail, MakeMailer},
     keys::{KeyCache, KeySource},
+    passkey::Passkeys,
     sms::{self, MakeSender},
     store::{Store, StoreError, memory::MemoryStore},
     verification::{Verification, VerificationConfigError},
@@ -46,6 +47,16 @@ pub type Built = (Arc<dyn Store>, StoreKind);
 /// Builds the store a state uses from its settings.
 pub type MakeStore = for<'a> fn(&'a Settings) -> BoxFuture<'a, Result<Built, InitError>>;
 
+/// Builds the relying party from the settings' variables: `None` where passkeys are off.
+/// The `passkeys` function's `main` hands in the `passkeys` crate's (webauthn-rs), so this
+/// crate, and every other function's binary, never links it.
+pub type MakePasskeys = fn(&Vars) -> Result<Option<Passkeys>, ConfigError>;
+
+/// No passkeys: every function but `passkeys` (and the dev server's and tests' own).
+pub fn no_passkeys(_: &Vars) -> Result<Option<Passkeys>, ConfigError> {
+    Ok(None)
+}
+
 /// What a process builds at its cold start beyond settings and keys: a function names the
 /// adapters its routes use, so its binary links (and its cold start builds) no others. The
 /// domain never chooses an adapter; this is the one place that does.
@@ -64,6 +75,9 @@ pub struct Wiring {
     /// full at init (`KeySet::check_signing_key`, about 0.2 ms for RS256), so a bad key fails
     /// the cold start; the others only verify and never need the private key.
     pub signs: bool,
+    /// The relying party: [`no_passkeys`] but where a `main` supplies one
+    /// ([`Wiring::with_passkeys`]).
+    pub passkeys: MakePasskeys,
 }
 
 impl Wiring {
@@ -73,6 +87,7 @@ impl Wiring {
         sms: adapters::sms_sender,
         mail: adapters::mail_sender,
         signs: true,
+        passkeys: no_passkeys,
     };
     /// A database, SMS and mail, no signing (signup, update, verify, recover).
     pub const SENDS_CODES: Self = Self {
@@ -80,6 +95,7 @@ impl Wiring {
         sms: adapters::sms_sender,
         mail: adapters::mail_sender,
         signs: false,
+        passkeys: no_passkeys,
     };
     /// A database, signing, no SMS or mail (login, refresh).
     pub const SIGNS: Self = Self {
@@ -87,6 +103,7 @@ impl Wiring {
         sms: sms::no_sender,
         mail: mail::no_mailer,
         signs: true,
+        passkeys: no_passkeys,
     };
     /// A database only (logout, admin).
     pub const DATABASE: Self = Self {
@@ -94,6 +111,7 @@ impl Wiring {
         sms: sms::no_sender,
         mail: mail::no_mailer,
         signs: false,
+        passkeys: no_passkeys,
     };
     /// Keys only (the JWKS and discovery document): public halves, nothing signed.
     pub const KEYS_ONLY: Self = Self {
@@ -101,7 +119,19 @@ impl Wiring {
         sms: sms::no_sender,
         mail: mail::no_mailer,
         signs: false,
+        passkeys: no_passkeys,
     };
+}
+
+impl Wiring {
+    /// This wiring with the relying party `make` builds (the `passkeys` function, the dev
+    /// server).
+    pub const fn with_passkeys(self, make: MakePasskeys) -> Self {
+        Self {
+            passkeys: make,
+            ..self
+        }
+    }
 }
 
 /// MongoDB when the settings have a URI, else the embedded store ([`State::store_for`]).
@@ -121,6 +151,8 @@ pub struct State {
     pub verification: Verification,
     /// Email: off, without a sender, unless set from variables.
     pub email: Mail,
+    /// Passkeys: off unless the wiring builds a relying party and `PASSKEY_RP_ID` is set.
+    pub passkeys: Option<Passkeys>,
 }
 
 /// Default lifetime of cached secret values.
@@ -153,6 +185,7 @@ impl State {
         Ok(Self {
             verification,
             email: Mail::off(),
+            passkeys: None,
             settings,
             store,
             store_kind,
@@ -174,6 +207,12 @@ impl State {
         self
     }
 
+    /// This state with `passkeys` instead of its own (tests).
+    pub fn with_passkeys(mut self, passkeys: Option<Passkeys>) -> Self {
+        self.passkeys = passkeys;
+        self
+    }
+
     /// One request's context over this state, at the clock's now, for `client`.
     pub fn ctx<'a>(&'a self, client: &'a domain::service::Client) -> domain::service::Ctx<'a> {
         domain::service::Ctx {
@@ -184,6 +223,7 @@ impl State {
             client,
             verification: &self.verification,
             email: &self.email,
+            passkeys: self.passkeys.as_ref(),
         }
     }
 
@@ -220,8 +260,9 @@ impl State {
 
     /// The dev server's state: as [`State::load`], with the dev server's SMS defaults (the
     /// log sender, verification off unless `REQUIRE_PHONE_VERIFICATION=true`).
-    pub async fn load_dev(vars: &Vars) -> Result<Self, InitError> {
-        Self::load_inner(vars, false, Arc::new(SystemClock), true, Wiring::ALL).await
+    /// `wiring` is [`Wiring::ALL`], with the dev server's relying party.
+    pub async fn load_dev(vars: &Vars, wiring: Wiring) -> Result<Self, InitError> {
+        Self::load_inner(vars, false, Arc::new(SystemClock), true, wiring).await
     }
 
     async fn load_inner(
@@ -271,6 +312,7 @@ impl State {
                 Mail::from_vars(vars, wiring.mail)?,
             )
         };
+        let passkeys = (wiring.passkeys)(vars)?;
         let (store, kind): (Arc<dyn Store>, _) = match wiring.store {
             Some(make) => make(&settings).await?,
             None => (Arc::new(MemoryStore::new()), StoreKind::Embedded),
@@ -278,7 +320,8 @@ impl State {
         Ok(
             Self::with_source(settings, store, kind, clock, source, ttl)?
                 .with_verification(verification)
-                .with_email(email),
+                .with_email(email)
+                .with_passkeys(passkeys),
         )
     }
 

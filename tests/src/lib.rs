@@ -320,6 +320,14 @@ impl TestApp {
         }
     }
 
+    /// This app with passkeys on (the `passkeys` function's relying party).
+    pub fn with_passkeys(self, passkeys: domain::passkey::Passkeys) -> Self {
+        Self {
+            state: self.state.with_passkeys(Some(passkeys)),
+            clock: self.clock,
+        }
+    }
+
     /// Routes one event.
     pub async fn call(&self, ev: &Value) -> Answer {
         call(&self.state, ev).await

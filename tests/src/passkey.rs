@@ -6,10 +6,34 @@
 //! so the one it registered is put back (outside the signed data, as a real authenticator
 //! returns it). Everything a relying party checks is the soft authenticator's own work.
 
+use domain::passkey::{PasskeySettings, Passkeys};
+use relying_party::WebauthnVerifier;
 use serde_json::{Value, json};
 use url::Url;
 use webauthn_authenticator_rs::{WebauthnAuthenticator, softpasskey::SoftPasskey};
 use webauthn_rs_proto::{CreationChallengeResponse, RequestChallengeResponse};
+
+/// The web origin the tests' relying party allows (RP id `example.com`).
+pub const ORIGIN: &str = "https://app.example.com";
+
+/// The relying party's settings: RP id `example.com`, `origins`, at most `max` per account.
+pub fn rp_settings(origins: &[&str], max: usize) -> PasskeySettings {
+    PasskeySettings {
+        rp_id: "example.com".into(),
+        rp_name: "Example".into(),
+        origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+        max_per_user: max,
+    }
+}
+
+/// Passkeys for [`ORIGIN`], at most `max` per account.
+pub fn relying_party(max: usize) -> Passkeys {
+    let s = rp_settings(&[ORIGIN], max);
+    Passkeys {
+        verifier: Box::new(WebauthnVerifier::new(&s).unwrap()),
+        settings: s,
+    }
+}
 
 pub struct Authenticator {
     soft: SoftPasskey,

@@ -519,7 +519,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The factor's id, as GET /mfa lists it (`totp`). */
+                /** @description The factor's id, as GET /mfa lists it (`totp`, or a passkey's credential id). */
                 id: string;
             };
             cookie?: never;
@@ -578,6 +578,197 @@ export interface paths {
          *     `STEP_UP_MAX_AGE_SECONDS` (600 s) it may make the changes that need a step-up.
          */
         post: operations["stepUp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/passkeys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's passkeys, with their authenticator model and backup state.
+         * @description Any request body is ignored. Never shows a key. GET /mfa lists them too, among the
+         *     other factors.
+         */
+        get: operations["listPasskeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/passkeys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The passkey's id (its credential id, base64url), as GET /passkeys lists it. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove one of the caller's passkeys.
+         * @description As DELETE /mfa/factors/{id} for a passkey: needs a recent step-up (403
+         *     `step_up_required`); the last second factor takes the recovery codes with it; every
+         *     other session of the user ends. Any request body is ignored.
+         */
+        delete: operations["removePasskey"];
+        options?: never;
+        head?: never;
+        /** Rename one of the caller's passkeys. */
+        patch: operations["renamePasskey"];
+        trace?: never;
+    };
+    "/passkeys/register/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start registering a passkey for the caller's account.
+         * @description Options for `navigator.credentials.create()`: a discoverable credential (resident key
+         *     required), user verification required, attestation `none`, the account's passkeys
+         *     excluded. The ceremony lives 5 minutes server-side and finishes once. Where the account
+         *     already has a second factor the session must have stepped up recently (403
+         *     `step_up_required`); an account holding `PASSKEY_MAX_PER_USER` passkeys gets 409
+         *     `passkey_limit`. Any request body is ignored.
+         */
+        post: operations["startPasskeyRegistration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/passkeys/register/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Store the passkey the browser made.
+         * @description The `PublicKeyCredential` from `navigator.credentials.create()` (its `toJSON()`) and
+         *     the ceremony id. Checked against the ceremony (taken once: a replay, a second tab or
+         *     a second instance finds nothing), the allowed origins and the RP id, with user
+         *     verification required. The passkey is a second factor and a way to sign in with no
+         *     password; the account gets ten recovery codes if it has none (shown here once); the
+         *     session, having verified the user on a device the account now holds, is raised to
+         *     AAL2 and the answer carries its new access token.
+         */
+        post: operations["finishPasskeyRegistration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/passkeys/login/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a sign-in with a passkey.
+         * @description With no body (or `{}`): options for any discoverable passkey of this site, so the user
+         *     types nothing (each source address may start 30 a minute: 429 beyond). With
+         *     `mfa_token` (a password sign-in that answered `mfa_required`): options for that
+         *     account's passkeys, as its second factor (404 `factor_not_found` when it has none; an
+         *     unknown or finished token is 401).
+         */
+        post: operations["startPasskeyLogin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/passkeys/login/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in with the passkey's assertion.
+         * @description The `PublicKeyCredential` from `navigator.credentials.get()` and the ceremony id (and
+         *     the `mfa_token` again, for a second factor). The ceremony is taken once; the
+         *     signature, origin, RP id, user verification and counter are checked, and a moved
+         *     counter is written back by one conditional write, so of two racing uses of one
+         *     assertion at most one signs in. Passwordless: the session opens at AAL2 (`amr`
+         *     `hwk` or `swk` and `mfa`: possession plus the user verification the authenticator
+         *     did). As a second factor: the password sign-in completes at AAL2, as at POST
+         *     /login/mfa. The answer is POST /login's.
+         */
+        post: operations["finishPasskeyLogin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/passkeys/step-up/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start raising the caller's session to AAL2 with one of its passkeys.
+         * @description Options for the account's passkeys (404 `factor_not_found` without one). Any request
+         *     body is ignored.
+         */
+        post: operations["startPasskeyStepUp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/passkeys/step-up/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Raise the caller's session to AAL2 with a passkey's assertion.
+         * @description As POST /session/step-up, with a passkey: the session records the method and the
+         *     time, and this answer carries its new access token.
+         */
+        post: operations["finishPasskeyStepUp"];
         delete?: never;
         options?: never;
         head?: never;
@@ -855,6 +1046,43 @@ export interface components {
             /** @constant */
             aal: 2;
         };
+        PasskeyCeremony: {
+            /** @description The ceremony's id, for its finish (once, within `expires_in` seconds). */
+            ceremony: string;
+            /**
+             * @description `{"publicKey": {...}}` for `navigator.credentials.create()` (registration) or
+             *     `.get()` (sign-in, step-up); binary fields are base64url, as
+             *     `PublicKeyCredential.parseCreationOptionsFromJSON` / `parseRequestOptionsFromJSON`
+             *     read them.
+             */
+            options: {
+                publicKey: {
+                    /** @description base64url. */
+                    challenge: string;
+                };
+            };
+            expires_in: number;
+        };
+        Passkey: {
+            /** @description The credential id, base64url. */
+            id: string;
+            /** @constant */
+            kind: "passkey";
+            label: string;
+            created_at: number;
+            last_used_at: number | null;
+            /** @description The authenticator model (all zeros when it did not say). */
+            aaguid: string;
+            /** @description The passkey may be synced to the owner's other devices. */
+            backup_eligible: boolean;
+            /** @description It is synced now (as of its last use). */
+            backed_up: boolean;
+        };
+        Passkeys: {
+            passkeys: components["schemas"]["Passkey"][];
+            /** @description `PASSKEY_MAX_PER_USER`. */
+            max: number;
+        };
         /**
          * @description `<session id>.<256 random bits>`, opaque to clients: renews `token` once at
          *     POST /token/refresh, which answers with the next one. Stored only as a keyed hash.
@@ -873,7 +1101,7 @@ export interface components {
          * @description Stable machine-readable error code; clients may switch on it.
          * @enum {string}
          */
-        ProblemCode: "validation_failed" | "weak_password" | "malformed_json" | "unsupported_media_type" | "payload_too_large" | "unauthorized" | "invalid_credentials" | "forbidden" | "current_password_incorrect" | "phone_taken" | "not_found" | "method_not_allowed" | "too_many_attempts" | "service_unavailable" | "internal_error" | "account_disabled" | "user_not_found" | "invalid_phone" | "invalid_code" | "phone_unverified" | "email_taken" | "email_unverified" | "invalid_email" | "step_up_required" | "mfa_enrolment_required" | "mfa_disabled" | "factor_exists" | "factor_not_found" | "passkey_refused" | "passkey_limit";
+        ProblemCode: "validation_failed" | "weak_password" | "malformed_json" | "unsupported_media_type" | "payload_too_large" | "unauthorized" | "invalid_credentials" | "forbidden" | "current_password_incorrect" | "phone_taken" | "not_found" | "method_not_allowed" | "too_many_attempts" | "service_unavailable" | "internal_error" | "account_disabled" | "user_not_found" | "invalid_phone" | "invalid_code" | "phone_unverified" | "email_taken" | "email_unverified" | "invalid_email" | "step_up_required" | "mfa_enrolment_required" | "mfa_disabled" | "factor_exists" | "factor_not_found" | "passkey_refused" | "passkey_limit" | "passkeys_disabled";
         FieldError: {
             /** @description JSON Pointer into the request body; empty for the body itself. */
             path: string;
@@ -1052,6 +1280,71 @@ export interface components {
         } | {
             code?: never;
         });
+        /** PasskeyRenameRequest */
+        passkey_rename: {
+            /** @description The passkey's new name: one line, not blank (trimmed). */
+            label: string;
+        };
+        /** PasskeyRegisterRequest */
+        passkey_register: {
+            /** @description The ceremony id POST /passkeys/register/start answered with (it lives 5 minutes, and is taken once). */
+            ceremony: string;
+            /** @description The PublicKeyCredential navigator.credentials.create() returned, as JSON (toJSON(), base64url fields). */
+            credential: {
+                /** @description The credential id, base64url. */
+                id: string;
+                rawId?: string;
+                /** @enum {string} */
+                type: "public-key";
+                response: Record<string, never>;
+                authenticatorAttachment?: string | null;
+                clientExtensionResults?: Record<string, never>;
+                extensions?: Record<string, never>;
+            };
+            /** @description What the owner calls this passkey (default: Passkey). */
+            label?: string;
+        };
+        /** PasskeyLoginStartRequest */
+        passkey_login_start: {
+            /** @description The mfa_token a password login answered with: the passkey is then that sign-in's second factor. */
+            mfa_token?: string;
+        };
+        /** PasskeyLoginRequest */
+        passkey_login: {
+            /** @description The ceremony id POST /passkeys/login/start answered with (it lives 5 minutes, and is taken once). */
+            ceremony: string;
+            /** @description The PublicKeyCredential navigator.credentials.get() returned, as JSON. */
+            credential: {
+                /** @description The credential id, base64url. */
+                id: string;
+                rawId?: string;
+                /** @enum {string} */
+                type: "public-key";
+                response: Record<string, never>;
+                authenticatorAttachment?: string | null;
+                clientExtensionResults?: Record<string, never>;
+                extensions?: Record<string, never>;
+            };
+            /** @description The mfa_token a password login answered with: the passkey is then that sign-in's second factor. */
+            mfa_token?: string;
+        };
+        /** PasskeyStepUpRequest */
+        passkey_step_up: {
+            /** @description The ceremony id POST /passkeys/step-up/start answered with. */
+            ceremony: string;
+            /** @description The PublicKeyCredential navigator.credentials.get() returned, as JSON. */
+            credential: {
+                /** @description The credential id, base64url. */
+                id: string;
+                rawId?: string;
+                /** @enum {string} */
+                type: "public-key";
+                response: Record<string, never>;
+                authenticatorAttachment?: string | null;
+                clientExtensionResults?: Record<string, never>;
+                extensions?: Record<string, never>;
+            };
+        };
     };
     responses: {
         /** @description The user, as an operator sees it (never the password hash). */
@@ -1478,6 +1771,92 @@ export interface components {
                     status?: 404;
                     /** @constant */
                     code?: "factor_not_found";
+                };
+            };
+        };
+        /**
+         * @description The body breaks its schema (`validation_failed`, `malformed_json`), or the browser's
+         *     answer is not one this ceremony accepts (`passkey_refused`): an unknown, used or expired
+         *     ceremony, another challenge, origin or RP id, a bad signature, user verification
+         *     missing, an unknown or removed passkey. Start the ceremony again.
+         */
+        BadRequestPasskey: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 400;
+                    /** @enum {unknown} */
+                    code?: "validation_failed" | "malformed_json" | "passkey_refused";
+                };
+            };
+        };
+        /** @description Passkeys are off on this service (`PASSKEY_RP_ID` unset). */
+        PasskeysDisabled: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 403;
+                    /** @enum {unknown} */
+                    code?: "passkeys_disabled";
+                };
+            };
+        };
+        /**
+         * @description Passkeys are off (`passkeys_disabled`), or the account has a second factor and the
+         *     session proved none within `STEP_UP_MAX_AGE_SECONDS` (`step_up_required`).
+         */
+        PasskeysForbidden: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 403;
+                    /** @enum {unknown} */
+                    code?: "passkeys_disabled" | "step_up_required";
+                };
+            };
+        };
+        /**
+         * @description Passkeys are off (`passkeys_disabled`), or an operator disabled the account
+         *     (`account_disabled`).
+         */
+        PasskeyLoginForbidden: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 403;
+                    /** @enum {unknown} */
+                    code?: "passkeys_disabled" | "account_disabled";
+                };
+            };
+        };
+        /** @description The account holds `PASSKEY_MAX_PER_USER` passkeys (`passkey_limit`): remove one first. */
+        PasskeyLimit: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 409;
+                    /** @enum {unknown} */
+                    code?: "passkey_limit";
                 };
             };
         };
@@ -2336,7 +2715,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The factor's id, as GET /mfa lists it (`totp`). */
+                /** @description The factor's id, as GET /mfa lists it (`totp`, or a passkey's credential id). */
                 id: string;
             };
             cookie?: never;
@@ -2415,6 +2794,277 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyAttempts"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listPasskeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The passkeys. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Passkeys"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["PasskeysDisabled"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    removePasskey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The passkey's id (its credential id, base64url), as GET /passkeys lists it. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
+            204: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["PasskeysForbidden"];
+            404: components["responses"]["FactorNotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    renamePasskey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The passkey's id (its credential id, base64url), as GET /passkeys lists it. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["passkey_rename"];
+            };
+        };
+        responses: {
+            /** @description The passkey as renamed. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Factor"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["PasskeysDisabled"];
+            404: components["responses"]["FactorNotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    startPasskeyRegistration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The ceremony and its options. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyCeremony"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["PasskeysForbidden"];
+            409: components["responses"]["PasskeyLimit"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    finishPasskeyRegistration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["passkey_register"];
+            };
+        };
+        responses: {
+            /** @description The passkey, the recovery codes (first factor only) and an AAL2 access token. */
+            201: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TotpEnrolled"];
+                };
+            };
+            400: components["responses"]["BadRequestPasskey"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["PasskeysDisabled"];
+            409: components["responses"]["PasskeyLimit"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    startPasskeyLogin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["passkey_login_start"];
+            };
+        };
+        responses: {
+            /** @description The ceremony and its options. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyCeremony"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["PasskeysDisabled"];
+            404: components["responses"]["FactorNotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyAttempts"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    finishPasskeyLogin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["passkey_login"];
+            };
+        };
+        responses: {
+            /** @description A new session. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginResponse"];
+                };
+            };
+            400: components["responses"]["BadRequestPasskey"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["PasskeyLoginForbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    startPasskeyStepUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The ceremony and its options. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyCeremony"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["PasskeysDisabled"];
+            404: components["responses"]["FactorNotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    finishPasskeyStepUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["passkey_step_up"];
+            };
+        };
+        responses: {
+            /** @description A new access token for the raised session. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RaisedSession"];
+                };
+            };
+            400: components["responses"]["BadRequestPasskey"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["PasskeysDisabled"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };

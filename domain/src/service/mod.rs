@@ -35,8 +35,8 @@ pub use throttle::{attempt_policy, lock_delay};
 pub use verify::{confirm_phone, recover_confirm, recover_start, start_phone_verification};
 
 use crate::{
-    auth::token::TokenKeys, config::Settings, email::Mail, keys::KeyCache, store::Store,
-    verification::Verification,
+    auth::token::TokenKeys, config::Settings, email::Mail, keys::KeyCache, passkey::Passkeys,
+    store::Store, verification::Verification,
 };
 
 /// Who is asking, as far as the network says: for audit lines and per-address limits.
@@ -72,6 +72,9 @@ pub struct Ctx<'a> {
     pub verification: &'a Verification,
     /// Email: whether addresses must be proven, the sender, templates and limits.
     pub email: &'a Mail,
+    /// Passkeys: the relying party, or `None` where this process serves no passkey route
+    /// (or `PASSKEY_RP_ID` is unset).
+    pub passkeys: Option<&'a Passkeys>,
 }
 
 impl Ctx<'_> {

@@ -150,12 +150,13 @@ pub async fn finish_registration(
     if passkeys_of(&user).count() >= pk.settings.max_per_user {
         return Err(Error::PasskeyLimit);
     }
+    // The same authenticator answering twice (the options excluded it): nothing new to store.
     if user
         .credentials
         .iter()
         .any(|c| c.record.id == new.credential_id)
     {
-        return Err(Error::FactorExists);
+        return Err(Error::PasskeyRefused);
     }
     let factor = CredentialRecord {
         id: new.credential_id.clone(),
@@ -373,6 +374,9 @@ async fn check(
             return Err(Error::PasskeyRefused);
         }
     }
+    cx.store
+        .touch_credential(&user.id, &credential.record.id, cx.now)
+        .await?;
     Ok(stored)
 }
 
@@ -398,4 +402,39 @@ pub async fn rename(
         .await?
         .ok_or(Error::Unauthorized)?;
     Ok(renamed.record)
+}
+
+/// One of the caller's passkeys as its owner sees it.
+#[derive(Debug, Clone)]
+pub struct PasskeyInfo {
+    pub record: CredentialRecord,
+    /// The authenticator model (all zeros when it did not say).
+    pub aaguid: String,
+    pub backup_eligible: bool,
+    pub backed_up: bool,
+}
+
+/// The caller's passkeys.
+pub async fn list(cx: &Ctx<'_>, caller: &Caller) -> Result<Vec<PasskeyInfo>, Error> {
+    let user = factors::caller_user(cx, caller).await?;
+    Ok(passkeys_of(&user)
+        .filter_map(|c| {
+            stored_of(c).map(|p| PasskeyInfo {
+                record: c.record.clone(),
+                aaguid: p.aaguid,
+                backup_eligible: p.backup_eligible,
+                backed_up: p.backed_up,
+            })
+        })
+        .collect())
+}
+
+/// Removes one of the caller's passkeys (as `DELETE /mfa/factors/{id}` does, for a passkey
+/// id only).
+pub async fn remove(cx: &Ctx<'_>, caller: &Caller, id: &str) -> Result<(), Error> {
+    let user = factors::caller_user(cx, caller).await?;
+    if !passkeys_of(&user).any(|c| c.record.id == id) {
+        return Err(Error::FactorNotFound);
+    }
+    factors::remove_factor(cx, caller, id).await
 }

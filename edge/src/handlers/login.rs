@@ -107,7 +107,7 @@ struct Challenge {
 }
 
 /// The tokens of a sign-in, audited either way.
-fn granted(grant: Result<LoginGrant, ApiError>) -> Result<Response<Body>, ApiError> {
+pub(super) fn granted(grant: Result<LoginGrant, ApiError>) -> Result<Response<Body>, ApiError> {
     match &grant {
         Ok(g) => {
             tracing::info!(target: "audit", event = "login", outcome = "success", user_id = %g.user_id)

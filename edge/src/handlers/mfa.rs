@@ -43,7 +43,7 @@ impl TryFrom<ProofBody> for Proof {
 }
 
 #[derive(Serialize)]
-struct FactorView<'a> {
+pub(super) struct FactorView<'a> {
     id: &'a str,
     kind: &'static str,
     label: &'a str,
@@ -75,14 +75,14 @@ struct FactorsView<'a> {
 
 /// A new access token after the session's level rose.
 #[derive(Serialize)]
-struct Raised {
+pub(super) struct Raised {
     token: String,
     token_type: &'static str,
     expires_in: u64,
     aal: u8,
 }
 
-fn raised(cx: &Ctx<'_>, caller: &Caller) -> Result<Raised, ApiError> {
+pub(super) fn raised(cx: &Ctx<'_>, caller: &Caller) -> Result<Raised, ApiError> {
     let (token, expires_in) = service::access_token(cx, caller)?;
     Ok(Raised {
         token,
@@ -146,13 +146,13 @@ struct ConfirmBody {
 }
 
 #[derive(Serialize)]
-struct EnrolledView<'a> {
-    factor: FactorView<'a>,
+pub(super) struct EnrolledView<'a> {
+    pub(super) factor: FactorView<'a>,
     /// Shown once, with the account's first factor.
     #[serde(skip_serializing_if = "Option::is_none")]
-    recovery_codes: Option<Vec<String>>,
+    pub(super) recovery_codes: Option<Vec<String>>,
     #[serde(flatten)]
-    session: Raised,
+    pub(super) session: Raised,
 }
 
 /// POST /mfa/totp/confirm: the first code proves the app holds the secret.

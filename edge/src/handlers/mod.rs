@@ -12,6 +12,7 @@ mod keys;
 mod login;
 mod logout;
 mod mfa;
+mod passkey;
 mod refresh;
 mod reply;
 mod router;

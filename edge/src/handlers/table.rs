@@ -6,8 +6,8 @@
 use futures::future::BoxFuture;
 
 use super::{
-    admin, delete_user, extract::Input, keys, login, logout, mfa, refresh, router::Reply, signup,
-    user, verify,
+    admin, delete_user, extract::Input, keys, login, logout, mfa, passkey, refresh, router::Reply,
+    signup, user, verify,
 };
 use crate::{error::ApiError, routes::Endpoint};
 use domain::service::Ctx;
@@ -110,6 +110,22 @@ pub fn mfa<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFuture<
     }
 }
 
+/// The `passkeys` function: passkey ceremonies and the owner's passkeys.
+pub fn passkeys<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFuture<'a, Reply> {
+    match e {
+        Endpoint::PasskeyRegisterStart
+        | Endpoint::PasskeyRegisterFinish
+        | Endpoint::PasskeyLoginStart
+        | Endpoint::PasskeyLoginFinish
+        | Endpoint::PasskeyStepUpStart
+        | Endpoint::PasskeyStepUpFinish
+        | Endpoint::PasskeyList
+        | Endpoint::PasskeyRename
+        | Endpoint::PasskeyRemove => Box::pin(passkey::handle(cx, e, input)),
+        _ => not_here(),
+    }
+}
+
 /// Every endpoint with state (the dev server, the tests). `whoami` needs none: the router's
 /// `stateless` serves it.
 pub fn any<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFuture<'a, Reply> {
@@ -124,6 +140,7 @@ pub fn any<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFuture<
         crate::routes::Function::Recover => recover,
         crate::routes::Function::Keys => keys,
         crate::routes::Function::Mfa => mfa,
+        crate::routes::Function::Passkeys => passkeys,
         crate::routes::Function::Whoami => {
             return Box::pin(async move { super::example::whoami(input.req) });
         }

@@ -388,7 +388,7 @@ async fn cors_preflight_and_responses_for_pages_on_this_machine_only() {
     assert_eq!(header(&r, "access-control-allow-origin"), Some(APP));
     assert_eq!(
         header(&r, "access-control-allow-methods"),
-        Some("GET, POST, PUT, DELETE, OPTIONS")
+        Some("GET, POST, PUT, PATCH, DELETE, OPTIONS")
     );
     assert_eq!(
         header(&r, "access-control-allow-headers"),

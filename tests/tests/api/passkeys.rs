@@ -8,35 +8,21 @@
 use api_tests::{passkey::*, *};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use domain::{
-    passkey::{PasskeyError, PasskeySettings, PasskeyUser, PasskeyVerifier, Passkeys},
+    passkey::{PasskeyError, PasskeyUser, PasskeyVerifier, Passkeys},
     service::{self, Caller, Client, Error, LoginOutcome, mfa, passkey},
     types::UserId,
 };
+use edge::routes::{Endpoint, Function};
 use futures::future::join_all;
-use passkeys::WebauthnVerifier;
-use serde_json::Value;
-
-const ORIGIN: &str = "https://app.example.com";
-
-fn settings(origins: &[&str], max: usize) -> PasskeySettings {
-    PasskeySettings {
-        rp_id: "example.com".into(),
-        rp_name: "Example".into(),
-        origins: origins.iter().map(|o| (*o).to_owned()).collect(),
-        max_per_user: max,
-    }
-}
+use relying_party::WebauthnVerifier;
+use serde_json::{Value, json};
 
 fn rp(origins: &[&str]) -> WebauthnVerifier {
-    WebauthnVerifier::new(&settings(origins, 10)).unwrap()
+    WebauthnVerifier::new(&rp_settings(origins, 10)).unwrap()
 }
 
 fn passkeys(max: usize) -> Passkeys {
-    let s = settings(&[ORIGIN], max);
-    Passkeys {
-        verifier: Box::new(WebauthnVerifier::new(&s).unwrap()),
-        settings: s,
-    }
+    relying_party(max)
 }
 
 fn user() -> PasskeyUser {
@@ -400,4 +386,255 @@ async fn a_passkey_steps_a_stale_session_up_and_only_its_own_account_s() {
         passkey::start_step_up(&cx, &pk, &other).await,
         Err(Error::FactorNotFound)
     ));
+}
+
+// ---- the routes ----------------------------------------------------------------------------
+
+/// A passkey route's event as `l` (or without a session), with `body` if any, sent to `path`
+/// (the route's own, or with its `{id}` filled in).
+fn pk_route(
+    method: &str,
+    route: &str,
+    path: &str,
+    l: Option<&Login>,
+    body: Option<Value>,
+) -> Value {
+    let mut ev = event_for(method, route);
+    ev["rawPath"] = path.into();
+    ev["requestContext"]["http"]["path"] = path.into();
+    let ev = match l {
+        Some(l) => with_bearer(ev, l),
+        None => without_auth(ev),
+    };
+    match body {
+        Some(b) => with_json_body(ev, &b),
+        None => ev,
+    }
+}
+
+fn post(route: &str, l: Option<&Login>, body: Option<Value>) -> Value {
+    pk_route("POST", route, route, l, body)
+}
+
+/// The credential JSON of an answer, as a browser's `toJSON()` sends it.
+fn credential(answer: &str) -> Value {
+    serde_json::from_str(answer).unwrap()
+}
+
+#[tokio::test]
+async fn the_passkey_routes_register_sign_in_step_up_rename_list_and_remove() {
+    let app = TestApp::mongo().await.with_passkeys(relying_party(10));
+    let l = app.signed_in("4025550190").await;
+    let mut auth = Authenticator::new();
+
+    // Register: options for create(), then the answer, once.
+    let s = app
+        .call(&post("/passkeys/register/start", Some(&l), None))
+        .await;
+    assert_eq!(s.status, 200, "{:?}", s.body);
+    assert_eq!(
+        s.body["options"]["publicKey"]["authenticatorSelection"]["residentKey"],
+        "required"
+    );
+    let options = s.body["options"].to_string();
+    let finish = json!({"ceremony": s.body["ceremony"], "credential": credential(&auth.create(&options, ORIGIN)), "label": " Laptop "});
+    let r = app
+        .call(&post(
+            "/passkeys/register/finish",
+            Some(&l),
+            Some(finish.clone()),
+        ))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(
+        (
+            r.body["factor"]["kind"].as_str(),
+            r.body["factor"]["label"].as_str(),
+            r.body["aal"].as_i64()
+        ),
+        (Some("passkey"), Some("Laptop"), Some(2))
+    );
+    assert_eq!(r.body["recovery_codes"].as_array().map(Vec::len), Some(10));
+    let id = r.body["factor"]["id"].as_str().unwrap().to_owned();
+    let replay = app
+        .call(&post("/passkeys/register/finish", Some(&l), Some(finish)))
+        .await;
+    assert_eq!(
+        (replay.status.as_u16(), replay.code()),
+        (400, "passkey_refused")
+    );
+
+    // Sign in with no identifier, no body at all.
+    let s = app.call(&post("/passkeys/login/start", None, None)).await;
+    assert_eq!(s.status, 200, "{:?}", s.body);
+    let answer = auth.get(&s.body["options"].to_string(), ORIGIN);
+    let body = json!({"ceremony": s.body["ceremony"], "credential": credential(&answer)});
+    let g = app
+        .call(&post("/passkeys/login/finish", None, Some(body.clone())))
+        .await;
+    assert_eq!(g.status, 200, "{:?}", g.body);
+    assert_eq!(g.body["user_id"]["$oid"], l.id.as_str());
+    assert_eq!(claims_of(g.body["token"].as_str().unwrap())["aal"], 2);
+    let again = app
+        .call(&post("/passkeys/login/finish", None, Some(body)))
+        .await;
+    assert_eq!(
+        (again.status.as_u16(), again.code()),
+        (400, "passkey_refused")
+    );
+
+    // A password sign-in now waits for a second factor: the passkey completes it.
+    let challenge = app.login("4025550190", "securepassword123").await;
+    let token = challenge.body["mfa_token"].as_str().unwrap().to_owned();
+    let s = app
+        .call(&post(
+            "/passkeys/login/start",
+            None,
+            Some(json!({"mfa_token": token})),
+        ))
+        .await;
+    assert_eq!(s.status, 200, "{:?}", s.body);
+    assert_eq!(
+        s.body["options"]["publicKey"]["allowCredentials"][0]["id"],
+        id.as_str()
+    );
+    let answer = auth.get(&s.body["options"].to_string(), ORIGIN);
+    let body = json!({"ceremony": s.body["ceremony"], "credential": credential(&answer), "mfa_token": token});
+    let g = app
+        .call(&post("/passkeys/login/finish", None, Some(body)))
+        .await;
+    assert_eq!(g.status, 200, "{:?}", g.body);
+    let second = Login::of(&g);
+
+    // Eleven minutes on, the session is stale: removal needs a step-up, which the passkey does.
+    app.clock.advance(660);
+    let path = format!("/passkeys/{id}");
+    let r = app
+        .call(&pk_route(
+            "DELETE",
+            "/passkeys/{id}",
+            &path,
+            Some(&second),
+            None,
+        ))
+        .await;
+    assert_eq!((r.status.as_u16(), r.code()), (403, "step_up_required"));
+    let s = app
+        .call(&post("/passkeys/step-up/start", Some(&second), None))
+        .await;
+    assert_eq!(s.status, 200, "{:?}", s.body);
+    let answer = auth.get(&s.body["options"].to_string(), ORIGIN);
+    let body = json!({"ceremony": s.body["ceremony"], "credential": credential(&answer)});
+    let raised = app
+        .call(&post("/passkeys/step-up/finish", Some(&second), Some(body)))
+        .await;
+    assert_eq!(
+        (raised.status.as_u16(), raised.body["aal"].as_i64()),
+        (200, Some(2)),
+        "{:?}",
+        raised.body
+    );
+    let second = Login {
+        token: raised.body["token"].as_str().unwrap().to_owned(),
+        ..second
+    };
+
+    // Rename, list, remove.
+    let r = app
+        .call(&pk_route(
+            "PATCH",
+            "/passkeys/{id}",
+            &path,
+            Some(&second),
+            Some(json!({"label": "Phone"})),
+        ))
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["label"].as_str()),
+        (200, Some("Phone")),
+        "{:?}",
+        r.body
+    );
+    let list = app
+        .call(&pk_route(
+            "GET",
+            "/passkeys",
+            "/passkeys",
+            Some(&second),
+            None,
+        ))
+        .await;
+    assert_eq!(list.status, 200);
+    let keys = list.body["passkeys"].as_array().unwrap();
+    assert_eq!(
+        keys.len(),
+        1,
+        "renaming replaced the passkey, it did not add one"
+    );
+    assert_eq!(
+        (
+            keys[0]["id"].as_str(),
+            keys[0]["label"].as_str(),
+            keys[0]["kind"].as_str()
+        ),
+        (Some(id.as_str()), Some("Phone"), Some("passkey"))
+    );
+    assert!(keys[0]["last_used_at"].is_i64(), "{keys:?}");
+    let r = app
+        .call(&pk_route(
+            "DELETE",
+            "/passkeys/{id}",
+            &path,
+            Some(&second),
+            None,
+        ))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = app
+        .call(&pk_route(
+            "DELETE",
+            "/passkeys/{id}",
+            &path,
+            Some(&second),
+            None,
+        ))
+        .await;
+    assert_eq!((r.status.as_u16(), r.code()), (404, "factor_not_found"));
+    // The removed passkey signs in no more; the password alone does again.
+    let s = app.call(&post("/passkeys/login/start", None, None)).await;
+    let answer = auth.get(&s.body["options"].to_string(), ORIGIN);
+    let g = app
+        .call(&post(
+            "/passkeys/login/finish",
+            None,
+            Some(json!({"ceremony": s.body["ceremony"], "credential": credential(&answer)})),
+        ))
+        .await;
+    assert_eq!((g.status.as_u16(), g.code()), (400, "passkey_refused"));
+    assert_eq!(
+        app.login("4025550190", "securepassword123").await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn without_a_relying_party_every_passkey_route_answers_passkeys_disabled() {
+    let app = TestApp::mongo().await;
+    let l = app.signed_in("4025550191").await;
+    for e in Endpoint::ALL
+        .iter()
+        .filter(|e| e.function() == Function::Passkeys)
+    {
+        let path = e.path().replace("{id}", "AAAA");
+        let r = app
+            .call(&pk_route(e.method(), e.path(), &path, Some(&l), None))
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.code()),
+            (403, "passkeys_disabled"),
+            "{} {}",
+            e.method(),
+            e.path()
+        );
+    }
 }

@@ -10,9 +10,10 @@
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use domain::{
+    config::{ConfigError, Vars},
     passkey::{
         Challenge, NewPasskey, PasskeyError, PasskeySettings, PasskeyUse, PasskeyUser,
-        PasskeyVerifier,
+        PasskeyVerifier, Passkeys,
     },
     types::UserId,
 };
@@ -104,6 +105,23 @@ impl WebauthnVerifier {
     pub fn from_settings(settings: Option<&PasskeySettings>) -> Result<Option<Self>, PasskeyError> {
         settings.map(Self::new).transpose()
     }
+}
+
+/// Passkeys as the variables set them (`PASSKEY_RP_ID`, `PASSKEY_ORIGINS`, ...), or `None`
+/// where `PASSKEY_RP_ID` is unset: the `passkeys` function's and the dev server's relying
+/// party (`edge::state::Wiring::with_passkeys`).
+pub fn from_vars(vars: &Vars) -> Result<Option<Passkeys>, ConfigError> {
+    let Some(settings) = PasskeySettings::from_vars(vars)? else {
+        return Ok(None);
+    };
+    let verifier = WebauthnVerifier::new(&settings).map_err(|e| ConfigError::Invalid {
+        name: "PASSKEY_RP_ID".to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok(Some(Passkeys {
+        settings,
+        verifier: Box::new(verifier),
+    }))
 }
 
 fn stored_passkey(stored: &str) -> Result<Passkey, PasskeyError> {
