@@ -2,12 +2,14 @@
 //! MongoDB when `MONGO_URI` is set and the embedded store otherwise. What API Gateway does in
 //! AWS is done here in small: CORS for a browser app on another port (`cors`), time and
 //! connection limits so slow or idle clients cannot hold the server (`limits`), and the JWT
-//! authorizer in front of the example protected route (`authorizer`).
+//! authorizer in front of the example protected route (`authorizer`); and a page that uses
+//! the API through the TypeScript client (`page`, at `/app/`).
 
 mod authorizer;
 mod cors;
 mod devlog;
 mod limits;
+mod page;
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -36,7 +38,7 @@ use tokio::{net::TcpListener, sync::Semaphore};
 
 use crate::{cors::Cors, limits::Limits};
 
-type Resp = hyper::Response<Full<Bytes>>;
+pub(crate) type Resp = hyper::Response<Full<Bytes>>;
 
 fn into_hyper(resp: lambda_http::Response<Body>) -> Resp {
     let (parts, body) = resp.into_parts();
@@ -121,14 +123,15 @@ async fn serve(
     let started = std::time::Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let user = devlog::user_of(req.headers());
-    let resp = match app.cors.preflight(&req) {
-        Some(resp) => resp,
-        None => {
-            let origin = app.cors.allowed_origin(req.headers());
-            let mut resp = handle(&app, req, peer, seq).await;
-            app.cors.decorate(resp.headers_mut(), origin);
-            resp
-        }
+    let resp = if let Some(resp) = app.cors.preflight(&req) {
+        resp
+    } else if let Some(resp) = page::serve(&method, &path).await {
+        resp
+    } else {
+        let origin = app.cors.allowed_origin(req.headers());
+        let mut resp = handle(&app, req, peer, seq).await;
+        app.cors.decorate(resp.headers_mut(), origin);
+        resp
     };
     devlog::request(
         &method,

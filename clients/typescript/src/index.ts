@@ -7,6 +7,7 @@
  */
 import createFetchClient from "openapi-fetch";
 import type { components, paths } from "./schema.js";
+import { creationOptions, credentialJson, requestOptions } from "./webauthn.js";
 
 export type { components, paths } from "./schema.js";
 export type User = components["schemas"]["User"];
@@ -17,6 +18,11 @@ export type ProfileChanges = Omit<components["schemas"]["update_user"], "_id">;
 export type Factor = components["schemas"]["Factor"];
 export type Factors = components["schemas"]["Factors"];
 export type TotpEnrolment = components["schemas"]["TotpEnrolment"];
+export type Passkey = components["schemas"]["Passkey"];
+export type PasskeyCeremony = components["schemas"]["PasskeyCeremony"];
+/** Where a ceremony's credential comes from: `navigator.credentials` in a browser. */
+export type Credentials = Pick<CredentialsContainer, "create" | "get">;
+export { creationOptions, credentialJson, requestOptions } from "./webauthn.js";
 /** A second factor as typed: an authenticator app's code, or one of the recovery codes. */
 export type SecondFactorProof = { code: string } | { recoveryCode: string };
 
@@ -265,6 +271,94 @@ export class UserApiClient {
       await this.authed((headers) => this.raw.POST("/mfa/recovery-codes", { headers })),
     );
     return data.recovery_codes;
+  }
+
+  /** Registers a passkey on this device for the signed-in account (after a step-up where it
+   * already has a second factor): the browser asks the user to verify. The session is then
+   * at AAL2; with the account's first factor, the recovery codes to show once come back. */
+  async registerPasskey(
+    label?: string,
+    credentials: Credentials = navigator.credentials,
+  ): Promise<{ factor: Factor; recoveryCodes: string[] }> {
+    const start = take<PasskeyCeremony>(
+      await this.authed((headers) => this.raw.POST("/passkeys/register/start", { headers })),
+    );
+    const made = await credentials.create(creationOptions(start.options as never));
+    const credential = credentialJson(made) as never;
+    const data = take<components["schemas"]["TotpEnrolled"]>(
+      await this.authed((headers) =>
+        this.raw.POST("/passkeys/register/finish", {
+          headers,
+          body: { ceremony: start.ceremony, credential, label },
+        }),
+      ),
+    );
+    this.raise(data.token, data.expires_in);
+    return { factor: data.factor, recoveryCodes: data.recovery_codes ?? [] };
+  }
+
+  /** Signs in with a passkey: with no identifier typed, or (given the `SecondFactorRequired`
+   * of a password login) as that sign-in's second factor. */
+  async signInWithPasskey(
+    challenge?: SecondFactorRequired | string,
+    credentials: Credentials = navigator.credentials,
+  ): Promise<Session> {
+    const mfa_token =
+      challenge === undefined ? undefined : typeof challenge === "string" ? challenge : challenge.mfaToken;
+    const start = take<PasskeyCeremony>(
+      await this.raw.POST("/passkeys/login/start", { body: mfa_token ? { mfa_token } : {} }),
+    );
+    const got = await credentials.get(requestOptions(start.options as never));
+    const credential = credentialJson(got) as never;
+    const data = take<components["schemas"]["LoginResponse"]>(
+      await this.raw.POST("/passkeys/login/finish", {
+        body: { ceremony: start.ceremony, credential, mfa_token },
+      }),
+    );
+    return this.keep(data);
+  }
+
+  /** Proves one of the account's passkeys again (`step_up_required`). */
+  async stepUpWithPasskey(credentials: Credentials = navigator.credentials): Promise<void> {
+    const start = take<PasskeyCeremony>(
+      await this.authed((headers) => this.raw.POST("/passkeys/step-up/start", { headers })),
+    );
+    const got = await credentials.get(requestOptions(start.options as never));
+    const credential = credentialJson(got) as never;
+    const data = take<components["schemas"]["RaisedSession"]>(
+      await this.authed((headers) =>
+        this.raw.POST("/passkeys/step-up/finish", {
+          headers,
+          body: { ceremony: start.ceremony, credential },
+        }),
+      ),
+    );
+    this.raise(data.token, data.expires_in);
+  }
+
+  /** The account's passkeys. */
+  async listPasskeys(): Promise<Passkey[]> {
+    const data = take<components["schemas"]["Passkeys"]>(
+      await this.authed((headers) => this.raw.GET("/passkeys", { headers })),
+    );
+    return data.passkeys;
+  }
+
+  async renamePasskey(id: string, label: string): Promise<Factor> {
+    return take<Factor>(
+      await this.authed((headers) =>
+        this.raw.PATCH("/passkeys/{id}", { headers, params: { path: { id } }, body: { label } }),
+      ),
+    );
+  }
+
+  /** Removes a passkey (after a step-up). */
+  async removePasskey(id: string): Promise<void> {
+    take(
+      await this.authed((headers) =>
+        this.raw.DELETE("/passkeys/{id}", { headers, params: { path: { id } } }),
+      ),
+    );
   }
 
   /** The session's new access token after its level rose. */

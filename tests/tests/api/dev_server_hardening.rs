@@ -547,3 +547,71 @@ fn a_wildcard_origin_or_a_bad_limit_stops_start_up() {
         "DEV_SERVER_HEADER_TIMEOUT_SECONDS",
     );
 }
+
+/// The page at /app/: HTML under a content security policy, the client's modules by name only
+/// (never a path out of its directory), GET only, and the API's routes untouched beside it.
+#[tokio::test]
+async fn the_page_is_served_at_app_and_nothing_outside_the_client_s_modules() {
+    let dir = tempfile_dir();
+    std::fs::create_dir_all(dir.join("dist/src")).unwrap();
+    std::fs::write(dir.join("dist/src/index.js"), "export const x = 1;\n").unwrap();
+    std::fs::write(dir.join("secret.js"), "not to be served\n").unwrap();
+    let server = start_with_env(&[("DEV_SERVER_CLIENT_DIR", dir.to_str().unwrap())]);
+    let base = &server.base;
+    let http = reqwest::Client::new();
+    let r = http.get(format!("{base}/app/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        header(&r, "content-security-policy").is_some_and(|c| c.contains("default-src 'self'"))
+    );
+    assert!(r.text().await.unwrap().contains("/app/client/index.js"));
+    let r = http
+        .get(format!("{base}/app/client/index.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        header(&r, "content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(r.text().await.unwrap(), "export const x = 1;\n");
+    for path in [
+        "/app/client/../../secret.js",
+        "/app/client/..%2F..%2Fsecret.js",
+        "/app/client/%2e%2e/secret.js",
+        "/app/secret.js",
+        "/app/client/",
+    ] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            !r.text().await.unwrap().contains("not to be served"),
+            "{path}"
+        );
+    }
+    // A module the build has not made: 404 with what to do.
+    let r = http
+        .get(format!("{base}/app/client/webauthn.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.text().await.unwrap().contains("npm run build"));
+    let r = http.post(format!("{base}/app/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // /application is not the page: the API answers it.
+    let r = http
+        .get(format!("{base}/application"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(header(&r, "content-type"), Some("application/problem+json"));
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("page-{}", api_tests::fresh_db()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
