@@ -19,7 +19,7 @@ pub(crate) async fn cold_init(table: &mut Table, starts: usize) {
         "JWT_PRIVATE_KEY": rsa_pem("a"), "SESSION_SECRET_KEY": SESSION_KEY});
     create_secret(&client, &secret, &value.to_string()).await;
     let db = fresh_db();
-    let secret_config = vec![
+    let mut secret_config = vec![
         ("SECRET_ID".to_owned(), secret.clone()),
         (
             "AWS_ENDPOINT_URL_SECRETS_MANAGER".to_owned(),
@@ -28,6 +28,7 @@ pub(crate) async fn cold_init(table: &mut Table, starts: usize) {
         ("DB_NAME".to_owned(), db.clone()),
         ("JWT_ALGORITHM".to_owned(), "RS256".to_owned()),
     ];
+    secret_config.extend(crate::common::passkey_vars());
     let measure = async |bin: &Path, name: &str, config: &[(String, String)]| {
         let mut times = Vec::new();
         for _ in 0..starts {

@@ -90,7 +90,17 @@ pub(crate) fn env_config(db: &str) -> Vec<(String, String)> {
         ("DB_NAME".into(), db.into()),
     ];
     c.extend(rs256_keys());
+    c.extend(passkey_vars());
     c
+}
+
+/// The relying party's settings, as the template gives the `passkeys` function (the others
+/// ignore them): its cold start builds webauthn-rs's relying party.
+pub(crate) fn passkey_vars() -> Vec<(String, String)> {
+    vec![
+        ("PASSKEY_RP_ID".into(), "example.com".into()),
+        ("PASSKEY_ORIGINS".into(), "https://app.example.com".into()),
+    ]
 }
 
 /// [`env_config`] with the HS256 keys of earlier deployments.
