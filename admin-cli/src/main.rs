@@ -17,6 +17,7 @@ use std::{
 };
 
 use domain::{
+    claims::Metadata,
     config::Vars,
     identity::{Email, Identifier},
     service::{
@@ -40,6 +41,10 @@ const USAGE: &str = "usage: user-admin <command>
   reset-mfa ID                   remove every second factor and recovery code of a user who
                                  lost them all (ends every session; tells the user by SMS and
                                  email where SMS_SENDER / EMAIL_SENDER are set)
+  set-roles ID [ROLE,...]        set the user's roles (app_metadata.roles; none clears them):
+                                 its next token carries them as `roles` and `role:<name>`
+                                 scopes; the rest of app_metadata stays
+  set-app-metadata ID JSON       replace the user's app_metadata (operators' metadata)
   delete ID                      delete the user and everything kept about them
   export [FILE]                  every user as JSON Lines, PHC hashes included (SENSITIVE)
   import [FILE]                  users from JSON Lines (this tool's export, mongoexport of the
@@ -168,6 +173,8 @@ fn view(u: &UserRecord) -> Value {
         "email": u.email().map(|e| e.as_str()),
         "email_verified": u.verified(domain::identity::IdentifierKind::Email),
         "disabled": u.disabled,
+        "app_metadata": u.app_metadata.as_map(),
+        "user_metadata": u.user_metadata.as_map(),
         "created_at": u.created_at,
         "updated_at": u.updated_at,
     })
@@ -186,6 +193,8 @@ async fn run(args: &[String]) -> Result<(), Fail> {
             | "logout-all"
             | "reset-mfa"
             | "reseal-mfa"
+            | "set-roles"
+            | "set-app-metadata"
             | "delete"
             | "export"
             | "import"
@@ -240,6 +249,41 @@ async fn run(args: &[String]) -> Result<(), Fail> {
         }
         "reset-mfa" => {
             let user = admin::reset_mfa(&cx, &actor, &id_arg(args)?).await?;
+            out(&view(&user))
+        }
+        "set-roles" | "set-app-metadata" => {
+            let id = id_arg(args)?;
+            let value = if command == "set-roles" {
+                let roles: Vec<&str> = args
+                    .get(2)
+                    .map(|r| {
+                        r.split(',')
+                            .map(str::trim)
+                            .filter(|r| !r.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut m = admin::find_by_id(&cx, &actor, &id)
+                    .await?
+                    .app_metadata
+                    .as_map()
+                    .clone();
+                if roles.is_empty() {
+                    m.remove("roles");
+                } else {
+                    m.insert("roles".to_owned(), json!(roles));
+                }
+                Value::Object(m)
+            } else {
+                let raw = args
+                    .get(2)
+                    .ok_or_else(|| Fail::Usage("set-app-metadata takes ID JSON".to_owned()))?;
+                serde_json::from_str(raw)
+                    .map_err(|e| Fail::Usage(format!("app_metadata is not JSON: {e}")))?
+            };
+            let m = Metadata::parse_app(value, cx.policy.claims.metadata_max_bytes)
+                .map_err(|e| Fail::Usage(format!("app_metadata {e}")))?;
+            let user = admin::set_app_metadata(&cx, &actor, &id, m).await?;
             out(&view(&user))
         }
         "logout-all" => {

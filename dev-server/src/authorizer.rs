@@ -70,6 +70,22 @@ fn verify(
             cx.issuer(),
         )
         .ok()?;
+    // Strings pass as they are; anything else as its JSON text, as API Gateway does.
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut extra: Vec<(String, String)> = claims
+        .extra
+        .iter()
+        .map(|(k, v)| (k.clone(), text(v)))
+        .collect();
+    if !claims.roles.is_empty() {
+        extra.push((
+            "roles".to_owned(),
+            serde_json::to_string(&claims.roles).unwrap_or_default(),
+        ));
+    }
     let claims: HashMap<String, String> = [
         ("sub", claims.sub),
         ("sid", claims.sid),
@@ -89,6 +105,7 @@ fn verify(
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(extra)
     .collect();
     let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
     jwt.claims = claims;

@@ -187,6 +187,8 @@ pub struct Settings {
     pub request_budget: Duration,
     /// Second factors: whether sign-ins use them, step-up freshness, the challenge's life.
     pub mfa: crate::mfa::MfaSettings,
+    /// Metadata limits and the claims tokens carry from it.
+    pub claims: crate::claims::ClaimSettings,
 }
 
 /// Variables as read: environment over file.
@@ -342,6 +344,7 @@ impl Settings {
             phone_change_ip_limit: vars.count("PHONE_CHANGE_IP_LIMIT", 20)?,
             request_budget: Duration::from_millis(vars.positive("REQUEST_BUDGET_MS", 8_000)?),
             mfa: crate::mfa::MfaSettings::from_vars(vars)?,
+            claims: crate::claims::ClaimSettings::from_vars(vars)?,
             refresh_reuse_grace: match vars.get("REFRESH_REUSE_GRACE_SECONDS") {
                 None => Duration::from_secs(5),
                 Some(v) => v

@@ -6,6 +6,7 @@
 //! in the `adapters` crate and the `edge` crate maps requests onto these operations.
 
 pub mod auth;
+pub mod claims;
 pub mod clock;
 pub mod config;
 pub mod credential;

@@ -278,6 +278,13 @@ impl From<domain::service::Error> for ApiError {
             E::FactorExists => Self::FactorExists,
             E::FactorNotFound => Self::FactorNotFound,
             E::PasskeyRefused => Self::PasskeyRefused,
+            E::TokenTooLarge => Self::Internal,
+            E::ClaimsTooLarge => Self::Validation(vec![FieldError {
+                path: String::new(),
+                message:
+                    "the roles and claims would make an access token over ACCESS_TOKEN_MAX_BYTES"
+                        .to_owned(),
+            }]),
             E::PasskeyLimit => Self::PasskeyLimit,
             E::PhoneUnverified => Self::PhoneUnverified,
             E::EmailUnverified => Self::EmailUnverified,

@@ -125,6 +125,8 @@ pub enum Endpoint {
     PasskeyList,
     PasskeyRename,
     PasskeyRemove,
+    AdminSetAppMetadata,
+    ExampleWhoamiEditor,
 }
 
 /// Who checks a request before the function sees it (API Gateway, per the template).
@@ -140,7 +142,7 @@ pub enum Authorization {
 
 impl Endpoint {
     /// Every endpoint, in the order the README lists them.
-    pub const ALL: [Self; 41] = [
+    pub const ALL: [Self; 43] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
@@ -182,6 +184,8 @@ impl Endpoint {
         Self::PasskeyList,
         Self::PasskeyRename,
         Self::PasskeyRemove,
+        Self::AdminSetAppMetadata,
+        Self::ExampleWhoamiEditor,
     ];
 
     /// (method, path, function) of each endpoint: the table itself.
@@ -234,6 +238,8 @@ impl Endpoint {
             Self::PasskeyList => ("GET", "/passkeys", Function::Passkeys),
             Self::PasskeyRename => ("PATCH", "/passkeys/{id}", Function::Passkeys),
             Self::PasskeyRemove => ("DELETE", "/passkeys/{id}", Function::Passkeys),
+            Self::AdminSetAppMetadata => ("PUT", "/admin/users/{id}/app-metadata", Function::Admin),
+            Self::ExampleWhoamiEditor => ("GET", "/example/whoami/editor", Function::Whoami),
         }
     }
 
@@ -243,6 +249,7 @@ impl Endpoint {
     pub const fn scopes(self) -> &'static [&'static str] {
         match self {
             Self::ExampleWhoamiAal2 => &["aal2"],
+            Self::ExampleWhoamiEditor => &["role:editor"],
             _ => &[],
         }
     }
@@ -256,8 +263,11 @@ impl Endpoint {
             | Self::AdminEnableUser
             | Self::AdminLogoutUser
             | Self::AdminDeleteUser
-            | Self::AdminResetMfa => Authorization::Iam,
-            Self::ExampleWhoami | Self::ExampleWhoamiAal2 => Authorization::Jwt,
+            | Self::AdminResetMfa
+            | Self::AdminSetAppMetadata => Authorization::Iam,
+            Self::ExampleWhoami | Self::ExampleWhoamiAal2 | Self::ExampleWhoamiEditor => {
+                Authorization::Jwt
+            }
             _ => Authorization::None,
         }
     }
@@ -275,7 +285,8 @@ impl Endpoint {
             | Self::AdminEnableUser
             | Self::AdminLogoutUser
             | Self::AdminDeleteUser
-            | Self::AdminResetMfa => "admin",
+            | Self::AdminResetMfa
+            | Self::AdminSetAppMetadata => "admin",
             Self::Refresh => "refresh",
             Self::VerifyPhoneStart => "verify_phone_start",
             Self::VerifyPhoneConfirm => "verify_phone_confirm",
@@ -286,7 +297,9 @@ impl Endpoint {
             Self::RecoverConfirm => "recover_confirm",
             Self::Jwks => "jwks",
             Self::OpenidConfiguration => "openid_configuration",
-            Self::ExampleWhoami | Self::ExampleWhoamiAal2 => "example_whoami",
+            Self::ExampleWhoami | Self::ExampleWhoamiAal2 | Self::ExampleWhoamiEditor => {
+                "example_whoami"
+            }
             Self::LoginMfa => "login_mfa",
             Self::MfaFactors | Self::TotpStart | Self::TotpConfirm | Self::MfaRemove => "mfa",
             Self::RecoveryCodes => "recovery_codes",

@@ -31,10 +31,11 @@ pub enum Body {
     PasskeyLogin,
     PasskeyStepUp,
     PasskeyRename,
+    AppMetadata,
 }
 
 /// Schema sources, by body, as shipped in `edge/schemas/`.
-pub const SOURCES: [(Body, &str, &str); 20] = [
+pub const SOURCES: [(Body, &str, &str); 21] = [
     (
         Body::Signup,
         "signup.json",
@@ -134,6 +135,11 @@ pub const SOURCES: [(Body, &str, &str); 20] = [
         Body::PasskeyRename,
         "passkey_rename.json",
         include_str!("../schemas/passkey_rename.json"),
+    ),
+    (
+        Body::AppMetadata,
+        "app_metadata.json",
+        include_str!("../schemas/app_metadata.json"),
     ),
 ];
 

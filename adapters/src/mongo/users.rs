@@ -9,6 +9,7 @@ use mongodb::{
     options::ReturnDocument,
 };
 
+use domain::claims::Metadata;
 use domain::credential::{CredentialKind, CredentialRecord, PASSWORD_ID};
 use domain::identity::{Email, Identifier, IdentifierKind, IdentifierRecord, PendingIdentifier};
 use domain::store::{
@@ -75,7 +76,34 @@ pub(super) fn user_doc(u: &UserRecord, rev: i64) -> Document {
     if let Some(c) = u.password() {
         d.insert("password_hash", c.secret.expose());
     }
+    // Absent while empty, as in every document made before metadata existed.
+    for (field, m) in [
+        ("app_metadata", &u.app_metadata),
+        ("user_metadata", &u.user_metadata),
+    ] {
+        if !m.is_empty() {
+            match mongodb::bson::to_document(m.as_map()) {
+                Ok(doc) => {
+                    d.insert(field, doc);
+                }
+                // Metadata is checked at the edge (`Metadata::parse`); not reached.
+                Err(e) => tracing::error!(error = %e, field, "metadata not storable"),
+            }
+        }
+    }
     d
+}
+
+/// A metadata object as stored (checked when written; anything unreadable reads as empty).
+fn metadata_of(d: &Document, field: &str) -> Metadata {
+    d.get_document(field)
+        .ok()
+        .and_then(|m| serde_json::to_value(m).ok())
+        .and_then(|v| match v {
+            serde_json::Value::Object(map) => Some(Metadata::stored(map)),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// The fields that say which identifier it is.
@@ -250,6 +278,8 @@ pub(super) fn user_from_doc(d: &Document) -> Result<UserRecord, StoreError> {
         pending,
         credentials,
         disabled: d.get_bool("disabled").unwrap_or(false),
+        app_metadata: metadata_of(d, "app_metadata"),
+        user_metadata: metadata_of(d, "user_metadata"),
         created_at,
         updated_at: int(d, "updated_at").unwrap_or_default(),
     })
@@ -273,6 +303,8 @@ fn replace_update(after: &UserRecord, rev: i64) -> Document {
         "pending_phone",
         "password_hash",
         "password",
+        "app_metadata",
+        "user_metadata",
     ] {
         if !set.contains_key(field) {
             unset.insert(field, "");
@@ -351,6 +383,24 @@ impl MongoStore {
                 unset.insert("disabled", "");
             }
             None => {}
+        }
+        // Each object replaced whole; an empty one removes the field, as documents without
+        // metadata have none.
+        for (field, m) in [
+            ("app_metadata", &patch.app_metadata),
+            ("user_metadata", &patch.user_metadata),
+        ] {
+            match m {
+                Some(m) if !m.is_empty() => {
+                    let doc = mongodb::bson::to_document(m.as_map())
+                        .map_err(|e| StoreError::Other(format!("{field}: {e}")))?;
+                    set.insert(field, doc);
+                }
+                Some(_) => {
+                    unset.insert(field, "");
+                }
+                None => {}
+            }
         }
         let mut update = doc! { "$set": set, "$inc": { "rev": 1_i64 } };
         if !unset.is_empty() {

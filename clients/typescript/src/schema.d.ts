@@ -185,6 +185,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/example/whoami/editor": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The example service behind a route that demands a role (scope `role:editor`).
+         * @description As /example/whoami, and the route lists `AuthorizationScopes: ["role:editor"]`: API
+         *     Gateway itself answers 403 `{"message": "Forbidden"}` to a valid token whose `scope`
+         *     lacks `role:editor` (an account whose `app_metadata.roles` does not hold `editor`), so
+         *     an app gates a route on a role with no Lambda authorizer. Deployed with
+         *     `JwtAuthorizerExample=true`.
+         */
+        get: operations["exampleWhoamiEditor"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/token/refresh": {
         parameters: {
             query?: never;
@@ -917,6 +941,35 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/users/{id}/app-metadata": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id, 24 hex digits. */
+                id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set a user's roles and operators' metadata (operators only).
+         * @description Replaces the account's `app_metadata` with the body. Its `roles` become the `roles`
+         *     claim and `role:<name>` scopes of the account's access tokens from the next one on (a
+         *     refresh included); the keys `TOKEN_CLAIMS` names become claims of the same name.
+         *     Tokens already issued keep what they say until they expire (15 minutes): end the
+         *     sessions too (POST /admin/users/{id}/logout) to cut a role at once. Refused with 400
+         *     where the claims would make an access token over `ACCESS_TOKEN_MAX_BYTES` (4096),
+         *     with nothing written. Audited with the operator's principal.
+         */
+        put: operations["adminSetAppMetadata"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -947,6 +1000,10 @@ export interface components {
             phone?: string;
             /** @description Canonical form (lower-cased, the domain IDNA-encoded). Absent when the account has none. */
             email?: string;
+            /** @description Set by operators only (roles, a tenant); what the access tokens carry. Absent while empty. */
+            app_metadata?: Record<string, never>;
+            /** @description Set by the user (PUT /user). Absent while empty. */
+            user_metadata?: Record<string, never>;
         };
         /** @description A user as an operator sees it. Names are as stored (a document another service wrote may hold empty ones). */
         AdminUser: {
@@ -956,6 +1013,10 @@ export interface components {
             last_name: string;
             phone?: string;
             email?: string;
+            /** @description Set by operators only (roles, a tenant); what the access tokens carry. Absent while empty. */
+            app_metadata?: Record<string, never>;
+            /** @description Set by the user (PUT /user). Absent while empty. */
+            user_metadata?: Record<string, never>;
             disabled: boolean;
             /** @description Unix seconds; 0 when the document has no timestamp. */
             created_at: number;
@@ -1254,6 +1315,8 @@ export interface components {
             email?: string;
             /** @description The language of the mail sent to a new email address (a BCP 47 tag such as de or pt-BR); only with email. Without it the Accept-Language header decides, then English. */
             locale?: string;
+            /** @description The user's own metadata (preferences, say): replaces what was there; at most METADATA_MAX_BYTES (4096) as JSON, keys without a leading '$' or a '.'. Operators' app_metadata (roles) is set only through the admin routes. */
+            user_metadata?: Record<string, never>;
         };
         /** DeleteUserRequest */
         delete_user: {
@@ -1344,6 +1407,24 @@ export interface components {
                 clientExtensionResults?: Record<string, never>;
                 extensions?: Record<string, never>;
             };
+        };
+        value: (string | number | boolean | null) | components["schemas"]["value"][] | {
+            [key: string]: components["schemas"]["value"];
+        };
+        /**
+         * AppMetadata
+         * @description The operators' metadata of an account, replacing what was there: any JSON object within METADATA_MAX_BYTES (4096) whose keys have no leading '$' and no '.'. `roles` become the `roles` claim and `role:<name>` scopes of the account's access tokens; the keys TOKEN_CLAIMS names (e.g. tenant) become claims of the same name.
+         */
+        app_metadata: {
+            /** @description Role names: letters, digits, '_', '-', '.', ':'. */
+            roles?: string[];
+            $defs: {
+                value: (string | number | boolean | null) | components["schemas"]["value"][] | {
+                    [key: string]: components["schemas"]["value"];
+                };
+            };
+        } & {
+            [key: string]: components["schemas"]["value"];
         };
     };
     responses: {
@@ -2202,6 +2283,55 @@ export interface operations {
             };
             401: components["responses"]["JwtAuthorizerUnauthorized"];
             /** @description API Gateway's own answer (the dev server's too) to a valid token whose `scope` lacks `aal2`; the function never runs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        message: "Forbidden";
+                    };
+                };
+            };
+        };
+    };
+    exampleWhoamiEditor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller as the authorizer verified them, with the role. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        user_id: components["schemas"]["ObjectId"];
+                        /** @description The token's claims as API Gateway passes them on (strings; `amr` as its JSON text). */
+                        claims: {
+                            sub: string;
+                            sid: string;
+                            iss: string;
+                            aud: string;
+                            iat: string;
+                            nbf: string;
+                            exp: string;
+                            scope: string;
+                        } & {
+                            [key: string]: string;
+                        };
+                    };
+                };
+            };
+            401: components["responses"]["JwtAuthorizerUnauthorized"];
+            /** @description API Gateway's own answer (the dev server's too) to a valid token whose `scope` lacks `role:editor`; the function never runs. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3219,6 +3349,31 @@ export interface operations {
             400: components["responses"]["AdminBadRequest"];
             401: components["responses"]["AdminUnauthorized"];
             404: components["responses"]["UserNotFound"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminSetAppMetadata: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id, 24 hex digits. */
+                id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["app_metadata"];
+            };
+        };
+        responses: {
+            200: components["responses"]["AdminUser"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            404: components["responses"]["UserNotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };

@@ -4,6 +4,8 @@
 
 use super::{Ctx, Error, lifecycle::erase};
 use crate::{
+    claims::Metadata,
+    credential::Assurance,
     identity::Identifier,
     store::{UserPatch, UserRecord},
     types::UserId,
@@ -75,6 +77,53 @@ pub async fn set_disabled(
     } else {
         audit(actor, action, id, "success");
     }
+    Ok(user)
+}
+
+/// Replaces the operators' metadata of the user (roles, a tenant: what its tokens carry from
+/// its next token on, a refresh included). Refused, with nothing written, where the claims
+/// would make an access token over `ACCESS_TOKEN_MAX_BYTES` (a token this size is signed
+/// once as a trial). Tokens already issued keep their roles until they expire: end the
+/// sessions too to cut a role at once.
+pub async fn set_app_metadata(
+    cx: &Ctx<'_>,
+    actor: &Actor,
+    id: &UserId,
+    app_metadata: Metadata,
+) -> Result<UserRecord, Error> {
+    let Some(user) = cx.store.find_user(id).await? else {
+        audit(actor, "set_app_metadata", id, "not_found");
+        return Err(Error::UserNotFound);
+    };
+    let trial = UserRecord {
+        app_metadata: app_metadata.clone(),
+        ..user
+    };
+    // The largest assurance a session can reach, and a session id of full length.
+    let widest = Assurance {
+        amr: ["pwd", "otp", "hwk", "swk", "sms", "kba", "mfa"]
+            .map(str::to_owned)
+            .to_vec(),
+        auth_time: cx.now,
+        aal2_at: Some(cx.now),
+    };
+    if let Err(e) = super::session::sign(cx, &trial, &"A".repeat(22), &widest) {
+        audit(actor, "set_app_metadata", id, "too_large");
+        return Err(match e {
+            Error::TokenTooLarge => Error::ClaimsTooLarge,
+            other => other,
+        });
+    }
+    let patch = UserPatch {
+        app_metadata: Some(app_metadata),
+        ..UserPatch::default()
+    };
+    let user = cx
+        .store
+        .update_user(id, &patch, cx.now)
+        .await?
+        .ok_or(Error::UserNotFound)?;
+    audit(actor, "set_app_metadata", id, "success");
     Ok(user)
 }
 

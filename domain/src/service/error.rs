@@ -72,6 +72,12 @@ pub enum Error {
     PasskeyLimit,
     #[error("too many attempts")]
     TooManyAttempts { retry_after_secs: u64 },
+    /// The account's claims make an access token over `ACCESS_TOKEN_MAX_BYTES`.
+    #[error("the access token would exceed ACCESS_TOKEN_MAX_BYTES")]
+    TokenTooLarge,
+    /// Metadata an operator set would make the account's tokens too large.
+    #[error("the roles and claims would make an access token over ACCESS_TOKEN_MAX_BYTES")]
+    ClaimsTooLarge,
     /// The country or daily SMS budget ran out between the guard's look and the send: 429
     /// where it is answered, and where the answer must not tell whether the phone has an
     /// account (recovery), answered as if nothing had been sent.

@@ -154,6 +154,8 @@ impl ImportRecord {
             pending: Vec::new(),
             credentials: vec![password],
             disabled: self.disabled,
+            app_metadata: crate::claims::Metadata::default(),
+            user_metadata: crate::claims::Metadata::default(),
             created_at,
             updated_at: self.updated_at.unwrap_or(now),
         })

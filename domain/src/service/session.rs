@@ -7,6 +7,7 @@ use super::{
 };
 use crate::{
     auth::{device, password, token},
+    claims::Grants,
     credential::{Assurance, CredentialKind, Opened},
     identity::{Identifier, IdentifierKind},
     mfa::{self, MfaMode},
@@ -356,15 +357,7 @@ async fn open_session(
         ..SessionRecord::default()
     };
     cx.store.insert_session(&session).await?;
-    let token = tokens
-        .issue_for(
-            cx.issuer(),
-            &user.id,
-            &session.id,
-            u64::try_from(cx.now).unwrap_or_default(),
-            &session.assurance,
-        )
-        .map_err(|e| Error::internal("jwt signing", e))?;
+    let token = sign(cx, user, &session.id, &session.assurance)?;
     Ok((
         LoginGrant {
             token,
@@ -409,7 +402,7 @@ pub async fn refresh(cx: &Ctx<'_>, refresh_token: &str) -> Result<RefreshGrant, 
             )
             .await?;
         match rotated {
-            Some(_) => return grant(cx, &session, next),
+            Some(_) => return grant(cx, &session, next).await,
             // Another request rotated it first: read what it left and go on below.
             None => cx
                 .store
@@ -426,7 +419,7 @@ pub async fn refresh(cx: &Ctx<'_>, refresh_token: &str) -> Result<RefreshGrant, 
     {
         let next = tokens.refresh_successor(secret);
         if tokens.refresh_matches(&next, &session.refresh_digest) {
-            return grant(cx, &session, next);
+            return grant(cx, &session, next).await;
         }
     }
     if session
@@ -441,19 +434,18 @@ pub async fn refresh(cx: &Ctx<'_>, refresh_token: &str) -> Result<RefreshGrant, 
     Err(Error::Unauthorized)
 }
 
-/// A new access token for `session` beside the refresh token `next`.
-fn grant(cx: &Ctx<'_>, session: &SessionRecord, next: String) -> Result<RefreshGrant, Error> {
+/// A new access token for `session` beside the refresh token `next`, carrying the account's
+/// grants as they are now (an operator's change of roles shows in the next token).
+async fn grant(cx: &Ctx<'_>, session: &SessionRecord, next: String) -> Result<RefreshGrant, Error> {
     let tokens = cx.tokens();
+    let user = cx
+        .store
+        .find_user(&session.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or(Error::Unauthorized)?;
     // The session's assurance as it stands: a refresh keeps it and never raises it.
-    let token = tokens
-        .issue_for(
-            cx.issuer(),
-            &session.user_id,
-            &session.id,
-            u64::try_from(cx.now).unwrap_or_default(),
-            &session.assurance(),
-        )
-        .map_err(|e| Error::internal("jwt signing", e))?;
+    let token = sign(cx, &user, &session.id, &session.assurance())?;
     tracing::info!(target: "audit", event = "token_refresh", outcome = "success", user_id = %session.user_id);
     Ok(RefreshGrant {
         token,
@@ -463,20 +455,47 @@ fn grant(cx: &Ctx<'_>, session: &SessionRecord, next: String) -> Result<RefreshG
     })
 }
 
-/// A fresh access token for the caller's session, carrying its assurance as it stands (after a
-/// step-up), and its lifetime in seconds.
-pub fn access_token(cx: &Ctx<'_>, caller: &Caller) -> Result<(String, u64), Error> {
-    let tokens = cx.tokens();
-    let token = tokens
+/// Signs an access token of `user`'s session `sid` with `assurance` and the account's grants
+/// (roles, scopes, mapped claims). Over `ACCESS_TOKEN_MAX_BYTES` nothing is issued: the
+/// caller gets an internal error and the log says which account and why (an operator trims
+/// its `app_metadata`), rather than a token some proxy or header limit would cut.
+pub(super) fn sign(
+    cx: &Ctx<'_>,
+    user: &UserRecord,
+    sid: &str,
+    assurance: &Assurance,
+) -> Result<String, Error> {
+    let grants = Grants::of(&user.app_metadata, &cx.policy.claims);
+    let token = cx
+        .tokens()
         .issue_for(
             cx.issuer(),
-            &caller.user_id,
-            &caller.session_id,
+            &user.id,
+            sid,
             u64::try_from(cx.now).unwrap_or_default(),
-            &caller.assurance,
+            assurance,
+            &grants,
         )
         .map_err(|e| Error::internal("jwt signing", e))?;
-    Ok((token, tokens.ttl().as_secs()))
+    let max = cx.policy.claims.token_max_bytes;
+    if token.len() > max {
+        tracing::error!(user_id = %user.id, size = token.len(), max,
+            "access token over ACCESS_TOKEN_MAX_BYTES: not issued; trim the account's app_metadata");
+        return Err(Error::TokenTooLarge);
+    }
+    Ok(token)
+}
+
+/// A fresh access token for the caller's session, carrying its assurance as it stands (after a
+/// step-up) and the account's grants, and its lifetime in seconds.
+pub async fn access_token(cx: &Ctx<'_>, caller: &Caller) -> Result<(String, u64), Error> {
+    let user = cx
+        .store
+        .find_user(&caller.user_id)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let token = sign(cx, &user, &caller.session_id, &caller.assurance)?;
+    Ok((token, cx.tokens().ttl().as_secs()))
 }
 
 /// Stores a hash at the current parameters. Best effort: the login succeeds either way.

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use crate::{
+    claims::Metadata,
     credential::{CredentialKind, CredentialRecord, PASSWORD_ID},
     identity::{Email, Identifier, IdentifierKind, IdentifierRecord, PendingIdentifier},
     types::{Name, Phone, UserId},
@@ -70,6 +71,10 @@ pub struct UserRecord {
     pub credentials: Vec<StoredCredential>,
     /// Set by an operator: the account cannot log in and has no sessions.
     pub disabled: bool,
+    /// Set by operators only (roles, a tenant): what access tokens carry.
+    pub app_metadata: Metadata,
+    /// Set by the user (PUT /user).
+    pub user_metadata: Metadata,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -97,6 +102,8 @@ impl UserRecord {
             pending: Vec::new(),
             credentials: vec![StoredCredential::password(password_hash, now)],
             disabled: false,
+            app_metadata: Metadata::default(),
+            user_metadata: Metadata::default(),
             created_at: now,
             updated_at: now,
         }
@@ -234,6 +241,10 @@ pub struct UserPatch {
     pub identifiers: Vec<IdentifierChange>,
     /// Credentials added or removed, in order.
     pub credentials: Vec<CredentialChange>,
+    /// Replaces the operators' metadata.
+    pub app_metadata: Option<Metadata>,
+    /// Replaces the user's metadata.
+    pub user_metadata: Option<Metadata>,
 }
 
 impl UserPatch {
@@ -286,6 +297,12 @@ impl UserPatch {
         }
         if let Some(v) = self.disabled {
             user.disabled = v;
+        }
+        if let Some(m) = &self.app_metadata {
+            user.app_metadata = m.clone();
+        }
+        if let Some(m) = &self.user_metadata {
+            user.user_metadata = m.clone();
         }
         for change in &self.identifiers {
             apply_identifier(user, change, now);

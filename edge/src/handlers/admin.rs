@@ -13,8 +13,10 @@ use super::{
 use crate::{
     error::{ApiError, FieldError},
     routes::Endpoint,
+    schema,
 };
 use domain::{
+    claims::Metadata,
     identity::{Email, Identifier},
     service::{
         Ctx,
@@ -179,6 +181,17 @@ pub(super) async fn handle(
         Endpoint::AdminResetMfa => {
             let id = user_id(endpoint, req)?;
             Ok(view(&admin::reset_mfa(cx, &actor, &id).await?))
+        }
+        Endpoint::AdminSetAppMetadata => {
+            let id = user_id(endpoint, req)?;
+            let body = input.body::<serde_json::Value>(schema::Body::AppMetadata)?;
+            let m = super::user::metadata(
+                "",
+                body,
+                cx.policy.claims.metadata_max_bytes,
+                Metadata::parse_app,
+            )?;
+            Ok(view(&admin::set_app_metadata(cx, &actor, &id, m).await?))
         }
         _ => Err(ApiError::NotFound),
     }

@@ -82,8 +82,8 @@ pub(super) struct Raised {
     aal: u8,
 }
 
-pub(super) fn raised(cx: &Ctx<'_>, caller: &Caller) -> Result<Raised, ApiError> {
-    let (token, expires_in) = service::access_token(cx, caller)?;
+pub(super) async fn raised(cx: &Ctx<'_>, caller: &Caller) -> Result<Raised, ApiError> {
+    let (token, expires_in) = service::access_token(cx, caller).await?;
     Ok(Raised {
         token,
         token_type: "Bearer",
@@ -165,7 +165,7 @@ async fn totp_confirm(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>,
         .map(|l| l.trim().to_owned())
         .filter(|l| !l.is_empty());
     let e = mfa::confirm_totp(cx, &caller, &id, &body.code, label).await?;
-    let session = raised(cx, &e.caller)?;
+    let session = raised(cx, &e.caller).await?;
     Ok(reply::json(
         StatusCode::CREATED,
         &EnrolledView {
@@ -208,7 +208,10 @@ async fn step_up(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiE
     let proof = Proof::try_from(input.body::<ProofBody>(schema::Body::StepUp)?)?;
     let caller = enrolling_caller(cx, input.req).await?;
     let raised_caller = mfa::step_up(cx, &caller, &proof).await?;
-    Ok(reply::json(StatusCode::OK, &raised(cx, &raised_caller)?))
+    Ok(reply::json(
+        StatusCode::OK,
+        &raised(cx, &raised_caller).await?,
+    ))
 }
 
 /// The `mfa` function's endpoints.

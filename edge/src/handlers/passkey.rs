@@ -87,7 +87,7 @@ async fn register_finish(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Bod
     let id = ceremony(&body.ceremony)?;
     let answer = body.credential.to_string();
     let e = passkey::finish_registration(cx, pk, &caller, &id, &answer, label(body.label)).await?;
-    let session = raised(cx, &e.caller)?;
+    let session = raised(cx, &e.caller).await?;
     Ok(reply::json(
         StatusCode::CREATED,
         &EnrolledView {
@@ -164,7 +164,10 @@ async fn step_up_finish(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body
     let id = ceremony(&body.ceremony)?;
     let raised_caller =
         passkey::finish_step_up(cx, pk, &caller, &id, &body.credential.to_string()).await?;
-    Ok(reply::json(StatusCode::OK, &raised(cx, &raised_caller)?))
+    Ok(reply::json(
+        StatusCode::OK,
+        &raised(cx, &raised_caller).await?,
+    ))
 }
 
 #[derive(Serialize)]

@@ -32,6 +32,16 @@ pub(super) struct UserView<'a> {
     phone: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<&'a str>,
+    /// Set by operators (roles, a tenant); absent while empty, as in the seed's answers.
+    #[serde(skip_serializing_if = "metadata_empty")]
+    app_metadata: &'a serde_json::Map<String, serde_json::Value>,
+    /// Set by the user; absent while empty.
+    #[serde(skip_serializing_if = "metadata_empty")]
+    user_metadata: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+fn metadata_empty(m: &&serde_json::Map<String, serde_json::Value>) -> bool {
+    m.is_empty()
 }
 
 impl<'a> From<&'a UserRecord> for UserView<'a> {
@@ -43,6 +53,8 @@ impl<'a> From<&'a UserRecord> for UserView<'a> {
             last_name: u.last_name.as_str(),
             phone: u.phone().map(|p| p.as_str()),
             email: u.email().map(|e| e.as_str()),
+            app_metadata: u.app_metadata.as_map(),
+            user_metadata: u.user_metadata.as_map(),
         }
     }
 }

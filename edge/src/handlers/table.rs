@@ -65,7 +65,8 @@ pub fn admin<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFutur
         | Endpoint::AdminEnableUser
         | Endpoint::AdminLogoutUser
         | Endpoint::AdminDeleteUser
-        | Endpoint::AdminResetMfa => Box::pin(admin::handle(cx, e, input)),
+        | Endpoint::AdminResetMfa
+        | Endpoint::AdminSetAppMetadata => Box::pin(admin::handle(cx, e, input)),
         _ => not_here(),
     }
 }

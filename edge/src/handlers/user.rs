@@ -7,8 +7,12 @@ use super::{
     extract::{Input, account_phone, caller, email, enrolling_caller, field, new_password},
     reply::{self, UserView},
 };
-use crate::{error::ApiError, schema};
+use crate::{
+    error::{ApiError, FieldError},
+    schema,
+};
 use domain::{
+    claims::{Metadata, MetadataError},
     service::{self, Ctx, ProfileUpdate},
     store::UserPatch,
     types::{Invalid, Name, Password, Phone, UserId},
@@ -43,11 +47,27 @@ struct UpdateBody {
     locale: Option<String>,
     password: Option<String>,
     current_password: Option<String>,
+    user_metadata: Option<serde_json::Value>,
 }
 
 /// Tells a present `null` (`Some(None)`) from an absent field (`None`, by `default`).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
+}
+
+/// The user's metadata as `/user_metadata` admits it (an object within `METADATA_MAX_BYTES`).
+pub(super) fn metadata(
+    path: &str,
+    value: serde_json::Value,
+    max_bytes: usize,
+    parse: fn(serde_json::Value, usize) -> Result<Metadata, MetadataError>,
+) -> Result<Metadata, ApiError> {
+    parse(value, max_bytes).map_err(|e| {
+        ApiError::Validation(vec![FieldError {
+            path: path.to_owned(),
+            message: e.to_string(),
+        }])
+    })
 }
 
 impl TryFrom<UpdateBody> for ProfileUpdate {
@@ -89,7 +109,21 @@ impl TryFrom<UpdateBody> for ProfileUpdate {
 /// Updates the caller's own profile; a phone or password change needs `current_password`.
 pub(super) async fn put_user(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
     let caller = caller(cx, input.req).await?;
-    let mut update = ProfileUpdate::try_from(input.body::<UpdateBody>(schema::Body::UpdateUser)?)?;
+    let mut body = input.body::<UpdateBody>(schema::Body::UpdateUser)?;
+    let user_metadata = body
+        .user_metadata
+        .take()
+        .map(|m| {
+            metadata(
+                "/user_metadata",
+                m,
+                cx.policy.claims.metadata_max_bytes,
+                Metadata::parse,
+            )
+        })
+        .transpose()?;
+    let mut update = ProfileUpdate::try_from(body)?;
+    update.patch.user_metadata = user_metadata;
     if let Some(p) = update.phone.take() {
         update.phone = Some(account_phone(cx, "/phone", p)?);
     }

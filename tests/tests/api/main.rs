@@ -5,6 +5,7 @@
 
 mod admin;
 mod audit;
+mod claims;
 mod concurrency;
 mod conformance;
 mod dev_server;

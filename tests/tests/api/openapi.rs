@@ -752,6 +752,11 @@ fn as_broken(c: &Ctx, method: &str, path: &str, body: Option<Value>) -> Value {
     body.map_or_else(|| ev.clone(), |b| with_json_body(ev.clone(), &b))
 }
 const PK_PHONE: &str = "5550000801";
+/// PUT /admin/users/{id}/app-metadata of `body` (as JSON, if any), IAM-signed.
+fn app_metadata(id: &str, body: Option<Value>) -> Value {
+    let ev = admin_event_for("PUT", "/admin/users/{id}/app-metadata", id, "");
+    body.map_or_else(|| ev.clone(), |b| with_json_body(ev.clone(), &b))
+}
 /// A passkey route (METHOD, documented path, `{id}` filled with `id`) as `l`, or with no
 /// session, with `body` as JSON if given.
 fn pk_event(method: &str, path: &str, id: &str, l: Option<&Login>, body: Option<Value>) -> Value {
@@ -1125,6 +1130,17 @@ fn cases() -> Vec<Case> {
         // GET /example/whoami/aal2 (the authorizer requires the aal2 scope)
         case("example aal2 whoami with the authorizer's claims", |_| event_for("GET", "/example/whoami/aal2")),
         case("example aal2 whoami reached without the authorizer", |_| without_iam(event_for("GET", "/example/whoami/aal2"))),
+        case("example editor whoami with the authorizer's claims", |_| event_for("GET", "/example/whoami/editor")),
+        case("example editor whoami reached without the authorizer", |_| without_iam(event_for("GET", "/example/whoami/editor"))),
+        // PUT /admin/users/{id}/app-metadata
+        case("admin sets roles", |c| app_metadata(&c.plain.id, Some(json!({"roles": ["editor"], "tenant": "acme"})))),
+        case("admin sets roles with a space in one", |c| app_metadata(&c.target.0, Some(json!({"roles": ["an editor"]})))),
+        case("admin sets app metadata with malformed JSON", |c| with_raw_body(app_metadata(&c.target.0, None), "{\"roles")),
+        case("admin sets app metadata over 16 KiB", |c| app_metadata(&c.target.0, Some(huge("x")))),
+        case("admin sets app metadata without Content-Type", |c| with_header(app_metadata(&c.target.0, Some(json!({}))), CT, None)),
+        case("admin sets app metadata of an unknown user", |_| app_metadata(&UserId::new().to_hex(), Some(json!({})))),
+        case("admin sets app metadata without IAM", |c| without_iam(app_metadata(&c.target.0, Some(json!({}))))),
+        case("admin sets app metadata, database down", |c| app_metadata(&c.nobody.id, Some(json!({})))).on(Down),
         // REQUIRE_MFA off and required.
         case("signup, second factors off", |_| signup_of(&signup_body(MFA_PHONE))).on(MfaOff),
         case("login, second factors off", |_| login_as(MFA_PHONE, PASSWORD)).on(MfaOff).keep(Keep::Other),
@@ -1688,6 +1704,7 @@ fn sample(file: &str, id: &str, fresh_phone: &str) -> Value {
         "passkey_register.json" | "passkey_login.json" | "passkey_step_up.json" => pk_answer(),
         "passkey_login_start.json" => json!({}),
         "passkey_rename.json" => json!({"label": "Laptop"}),
+        "app_metadata.json" => json!({"roles": ["editor"]}),
         other => panic!("no sample body for {other}: add one"),
     }
 }
@@ -2120,6 +2137,12 @@ fn valid_values(schema: &Value) -> BoxedStrategy<Value> {
                 "null" => Just(Value::Null).boxed(),
                 "string" => valid_strings(schema),
                 "object" => valid_objects(schema),
+                "array" => {
+                    let max = schema["maxItems"].as_u64().unwrap_or(3).min(3) as usize;
+                    prop::collection::vec(valid_values(&schema["items"]), 0..=max)
+                        .prop_map(Value::Array)
+                        .boxed()
+                }
                 other => panic!("the body fuzzer has no generator for type {other}: add one"),
             })
             .collect();

@@ -19,6 +19,7 @@ use super::{
     seal::SealKeys,
 };
 use crate::{
+    claims::{Grants, RESERVED_CLAIMS},
     config::{JwtKey, KeySet, Secret},
     credential::Assurance,
     otp::CodeHasher,
@@ -54,10 +55,17 @@ pub struct Claims {
     /// Unix seconds of the last authentication (0 in an earlier release's tokens).
     #[serde(default)]
     pub auth_time: u64,
-    /// The levels reached (`aal1`, `aal1 aal2`): what API Gateway's JWT authorizer checks
-    /// against a route's `AuthorizationScopes`.
+    /// The levels reached (`aal1`, `aal1 aal2`) and the account's roles as scopes
+    /// (`role:editor`): what API Gateway's JWT authorizer checks against a route's
+    /// `AuthorizationScopes`.
     #[serde(default)]
     pub scope: String,
+    /// The account's roles (`app_metadata.roles`); absent when it has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Claims mapped from `app_metadata` by `TOKEN_CLAIMS` (never a reserved name).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 fn password_amr() -> Vec<String> {
@@ -202,11 +210,20 @@ impl TokenKeys {
         now: u64,
     ) -> Result<String, TokenError> {
         let at = i64::try_from(now).unwrap_or(i64::MAX);
-        self.issue_for(issuer, user, sid, now, &Assurance::single("pwd", at))
+        self.issue_for(
+            issuer,
+            user,
+            sid,
+            now,
+            &Assurance::single("pwd", at),
+            &Grants::default(),
+        )
     }
 
     /// Signs a JWT from `issuer` for `user` in session `sid`, issued at `now` (Unix seconds),
-    /// carrying what the session's authentication proved.
+    /// carrying what the session's authentication proved and what the account is granted
+    /// (its roles, as claims and scopes, and its mapped claims; a reserved name among those
+    /// is dropped, never written over the token's own).
     pub fn issue_for(
         &self,
         issuer: &str,
@@ -214,12 +231,25 @@ impl TokenKeys {
         sid: &str,
         now: u64,
         assurance: &Assurance,
+        grants: &Grants,
     ) -> Result<String, TokenError> {
+        let mut scope = assurance.scope().to_owned();
+        for s in &grants.scopes {
+            scope.push(' ');
+            scope.push_str(s);
+        }
         let claims = Claims {
             amr: assurance.amr.clone(),
             aal: assurance.aal(),
             auth_time: u64::try_from(assurance.auth_time).unwrap_or_default(),
-            scope: assurance.scope().to_owned(),
+            scope,
+            roles: grants.roles.clone(),
+            extra: grants
+                .claims
+                .iter()
+                .filter(|(k, _)| !RESERVED_CLAIMS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             sub: user.to_hex(),
             sid: sid.to_owned(),
             iat: now,

@@ -20,6 +20,7 @@ on_every_store!(
         password_checks_are_counted_and_locked_alike,
         budgets_count_within_their_limit_alike,
         users_are_disabled_deleted_and_walked_alike,
+        metadata_is_kept_replaced_and_cleared_alike,
     ],
     racing: [
         forty_racing_reservations_grant_only_the_threshold,
@@ -422,5 +423,83 @@ async fn users_are_disabled_deleted_and_walked_alike(store: &dyn Store) {
         store.consume("k:user:10", 5, 60, 1_000).await.unwrap(),
         Consumed::Within { count: 2 },
         "a key sharing the prefix keeps its count"
+    );
+}
+
+/// Both metadata objects: kept as written (nested values, numbers, lists), each replaced whole
+/// by a patch without touching the other or any other field, cleared by an empty object, and
+/// carried through an update of identifiers (the read-and-swap path) unchanged.
+async fn metadata_is_kept_replaced_and_cleared_alike(store: &dyn Store) {
+    use domain::claims::Metadata;
+    use serde_json::json;
+    let m = |v: serde_json::Value| Metadata::parse_app(v, 4096).unwrap();
+    let a = user("5550071").build();
+    store.insert_user(&a).await.unwrap();
+    let app = m(
+        json!({"roles": ["editor"], "tenant": "acme", "limits": {"n": 3, "f": 1.5, "on": true, "none": null}}),
+    );
+    let mine = m(json!({"theme": "dark", "langs": ["en", "fr"]}));
+    let patch = UserPatch {
+        app_metadata: Some(app.clone()),
+        user_metadata: Some(mine.clone()),
+        ..UserPatch::default()
+    };
+    let after = store
+        .update_user(&a.id, &patch, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((&after.app_metadata, &after.user_metadata), (&app, &mine));
+    assert_eq!(after.first_name, a.first_name);
+    let read = store.find_user(&a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (read.app_metadata, read.user_metadata),
+        (app.clone(), mine.clone())
+    );
+    // One replaced, the other left alone.
+    let other = m(json!({"theme": "light"}));
+    let patch = UserPatch {
+        user_metadata: Some(other.clone()),
+        ..UserPatch::default()
+    };
+    let after = store
+        .update_user(&a.id, &patch, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((&after.app_metadata, &after.user_metadata), (&app, &other));
+    // Through the read-and-swap path (an identifier change): unchanged.
+    let patch = UserPatch {
+        identifiers: vec![IdentifierChange::Set {
+            identifier: domain::identity::Identifier::Phone(Phone::parse("5550072").unwrap()),
+            verified_at: None,
+        }],
+        ..UserPatch::default()
+    };
+    let after = store
+        .update_user(&a.id, &patch, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((&after.app_metadata, &after.user_metadata), (&app, &other));
+    // Cleared.
+    let patch = UserPatch {
+        app_metadata: Some(Metadata::default()),
+        ..UserPatch::default()
+    };
+    let after = store
+        .update_user(&a.id, &patch, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(after.app_metadata.is_empty());
+    assert!(
+        store
+            .find_user(&a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .app_metadata
+            .is_empty()
     );
 }
