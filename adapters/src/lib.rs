@@ -28,6 +28,12 @@ pub fn sms_sender(settings: &SmsSettings) -> Option<Arc<dyn SmsSender>> {
     })
 }
 
+/// The caller of signed webhook hooks: a [`domain::hooks::MakeHookCaller`] for functions whose
+/// routes run hooks. One HTTP connector serves every hook of the process.
+pub fn hook_caller() -> Option<Arc<dyn domain::hooks::HookCaller>> {
+    Some(Arc::new(webhook::HookWebhookCaller::new()))
+}
+
 /// The mail sender `settings` select, or `None` when no `EMAIL_SENDER` is set (mail is off).
 /// A [`domain::email::MakeMailer`] for functions whose routes send mail.
 pub fn mail_sender(settings: &MailSettings) -> Option<Arc<dyn MailSender>> {

@@ -33,6 +33,7 @@
 //! | `CodeFailureCaps`  | Count        | `code_failure_cap`|                 |
 //! | `FactorChanges`    | Count        | `factor_change`   | `outcome`       |
 //! | `StepUps`          | Count        | `step_up`         | `outcome`       |
+//! | `HookFailures`     | Count        | `hook`            | `outcome`       |
 //! | `ColdStarts`       | Count        | (first invocation)|                 |
 //! | `StoreLatency`     | Milliseconds | (each store call) |                 |
 //!
@@ -70,11 +71,13 @@ pub const CODE_FAILURE_CAPS: &str = "CodeFailureCaps";
 pub const FACTOR_CHANGES: &str = "FactorChanges";
 /// Sessions raised to AAL2 by a step-up.
 pub const STEP_UPS: &str = "StepUps";
+/// Hooks that failed (`failed_closed`: the step refused; `failed_open`: it went on).
+pub const HOOK_FAILURES: &str = "HookFailures";
 pub const COLD_STARTS: &str = "ColdStarts";
 pub const STORE_LATENCY: &str = "StoreLatency";
 
 /// Audit event -> (metric, whether its `outcome` becomes a dimension).
-pub const FROM_AUDIT: [(&str, &str, bool); 15] = [
+pub const FROM_AUDIT: [(&str, &str, bool); 16] = [
     ("signup", SIGNUPS, true),
     ("login", LOGINS, true),
     ("lockout", LOCKOUTS, false),
@@ -90,6 +93,7 @@ pub const FROM_AUDIT: [(&str, &str, bool); 15] = [
     ("email_verified", EMAILS_VERIFIED, false),
     ("factor_change", FACTOR_CHANGES, true),
     ("step_up", STEP_UPS, true),
+    ("hook", HOOK_FAILURES, true),
 ];
 
 static COLLECTOR: OnceLock<&'static Collector> = OnceLock::new();

@@ -20,11 +20,13 @@ use aws_smithy_runtime_api::client::{http::HttpConnector, orchestrator::HttpRequ
 use aws_smithy_types::{body::SdkBody, byte_stream::ByteStream};
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use serde_json::Value;
 use sha2::Sha256;
 
 use domain::{
     config::Secret,
     email::{Email, MailError, MailSender, Message},
+    hooks::{HookCaller, HookError, HookSpec, HookTarget},
     sms::{SentId, SmsError, SmsSender, check_request, settings::WebhookConfig},
     types::Phone,
 };
@@ -69,19 +71,30 @@ impl WebhookSender {
     }
 
     fn request(&self, id: &str, timestamp: i64, body: Vec<u8>) -> Result<HttpRequest, SmsError> {
-        let sig = signature(self.secret.expose(), id, timestamp, &body);
-        let req = http::Request::builder()
-            .method("POST")
-            .uri(&self.url)
-            .header("content-type", "application/json")
-            .header("webhook-id", id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", sig)
-            .body(SdkBody::from(body))
-            .map_err(|_| SmsError::Malformed("the webhook request could not be built"))?;
-        HttpRequest::try_from(req)
+        signed_request(&self.url, &self.secret, id, timestamp, body)
             .map_err(|_| SmsError::Malformed("the webhook request could not be built"))
     }
+}
+
+/// A POST of `body` to `url`, signed with `secret` per Standard Webhooks.
+fn signed_request(
+    url: &str,
+    secret: &Secret,
+    id: &str,
+    timestamp: i64,
+    body: Vec<u8>,
+) -> Result<HttpRequest, ()> {
+    let sig = signature(secret.expose(), id, timestamp, &body);
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", sig)
+        .body(SdkBody::from(body))
+        .map_err(|_| ())?;
+    HttpRequest::try_from(req).map_err(|_| ())
 }
 
 impl std::fmt::Debug for WebhookSender {
@@ -110,41 +123,94 @@ fn answered_id(body: &[u8]) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// POSTs `request` through `connector` within `timeout`: the status and (up to
+/// [`MAX_RESPONSE_BYTES`] of) the body, or why it could not be had.
+async fn exchange(
+    connector: &Connector,
+    request: HttpRequest,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), String> {
+    let exchange = async {
+        let response = connector.call(request).await.map_err(|e| {
+            if e.is_timeout() {
+                "the webhook timed out".to_owned()
+            } else {
+                "the webhook could not be reached".to_owned()
+            }
+        })?;
+        let status = response.status().as_u16();
+        let body = ByteStream::new(response.into_body())
+            .collect()
+            .await
+            .map(|b| b.into_bytes())
+            .unwrap_or_default();
+        Ok::<_, String>((status, body[..body.len().min(MAX_RESPONSE_BYTES)].to_vec()))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| "the webhook timed out".to_owned())?
+}
+
 impl WebhookSender {
     /// POSTs `body` signed with `idempotency_key` as its `webhook-id`; answers the provider's
     /// message id (or the key), or an SMS-style error saying whether a retry may help.
     pub async fn post(&self, idempotency_key: &str, body: Vec<u8>) -> Result<String, SmsError> {
         let request = self.request(idempotency_key, now(), body)?;
-        let exchange = async {
-            let response = self.connector.call(request).await.map_err(|e| {
-                if e.is_timeout() {
-                    SmsError::Unavailable("the webhook timed out".into())
-                } else {
-                    SmsError::Unavailable("the webhook could not be reached".into())
-                }
-            })?;
-            let status = response.status().as_u16();
-            let body = ByteStream::new(response.into_body())
-                .collect()
-                .await
-                .map(|b| b.into_bytes())
-                .unwrap_or_default();
-            Ok::<_, SmsError>((status, body))
-        };
-        let (status, body) = tokio::time::timeout(self.timeout, exchange)
+        let (status, body) = exchange(&self.connector, request, self.timeout)
             .await
-            .map_err(|_| SmsError::Unavailable("the webhook timed out".into()))??;
+            .map_err(SmsError::Unavailable)?;
         match status {
-            200..=299 => {
-                let body = &body[..body.len().min(MAX_RESPONSE_BYTES)];
-                Ok(answered_id(body).unwrap_or_else(|| idempotency_key.to_owned()))
-            }
+            200..=299 => Ok(answered_id(&body).unwrap_or_else(|| idempotency_key.to_owned())),
             408 | 429 | 500..=599 => Err(SmsError::Unavailable(format!(
                 "webhook answered HTTP {status}"
             ))),
             _ => Err(SmsError::Rejected(format!(
                 "webhook answered HTTP {status}"
             ))),
+        }
+    }
+}
+
+/// Hooks as signed webhooks: the payload POSTed as JSON with the Standard Webhooks headers
+/// (the hook's id as `webhook-id`), a 2xx answer read as JSON.
+pub struct HookWebhookCaller {
+    connector: Connector,
+}
+
+impl Default for HookWebhookCaller {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HookWebhookCaller {
+    pub fn new() -> Self {
+        Self {
+            connector: Connector::builder()
+                .tls_provider(Provider::Rustls(CryptoMode::Ring))
+                .build(),
+        }
+    }
+}
+
+#[async_trait]
+impl HookCaller for HookWebhookCaller {
+    async fn call(&self, spec: &HookSpec, id: &str, payload: &Value) -> Result<Value, HookError> {
+        let HookTarget::Webhook(config) = &spec.target;
+        let body =
+            serde_json::to_vec(payload).map_err(|e| HookError::Refused(format!("payload: {e}")))?;
+        let request = signed_request(&config.url, &config.secret, id, now(), body)
+            .map_err(|()| HookError::Refused("the hook request could not be built".into()))?;
+        let (status, body) = exchange(&self.connector, request, spec.timeout)
+            .await
+            .map_err(HookError::Unavailable)?;
+        match status {
+            200..=299 => serde_json::from_slice(&body)
+                .map_err(|_| HookError::Refused("the answer is not JSON".into())),
+            408 | 429 | 500..=599 => Err(HookError::Unavailable(format!(
+                "hook answered HTTP {status}"
+            ))),
+            _ => Err(HookError::Refused(format!("hook answered HTTP {status}"))),
         }
     }
 }

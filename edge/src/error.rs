@@ -279,6 +279,7 @@ impl From<domain::service::Error> for ApiError {
             E::FactorNotFound => Self::FactorNotFound,
             E::PasskeyRefused => Self::PasskeyRefused,
             E::TokenTooLarge => Self::Internal,
+            E::HookFailed => Self::Unavailable,
             E::ClaimsTooLarge => Self::Validation(vec![FieldError {
                 path: String::new(),
                 message:

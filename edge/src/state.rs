@@ -11,6 +11,7 @@ use domain::{
     clock::{Clock, SystemClock},
     config::{ConfigError, Settings, Vars},
     email::{self as mail, Mail, MakeMailer},
+    hooks::{Hooks, MakeHookCaller, no_hooks},
     keys::{KeyCache, KeySource},
     passkey::Passkeys,
     sms::{self, MakeSender},
@@ -78,6 +79,9 @@ pub struct Wiring {
     /// The relying party: [`no_passkeys`] but where a `main` supplies one
     /// ([`Wiring::with_passkeys`]).
     pub passkeys: MakePasskeys,
+    /// The hook caller, for functions whose routes run hooks (those that sign tokens run
+    /// `pre_token`).
+    pub hooks: MakeHookCaller,
 }
 
 impl Wiring {
@@ -88,6 +92,7 @@ impl Wiring {
         mail: adapters::mail_sender,
         signs: true,
         passkeys: no_passkeys,
+        hooks: adapters::hook_caller,
     };
     /// A database, SMS and mail, no signing (signup, update, verify, recover).
     pub const SENDS_CODES: Self = Self {
@@ -96,6 +101,7 @@ impl Wiring {
         mail: adapters::mail_sender,
         signs: false,
         passkeys: no_passkeys,
+        hooks: no_hooks,
     };
     /// A database, signing, no SMS or mail (login, refresh).
     pub const SIGNS: Self = Self {
@@ -104,6 +110,7 @@ impl Wiring {
         mail: mail::no_mailer,
         signs: true,
         passkeys: no_passkeys,
+        hooks: adapters::hook_caller,
     };
     /// A database only (logout, admin).
     pub const DATABASE: Self = Self {
@@ -112,6 +119,7 @@ impl Wiring {
         mail: mail::no_mailer,
         signs: false,
         passkeys: no_passkeys,
+        hooks: no_hooks,
     };
     /// Keys only (the JWKS and discovery document): public halves, nothing signed.
     pub const KEYS_ONLY: Self = Self {
@@ -120,6 +128,7 @@ impl Wiring {
         mail: mail::no_mailer,
         signs: false,
         passkeys: no_passkeys,
+        hooks: no_hooks,
     };
 }
 
@@ -153,6 +162,8 @@ pub struct State {
     pub email: Mail,
     /// Passkeys: off unless the wiring builds a relying party and `PASSKEY_RP_ID` is set.
     pub passkeys: Option<Passkeys>,
+    /// Hooks: none unless set from variables.
+    pub hooks: Hooks,
 }
 
 /// Default lifetime of cached secret values.
@@ -186,6 +197,7 @@ impl State {
             verification,
             email: Mail::off(),
             passkeys: None,
+            hooks: Hooks::default(),
             settings,
             store,
             store_kind,
@@ -207,6 +219,12 @@ impl State {
         self
     }
 
+    /// This state with `hooks` instead of its own (tests).
+    pub fn with_hooks(mut self, hooks: Hooks) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
     /// This state with `passkeys` instead of its own (tests).
     pub fn with_passkeys(mut self, passkeys: Option<Passkeys>) -> Self {
         self.passkeys = passkeys;
@@ -224,6 +242,7 @@ impl State {
             verification: &self.verification,
             email: &self.email,
             passkeys: self.passkeys.as_ref(),
+            hooks: &self.hooks,
         }
     }
 
@@ -313,6 +332,7 @@ impl State {
             )
         };
         let passkeys = (wiring.passkeys)(vars)?;
+        let hooks = Hooks::from_vars(vars, wiring.hooks)?;
         let (store, kind): (Arc<dyn Store>, _) = match wiring.store {
             Some(make) => make(&settings).await?,
             None => (Arc::new(MemoryStore::new()), StoreKind::Embedded),
@@ -321,7 +341,8 @@ impl State {
             Self::with_source(settings, store, kind, clock, source, ttl)?
                 .with_verification(verification)
                 .with_email(email)
-                .with_passkeys(passkeys),
+                .with_passkeys(passkeys)
+                .with_hooks(hooks),
         )
     }
 

@@ -4,7 +4,7 @@
 
 use super::{Ctx, Error, lifecycle::erase};
 use crate::{
-    claims::Metadata,
+    claims::{Grants, Metadata},
     credential::Assurance,
     identity::Identifier,
     store::{UserPatch, UserRecord},
@@ -107,7 +107,9 @@ pub async fn set_app_metadata(
         auth_time: cx.now,
         aal2_at: Some(cx.now),
     };
-    if let Err(e) = super::session::sign(cx, &trial, &"A".repeat(22), &widest) {
+    // Without the pre_token hook: a trial must not reach the app's code.
+    let grants = Grants::of(&trial.app_metadata, &cx.policy.claims);
+    if let Err(e) = super::session::issue(cx, &trial, &"A".repeat(22), &widest, &grants) {
         audit(actor, "set_app_metadata", id, "too_large");
         return Err(match e {
             Error::TokenTooLarge => Error::ClaimsTooLarge,

@@ -75,6 +75,10 @@ pub enum Error {
     /// The account's claims make an access token over `ACCESS_TOKEN_MAX_BYTES`.
     #[error("the access token would exceed ACCESS_TOKEN_MAX_BYTES")]
     TokenTooLarge,
+    /// A hook that fails closed failed (unreachable, too slow, or an answer it may not
+    /// give): the step is not taken.
+    #[error("a hook that fails closed failed")]
+    HookFailed,
     /// Metadata an operator set would make the account's tokens too large.
     #[error("the roles and claims would make an access token over ACCESS_TOKEN_MAX_BYTES")]
     ClaimsTooLarge,

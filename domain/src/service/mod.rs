@@ -8,6 +8,7 @@ mod account;
 pub mod admin;
 mod email;
 mod error;
+mod hooks;
 mod lifecycle;
 pub mod mfa;
 pub mod migration;
@@ -35,8 +36,8 @@ pub use throttle::{attempt_policy, lock_delay};
 pub use verify::{confirm_phone, recover_confirm, recover_start, start_phone_verification};
 
 use crate::{
-    auth::token::TokenKeys, config::Settings, email::Mail, keys::KeyCache, passkey::Passkeys,
-    store::Store, verification::Verification,
+    auth::token::TokenKeys, config::Settings, email::Mail, hooks::Hooks, keys::KeyCache,
+    passkey::Passkeys, store::Store, verification::Verification,
 };
 
 /// Who is asking, as far as the network says: for audit lines and per-address limits.
@@ -75,6 +76,8 @@ pub struct Ctx<'a> {
     /// Passkeys: the relying party, or `None` where this process serves no passkey route
     /// (or `PASSKEY_RP_ID` is unset).
     pub passkeys: Option<&'a Passkeys>,
+    /// The hooks this process runs (none configured: nothing runs).
+    pub hooks: &'a Hooks,
 }
 
 impl Ctx<'_> {

@@ -356,8 +356,10 @@ async fn open_session(
         assurance,
         ..SessionRecord::default()
     };
+    // Signed (and the pre_token hook run) before the session is written: a hook that fails
+    // closed, or a token over the size limit, leaves nothing behind.
+    let token = sign(cx, user, &session.id, &session.assurance).await?;
     cx.store.insert_session(&session).await?;
-    let token = sign(cx, user, &session.id, &session.assurance)?;
     Ok((
         LoginGrant {
             token,
@@ -390,6 +392,9 @@ pub async fn refresh(cx: &Ctx<'_>, refresh_token: &str) -> Result<RefreshGrant, 
         .saturating_add(secs(cx.policy.session_idle_ttl))
         .min(session.absolute_expires_at);
     let session = if tokens.refresh_matches(secret, &session.refresh_digest) {
+        // The new access token first (the account read, the hook run): a failure here
+        // leaves the refresh token unspent, so the client may simply retry.
+        let access = access_for(cx, &session).await?;
         let next = tokens.refresh_successor(secret);
         let rotated = cx
             .store
@@ -402,7 +407,7 @@ pub async fn refresh(cx: &Ctx<'_>, refresh_token: &str) -> Result<RefreshGrant, 
             )
             .await?;
         match rotated {
-            Some(_) => return grant(cx, &session, next).await,
+            Some(_) => return Ok(grant(cx, &session, next, access)),
             // Another request rotated it first: read what it left and go on below.
             None => cx
                 .store
@@ -419,7 +424,8 @@ pub async fn refresh(cx: &Ctx<'_>, refresh_token: &str) -> Result<RefreshGrant, 
     {
         let next = tokens.refresh_successor(secret);
         if tokens.refresh_matches(&next, &session.refresh_digest) {
-            return grant(cx, &session, next).await;
+            let access = access_for(cx, &session).await?;
+            return Ok(grant(cx, &session, next, access));
         }
     }
     if session
@@ -434,38 +440,54 @@ pub async fn refresh(cx: &Ctx<'_>, refresh_token: &str) -> Result<RefreshGrant, 
     Err(Error::Unauthorized)
 }
 
-/// A new access token for `session` beside the refresh token `next`, carrying the account's
-/// grants as they are now (an operator's change of roles shows in the next token).
-async fn grant(cx: &Ctx<'_>, session: &SessionRecord, next: String) -> Result<RefreshGrant, Error> {
-    let tokens = cx.tokens();
+/// The access token a refresh of `session` answers: the account's grants as they are now (an
+/// operator's change of roles shows in the next token), the session's assurance as it stands
+/// (a refresh keeps it and never raises it).
+async fn access_for(cx: &Ctx<'_>, session: &SessionRecord) -> Result<String, Error> {
     let user = cx
         .store
         .find_user(&session.user_id)
         .await?
         .filter(|u| !u.disabled)
         .ok_or(Error::Unauthorized)?;
-    // The session's assurance as it stands: a refresh keeps it and never raises it.
-    let token = sign(cx, &user, &session.id, &session.assurance())?;
+    sign(cx, &user, &session.id, &session.assurance()).await
+}
+
+/// The answer of a refresh: `token` beside the refresh token `next`.
+fn grant(cx: &Ctx<'_>, session: &SessionRecord, next: String, token: String) -> RefreshGrant {
     tracing::info!(target: "audit", event = "token_refresh", outcome = "success", user_id = %session.user_id);
-    Ok(RefreshGrant {
+    RefreshGrant {
         token,
         refresh_token: format!("{}.{next}", session.id),
-        expires_in: tokens.ttl().as_secs(),
+        expires_in: cx.tokens().ttl().as_secs(),
         user_id: session.user_id,
-    })
+    }
 }
 
 /// Signs an access token of `user`'s session `sid` with `assurance` and the account's grants
-/// (roles, scopes, mapped claims). Over `ACCESS_TOKEN_MAX_BYTES` nothing is issued: the
-/// caller gets an internal error and the log says which account and why (an operator trims
-/// its `app_metadata`), rather than a token some proxy or header limit would cut.
-pub(super) fn sign(
+/// (roles, scopes, mapped claims), after the `pre_token` hook, if any, had its say.
+pub(super) async fn sign(
     cx: &Ctx<'_>,
     user: &UserRecord,
     sid: &str,
     assurance: &Assurance,
 ) -> Result<String, Error> {
-    let grants = Grants::of(&user.app_metadata, &cx.policy.claims);
+    let mut grants = Grants::of(&user.app_metadata, &cx.policy.claims);
+    super::hooks::pre_token(cx, user, sid, assurance, &mut grants).await?;
+    issue(cx, user, sid, assurance, &grants)
+}
+
+/// Signs the token of `grants` as they are (no hook). Over `ACCESS_TOKEN_MAX_BYTES` nothing is
+/// issued: the caller gets an internal error and the log says which account and why (an
+/// operator trims its `app_metadata`), rather than a token some proxy or header limit would
+/// cut.
+pub(super) fn issue(
+    cx: &Ctx<'_>,
+    user: &UserRecord,
+    sid: &str,
+    assurance: &Assurance,
+    grants: &Grants,
+) -> Result<String, Error> {
     let token = cx
         .tokens()
         .issue_for(
@@ -474,7 +496,7 @@ pub(super) fn sign(
             sid,
             u64::try_from(cx.now).unwrap_or_default(),
             assurance,
-            &grants,
+            grants,
         )
         .map_err(|e| Error::internal("jwt signing", e))?;
     let max = cx.policy.claims.token_max_bytes;
@@ -494,7 +516,7 @@ pub async fn access_token(cx: &Ctx<'_>, caller: &Caller) -> Result<(String, u64)
         .find_user(&caller.user_id)
         .await?
         .ok_or(Error::Unauthorized)?;
-    let token = sign(cx, &user, &caller.session_id, &caller.assurance)?;
+    let token = sign(cx, &user, &caller.session_id, &caller.assurance).await?;
     Ok((token, cx.tokens().ttl().as_secs()))
 }
 

@@ -15,6 +15,7 @@ mod faults;
 mod fuzz;
 mod guards;
 mod handlers;
+mod hooks;
 mod issuer;
 mod lambda_runtime;
 mod lifecycle;

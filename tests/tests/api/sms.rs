@@ -342,6 +342,8 @@ pub(crate) enum Answer {
     Ok,
     Status(u16),
     Hang,
+    /// 200 with this JSON body (a hook's answer).
+    Json(&'static str),
 }
 
 pub(crate) struct Receiver {
@@ -428,6 +430,7 @@ impl Receiver {
                                     resp(200, json!({"id": format!("wh-{id}")}).to_string())
                                 }
                                 Answer::Status(s) => resp(s, String::new()),
+                                Answer::Json(body) => resp(200, body.to_owned()),
                                 Answer::Hang => {
                                     tokio::time::sleep(Duration::from_secs(30)).await;
                                     resp(200, String::new())

@@ -1,0 +1,177 @@
+//! Hooks through a signed webhook receiver on 127.0.0.1 (the SMS tests' Standard Webhooks
+//! receiver, which verifies each signature): `pre_token` adds and removes claims at login and
+//! refresh, an answer naming a reserved claim is refused, and each failure policy holds when
+//! the hook hangs or answers an error: fail closed answers 503 with nothing written (no
+//! session, the refresh token unspent), fail open goes on without the hook and audits it.
+
+use std::time::{Duration, Instant};
+
+use api_tests::*;
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use domain::{config::Vars, hooks::Hooks};
+use serde_json::{Value, json};
+
+use crate::sms::{Answer, Receiver, SECRET_B64};
+
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// The pre_token hook at `rx`, failing `policy`, with a `timeout_ms` budget.
+fn pre_token(rx: &Receiver, policy: &str, timeout_ms: &str) -> Hooks {
+    let secret = format!("whsec_{SECRET_B64}");
+    let vars = Vars::from_pairs([
+        ("HOOK_PRE_TOKEN_URL", rx.url()),
+        ("HOOK_PRE_TOKEN_SECRET", secret),
+        ("HOOK_PRE_TOKEN_FAILURE", policy.to_owned()),
+        ("HOOK_PRE_TOKEN_TIMEOUT_MS", timeout_ms.to_owned()),
+    ]);
+    Hooks::from_vars(&vars, adapters::hook_caller).unwrap()
+}
+
+async fn app_with(hooks: Hooks) -> TestApp {
+    let app = TestApp::with(Backend::Mongo, |v| v.set("TOKEN_CLAIMS", "tenant")).await;
+    TestApp {
+        state: app.state.with_hooks(hooks),
+        clock: app.clock,
+    }
+}
+
+async fn sessions_of(app: &TestApp, phone: &str) -> u64 {
+    let user = app
+        .state
+        .store
+        .find_user_by_phone(&domain::types::Phone::parse(phone).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    count_sessions(&app.state.settings.db_name, &user.id.to_hex()).await
+}
+
+async fn count_sessions(db: &str, user: &str) -> u64 {
+    mongodb::Client::with_uri_str(mongo_uri())
+        .await
+        .unwrap()
+        .database(db)
+        .collection::<mongodb::bson::Document>("User_sessions")
+        .count_documents(mongodb::bson::doc! {
+            "user_id": mongodb::bson::oid::ObjectId::parse_str(user).unwrap()
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_pre_token_hook_adds_and_removes_claims_at_login_and_refresh_signed_and_seen() {
+    let rx = Receiver::start(Answer::Json(
+        r#"{"claims": {"plan": "pro", "tenant": null}}"#,
+    ))
+    .await;
+    let app = app_with(pre_token(&rx, "closed", "2000")).await;
+    app.signup("4025550401").await;
+    let a = app.login("4025550401", "securepassword123").await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let c = claims_of(a.body["token"].as_str().unwrap());
+    assert_eq!(c["plan"], "pro");
+    assert!(c.get("tenant").is_none());
+    let seen = rx.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].signature_ok, "the receiver verified the signature");
+    let p = &seen[0].body;
+    assert_eq!(p["type"], "pre_token");
+    assert_eq!(p["user_id"], a.body["user_id"]["$oid"]);
+    assert_eq!(
+        (p["aal"].clone(), p["amr"].clone()),
+        (json!(1), json!(["pwd"]))
+    );
+    let r = app
+        .call(&with_body(
+            event("refresh"),
+            &json!({"refresh_token": a.body["refresh_token"]}),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(claims_of(r.body["token"].as_str().unwrap())["plan"], "pro");
+    assert_eq!(rx.seen().len(), 2, "the refresh ran the hook too");
+}
+
+#[tokio::test]
+async fn a_hook_answer_naming_a_reserved_claim_is_refused_and_fails_closed_with_nothing_written() {
+    let rx = Receiver::start(Answer::Json(r#"{"claims": {"sub": "someone-else"}}"#)).await;
+    let app = app_with(pre_token(&rx, "closed", "2000")).await;
+    app.signup("4025550402").await;
+    let a = app.login("4025550402", "securepassword123").await;
+    assert_eq!(
+        (a.status.as_u16(), a.code()),
+        (503, "service_unavailable"),
+        "{:?}",
+        a.body
+    );
+    assert_eq!(
+        sessions_of(&app, "4025550402").await,
+        0,
+        "no session was written"
+    );
+}
+
+#[tokio::test]
+async fn each_failure_policy_holds_when_the_hook_hangs_or_errs() {
+    let _ = logs();
+    for (answer, what) in [
+        (Answer::Hang, "hangs"),
+        (Answer::Status(500), "answers 500"),
+    ] {
+        // Closed: 503 within the hook's timeout, nothing written.
+        let rx = Receiver::start(answer).await;
+        let app = app_with(pre_token(&rx, "closed", "300")).await;
+        app.signup("4025550403").await;
+        let t = Instant::now();
+        let a = app.login("4025550403", "securepassword123").await;
+        assert_eq!(a.status, 503, "{what}: {:?}", a.body);
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{what}: bounded by the timeout"
+        );
+        assert_eq!(sessions_of(&app, "4025550403").await, 0, "{what}");
+        // Open: the sign-in goes on without the hook's claims, and the failure is audited.
+        let app = app_with(pre_token(&rx, "open", "300")).await;
+        app.signup("4025550404").await;
+        let a = app.login("4025550404", "securepassword123").await;
+        assert_eq!(a.status, 200, "{what}: {:?}", a.body);
+        assert!(
+            claims_of(a.body["token"].as_str().unwrap())
+                .get("plan")
+                .is_none()
+        );
+        let id = a.body["user_id"]["$oid"].as_str().unwrap().to_owned();
+        assert!(
+            logs()
+                .text()
+                .lines()
+                .any(|l| l.contains("failed_open") && l.contains(&id)),
+            "{what}: the open failure is audited"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_refused_by_a_closed_hook_leaves_its_refresh_token_unspent() {
+    let ok = Receiver::start(Answer::Json(r#"{"claims": {"plan": "pro"}}"#)).await;
+    let down = Receiver::start(Answer::Status(503)).await;
+    let app = app_with(pre_token(&ok, "closed", "2000")).await;
+    app.signup("4025550405").await;
+    let a = app.login("4025550405", "securepassword123").await;
+    let refresh = json!({"refresh_token": a.body["refresh_token"]});
+    // Another instance on the same database whose hook is down.
+    let other = app.second_instance().await;
+    let other = TestApp {
+        state: other.state.with_hooks(pre_token(&down, "closed", "2000")),
+        clock: other.clock,
+    };
+    let r = other.call(&with_body(event("refresh"), &refresh)).await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    // The hook back: the same refresh token still renews.
+    let r = app.call(&with_body(event("refresh"), &refresh)).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
