@@ -38,6 +38,10 @@ struct SecretJson {
     private_key: Option<serde_json::Value>,
     #[serde(rename = "SESSION_SECRET_KEY")]
     session: Option<String>,
+    /// The `pre_token` hook's `whsec_` signing secret, kept here rather than in a plain
+    /// environment variable.
+    #[serde(rename = "HOOK_PRE_TOKEN_SECRET")]
+    hook_pre_token: Option<String>,
 }
 
 /// What one read of the secret yields.
@@ -45,6 +49,8 @@ struct SecretJson {
 pub struct Fetched {
     pub keys: KeySet,
     pub mongo_uri: Option<Secret>,
+    /// `HOOK_PRE_TOKEN_SECRET`, when the secret holds one (the current version's).
+    pub hook_pre_token_secret: Option<Secret>,
 }
 
 /// A Secrets Manager secret and the client that reads it.
@@ -219,6 +225,11 @@ impl SecretSource {
             .as_ref()
             .filter(|u| !u.trim().is_empty())
             .map(|u| Secret::new(u.as_bytes()));
+        let hook_pre_token_secret = json
+            .hook_pre_token
+            .as_ref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| Secret::new(s.as_bytes()));
         let current = self.key_version(&version, &json, self.algorithm)?;
         let other = |read: Result<Option<(String, SecretJson)>, ConfigError>| match read {
             Ok(Some((v, json))) if v != version => self.other_version(&v, &json),
@@ -232,6 +243,7 @@ impl SecretSource {
                 next,
             },
             mongo_uri,
+            hook_pre_token_secret,
         })
     }
 }

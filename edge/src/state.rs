@@ -291,10 +291,18 @@ impl State {
         dev: bool,
         wiring: Wiring,
     ) -> Result<Self, InitError> {
+        // The hooks' variables, with their signing secrets from the secret where it has them.
+        let mut hook_vars = vars.clone();
         let (settings, source) = match vars.get("SECRET_ID") {
             Some(id) => {
                 let source = SecretSource::new(id, vars).await?;
                 let fetched = source.fetch().await?;
+                if let Some(s) = &fetched.hook_pre_token_secret {
+                    hook_vars.set(
+                        "HOOK_PRE_TOKEN_SECRET",
+                        String::from_utf8_lossy(s.expose()).into_owned(),
+                    );
+                }
                 // A URI in the secret wins; a plain MONGO_URI serves secrets that hold only keys.
                 let uri = fetched.mongo_uri.or_else(|| {
                     vars.get("MONGO_URI")
@@ -332,7 +340,7 @@ impl State {
             )
         };
         let passkeys = (wiring.passkeys)(vars)?;
-        let hooks = Hooks::from_vars(vars, wiring.hooks)?;
+        let hooks = Hooks::from_vars(&hook_vars, wiring.hooks)?;
         let (store, kind): (Arc<dyn Store>, _) = match wiring.store {
             Some(make) => make(&settings).await?,
             None => (Arc::new(MemoryStore::new()), StoreKind::Embedded),

@@ -175,3 +175,36 @@ async fn a_refresh_refused_by_a_closed_hook_leaves_its_refresh_token_unspent() {
     let r = app.call(&with_body(event("refresh"), &refresh)).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
 }
+
+/// In AWS the signing secret lives in the stack's secret beside the keys, never in a plain
+/// variable: a state loaded from such a secret signs its hook calls with it, and a hook URL
+/// with no secret anywhere stops the start, naming the variable.
+#[tokio::test]
+async fn the_hook_s_signing_secret_is_read_from_secrets_manager() {
+    let rx = Receiver::start(Answer::Json(r#"{"claims": {"plan": "team"}}"#)).await;
+    let client = secrets_client(&aws_endpoint()).await;
+    let name = format!("user-api/{}", fresh_db());
+    let mut value: Value = serde_json::from_str(&secret_json(JWT_KEY, SESSION_KEY)).unwrap();
+    value["HOOK_PRE_TOKEN_SECRET"] = format!("whsec_{SECRET_B64}").into();
+    create_secret(&client, &name, &value.to_string()).await;
+    let mut vars = secret_vars(&name, &aws_endpoint());
+    vars.set("HOOK_PRE_TOKEN_URL", rx.url());
+    let state = edge::State::load(&vars, true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let l = signed_in(&state, "4025550406").await;
+    assert_eq!(claims_of(&l.token)["plan"], "team");
+    assert!(rx.seen()[0].signature_ok);
+
+    let bare = format!("user-api/{}", fresh_db());
+    create_secret(&client, &bare, &secret_json(JWT_KEY, SESSION_KEY)).await;
+    let mut vars = secret_vars(&bare, &aws_endpoint());
+    vars.set("HOOK_PRE_TOKEN_URL", rx.url());
+    let err = edge::State::load(&vars, true)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("HOOK_PRE_TOKEN_SECRET"), "{err}");
+    assert!(!err.contains(SECRET_B64), "{err}");
+}
