@@ -38,10 +38,12 @@ struct SecretJson {
     private_key: Option<serde_json::Value>,
     #[serde(rename = "SESSION_SECRET_KEY")]
     session: Option<String>,
-    /// The `pre_token` hook's `whsec_` signing secret, kept here rather than in a plain
-    /// environment variable.
+    /// The hooks' `whsec_` signing secrets, kept here rather than in plain environment
+    /// variables.
     #[serde(rename = "HOOK_PRE_TOKEN_SECRET")]
     hook_pre_token: Option<String>,
+    #[serde(rename = "HOOK_PRE_SIGNUP_SECRET")]
+    hook_pre_signup: Option<String>,
 }
 
 /// What one read of the secret yields.
@@ -49,8 +51,8 @@ struct SecretJson {
 pub struct Fetched {
     pub keys: KeySet,
     pub mongo_uri: Option<Secret>,
-    /// `HOOK_PRE_TOKEN_SECRET`, when the secret holds one (the current version's).
-    pub hook_pre_token_secret: Option<Secret>,
+    /// The hooks' signing secrets the secret holds (the current version's), by variable.
+    pub hook_secrets: Vec<(&'static str, Secret)>,
 }
 
 /// A Secrets Manager secret and the client that reads it.
@@ -225,11 +227,17 @@ impl SecretSource {
             .as_ref()
             .filter(|u| !u.trim().is_empty())
             .map(|u| Secret::new(u.as_bytes()));
-        let hook_pre_token_secret = json
-            .hook_pre_token
-            .as_ref()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| Secret::new(s.as_bytes()));
+        let hook_secrets = [
+            ("HOOK_PRE_TOKEN_SECRET", &json.hook_pre_token),
+            ("HOOK_PRE_SIGNUP_SECRET", &json.hook_pre_signup),
+        ]
+        .into_iter()
+        .filter_map(|(name, s)| {
+            s.as_ref()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| (name, Secret::new(s.as_bytes())))
+        })
+        .collect();
         let current = self.key_version(&version, &json, self.algorithm)?;
         let other = |read: Result<Option<(String, SecretJson)>, ConfigError>| match read {
             Ok(Some((v, json))) if v != version => self.other_version(&v, &json),
@@ -243,7 +251,7 @@ impl SecretSource {
                 next,
             },
             mongo_uri,
-            hook_pre_token_secret,
+            hook_secrets,
         })
     }
 }

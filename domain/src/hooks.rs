@@ -25,6 +25,9 @@ use crate::{
 /// The steps a hook can run at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookKind {
+    /// Before an account is made: allow it, refuse it with a message the client sees, or
+    /// mark its identifiers proven.
+    PreSignup,
     /// Before an access token is signed (login, refresh, step-up).
     PreToken,
 }
@@ -32,6 +35,7 @@ pub enum HookKind {
 impl HookKind {
     pub const fn as_str(self) -> &'static str {
         match self {
+            Self::PreSignup => "pre_signup",
             Self::PreToken => "pre_token",
         }
     }
@@ -39,6 +43,7 @@ impl HookKind {
     /// The prefix of the kind's variables (`HOOK_PRE_TOKEN_URL`, ...).
     const fn var(self) -> &'static str {
         match self {
+            Self::PreSignup => "HOOK_PRE_SIGNUP",
             Self::PreToken => "HOOK_PRE_TOKEN",
         }
     }
@@ -156,6 +161,7 @@ pub trait HookCaller: Send + Sync {
 /// The hooks a deployment has, and how they are reached.
 #[derive(Clone, Default)]
 pub struct Hooks {
+    pub pre_signup: Option<HookSpec>,
     pub pre_token: Option<HookSpec>,
     pub caller: Option<Arc<dyn HookCaller>>,
 }
@@ -163,6 +169,7 @@ pub struct Hooks {
 impl fmt::Debug for Hooks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hooks")
+            .field("pre_signup", &self.pre_signup)
             .field("pre_token", &self.pre_token)
             .finish_non_exhaustive()
     }
@@ -180,14 +187,83 @@ impl Hooks {
     /// The hooks the variables configure, reached through `make`'s caller (a process whose
     /// routes run no hook, say one that signs no token, has none: the hook is not its).
     pub fn from_vars(vars: &Vars, make: MakeHookCaller) -> Result<Self, ConfigError> {
+        let pre_signup = HookSpec::from_vars(vars, HookKind::PreSignup)?;
         let pre_token = HookSpec::from_vars(vars, HookKind::PreToken)?;
-        let caller = if pre_token.is_some() { make() } else { None };
-        Ok(Self { pre_token, caller })
+        let caller = if pre_signup.is_some() || pre_token.is_some() {
+            make()
+        } else {
+            None
+        };
+        Ok(Self {
+            pre_signup,
+            pre_token,
+            caller,
+        })
+    }
+
+    /// The `pre_signup` hook and its caller, when both are there.
+    pub fn pre_signup(&self) -> Option<(&HookSpec, &Arc<dyn HookCaller>)> {
+        Some((self.pre_signup.as_ref()?, self.caller.as_ref()?))
     }
 
     /// The `pre_token` hook and its caller, when both are there.
     pub fn pre_token(&self) -> Option<(&HookSpec, &Arc<dyn HookCaller>)> {
         Some((self.pre_token.as_ref()?, self.caller.as_ref()?))
+    }
+}
+
+/// What a `pre_signup` hook decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignupDecision {
+    /// Go on; the identifiers of these kinds (`phone`, `email`) are proven already.
+    Allow {
+        verified: Vec<crate::identity::IdentifierKind>,
+    },
+    /// Refuse, with a message for the client (one line, at most 200 characters).
+    Refuse { message: String },
+}
+
+/// Reads a `pre_signup` answer: `{"decision": "allow", "verified": ["email"]}` or
+/// `{"decision": "refuse", "message": "..."}`; anything else is a failure of the hook.
+pub fn read_pre_signup(answer: &Value) -> Result<SignupDecision, HookError> {
+    use crate::identity::IdentifierKind;
+    match answer.get("decision").and_then(Value::as_str) {
+        Some("allow") => {
+            let mut verified = Vec::new();
+            for v in answer
+                .get("verified")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                match v.as_str() {
+                    Some("phone") => verified.push(IdentifierKind::Phone),
+                    Some("email") => verified.push(IdentifierKind::Email),
+                    _ => return Err(HookError::Refused("`verified` names phone or email".into())),
+                }
+            }
+            Ok(SignupDecision::Allow { verified })
+        }
+        Some("refuse") => {
+            let message: String = answer
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("This signup is not allowed.")
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect();
+            Ok(SignupDecision::Refuse {
+                message: if message.trim().is_empty() {
+                    "This signup is not allowed.".to_owned()
+                } else {
+                    message
+                },
+            })
+        }
+        _ => Err(HookError::Refused(
+            "`decision` is neither allow nor refuse".into(),
+        )),
     }
 }
 
@@ -243,6 +319,37 @@ mod tests {
             assert_eq!(g, before, "a refused answer changes nothing");
         }
         apply_pre_token(&json!({}), &mut g).unwrap();
+    }
+
+    #[test]
+    fn a_pre_signup_answer_allows_proves_or_refuses_with_a_clean_message() {
+        use crate::identity::IdentifierKind;
+        assert_eq!(
+            read_pre_signup(&json!({"decision": "allow"})).unwrap(),
+            SignupDecision::Allow { verified: vec![] }
+        );
+        assert_eq!(
+            read_pre_signup(&json!({"decision": "allow", "verified": ["email"]})).unwrap(),
+            SignupDecision::Allow {
+                verified: vec![IdentifierKind::Email]
+            }
+        );
+        let long = "x".repeat(500);
+        let SignupDecision::Refuse { message } =
+            read_pre_signup(&json!({"decision": "refuse", "message": format!("no\n{long}")}))
+                .unwrap()
+        else {
+            panic!("a refusal")
+        };
+        assert_eq!(message.chars().count(), 200);
+        assert!(!message.contains('\n'));
+        for bad in [
+            json!({}),
+            json!({"decision": "maybe"}),
+            json!({"decision": "allow", "verified": ["passkey"]}),
+        ] {
+            assert!(read_pre_signup(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub enum ApiError {
     PasskeyLimit,
     #[error("passkeys are not enabled on this service")]
     PasskeysDisabled,
+    /// The app's `pre_signup` hook refused; its message is the detail.
+    #[error("{0}")]
+    SignupRefused(String),
     #[error("too many failed attempts")]
     TooManyAttempts { retry_after_secs: u64 },
     #[error("service temporarily unavailable")]
@@ -119,7 +122,8 @@ impl ApiError {
             Self::StepUpRequired
             | Self::MfaEnrolmentRequired
             | Self::MfaDisabled
-            | Self::PasskeysDisabled => StatusCode::FORBIDDEN,
+            | Self::PasskeysDisabled
+            | Self::SignupRefused(_) => StatusCode::FORBIDDEN,
             Self::FactorNotFound => StatusCode::NOT_FOUND,
             Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::UserNotFound => StatusCode::NOT_FOUND,
@@ -162,6 +166,7 @@ impl ApiError {
             Self::PasskeyRefused => "passkey_refused",
             Self::PasskeyLimit => "passkey_limit",
             Self::PasskeysDisabled => "passkeys_disabled",
+            Self::SignupRefused(_) => "signup_refused",
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::Unavailable => "service_unavailable",
             Self::Internal => "internal_error",
@@ -198,6 +203,7 @@ impl ApiError {
             Self::PasskeyRefused => "Passkey refused",
             Self::PasskeyLimit => "Passkey limit reached",
             Self::PasskeysDisabled => "Passkeys disabled",
+            Self::SignupRefused(_) => "Signup refused",
             Self::TooManyAttempts { .. } => "Too many attempts",
             Self::Unavailable => "Service unavailable",
             Self::Internal => "Internal server error",
@@ -280,6 +286,7 @@ impl From<domain::service::Error> for ApiError {
             E::PasskeyRefused => Self::PasskeyRefused,
             E::TokenTooLarge => Self::Internal,
             E::HookFailed => Self::Unavailable,
+            E::SignupRefused(m) => Self::SignupRefused(m),
             E::ClaimsTooLarge => Self::Validation(vec![FieldError {
                 path: String::new(),
                 message:

@@ -101,7 +101,7 @@ impl Wiring {
         mail: adapters::mail_sender,
         signs: false,
         passkeys: no_passkeys,
-        hooks: no_hooks,
+        hooks: adapters::hook_caller,
     };
     /// A database, signing, no SMS or mail (login, refresh).
     pub const SIGNS: Self = Self {
@@ -297,11 +297,8 @@ impl State {
             Some(id) => {
                 let source = SecretSource::new(id, vars).await?;
                 let fetched = source.fetch().await?;
-                if let Some(s) = &fetched.hook_pre_token_secret {
-                    hook_vars.set(
-                        "HOOK_PRE_TOKEN_SECRET",
-                        String::from_utf8_lossy(s.expose()).into_owned(),
-                    );
+                for (name, s) in &fetched.hook_secrets {
+                    hook_vars.set(name, String::from_utf8_lossy(s.expose()).into_owned());
                 }
                 // A URI in the secret wins; a plain MONGO_URI serves secrets that hold only keys.
                 let uri = fetched.mongo_uri.or_else(|| {

@@ -75,6 +75,9 @@ pub enum Error {
     /// The account's claims make an access token over `ACCESS_TOKEN_MAX_BYTES`.
     #[error("the access token would exceed ACCESS_TOKEN_MAX_BYTES")]
     TokenTooLarge,
+    /// The `pre_signup` hook refused the signup, with this message for the client.
+    #[error("signup refused: {0}")]
+    SignupRefused(String),
     /// A hook that fails closed failed (unreachable, too slow, or an answer it may not
     /// give): the step is not taken.
     #[error("a hook that fails closed failed")]

@@ -8,23 +8,62 @@ use super::{Ctx, Error};
 use crate::{
     claims::Grants,
     credential::Assurance,
-    hooks::{FailurePolicy, HookError, HookSpec, apply_pre_token},
+    hooks::{FailurePolicy, HookError, HookSpec, SignupDecision, apply_pre_token, read_pre_signup},
+    identity::IdentifierKind,
     store::UserRecord,
+    types::UserId,
 };
 
 /// Audits and counts a failed hook; fails the step where the hook fails closed.
-fn failed(spec: &HookSpec, user: &UserRecord, e: &HookError) -> Result<(), Error> {
+fn failed(spec: &HookSpec, user: Option<&UserId>, e: &HookError) -> Result<(), Error> {
+    let user_id = user.map(UserId::to_hex);
     match spec.policy {
         FailurePolicy::Closed => {
             tracing::warn!(target: "audit", event = "hook", hook = spec.kind.as_str(),
-                outcome = "failed_closed", user_id = %user.id, reason = %e);
+                outcome = "failed_closed", user_id = user_id.as_deref(), reason = %e);
             Err(Error::HookFailed)
         }
         FailurePolicy::Open => {
             tracing::warn!(target: "audit", event = "hook", hook = spec.kind.as_str(),
-                outcome = "failed_open", user_id = %user.id, reason = %e);
+                outcome = "failed_open", user_id = user_id.as_deref(), reason = %e);
             Ok(())
         }
+    }
+}
+
+/// The `pre_signup` hook, if configured, before anything of a signup is reserved or written:
+/// the identifiers and names asked for, and the caller's address. It answers which of the
+/// identifiers it has proven already (they are stored verified and get no code), or refuses
+/// with a message the client sees (403 `signup_refused`, audited).
+pub(super) async fn pre_signup(
+    cx: &Ctx<'_>,
+    user: &super::NewUser,
+) -> Result<Vec<IdentifierKind>, Error> {
+    let Some((spec, caller)) = cx.hooks.pre_signup() else {
+        return Ok(Vec::new());
+    };
+    let payload = json!({
+        "type": spec.kind.as_str(),
+        "phone": user.phone.as_ref().map(|p| p.as_str()),
+        "email": user.email.as_ref().map(|e| e.as_str()),
+        "first_name": user.first_name.as_str(),
+        "middle_name": user.middle_name.as_ref().map(|m| m.as_str()),
+        "last_name": user.last_name.as_str(),
+        "locale": user.locale,
+        "source_ip": cx.client.source_ip,
+    });
+    let id = format!("{}-{}", spec.kind.as_str(), cx.client.request_id);
+    let decision = caller
+        .call(spec, &id, &payload)
+        .await
+        .and_then(|a| read_pre_signup(&a));
+    match decision {
+        Ok(SignupDecision::Allow { verified }) => Ok(verified),
+        Ok(SignupDecision::Refuse { message }) => {
+            tracing::info!(target: "audit", event = "signup", outcome = "refused_by_hook");
+            Err(Error::SignupRefused(message))
+        }
+        Err(e) => failed(spec, None, &e).map(|()| Vec::new()),
     }
 }
 
@@ -62,6 +101,6 @@ pub(super) async fn pre_token(
             *grants = next;
             Ok(())
         }
-        Err(e) => failed(spec, user, &e),
+        Err(e) => failed(spec, Some(&user.id), &e),
     }
 }

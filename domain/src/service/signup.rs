@@ -3,7 +3,7 @@
 use super::{Ctx, Error, email, verify};
 use crate::{
     auth::password,
-    identity::{Email, Identifier},
+    identity::{Email, Identifier, IdentifierKind},
     otp::Purpose,
     store::{StoreError, UserRecord},
     types::{Name, Password, Phone, UserId},
@@ -44,11 +44,18 @@ pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
     if user.phone.is_none() && user.email.is_none() {
         return Err(Error::IdentifierRequired);
     }
+    // The app's say first, before any budget is reserved or anything written.
+    let proven = super::hooks::pre_signup(cx, &user).await?;
     let e164 = match &user.phone {
-        Some(p) if cx.verification.required => Some(verify::e164_of(cx, p)?),
+        Some(p) if cx.verification.required && !proven.contains(&IdentifierKind::Phone) => {
+            Some(verify::e164_of(cx, p)?)
+        }
         _ => None,
     };
-    let mail_to = user.email.clone().filter(|_| cx.email.required());
+    let mail_to = user
+        .email
+        .clone()
+        .filter(|_| cx.email.required() && !proven.contains(&IdentifierKind::Email));
     // Without a phone, a taken address gets the answer a free one gets (and its owner a
     // note): signup tells no one which addresses have accounts.
     let conceal = mail_to.is_some() && user.phone.is_none();
@@ -69,7 +76,7 @@ pub async fn signup(cx: &Ctx<'_>, user: NewUser) -> Result<UserRecord, Error> {
         None => None,
     };
     let locale = user.locale.clone();
-    let record = match insert_account(cx, user).await {
+    let record = match insert_account(cx, user, &proven).await {
         Ok(r) => r,
         Err((e, record)) => {
             if let Some(c) = &cleared {
@@ -134,6 +141,7 @@ async fn take_back(cx: &Ctx<'_>, record: &UserRecord) {
 async fn insert_account(
     cx: &Ctx<'_>,
     user: NewUser,
+    proven: &[IdentifierKind],
 ) -> Result<UserRecord, (Error, Box<UserRecord>)> {
     let identifiers = user.identifiers();
     let password_hash = match password::hash(user.password).await {
@@ -144,13 +152,19 @@ async fn insert_account(
             return Err((e.into(), Box::new(unsaved)));
         }
     };
-    let record = UserRecord::new(
+    let mut record = UserRecord::new(
         UserId::new(),
         (user.first_name, user.middle_name, user.last_name),
         identifiers.clone(),
         password_hash,
         cx.now,
     );
+    // What the pre_signup hook proved is stored proven.
+    for r in &mut record.identifiers {
+        if proven.contains(&r.identifier.kind()) {
+            r.verified_at = Some(cx.now);
+        }
+    }
     let refuse = |e: Error, r: &UserRecord| (e, Box::new(r.clone()));
     let mut inserted = cx.store.insert_user(&record).await;
     if inserted == Err(StoreError::Duplicate) {

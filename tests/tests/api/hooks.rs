@@ -208,3 +208,97 @@ async fn the_hook_s_signing_secret_is_read_from_secrets_manager() {
     assert!(err.contains("HOOK_PRE_TOKEN_SECRET"), "{err}");
     assert!(!err.contains(SECRET_B64), "{err}");
 }
+
+/// The pre_signup hook at `rx`, failing `policy`.
+fn pre_signup(rx: &Receiver, policy: &str) -> Hooks {
+    let vars = Vars::from_pairs([
+        ("HOOK_PRE_SIGNUP_URL", rx.url()),
+        ("HOOK_PRE_SIGNUP_SECRET", format!("whsec_{SECRET_B64}")),
+        ("HOOK_PRE_SIGNUP_FAILURE", policy.to_owned()),
+        ("HOOK_PRE_SIGNUP_TIMEOUT_MS", "300".to_owned()),
+    ]);
+    Hooks::from_vars(&vars, adapters::hook_caller).unwrap()
+}
+
+async fn exists(app: &TestApp, phone: &str) -> bool {
+    app.state
+        .store
+        .find_user_by_phone(&domain::types::Phone::parse(phone).unwrap())
+        .await
+        .unwrap()
+        .is_some()
+}
+
+#[tokio::test]
+async fn a_pre_signup_hook_refuses_with_its_message_and_nothing_is_written() {
+    let rx = Receiver::start(Answer::Json(
+        r#"{"decision": "refuse", "message": "Sign-ups are by invitation only."}"#,
+    ))
+    .await;
+    let app = app_with(pre_signup(&rx, "closed")).await;
+    let a = app.signup("4025550407").await;
+    assert_eq!((a.status.as_u16(), a.code()), (403, "signup_refused"));
+    assert_eq!(a.body["detail"], "Sign-ups are by invitation only.");
+    assert!(!exists(&app, "4025550407").await);
+    let seen = rx.seen();
+    assert!(seen[0].signature_ok);
+    assert_eq!(seen[0].body["phone"], "4025550407");
+    assert!(
+        seen[0].body.get("password").is_none(),
+        "the password never leaves"
+    );
+}
+
+#[tokio::test]
+async fn a_pre_signup_hook_marks_an_address_proven_so_no_code_is_needed() {
+    let rx = Receiver::start(Answer::Json(
+        r#"{"decision": "allow", "verified": ["email"]}"#,
+    ))
+    .await;
+    let app = TestApp::with(Backend::Mongo, |v| {
+        v.set("REQUIRE_EMAIL_VERIFICATION", "true");
+        v.set("EMAIL_SENDER", "log");
+        v.set("EMAIL_ALLOW_LOG_SENDER", "1");
+    })
+    .await;
+    let mail = domain::email::Mail::from_vars(
+        &Vars::from_pairs([
+            ("REQUIRE_EMAIL_VERIFICATION", "true"),
+            ("EMAIL_SENDER", "log"),
+            ("EMAIL_ALLOW_LOG_SENDER", "1"),
+        ]),
+        domain::email::log_mailer,
+    )
+    .unwrap();
+    let app = TestApp {
+        state: app
+            .state
+            .with_email(mail)
+            .with_hooks(pre_signup(&rx, "closed")),
+        clock: app.clock,
+    };
+    let body = json!({"first_name": "Ann", "last_name": "Lee", "email": "ann@corp.test",
+        "password": "securepassword123"});
+    let a = app.call(&with_body(event("signup"), &body)).await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    // Proven by the app: the address logs in at once, with no code sent.
+    let login = app
+        .call(&with_body(
+            event("login"),
+            &json!({"email": "ann@corp.test", "password": "securepassword123"}),
+        ))
+        .await;
+    assert_eq!(login.status, 200, "{:?}", login.body);
+}
+
+#[tokio::test]
+async fn a_pre_signup_hook_that_is_down_fails_closed_or_open_as_declared() {
+    let rx = Receiver::start(Answer::Hang).await;
+    let app = app_with(pre_signup(&rx, "closed")).await;
+    let a = app.signup("4025550408").await;
+    assert_eq!(a.status, 503, "{:?}", a.body);
+    assert!(!exists(&app, "4025550408").await, "nothing written");
+    let app = app_with(pre_signup(&rx, "open")).await;
+    let a = app.signup("4025550409").await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+}

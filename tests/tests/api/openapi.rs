@@ -454,6 +454,8 @@ enum On {
     MfaRequired,
     /// Passkeys on (at most one per account), with a clock of its own.
     Pk,
+    /// A `pre_signup` hook that refuses every signup.
+    Hooked,
 }
 
 /// Which login of the flow a case's 200 answer becomes.
@@ -1163,6 +1165,8 @@ fn cases() -> Vec<Case> {
         case("recovery codes, unreadable session", |c| as_broken(c, "POST", "/mfa/recovery-codes", None)).on(Broken),
         case("step-up, unreadable session", |c| as_broken(c, "POST", "/session/step-up", Some(json!({"code": "123456"})))).on(Broken),
         case("second factor, unreadable challenge", |_| with_json_body(event_for("POST", "/login/mfa"), &json!({"mfa_token": BROKEN_CHALLENGE, "code": "123456"}))).on(Broken),
+        // The app's pre_signup hook refuses.
+        case("signup refused by the app's hook", |_| signup_of(&signup_body("5550000901"))).on(Hooked),
         // Passkeys off (no relying party): every passkey route.
         case("passkey register start, passkeys off", |c| pk_event("POST", "/passkeys/register/start", "", Some(&c.plain), None)),
         case("passkey register finish, passkeys off", |c| pk_event("POST", "/passkeys/register/finish", "", Some(&c.plain), Some(pk_answer()))),
@@ -1310,6 +1314,24 @@ async fn full_flow() -> Flow {
     let email = email.with_email(mail);
     let (mfa, mfa_clock) = mongo_state().await;
     let mfa = mfa.with_passkeys(Some(relying_party(1)));
+    let refuser = crate::sms::Receiver::start(crate::sms::Answer::Json(
+        r#"{"decision": "refuse", "message": "Invitation only."}"#,
+    ))
+    .await;
+    let (hooked, _clock) = mongo_state().await;
+    let hooked = hooked.with_hooks(
+        domain::hooks::Hooks::from_vars(
+            &domain::config::Vars::from_pairs([
+                ("HOOK_PRE_SIGNUP_URL", refuser.url()),
+                (
+                    "HOOK_PRE_SIGNUP_SECRET",
+                    format!("whsec_{}", crate::sms::SECRET_B64),
+                ),
+            ]),
+            adapters::hook_caller,
+        )
+        .unwrap(),
+    );
     let (pk, pk_clock) = mongo_state().await;
     let pk = pk.with_passkeys(Some(relying_party(1)));
     let mode = |m: &str| {
@@ -1386,6 +1408,7 @@ async fn full_flow() -> Flow {
             On::MfaOff => &mfa_off,
             On::MfaRequired => &mfa_required,
             On::Pk => &pk,
+            On::Hooked => &hooked,
         };
         mfa_clock.advance(case.tick);
         pk_clock.advance(case.tick);
@@ -1872,6 +1895,7 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::PasskeyRefused,
         ApiError::PasskeyLimit,
         ApiError::PasskeysDisabled,
+        ApiError::SignupRefused("Invitation only.".into()),
     ];
     // No wildcard arm: a new variant stops this compiling until it is listed above too.
     let listed: BTreeSet<usize> = all
@@ -1908,9 +1932,10 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::PasskeyRefused => 28,
             ApiError::PasskeyLimit => 29,
             ApiError::PasskeysDisabled => 30,
+            ApiError::SignupRefused(_) => 31,
         })
         .collect();
-    assert_eq!(listed, (0..31).collect(), "a variant is missing above");
+    assert_eq!(listed, (0..32).collect(), "a variant is missing above");
     all
 }
 

@@ -28,14 +28,17 @@ on_every_store!(
     ],
 );
 
+/// A session whose expiry times lie far in the future: MongoDB's TTL monitor removes a
+/// session past its `expires_at` at any moment, which raced these cases (one ran while a
+/// past-dated session vanished between two reads).
 fn session(id: &str, user: UserId) -> SessionRecord {
     SessionRecord {
         id: id.into(),
         user_id: user,
         token_digest: format!("digest-{id}"),
         created_at: 1_700_000_000,
-        expires_at: 1_700_086_400,
-        absolute_expires_at: 1_700_604_800,
+        expires_at: 4_000_086_400,
+        absolute_expires_at: 4_000_604_800,
         refresh_digest: format!("refresh-{id}"),
         opened: domain::credential::Opened {
             credential_id: "password".into(),
@@ -120,10 +123,10 @@ async fn users_are_unique_by_phone_and_updated_atomically(store: &dyn Store) {
     assert_eq!(store.insert_session(&s1).await, Err(StoreError::Duplicate));
     assert_eq!(store.find_session("s1").await.unwrap(), Some(s1.clone()));
     assert_eq!(store.find_session("nope").await.unwrap(), None);
-    assert!(store.touch_session("s1", 1_700_090_000).await.unwrap());
+    assert!(store.touch_session("s1", 4_000_090_000).await.unwrap());
     assert_eq!(
         store.find_session("s1").await.unwrap().unwrap().expires_at,
-        1_700_090_000
+        4_000_090_000
     );
     assert!(!store.touch_session("nope", 1).await.unwrap());
     assert!(store.delete_session("s2").await.unwrap());
@@ -149,7 +152,7 @@ async fn refresh_tokens_rotate_alike(store: &dyn Store) {
     let s = session("r1", UserId::new());
     store.insert_session(&s).await.unwrap();
     let after = store
-        .rotate_refresh("r1", "refresh-r1", "next-1", 1_700_000_100, 1_700_090_000)
+        .rotate_refresh("r1", "refresh-r1", "next-1", 1_700_000_100, 4_000_090_000)
         .await
         .unwrap()
         .unwrap();
@@ -158,7 +161,7 @@ async fn refresh_tokens_rotate_alike(store: &dyn Store) {
         ("next-1", "refresh-r1")
     );
     assert_eq!(after.refresh_rotated_at, 1_700_000_100);
-    assert_eq!(after.expires_at, 1_700_090_000);
+    assert_eq!(after.expires_at, 4_000_090_000);
     assert_eq!(after.refresh_spent, vec!["refresh-r1".to_owned()]);
     assert_eq!(
         store.find_session("r1").await.unwrap().as_ref(),
@@ -166,7 +169,7 @@ async fn refresh_tokens_rotate_alike(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .rotate_refresh("r1", "refresh-r1", "next-x", 1_700_000_101, 1_700_090_000)
+            .rotate_refresh("r1", "refresh-r1", "next-x", 1_700_000_101, 4_000_090_000)
             .await
             .unwrap(),
         None,
@@ -174,7 +177,7 @@ async fn refresh_tokens_rotate_alike(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .rotate_refresh("gone", "refresh-r1", "next-x", 1_700_000_101, 1_700_090_000)
+            .rotate_refresh("gone", "refresh-r1", "next-x", 1_700_000_101, 4_000_090_000)
             .await
             .unwrap(),
         None
@@ -183,7 +186,7 @@ async fn refresh_tokens_rotate_alike(store: &dyn Store) {
     for i in 0..(domain::store::SPENT_REFRESH_KEPT + 5) {
         let next = format!("n{i}");
         store
-            .rotate_refresh("r1", &current, &next, 1_700_000_200, 1_700_090_000)
+            .rotate_refresh("r1", &current, &next, 1_700_000_200, 4_000_090_000)
             .await
             .unwrap()
             .unwrap();
