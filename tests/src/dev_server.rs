@@ -148,3 +148,44 @@ pub fn start_rs256() -> Server {
             .env_remove("SECRET_ID");
     })
 }
+
+/// GET `url` with `token` as the bearer: the status and the JSON body (null if none).
+pub async fn get_as(http: &reqwest::Client, url: &str, token: &str) -> (u16, serde_json::Value) {
+    let resp = http
+        .get(url)
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .expect("request sent");
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// POST `body` as JSON to `url`; the JSON answer (null if none).
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    http.post(url)
+        .json(body)
+        .send()
+        .await
+        .expect("request sent")
+        .json()
+        .await
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// The JSON at `url` (a GET without credentials).
+pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    http.get(url)
+        .send()
+        .await
+        .expect("request sent")
+        .json()
+        .await
+        .unwrap_or(serde_json::Value::Null)
+}

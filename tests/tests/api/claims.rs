@@ -255,16 +255,8 @@ async fn user_admin_sets_roles_and_the_role_gated_route_admits_the_next_token() 
     let login = dev_server::signed_in_over_http(&http, &server.base, "5550003535").await;
     let id = login["user_id"]["$oid"].as_str().unwrap().to_owned();
     let editor = |token: String| {
-        let req = http
-            .get(url("/example/whoami/editor"))
-            .header("authorization", format!("Bearer {token}"));
-        async move {
-            let resp = req.send().await.unwrap();
-            (
-                resp.status().as_u16(),
-                resp.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
+        let (http, url) = (&http, url("/example/whoami/editor"));
+        async move { dev_server::get_as(http, &url, &token).await }
     };
     let before = login["token"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -276,15 +268,15 @@ async fn user_admin_sets_roles_and_the_role_gated_route_admits_the_next_token() 
     assert_eq!(out[0]["app_metadata"]["roles"], json!(["editor", "viewer"]));
     // The token in hand still says what it said; the next one carries the role.
     assert_eq!(editor(before).await.0, 403);
-    let r: Value = http
-        .post(url("/token/refresh"))
-        .json(&json!({"refresh_token": login["refresh_token"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let refresh = |token: &Value| {
+        let (http, url, body) = (
+            &http,
+            url("/token/refresh"),
+            json!({"refresh_token": token}),
+        );
+        async move { dev_server::post_json(http, &url, &body).await }
+    };
+    let r = refresh(&login["refresh_token"]).await;
     let next = r["token"]
         .as_str()
         .unwrap_or_else(|| panic!("{r}"))
@@ -292,14 +284,7 @@ async fn user_admin_sets_roles_and_the_role_gated_route_admits_the_next_token() 
     let (status, body) = editor(next.clone()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["claims"]["scope"], "aal1 role:editor role:viewer");
-    let jwks: Value = http
-        .get(url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = dev_server::get_json(&http, &url("/.well-known/jwks.json")).await;
     let key = RS256PublicKey::from_jwk(&jwks["keys"][0].to_string()).unwrap();
     let checked = key
         .verify_token::<Value>(&next, Some(VerificationOptions::default()))
@@ -308,14 +293,6 @@ async fn user_admin_sets_roles_and_the_role_gated_route_admits_the_next_token() 
     // Cleared: the route refuses again from the next token on.
     let (code, _, err) = user_admin(&db, &["set-roles", &id]);
     assert_eq!(code, 0, "{err}");
-    let r: Value = http
-        .post(url("/token/refresh"))
-        .json(&json!({"refresh_token": r["refresh_token"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = refresh(&r["refresh_token"]).await;
     assert_eq!(editor(r["token"].as_str().unwrap().to_owned()).await.0, 403);
 }

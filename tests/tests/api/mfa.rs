@@ -638,16 +638,8 @@ async fn the_aal2_route_refuses_a_single_factor_token_and_admits_one_with_a_seco
         login["session_token"].as_str().unwrap(),
     );
     let aal2 = |token: String| {
-        let req = http
-            .get(url("/example/whoami/aal2"))
-            .header("authorization", format!("Bearer {token}"));
-        async move {
-            let resp = req.send().await.unwrap();
-            (
-                resp.status().as_u16(),
-                resp.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
+        let (http, url) = (&http, url("/example/whoami/aal2"));
+        async move { dev_server::get_as(http, &url, &token).await }
     };
     assert_eq!(
         aal2(token.to_owned()).await,

@@ -509,15 +509,8 @@ async fn the_passkey_routes_register_sign_in_step_up_rename_list_and_remove() {
     // Eleven minutes on, the session is stale: removal needs a step-up, which the passkey does.
     app.clock.advance(660);
     let path = format!("/passkeys/{id}");
-    let r = app
-        .call(&pk_route(
-            "DELETE",
-            "/passkeys/{id}",
-            &path,
-            Some(&second),
-            None,
-        ))
-        .await;
+    let remove = |l: &Login| pk_route("DELETE", "/passkeys/{id}", &path, Some(l), None);
+    let r = app.call(&remove(&second)).await;
     assert_eq!((r.status.as_u16(), r.code()), (403, "step_up_required"));
     let s = app
         .call(&post("/passkeys/step-up/start", Some(&second), None))
@@ -580,25 +573,9 @@ async fn the_passkey_routes_register_sign_in_step_up_rename_list_and_remove() {
         (Some(id.as_str()), Some("Phone"), Some("passkey"))
     );
     assert!(keys[0]["last_used_at"].is_i64(), "{keys:?}");
-    let r = app
-        .call(&pk_route(
-            "DELETE",
-            "/passkeys/{id}",
-            &path,
-            Some(&second),
-            None,
-        ))
-        .await;
+    let r = app.call(&remove(&second)).await;
     assert_eq!(r.status, 204, "{:?}", r.body);
-    let r = app
-        .call(&pk_route(
-            "DELETE",
-            "/passkeys/{id}",
-            &path,
-            Some(&second),
-            None,
-        ))
-        .await;
+    let r = app.call(&remove(&second)).await;
     assert_eq!((r.status.as_u16(), r.code()), (404, "factor_not_found"));
     // The removed passkey signs in no more; the password alone does again.
     let s = app.call(&post("/passkeys/login/start", None, None)).await;
