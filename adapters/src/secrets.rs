@@ -44,6 +44,8 @@ struct SecretJson {
     hook_pre_token: Option<String>,
     #[serde(rename = "HOOK_PRE_SIGNUP_SECRET")]
     hook_pre_signup: Option<String>,
+    #[serde(rename = "HOOK_CUSTOM_MESSAGE_SECRET")]
+    hook_custom_message: Option<String>,
 }
 
 /// What one read of the secret yields.
@@ -230,6 +232,7 @@ impl SecretSource {
         let hook_secrets = [
             ("HOOK_PRE_TOKEN_SECRET", &json.hook_pre_token),
             ("HOOK_PRE_SIGNUP_SECRET", &json.hook_pre_signup),
+            ("HOOK_CUSTOM_MESSAGE_SECRET", &json.hook_custom_message),
         ]
         .into_iter()
         .filter_map(|(name, s)| {

@@ -30,6 +30,8 @@ pub enum HookKind {
     PreSignup,
     /// Before an access token is signed (login, refresh, step-up).
     PreToken,
+    /// Before a code goes out by SMS: the text of the message.
+    CustomMessage,
 }
 
 impl HookKind {
@@ -37,6 +39,7 @@ impl HookKind {
         match self {
             Self::PreSignup => "pre_signup",
             Self::PreToken => "pre_token",
+            Self::CustomMessage => "custom_message",
         }
     }
 
@@ -45,6 +48,7 @@ impl HookKind {
         match self {
             Self::PreSignup => "HOOK_PRE_SIGNUP",
             Self::PreToken => "HOOK_PRE_TOKEN",
+            Self::CustomMessage => "HOOK_CUSTOM_MESSAGE",
         }
     }
 }
@@ -163,6 +167,7 @@ pub trait HookCaller: Send + Sync {
 pub struct Hooks {
     pub pre_signup: Option<HookSpec>,
     pub pre_token: Option<HookSpec>,
+    pub custom_message: Option<HookSpec>,
     pub caller: Option<Arc<dyn HookCaller>>,
 }
 
@@ -171,6 +176,7 @@ impl fmt::Debug for Hooks {
         f.debug_struct("Hooks")
             .field("pre_signup", &self.pre_signup)
             .field("pre_token", &self.pre_token)
+            .field("custom_message", &self.custom_message)
             .finish_non_exhaustive()
     }
 }
@@ -189,7 +195,8 @@ impl Hooks {
     pub fn from_vars(vars: &Vars, make: MakeHookCaller) -> Result<Self, ConfigError> {
         let pre_signup = HookSpec::from_vars(vars, HookKind::PreSignup)?;
         let pre_token = HookSpec::from_vars(vars, HookKind::PreToken)?;
-        let caller = if pre_signup.is_some() || pre_token.is_some() {
+        let custom_message = HookSpec::from_vars(vars, HookKind::CustomMessage)?;
+        let caller = if pre_signup.is_some() || pre_token.is_some() || custom_message.is_some() {
             make()
         } else {
             None
@@ -197,8 +204,14 @@ impl Hooks {
         Ok(Self {
             pre_signup,
             pre_token,
+            custom_message,
             caller,
         })
+    }
+
+    /// The `custom_message` hook and its caller, when both are there.
+    pub fn custom_message(&self) -> Option<(&HookSpec, &Arc<dyn HookCaller>)> {
+        Some((self.custom_message.as_ref()?, self.caller.as_ref()?))
     }
 
     /// The `pre_signup` hook and its caller, when both are there.
@@ -265,6 +278,31 @@ pub fn read_pre_signup(answer: &Value) -> Result<SignupDecision, HookError> {
             "`decision` is neither allow nor refuse".into(),
         )),
     }
+}
+
+/// The longest SMS text a `custom_message` hook may answer (three concatenated GSM-7 parts).
+pub const MAX_SMS_TEXT: usize = 459;
+
+/// Reads a `custom_message` answer for an SMS carrying `code`: `{"message": "..."}` (it must
+/// hold the code, in at most [`MAX_SMS_TEXT`] characters), or `{}` for the default text.
+pub fn read_custom_sms(answer: &Value, code: &str) -> Result<Option<String>, HookError> {
+    let Some(message) = answer.get("message") else {
+        return Ok(None);
+    };
+    let message = message
+        .as_str()
+        .ok_or_else(|| HookError::Refused("`message` is not a string".into()))?;
+    if !message.contains(code) {
+        return Err(HookError::Refused(
+            "the message does not carry the code".into(),
+        ));
+    }
+    if message.chars().count() > MAX_SMS_TEXT {
+        return Err(HookError::Refused(format!(
+            "the message is longer than {MAX_SMS_TEXT} characters"
+        )));
+    }
+    Ok(Some(message.to_owned()))
 }
 
 /// Applies a `pre_token` answer (`{"claims": {name: value or null}}`) to `grants`: each named

@@ -104,3 +104,37 @@ pub(super) async fn pre_token(
         Err(e) => failed(spec, Some(&user.id), &e),
     }
 }
+
+/// The text of an SMS carrying `code` for `purpose`: the `custom_message` hook's, if one is
+/// configured and answers one (holding the code), else `default`. Called before the code is
+/// stored, so a hook that fails closed leaves no code behind.
+pub(super) async fn custom_sms(
+    cx: &Ctx<'_>,
+    phone: &crate::types::Phone,
+    purpose: crate::otp::Purpose,
+    code: &crate::otp::Code,
+    default: String,
+) -> Result<String, Error> {
+    let Some((spec, caller)) = cx.hooks.custom_message() else {
+        return Ok(default);
+    };
+    let payload = json!({
+        "type": spec.kind.as_str(),
+        "channel": "sms",
+        "purpose": purpose.as_str(),
+        "to": phone.as_str(),
+        "code": code.expose(),
+        "minutes": (cx.verification.code_ttl_secs + 59) / 60,
+        "default": default,
+        "locale": cx.client.accept_language,
+    });
+    let id = format!("{}-{}", spec.kind.as_str(), cx.client.request_id);
+    let answer = caller
+        .call(spec, &id, &payload)
+        .await
+        .and_then(|a| crate::hooks::read_custom_sms(&a, code.expose()));
+    match answer {
+        Ok(text) => Ok(text.unwrap_or(default)),
+        Err(e) => failed(spec, None, &e).map(|()| default),
+    }
+}

@@ -252,6 +252,20 @@ pub(super) async fn deliver(
         Some(c) => c,
         None => otp::generate().map_err(|e| Error::internal("code generation", e))?,
     };
+    // The text first (the app's custom_message hook, if any): a hook that fails closed
+    // leaves no code stored and nothing reserved.
+    let text = if test_code.is_some() {
+        String::new()
+    } else {
+        let default = message(purpose, &code, v.code_ttl_secs);
+        match super::hooks::custom_sms(cx, phone, purpose, &code, default).await {
+            Ok(t) => t,
+            Err(e) => {
+                give_back(cx, cleared).await;
+                return Err(e);
+            }
+        }
+    };
     let record = code_record(cx, phone.as_str(), purpose, &code, user);
     let issued = match cx.store.issue_code(&record, v.resend_secs).await {
         Ok(issued) => issued,
@@ -288,13 +302,7 @@ pub(super) async fn deliver(
         give_back(cx, cleared).await;
         return Err(e);
     }
-    let sent = sender
-        .send(
-            phone,
-            &message(purpose, &code, v.code_ttl_secs),
-            &cleared.key,
-        )
-        .await;
+    let sent = sender.send(phone, &text, &cleared.key).await;
     v.record_send(started.elapsed());
     match sent {
         Ok(_) => {

@@ -302,3 +302,90 @@ async fn a_pre_signup_hook_that_is_down_fails_closed_or_open_as_declared() {
     let a = app.signup("4025550409").await;
     assert_eq!(a.status, 201, "{:?}", a.body);
 }
+
+/// A state whose SMS go to the webhook receiver `sms` (phone verification required) and whose
+/// custom_message hook is `hook`, failing `policy`.
+async fn sms_app(sms: &Receiver, hook: &Receiver, policy: &str) -> TestApp {
+    let secret = format!("whsec_{SECRET_B64}");
+    let verification = domain::verification::Verification::from_vars(
+        &Vars::from_pairs([
+            ("REQUIRE_PHONE_VERIFICATION", "true".to_owned()),
+            ("SMS_SENDER", "webhook".to_owned()),
+            ("SMS_WEBHOOK_URL", sms.url()),
+            ("SMS_WEBHOOK_SECRET", secret.clone()),
+        ]),
+        adapters::sms_sender,
+    )
+    .unwrap();
+    let hooks = Hooks::from_vars(
+        &Vars::from_pairs([
+            ("HOOK_CUSTOM_MESSAGE_URL", hook.url()),
+            ("HOOK_CUSTOM_MESSAGE_SECRET", secret),
+            ("HOOK_CUSTOM_MESSAGE_FAILURE", policy.to_owned()),
+            ("HOOK_CUSTOM_MESSAGE_TIMEOUT_MS", "300".to_owned()),
+        ]),
+        adapters::hook_caller,
+    )
+    .unwrap();
+    let app = TestApp::mongo().await;
+    TestApp {
+        state: app.state.with_verification(verification).with_hooks(hooks),
+        clock: app.clock,
+    }
+}
+
+#[tokio::test]
+async fn a_custom_message_hook_writes_the_sms_text_and_the_code_still_works() {
+    let (sms, hook) = (
+        Receiver::start(Answer::Ok).await,
+        Receiver::start(Answer::CustomSms).await,
+    );
+    let app = sms_app(&sms, &hook, "closed").await;
+    let a = app.signup("+12025550410").await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    let asked = hook.seen();
+    assert_eq!(asked[0].body["channel"], "sms");
+    assert_eq!(asked[0].body["purpose"], "signup");
+    let code = asked[0].body["code"].as_str().unwrap().to_owned();
+    let sent = sms.seen();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].body["message"],
+        format!("Acme: {code} is your code.")
+    );
+    let confirm = app
+        .call(&with_body(
+            event("verify_phone_confirm"),
+            &json!({"phone": "+12025550410", "code": code}),
+        ))
+        .await;
+    assert_eq!(confirm.status, 200, "{:?}", confirm.body);
+}
+
+#[tokio::test]
+async fn a_custom_message_without_the_code_fails_closed_with_nothing_sent_or_kept() {
+    let (sms, hook) = (
+        Receiver::start(Answer::Ok).await,
+        Receiver::start(Answer::Json(r#"{"message": "Welcome to Acme!"}"#)).await,
+    );
+    let app = sms_app(&sms, &hook, "closed").await;
+    let a = app.signup("+12025550411").await;
+    assert_eq!(a.status, 503, "{:?}", a.body);
+    assert!(sms.seen().is_empty(), "no SMS went out");
+    assert!(
+        !exists(&app, "+12025550411").await,
+        "the account was taken back"
+    );
+    // Failing open, the default text goes out instead.
+    let app = sms_app(&sms, &hook, "open").await;
+    let a = app.signup("+12025550412").await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    let sent = sms.seen();
+    assert!(
+        sent[0].body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Your verification code is "),
+        "{sent:?}"
+    );
+}

@@ -344,6 +344,8 @@ pub(crate) enum Answer {
     Hang,
     /// 200 with this JSON body (a hook's answer).
     Json(&'static str),
+    /// 200 with a custom SMS text carrying the request's `code` (a `custom_message` hook).
+    CustomSms,
 }
 
 pub(crate) struct Receiver {
@@ -431,6 +433,14 @@ impl Receiver {
                                 }
                                 Answer::Status(s) => resp(s, String::new()),
                                 Answer::Json(body) => resp(200, body.to_owned()),
+                                Answer::CustomSms => {
+                                    let code = log.lock().unwrap().last().map(|r| {
+                                        r.body["code"].as_str().unwrap_or_default().to_owned()
+                                    });
+                                    let text =
+                                        format!("Acme: {} is your code.", code.unwrap_or_default());
+                                    resp(200, json!({"message": text}).to_string())
+                                }
                                 Answer::Hang => {
                                     tokio::time::sleep(Duration::from_secs(30)).await;
                                     resp(200, String::new())
