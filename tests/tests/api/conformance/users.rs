@@ -442,16 +442,14 @@ async fn metadata_is_kept_replaced_and_cleared_alike(store: &dyn Store) {
         json!({"roles": ["editor"], "tenant": "acme", "limits": {"n": 3, "f": 1.5, "on": true, "none": null}}),
     );
     let mine = m(json!({"theme": "dark", "langs": ["en", "fr"]}));
+    let update =
+        async |patch: &UserPatch| store.update_user(&a.id, patch, NOW).await.unwrap().unwrap();
     let patch = UserPatch {
         app_metadata: Some(app.clone()),
         user_metadata: Some(mine.clone()),
         ..UserPatch::default()
     };
-    let after = store
-        .update_user(&a.id, &patch, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = update(&patch).await;
     assert_eq!((&after.app_metadata, &after.user_metadata), (&app, &mine));
     assert_eq!(after.first_name, a.first_name);
     let read = store.find_user(&a.id).await.unwrap().unwrap();
@@ -465,11 +463,7 @@ async fn metadata_is_kept_replaced_and_cleared_alike(store: &dyn Store) {
         user_metadata: Some(other.clone()),
         ..UserPatch::default()
     };
-    let after = store
-        .update_user(&a.id, &patch, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = update(&patch).await;
     assert_eq!((&after.app_metadata, &after.user_metadata), (&app, &other));
     // Through the read-and-swap path (an identifier change): unchanged.
     let patch = UserPatch {
@@ -479,22 +473,14 @@ async fn metadata_is_kept_replaced_and_cleared_alike(store: &dyn Store) {
         }],
         ..UserPatch::default()
     };
-    let after = store
-        .update_user(&a.id, &patch, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = update(&patch).await;
     assert_eq!((&after.app_metadata, &after.user_metadata), (&app, &other));
     // Cleared.
     let patch = UserPatch {
         app_metadata: Some(Metadata::default()),
         ..UserPatch::default()
     };
-    let after = store
-        .update_user(&a.id, &patch, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = update(&patch).await;
     assert!(after.app_metadata.is_empty());
     assert!(
         store
