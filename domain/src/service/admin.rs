@@ -107,14 +107,23 @@ pub async fn set_app_metadata(
         auth_time: cx.now,
         aal2_at: Some(cx.now),
     };
-    // Without the pre_token hook: a trial must not reach the app's code.
+    // Sized, not signed (this function never signs), and without the pre_token hook: a
+    // check must not reach the app's code.
     let grants = Grants::of(&trial.app_metadata, &cx.policy.claims);
-    if let Err(e) = super::session::issue(cx, &trial, &"A".repeat(22), &widest, &grants) {
+    let len = cx
+        .tokens()
+        .encoded_len(
+            cx.issuer(),
+            &trial.id,
+            &"A".repeat(22),
+            u64::try_from(cx.now).unwrap_or_default(),
+            &widest,
+            &grants,
+        )
+        .map_err(|e| Error::internal("token size", e))?;
+    if len > cx.policy.claims.token_max_bytes {
         audit(actor, "set_app_metadata", id, "too_large");
-        return Err(match e {
-            Error::TokenTooLarge => Error::ClaimsTooLarge,
-            other => other,
-        });
+        return Err(Error::ClaimsTooLarge);
     }
     let patch = UserPatch {
         app_metadata: Some(app_metadata),

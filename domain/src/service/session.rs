@@ -481,7 +481,7 @@ pub(super) async fn sign(
 /// issued: the caller gets an internal error and the log says which account and why (an
 /// operator trims its `app_metadata`), rather than a token some proxy or header limit would
 /// cut.
-pub(super) fn issue(
+fn issue(
     cx: &Ctx<'_>,
     user: &UserRecord,
     sid: &str,

@@ -13,7 +13,6 @@ use super::{
 use crate::{
     error::{ApiError, FieldError},
     routes::Endpoint,
-    schema,
 };
 use domain::{
     claims::Metadata,
@@ -184,7 +183,8 @@ pub(super) async fn handle(
         }
         Endpoint::AdminSetAppMetadata => {
             let id = user_id(endpoint, req)?;
-            let body = input.body::<serde_json::Value>(schema::Body::AppMetadata)?;
+            // `app_metadata.json` documents what `Metadata::parse_app` checks in full.
+            let body = input.json_value()?;
             let m = super::user::metadata(
                 "",
                 body,

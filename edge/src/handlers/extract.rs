@@ -50,6 +50,21 @@ impl Input<'_> {
         })
     }
 
+    /// The body as JSON after the size and media-type checks and the strict parse, with no
+    /// schema: for a body whose rules the domain type states in full (an operator's
+    /// `app_metadata`: `Metadata::parse_app`), so a function whose only body is that one links
+    /// no JSON Schema validator (the admin function: 0.5 MB of its zip).
+    pub fn json_value(&self) -> Result<serde_json::Value, ApiError> {
+        let bytes = body_bytes(self.req);
+        if bytes.len() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+        }
+        if !is_json(self.req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse_strict(bytes).ok_or(ApiError::MalformedJson)
+    }
+
     /// True when the request carries a body at all.
     pub fn has_body(&self) -> bool {
         !body_bytes(self.req).is_empty()

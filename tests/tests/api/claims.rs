@@ -296,3 +296,40 @@ async fn user_admin_sets_roles_and_the_role_gated_route_admits_the_next_token() 
     let r = refresh(&r["refresh_token"]).await;
     assert_eq!(editor(r["token"].as_str().unwrap().to_owned()).await.0, 403);
 }
+
+/// The admin function sizes a token without signing it: its size is the signed token's, for
+/// HS256 and for RS256 keys, with and without grants.
+#[test]
+fn a_token_s_size_is_known_without_signing_it() {
+    let rs = {
+        let mut v = rsa_vars("a");
+        v.set("DB_NAME", fresh_db());
+        domain::config::Settings::from_vars(&v).unwrap()
+    };
+    for settings in [settings(&fresh_db()), rs] {
+        let keys = domain::auth::token::TokenKeys::new(
+            &settings.keys,
+            &settings.audience,
+            settings.jwt_ttl,
+        );
+        let grants = Grants::of(
+            &Metadata::parse_app(json!({"roles": ["editor", "x:y"], "tenant": "acme"}), 4096)
+                .unwrap(),
+            &domain::claims::ClaimSettings {
+                mapped: vec!["tenant".into()],
+                ..domain::claims::ClaimSettings::default()
+            },
+        );
+        for g in [Grants::default(), grants] {
+            let a = Assurance::single("pwd", 1_000);
+            let user = UserId::new();
+            let signed = keys
+                .issue_for("https://issuer.example", &user, "sid-1", 1_000, &a, &g)
+                .unwrap();
+            let sized = keys
+                .encoded_len("https://issuer.example", &user, "sid-1", 1_000, &a, &g)
+                .unwrap();
+            assert_eq!(sized, signed.len(), "{:?}", settings.jwt_algorithm);
+        }
+    }
+}

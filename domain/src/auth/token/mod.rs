@@ -200,6 +200,71 @@ impl TokenKeys {
         self.ttl
     }
 
+    /// The claims of a token for `user` in session `sid` at `now` (see [`Self::issue_for`]).
+    fn claims_for(
+        &self,
+        issuer: &str,
+        user: &UserId,
+        sid: &str,
+        now: u64,
+        assurance: &Assurance,
+        grants: &Grants,
+    ) -> Claims {
+        let mut scope = assurance.scope().to_owned();
+        for s in &grants.scopes {
+            scope.push(' ');
+            scope.push_str(s);
+        }
+        Claims {
+            amr: assurance.amr.clone(),
+            aal: assurance.aal(),
+            auth_time: u64::try_from(assurance.auth_time).unwrap_or_default(),
+            scope,
+            roles: grants.roles.clone(),
+            extra: grants
+                .claims
+                .iter()
+                .filter(|(k, _)| !RESERVED_CLAIMS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            sub: user.to_hex(),
+            sid: sid.to_owned(),
+            iat: now,
+            nbf: now,
+            exp: now.saturating_add(self.ttl.as_secs()),
+            iss: issuer.to_owned(),
+            aud: self.audience.clone(),
+        }
+    }
+
+    /// The length of the token [`Self::issue_for`] would sign, without signing it (the
+    /// signature's length is the key's: 32 bytes for HS256, the modulus for RS256): what an
+    /// operator's change of claims is checked against, in a function that never signs.
+    pub fn encoded_len(
+        &self,
+        issuer: &str,
+        user: &UserId,
+        sid: &str,
+        now: u64,
+        assurance: &Assurance,
+        grants: &Grants,
+    ) -> Result<usize, TokenError> {
+        let claims = self.claims_for(issuer, user, sid, now, assurance, grants);
+        let claims = serde_json::to_vec(&claims).map_err(|e| TokenError::Signing(e.to_string()))?;
+        let (alg, sig) = match &self.signing {
+            Signing::Hs256(_) => ("HS256", 32),
+            Signing::Rs256(key) => ("RS256", key.public().n.len()),
+        };
+        let header = serde_json::to_vec(&JwsHeader {
+            typ: "JWT",
+            alg,
+            kid: &self.kid,
+        })
+        .map_err(|e| TokenError::Signing(e.to_string()))?;
+        let b64 = |n: usize| (n * 4).div_ceil(3);
+        Ok(b64(header.len()) + 1 + b64(claims.len()) + 1 + b64(sig))
+    }
+
     /// Signs a JWT from `issuer` for `user` in session `sid`, issued at `now` (Unix seconds),
     /// for a password sign-in at `now`.
     pub fn issue(
@@ -233,31 +298,7 @@ impl TokenKeys {
         assurance: &Assurance,
         grants: &Grants,
     ) -> Result<String, TokenError> {
-        let mut scope = assurance.scope().to_owned();
-        for s in &grants.scopes {
-            scope.push(' ');
-            scope.push_str(s);
-        }
-        let claims = Claims {
-            amr: assurance.amr.clone(),
-            aal: assurance.aal(),
-            auth_time: u64::try_from(assurance.auth_time).unwrap_or_default(),
-            scope,
-            roles: grants.roles.clone(),
-            extra: grants
-                .claims
-                .iter()
-                .filter(|(k, _)| !RESERVED_CLAIMS.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            sub: user.to_hex(),
-            sid: sid.to_owned(),
-            iat: now,
-            nbf: now,
-            exp: now.saturating_add(self.ttl.as_secs()),
-            iss: issuer.to_owned(),
-            aud: self.audience.clone(),
-        };
+        let claims = self.claims_for(issuer, user, sid, now, assurance, grants);
         let failed = |e: &dyn std::fmt::Display| TokenError::Signing(e.to_string());
         match &self.signing {
             Signing::Hs256(key) => {
