@@ -255,14 +255,20 @@ impl TokenKeys {
             Signing::Hs256(_) => ("HS256", 32),
             Signing::Rs256(key) => ("RS256", key.public().n.len()),
         };
-        let header = serde_json::to_vec(&JwsHeader {
+        let header = self.header(alg)?;
+        let b64 = |n: usize| (n * 4).div_ceil(3);
+        Ok(b64(header.len()) + 1 + b64(claims.len()) + 1 + b64(sig))
+    }
+
+    /// The JOSE header this API writes for `alg` (members in jsonwebtoken's order, so an
+    /// HS256 header is the one jsonwebtoken writes).
+    fn header(&self, alg: &str) -> Result<Vec<u8>, TokenError> {
+        serde_json::to_vec(&JwsHeader {
             typ: "JWT",
             alg,
             kid: &self.kid,
         })
-        .map_err(|e| TokenError::Signing(e.to_string()))?;
-        let b64 = |n: usize| (n * 4).div_ceil(3);
-        Ok(b64(header.len()) + 1 + b64(claims.len()) + 1 + b64(sig))
+        .map_err(|e| TokenError::Signing(e.to_string()))
     }
 
     /// Signs a JWT from `issuer` for `user` in session `sid`, issued at `now` (Unix seconds),
@@ -308,12 +314,7 @@ impl TokenKeys {
                 jsonwebtoken::encode(&header, &claims, key).map_err(|e| failed(&e))
             }
             Signing::Rs256(key) => {
-                let header = serde_json::to_vec(&JwsHeader {
-                    typ: "JWT",
-                    alg: "RS256",
-                    kid: &self.kid,
-                })
-                .map_err(|e| failed(&e))?;
+                let header = self.header("RS256")?;
                 let claims = serde_json::to_vec(&claims).map_err(|e| failed(&e))?;
                 let input = format!(
                     "{}.{}",
