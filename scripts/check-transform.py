@@ -12,8 +12,49 @@ from samtranslator.yaml_helper import yaml_parse
 
 CASES = {
     "defaults": {},
-    "all-on": {"JwtAuthorizerExample": "true", "JwtIssuer": "https://auth.example.com"},
+    "all-on": {
+        "JwtAuthorizerExample": "true",
+        "JwtIssuer": "https://auth.example.com",
+        "HookPreSignupFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:pre-signup",
+        "HookPreTokenFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:pre-token:live",
+        "HookPostConfirmationUrl": "https://hooks.example.com/confirmed",
+        "HookCustomMessageFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:texts",
+    },
 }
+
+
+# Which functions may invoke which hook function: exactly those whose routes run the hook.
+HOOK_INVOKERS = {
+    "HookPreSignupFunctionArn": {"SignupFunction"},
+    "HookPreTokenFunctionArn": {"LoginFunction", "RefreshFunction", "MfaFunction", "PasskeysFunction"},
+    "HookPostConfirmationFunctionArn": {"VerifyFunction"},
+    "HookCustomMessageFunctionArn": {"SignupFunction", "UpdateFunction", "VerifyFunction", "RecoverFunction"},
+}
+
+
+def invokers(out):
+    """{hook parameter: roles allowed lambda:InvokeFunction on it} from a transformed template."""
+    found = {}
+
+    def walk(node, role):
+        if isinstance(node, dict):
+            action = node.get("Action")
+            actions = action if isinstance(action, list) else [action]
+            if "lambda:InvokeFunction" in actions:
+                ref = node.get("Resource", {})
+                if not (isinstance(ref, dict) and "Ref" in ref):
+                    raise SystemExit(f"{role}: lambda:InvokeFunction on something other than a hook ARN: {ref}")
+                found.setdefault(ref["Ref"], set()).add(role)
+            for v in node.values():
+                walk(v, role)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, role)
+
+    for name, res in out["Resources"].items():
+        if res.get("Type") == "AWS::IAM::Role":
+            walk(res.get("Properties", {}).get("Policies", []), name.removesuffix("Role"))
+    return found
 
 
 class NoManagedPolicies:
@@ -31,6 +72,10 @@ def main(path, outdir):
         with open(target, "w") as f:
             json.dump(out, f, indent=1)
         print(f"sam transform ({name}): {len(out['Resources'])} resources -> {target}")
+        got = invokers(out)
+        if got != HOOK_INVOKERS:
+            raise SystemExit(f"hook invoke permissions: {got}, expected {HOOK_INVOKERS}")
+    print("hook functions: lambda:InvokeFunction on each hook ARN for exactly the functions that run it")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ servers_install() {
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "secantusdb==$SECANTUS_VERSION" 'moto[server]' \
       "schemathesis==$SCHEMATHESIS_VERSION" "pyotp==$PYOTP_VERSION"
   fi
+  # cargo lambda watch is the Lambda service the hook tests invoke (tests/src/lambda_watch.rs).
+  [ -x "$VENV/bin/cargo-lambda" ] || "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+    "cargo-lambda==${CARGO_LAMBDA_VERSION:-1.9.2}" "ziglang==${ZIGLANG_VERSION:-0.17.1}"
 }
 
 servers_start() {

@@ -1,8 +1,10 @@
 //! Adapters of the domain's traits onto real services: the MongoDB store (`mongo`), keys from
-//! Secrets Manager (`secrets`), SMS through SNS or a signed webhook (`sns`, `webhook`), mail through SES or a signed webhook (`ses`, `webhook`), and
-//! CloudWatch metrics (`metrics`). Which of them a process builds is the edge's wiring; a
+//! Secrets Manager (`secrets`), SMS through SNS or a signed webhook (`sns`, `webhook`), mail
+//! through SES or a signed webhook (`ses`, `webhook`), hooks as webhooks or Lambda functions
+//! (`hooks`), and CloudWatch metrics (`metrics`). Which of them a process builds is the edge's wiring; a
 //! function links only the adapters its wiring names.
 
+pub mod hooks;
 pub mod metrics;
 pub mod mongo;
 pub mod secrets;
@@ -28,10 +30,11 @@ pub fn sms_sender(settings: &SmsSettings) -> Option<Arc<dyn SmsSender>> {
     })
 }
 
-/// The caller of signed webhook hooks: a [`domain::hooks::MakeHookCaller`] for functions whose
-/// routes run hooks. One HTTP connector serves every hook of the process.
+/// The caller of hooks (signed webhooks, Lambda functions): a
+/// [`domain::hooks::MakeHookCaller`] for functions whose routes run hooks. One HTTP connector
+/// and at most one Lambda client serve every hook of the process.
 pub fn hook_caller() -> Option<Arc<dyn domain::hooks::HookCaller>> {
-    Some(Arc::new(webhook::HookWebhookCaller::new()))
+    Some(hooks::caller())
 }
 
 /// The mail sender `settings` select, or `None` when no `EMAIL_SENDER` is set (mail is off).

@@ -44,6 +44,8 @@ struct SecretJson {
     hook_pre_token: Option<String>,
     #[serde(rename = "HOOK_PRE_SIGNUP_SECRET")]
     hook_pre_signup: Option<String>,
+    #[serde(rename = "HOOK_POST_CONFIRMATION_SECRET")]
+    hook_post_confirmation: Option<String>,
     #[serde(rename = "HOOK_CUSTOM_MESSAGE_SECRET")]
     hook_custom_message: Option<String>,
 }
@@ -232,6 +234,10 @@ impl SecretSource {
         let hook_secrets = [
             ("HOOK_PRE_TOKEN_SECRET", &json.hook_pre_token),
             ("HOOK_PRE_SIGNUP_SECRET", &json.hook_pre_signup),
+            (
+                "HOOK_POST_CONFIRMATION_SECRET",
+                &json.hook_post_confirmation,
+            ),
             ("HOOK_CUSTOM_MESSAGE_SECRET", &json.hook_custom_message),
         ]
         .into_iter()

@@ -26,7 +26,7 @@ use sha2::Sha256;
 use domain::{
     config::Secret,
     email::{Email, MailError, MailSender, Message},
-    hooks::{HookCaller, HookError, HookSpec, HookTarget},
+    hooks::{HookError, HookSpec},
     sms::{SentId, SmsError, SmsSender, check_request, settings::WebhookConfig},
     types::Phone,
 };
@@ -193,10 +193,15 @@ impl HookWebhookCaller {
     }
 }
 
-#[async_trait]
-impl HookCaller for HookWebhookCaller {
-    async fn call(&self, spec: &HookSpec, id: &str, payload: &Value) -> Result<Value, HookError> {
-        let HookTarget::Webhook(config) = &spec.target;
+impl HookWebhookCaller {
+    /// POSTs `payload` to `config`'s URL within `spec`'s timeout; the JSON of a 2xx answer.
+    pub async fn post(
+        &self,
+        spec: &HookSpec,
+        config: &WebhookConfig,
+        id: &str,
+        payload: &Value,
+    ) -> Result<Value, HookError> {
         let body =
             serde_json::to_vec(payload).map_err(|e| HookError::Refused(format!("payload: {e}")))?;
         let request = signed_request(&config.url, &config.secret, id, now(), body)

@@ -1,7 +1,7 @@
 //! Hooks: the app's own code run at a step of a flow, synchronously, with a deadline and a
 //! declared failure policy. A hook is reached through [`HookCaller`] (a signed HTTPS webhook
-//! in the adapters crate; an AWS Lambda function next), so the domain decides only what is
-//! sent, what an answer may change, and what a failure does:
+//! or an AWS Lambda function invoked synchronously, both in the adapters crate), so the domain
+//! decides only what is sent, what an answer may change, and what a failure does:
 //! - fail closed: the step answers 503 and nothing of it is written (the hook runs before
 //!   the step's first write);
 //! - fail open: the step goes on as if there were no hook, and the failure is audited
@@ -30,7 +30,10 @@ pub enum HookKind {
     PreSignup,
     /// Before an access token is signed (login, refresh, step-up).
     PreToken,
-    /// Before a code goes out by SMS: the text of the message.
+    /// After an identifier is proven (a signup's, or a change's): a notification. It runs
+    /// once the proof is written, so it can only fail open.
+    PostConfirmation,
+    /// Before a code goes out by SMS or mail: the text of the message.
     CustomMessage,
 }
 
@@ -39,6 +42,7 @@ impl HookKind {
         match self {
             Self::PreSignup => "pre_signup",
             Self::PreToken => "pre_token",
+            Self::PostConfirmation => "post_confirmation",
             Self::CustomMessage => "custom_message",
         }
     }
@@ -48,6 +52,7 @@ impl HookKind {
         match self {
             Self::PreSignup => "HOOK_PRE_SIGNUP",
             Self::PreToken => "HOOK_PRE_TOKEN",
+            Self::PostConfirmation => "HOOK_POST_CONFIRMATION",
             Self::CustomMessage => "HOOK_CUSTOM_MESSAGE",
         }
     }
@@ -67,13 +72,75 @@ pub enum FailurePolicy {
 pub enum HookTarget {
     /// POST of the JSON payload, signed per Standard Webhooks, answering JSON.
     Webhook(WebhookConfig),
+    /// An AWS Lambda function invoked synchronously (`Invoke`, `RequestResponse`) with the
+    /// payload as its event; its JSON result is the answer. Authenticated by IAM: the
+    /// function's role may invoke exactly this ARN (template.yaml).
+    Lambda(LambdaTarget),
+}
+
+/// A Lambda function a hook invokes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LambdaTarget {
+    /// `HOOK_<KIND>_FUNCTION`: a function name or ARN (with a qualifier if any).
+    pub function: String,
+    /// `AWS_REGION` (the region inside an ARN wins).
+    pub region: String,
+    /// `AWS_ENDPOINT_URL_LAMBDA` (then `AWS_ENDPOINT_URL`): an emulator such as
+    /// `cargo lambda watch`.
+    pub endpoint: Option<String>,
 }
 
 impl fmt::Debug for HookTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Webhook(w) => f.debug_tuple("Webhook").field(&w.url).finish(),
+            Self::Lambda(l) => f.debug_tuple("Lambda").field(&l.function).finish(),
         }
+    }
+}
+
+/// Whether `f` is a Lambda function name (`[A-Za-z0-9_-]{1,64}`) or ARN
+/// (`arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]`); the ARN's
+/// region when it is one.
+fn check_function(f: &str) -> Result<Option<&str>, &'static str> {
+    let name_ok = |n: &str| {
+        (1..=64).contains(&n.len())
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !f.starts_with("arn:") {
+        return if name_ok(f) {
+            Ok(None)
+        } else {
+            Err("must be a function name or ARN")
+        };
+    }
+    let parts: Vec<&str> = f.split(':').collect();
+    let qualifier_ok = |q: &str| {
+        (1..=128).contains(&q.len())
+            && q.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'$')
+    };
+    match parts.as_slice() {
+        [
+            "arn",
+            partition,
+            "lambda",
+            region,
+            account,
+            "function",
+            name,
+            rest @ ..,
+        ] if !partition.is_empty()
+            && !region.is_empty()
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && name_ok(name)
+            && (rest.is_empty() || (rest.len() == 1 && qualifier_ok(rest[0]))) =>
+        {
+            Ok(Some(region))
+        }
+        _ => Err("must be a function name or a Lambda function ARN"),
     }
 }
 
@@ -98,19 +165,57 @@ impl HookSpec {
             name: n,
             reason: reason.to_owned(),
         };
-        let Some(url) = vars
-            .get(&name("URL"))
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-        else {
-            return Ok(None);
+        let set = |suffix: &str| {
+            vars.get(&name(suffix))
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
         };
-        check_webhook_url(url).map_err(|r| invalid(name("URL"), r))?;
-        let secret = vars
-            .get(&name("SECRET"))
-            .ok_or_else(|| ConfigError::Missing(name("SECRET")))?;
-        let secret: Secret =
-            parse_webhook_secret(secret).map_err(|r| invalid(name("SECRET"), r))?;
+        let target = match (set("URL"), set("FUNCTION")) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    name("FUNCTION"),
+                    "set either it or the _URL, not both",
+                ));
+            }
+            (Some(url), None) => {
+                check_webhook_url(url).map_err(|r| invalid(name("URL"), r))?;
+                let secret = vars
+                    .get(&name("SECRET"))
+                    .ok_or_else(|| ConfigError::Missing(name("SECRET")))?;
+                let secret: Secret =
+                    parse_webhook_secret(secret).map_err(|r| invalid(name("SECRET"), r))?;
+                HookTarget::Webhook(WebhookConfig {
+                    url: url.to_owned(),
+                    secret,
+                })
+            }
+            (None, Some(function)) => {
+                let arn_region =
+                    check_function(function).map_err(|r| invalid(name("FUNCTION"), r))?;
+                let region = match arn_region {
+                    Some(r) => r.to_owned(),
+                    None => vars
+                        .get("AWS_REGION")
+                        .or_else(|| vars.get("AWS_DEFAULT_REGION"))
+                        .map(str::trim)
+                        .filter(|r| !r.is_empty())
+                        .ok_or_else(|| ConfigError::Missing("AWS_REGION".to_owned()))?
+                        .to_owned(),
+                };
+                let endpoint = vars
+                    .get("AWS_ENDPOINT_URL_LAMBDA")
+                    .or_else(|| vars.get("AWS_ENDPOINT_URL"))
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_owned);
+                HookTarget::Lambda(LambdaTarget {
+                    function: function.to_owned(),
+                    region,
+                    endpoint,
+                })
+            }
+        };
         let timeout = match vars.get(&name("TIMEOUT_MS")) {
             None => Duration::from_millis(2000),
             Some(v) => v
@@ -127,6 +232,15 @@ impl HookSpec {
             .get(&name("FAILURE"))
             .map(|p| p.trim().to_ascii_lowercase())
         {
+            // A notification sent after the proof is written cannot hold the proof back: a
+            // 503 then would tell the user it failed when it did not (Cognito's complaint).
+            None if kind == HookKind::PostConfirmation => FailurePolicy::Open,
+            Some(p) if p == "closed" && kind == HookKind::PostConfirmation => {
+                return Err(invalid(
+                    name("FAILURE"),
+                    "post_confirmation runs after the proof is written, so it fails open",
+                ));
+            }
             None => FailurePolicy::Closed,
             Some(p) if p == "closed" => FailurePolicy::Closed,
             Some(p) if p == "open" => FailurePolicy::Open,
@@ -134,10 +248,7 @@ impl HookSpec {
         };
         Ok(Some(Self {
             kind,
-            target: HookTarget::Webhook(WebhookConfig {
-                url: url.to_owned(),
-                secret,
-            }),
+            target,
             timeout,
             policy,
         }))
@@ -167,6 +278,7 @@ pub trait HookCaller: Send + Sync {
 pub struct Hooks {
     pub pre_signup: Option<HookSpec>,
     pub pre_token: Option<HookSpec>,
+    pub post_confirmation: Option<HookSpec>,
     pub custom_message: Option<HookSpec>,
     pub caller: Option<Arc<dyn HookCaller>>,
 }
@@ -176,6 +288,7 @@ impl fmt::Debug for Hooks {
         f.debug_struct("Hooks")
             .field("pre_signup", &self.pre_signup)
             .field("pre_token", &self.pre_token)
+            .field("post_confirmation", &self.post_confirmation)
             .field("custom_message", &self.custom_message)
             .finish_non_exhaustive()
     }
@@ -195,18 +308,23 @@ impl Hooks {
     pub fn from_vars(vars: &Vars, make: MakeHookCaller) -> Result<Self, ConfigError> {
         let pre_signup = HookSpec::from_vars(vars, HookKind::PreSignup)?;
         let pre_token = HookSpec::from_vars(vars, HookKind::PreToken)?;
+        let post_confirmation = HookSpec::from_vars(vars, HookKind::PostConfirmation)?;
         let custom_message = HookSpec::from_vars(vars, HookKind::CustomMessage)?;
-        let caller = if pre_signup.is_some() || pre_token.is_some() || custom_message.is_some() {
-            make()
-        } else {
-            None
-        };
+        let any = [&pre_signup, &pre_token, &post_confirmation, &custom_message]
+            .iter()
+            .any(|h| h.is_some());
         Ok(Self {
             pre_signup,
             pre_token,
+            post_confirmation,
             custom_message,
-            caller,
+            caller: if any { make() } else { None },
         })
+    }
+
+    /// The `post_confirmation` hook and its caller, when both are there.
+    pub fn post_confirmation(&self) -> Option<(&HookSpec, &Arc<dyn HookCaller>)> {
+        Some((self.post_confirmation.as_ref()?, self.caller.as_ref()?))
     }
 
     /// The `custom_message` hook and its caller, when both are there.
@@ -305,6 +423,45 @@ pub fn read_custom_sms(answer: &Value, code: &str) -> Result<Option<String>, Hoo
     Ok(Some(message.to_owned()))
 }
 
+/// Reads a `custom_message` answer for a mail carrying `code` (empty for a notice without
+/// one): `{"subject", "text", "html"}`, each optional (a part left out keeps the default's);
+/// a `text` or `html` given must hold the code, a subject is one line of at most 200
+/// characters, and each part at most 100 KB.
+pub fn read_custom_mail(
+    answer: &Value,
+    code: &str,
+    default: crate::email::Message,
+) -> Result<crate::email::Message, HookError> {
+    let part = |name: &str| -> Result<Option<String>, HookError> {
+        match answer.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.len() <= 100_000 => Ok(Some(s.clone())),
+            Some(Value::String(_)) => Err(HookError::Refused(format!("`{name}` is too long"))),
+            Some(_) => Err(HookError::Refused(format!("`{name}` is not a string"))),
+        }
+    };
+    let mut message = default;
+    if let Some(subject) = part("subject")? {
+        if subject.chars().count() > 200 || subject.chars().any(char::is_control) {
+            return Err(HookError::Refused(
+                "`subject` is not one line of at most 200 characters".into(),
+            ));
+        }
+        message.subject = subject;
+    }
+    for (name, slot) in [("text", &mut message.text), ("html", &mut message.html)] {
+        if let Some(body) = part(name)? {
+            if !body.contains(code) {
+                return Err(HookError::Refused(format!(
+                    "`{name}` does not carry the code"
+                )));
+            }
+            *slot = body;
+        }
+    }
+    Ok(message)
+}
+
 /// Applies a `pre_token` answer (`{"claims": {name: value or null}}`) to `grants`: each named
 /// claim set (or removed, for `null`); a reserved name, or an answer of another shape, refuses
 /// the whole answer.
@@ -391,6 +548,84 @@ mod tests {
     }
 
     #[test]
+    fn a_custom_mail_answer_replaces_only_the_parts_it_gives_and_must_carry_the_code() {
+        let default = || crate::email::Message {
+            subject: "Your code".into(),
+            text: "Code 123456".into(),
+            html: "<p>Code 123456</p>".into(),
+        };
+        let m = read_custom_mail(&json!({"text": "Use 123456 now"}), "123456", default()).unwrap();
+        assert_eq!(
+            (m.subject.as_str(), m.text.as_str(), m.html.as_str()),
+            ("Your code", "Use 123456 now", "<p>Code 123456</p>")
+        );
+        for bad in [
+            json!({"text": "no code here"}),
+            json!({"html": "<p>none</p>"}),
+            json!({"subject": "two\nlines"}),
+            json!({"subject": 7}),
+        ] {
+            assert!(
+                read_custom_mail(&bad, "123456", default()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn post_confirmation_fails_open_only() {
+        let vars = |pairs: &[(&str, &str)]| Vars::from_pairs(pairs.iter().copied());
+        let base = [
+            ("HOOK_POST_CONFIRMATION_FUNCTION", "confirmed"),
+            ("AWS_REGION", "us-east-1"),
+        ];
+        let spec = HookSpec::from_vars(&vars(&base), HookKind::PostConfirmation)
+            .unwrap()
+            .unwrap();
+        assert_eq!(spec.policy, FailurePolicy::Open);
+        let mut closed = base.to_vec();
+        closed.push(("HOOK_POST_CONFIRMATION_FAILURE", "closed"));
+        assert!(HookSpec::from_vars(&vars(&closed), HookKind::PostConfirmation).is_err());
+    }
+
+    #[test]
+    fn a_lambda_hook_is_a_name_or_an_arn_whose_region_wins() {
+        let vars = |pairs: &[(&str, &str)]| Vars::from_pairs(pairs.iter().copied());
+        let target = |pairs: &[(&str, &str)]| {
+            HookSpec::from_vars(&vars(pairs), HookKind::PreSignup)
+                .unwrap()
+                .unwrap()
+                .target
+        };
+        assert_eq!(
+            target(&[
+                (
+                    "HOOK_PRE_SIGNUP_FUNCTION",
+                    "arn:aws:lambda:eu-west-1:123456789012:function:signup-hook:live"
+                ),
+                ("AWS_REGION", "us-east-1"),
+            ]),
+            HookTarget::Lambda(LambdaTarget {
+                function: "arn:aws:lambda:eu-west-1:123456789012:function:signup-hook:live".into(),
+                region: "eu-west-1".into(),
+                endpoint: None,
+            })
+        );
+        assert_eq!(
+            target(&[
+                ("HOOK_PRE_SIGNUP_FUNCTION", "signup-hook"),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9000"),
+            ]),
+            HookTarget::Lambda(LambdaTarget {
+                function: "signup-hook".into(),
+                region: "us-east-1".into(),
+                endpoint: Some("http://127.0.0.1:9000".into()),
+            })
+        );
+    }
+
+    #[test]
     fn a_hook_needs_a_safe_url_and_a_secret_and_says_how_it_fails() {
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let vars = |pairs: &[(&str, &str)]| Vars::from_pairs(pairs.iter().copied());
@@ -438,6 +673,32 @@ mod tests {
                     ("HOOK_PRE_TOKEN_TIMEOUT_MS", "60000"),
                 ],
                 "a timeout past 10 s",
+            ),
+            (
+                vec![
+                    ("HOOK_PRE_TOKEN_URL", "https://h.example.com"),
+                    ("HOOK_PRE_TOKEN_SECRET", secret),
+                    ("HOOK_PRE_TOKEN_FUNCTION", "claims-hook"),
+                ],
+                "a webhook and a function",
+            ),
+            (
+                vec![
+                    ("HOOK_PRE_TOKEN_FUNCTION", "claims hook"),
+                    ("AWS_REGION", "eu-west-1"),
+                ],
+                "a name with a space",
+            ),
+            (
+                vec![(
+                    "HOOK_PRE_TOKEN_FUNCTION",
+                    "arn:aws:lambda:eu-west-1:12345:function:claims-hook",
+                )],
+                "an ARN with a short account",
+            ),
+            (
+                vec![("HOOK_PRE_TOKEN_FUNCTION", "claims-hook")],
+                "a name and no region",
             ),
         ] {
             assert!(

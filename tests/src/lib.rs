@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod dev_server;
+pub mod lambda_watch;
 pub mod load;
 pub mod passkey;
 pub mod runtime;

@@ -223,11 +223,21 @@ async fn send(
         refused(cx, email, purpose, "no_sender");
         return Err(Error::MailUnavailable("EMAIL_SENDER is not set".into()));
     };
+    let (code, link) = (fill.code, fill.link);
+    let message = cx.email.settings.templates.render(kind, prefs, fill);
+    let message = super::hooks::custom_mail(
+        cx,
+        email,
+        (purpose, kind.as_str()),
+        (code, link),
+        prefs.first().map(String::as_str),
+        message,
+    )
+    .await?;
     if let Err((_, retry_after)) = verify::reserve_all(cx, &cleared.cost).await? {
         refused(cx, email, purpose, "all");
         return Err(throttle::retry_after(retry_after));
     }
-    let message = cx.email.settings.templates.render(kind, prefs, fill);
     let started = Instant::now();
     let sent = sender.send(email, &message, &cleared.key).await;
     cx.verification.record_send(started.elapsed());
@@ -350,6 +360,12 @@ async fn apply_proof(
     tracing::info!(target: "audit",
         event = if purpose == Purpose::EmailChange { "email_change" } else { "email_verified" },
         user_id = %user.id, email_tag = %cx.tokens().audit_tag(email.as_str()));
+    let trigger = if purpose == Purpose::EmailChange {
+        "change"
+    } else {
+        "signup"
+    };
+    super::hooks::post_confirmation(cx, &user, &Identifier::Email(email.clone()), trigger).await;
     Ok(user)
 }
 

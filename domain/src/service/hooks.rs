@@ -138,3 +138,67 @@ pub(super) async fn custom_sms(
         Err(e) => failed(spec, None, &e).map(|()| default),
     }
 }
+
+/// The mail carrying `code` (and `link`) for `purpose`: the `custom_message` hook's parts
+/// where it answers some (each holding the code), else `default`. Called before the daily
+/// budget is charged and the mail sent; a hook that fails closed fails the send, and the
+/// caller takes the code back.
+pub(super) async fn custom_mail(
+    cx: &Ctx<'_>,
+    to: &crate::identity::Email,
+    (purpose, kind): (crate::otp::Purpose, &str),
+    (code, link): (&str, &str),
+    locale: Option<&str>,
+    default: crate::email::Message,
+) -> Result<crate::email::Message, Error> {
+    let Some((spec, caller)) = cx.hooks.custom_message() else {
+        return Ok(default);
+    };
+    let payload = json!({
+        "type": spec.kind.as_str(),
+        "channel": "email",
+        "purpose": purpose.as_str(),
+        "kind": kind,
+        "to": to.as_str(),
+        "code": code,
+        "link": link,
+        "minutes": (cx.verification.code_ttl_secs + 59) / 60,
+        "default": {"subject": default.subject, "text": default.text, "html": default.html},
+        "locale": locale.or(cx.client.accept_language.as_deref()),
+    });
+    let id = format!("{}-{}", spec.kind.as_str(), cx.client.request_id);
+    let answer = caller.call(spec, &id, &payload).await;
+    match answer.and_then(|a| crate::hooks::read_custom_mail(&a, code, default.clone())) {
+        Ok(message) => Ok(message),
+        Err(e) => failed(spec, None, &e).map(|()| default),
+    }
+}
+
+/// The `post_confirmation` hook, if configured, once `user`'s `identifier` is proven and the
+/// proof written: `trigger` is `signup` (a signup's identifier) or `change` (a replacement
+/// became the account's). It can only fail open (see `HookKind::PostConfirmation`): a
+/// failure is audited and counted, and the lifecycle event `user.verified` is the channel
+/// that is never lost.
+pub(super) async fn post_confirmation(
+    cx: &Ctx<'_>,
+    user: &UserRecord,
+    identifier: &crate::identity::Identifier,
+    trigger: &str,
+) {
+    let Some((spec, caller)) = cx.hooks.post_confirmation() else {
+        return;
+    };
+    let payload = json!({
+        "type": spec.kind.as_str(),
+        "trigger": trigger,
+        "user_id": user.id.to_hex(),
+        "identifier": {"kind": identifier.kind().as_str(), "value": identifier.address()},
+        "verified": user.identifiers.iter().filter(|r| r.verified())
+            .map(|r| r.identifier.kind().as_str()).collect::<Vec<_>>(),
+        "app_metadata": user.app_metadata.as_map(),
+    });
+    let id = format!("{}-{}", spec.kind.as_str(), cx.client.request_id);
+    if let Err(e) = caller.call(spec, &id, &payload).await {
+        let _ = failed(spec, Some(&user.id), &e);
+    }
+}

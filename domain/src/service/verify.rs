@@ -498,6 +498,13 @@ pub async fn confirm_phone(cx: &Ctx<'_>, phone: Phone, code: &str) -> Result<Use
     };
     tracing::info!(target: "audit", event = if change { "phone_change" } else { "phone_verified" },
         user_id = %user.id, phone_tag = %cx.tokens().audit_tag(phone.as_str()));
+    super::hooks::post_confirmation(
+        cx,
+        &user,
+        &Identifier::Phone(phone),
+        if change { "change" } else { "signup" },
+    )
+    .await;
     Ok(user)
 }
 

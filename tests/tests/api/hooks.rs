@@ -389,3 +389,139 @@ async fn a_custom_message_without_the_code_fails_closed_with_nothing_sent_or_kep
         "{sent:?}"
     );
 }
+
+/// A state whose mail goes by SES to the emulator (address proof required) and whose
+/// custom_message and post_confirmation hooks are `hook`, custom_message failing `policy`.
+async fn mail_app(hook: &Receiver, policy: &str) -> TestApp {
+    ses_identity().await;
+    let endpoint = aws_endpoint();
+    let from = format!("no-reply@{MAIL_DOMAIN}");
+    let mail = domain::email::Mail::from_vars(
+        &Vars::from_pairs([
+            ("EMAIL_SENDER", "ses"),
+            ("EMAIL_FROM", from.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("REQUIRE_EMAIL_VERIFICATION", "true"),
+        ]),
+        adapters::mail_sender,
+    )
+    .unwrap();
+    let secret = format!("whsec_{SECRET_B64}");
+    let hooks = Hooks::from_vars(
+        &Vars::from_pairs([
+            ("HOOK_CUSTOM_MESSAGE_URL", hook.url()),
+            ("HOOK_CUSTOM_MESSAGE_SECRET", secret.clone()),
+            ("HOOK_CUSTOM_MESSAGE_FAILURE", policy.to_owned()),
+            ("HOOK_CUSTOM_MESSAGE_TIMEOUT_MS", "300".to_owned()),
+            ("HOOK_POST_CONFIRMATION_URL", hook.url()),
+            ("HOOK_POST_CONFIRMATION_SECRET", secret),
+            ("HOOK_POST_CONFIRMATION_TIMEOUT_MS", "300".to_owned()),
+        ]),
+        adapters::hook_caller,
+    )
+    .unwrap();
+    let app = TestApp::mongo().await;
+    TestApp {
+        state: app.state.with_email(mail).with_hooks(hooks),
+        clock: app.clock,
+    }
+}
+
+fn mail_signup(to: &str) -> Value {
+    crate::verification::ev(
+        "/signup",
+        json!({"email": to, "password": "securepassword123", "first_name": "Ann", "last_name": "Lee"}),
+    )
+}
+
+#[tokio::test]
+async fn a_custom_message_hook_writes_the_mail_and_post_confirmation_hears_the_proof() {
+    let hook = Receiver::start(Answer::CustomSms).await;
+    let app = mail_app(&hook, "closed").await;
+    let to = format!("{}@example.com", fresh_db().replace('_', "-"));
+    let a = app.call(&mail_signup(&to)).await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    let asked = hook.seen();
+    assert_eq!(
+        (&asked[0].body["channel"], &asked[0].body["kind"]),
+        (&json!("email"), &json!("verify"))
+    );
+    assert!(asked[0].body["link"].as_str().unwrap().contains("token="));
+    let code = asked[0].body["code"].as_str().unwrap().to_owned();
+    let mails = mail_to(&to).await;
+    assert_eq!(
+        mails,
+        vec![(
+            "Acme sign-in".to_owned(),
+            format!("<p>Acme: <b>{code}</b></p>")
+        )]
+    );
+    let c = app
+        .call(&crate::verification::ev(
+            "/verify/email/confirm",
+            json!({"email": to, "code": code}),
+        ))
+        .await;
+    assert_eq!(c.status, 200, "{:?}", c.body);
+    let seen = hook.seen();
+    let heard = &seen.last().unwrap().body;
+    assert!(seen.last().unwrap().signature_ok);
+    assert_eq!(
+        (&heard["type"], &heard["trigger"], &heard["user_id"]),
+        (
+            &json!("post_confirmation"),
+            &json!("signup"),
+            &a.body["_id"]["$oid"]
+        )
+    );
+    assert_eq!(heard["identifier"], json!({"kind": "email", "value": to}));
+}
+
+#[tokio::test]
+async fn a_post_confirmation_hook_that_is_down_never_holds_back_the_proof() {
+    let _ = logs();
+    for answer in [Answer::Hang, Answer::Status(500)] {
+        let hook = Receiver::start(answer).await;
+        let app = mail_app(&hook, "open").await;
+        let to = format!("{}@example.com", fresh_db().replace('_', "-"));
+        let a = app.call(&mail_signup(&to)).await;
+        assert_eq!(a.status, 201, "{:?}", a.body);
+        let (_, html) = mail_to(&to).await.pop().unwrap();
+        let t = Instant::now();
+        let c = app
+            .call(&crate::verification::ev(
+                "/verify/email/confirm",
+                json!({"email": to, "code": code_in(&html)}),
+            ))
+            .await;
+        assert_eq!(c.status, 200, "{:?}", c.body);
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "bounded by the timeout"
+        );
+        let id = a.body["_id"]["$oid"].as_str().unwrap().to_owned();
+        assert!(
+            logs().text().lines().any(|l| l.contains("failed_open")
+                && l.contains("post_confirmation")
+                && l.contains(&id)),
+            "the failure is audited"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_custom_mail_without_the_code_fails_closed_with_nothing_sent_or_kept() {
+    let hook = Receiver::start(Answer::Json(r#"{"text": "Welcome to Acme!"}"#)).await;
+    let app = mail_app(&hook, "closed").await;
+    let to = format!("{}@example.com", fresh_db().replace('_', "-"));
+    let a = app.call(&mail_signup(&to)).await;
+    assert_eq!(a.status, 503, "{:?}", a.body);
+    assert!(mail_to(&to).await.is_empty(), "no mail went out");
+    let db = &app.state.settings.db_name;
+    assert_eq!(
+        count_users(db, mongodb::bson::doc! {}).await,
+        0,
+        "the account was taken back"
+    );
+}

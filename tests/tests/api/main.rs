@@ -16,6 +16,7 @@ mod fuzz;
 mod guards;
 mod handlers;
 mod hooks;
+mod hooks_lambda;
 mod issuer;
 mod lambda_runtime;
 mod lifecycle;

@@ -344,7 +344,8 @@ pub(crate) enum Answer {
     Hang,
     /// 200 with this JSON body (a hook's answer).
     Json(&'static str),
-    /// 200 with a custom SMS text carrying the request's `code` (a `custom_message` hook).
+    /// 200 with a custom SMS text (or mail, for `channel: email`) carrying the request's
+    /// `code` (a `custom_message` hook).
     CustomSms,
 }
 
@@ -434,12 +435,17 @@ impl Receiver {
                                 Answer::Status(s) => resp(s, String::new()),
                                 Answer::Json(body) => resp(200, body.to_owned()),
                                 Answer::CustomSms => {
-                                    let code = log.lock().unwrap().last().map(|r| {
-                                        r.body["code"].as_str().unwrap_or_default().to_owned()
-                                    });
-                                    let text =
-                                        format!("Acme: {} is your code.", code.unwrap_or_default());
-                                    resp(200, json!({"message": text}).to_string())
+                                    let last = log.lock().unwrap().last().map(|r| r.body.clone());
+                                    let last = last.unwrap_or_default();
+                                    let code = last["code"].as_str().unwrap_or_default();
+                                    let text = format!("Acme: {code} is your code.");
+                                    let answer = if last["channel"] == "email" {
+                                        json!({"subject": "Acme sign-in", "text": text,
+                                            "html": format!("<p>Acme: <b>{code}</b></p>")})
+                                    } else {
+                                        json!({"message": text})
+                                    };
+                                    resp(200, answer.to_string())
                                 }
                                 Answer::Hang => {
                                     tokio::time::sleep(Duration::from_secs(30)).await;
