@@ -19,6 +19,7 @@ CASES = {
         "HookPreTokenFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:pre-token:live",
         "HookPostConfirmationUrl": "https://hooks.example.com/confirmed",
         "HookCustomMessageFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:texts",
+        "EventsBus": "default",
     },
 }
 
@@ -42,9 +43,11 @@ def invokers(out):
             actions = action if isinstance(action, list) else [action]
             if "lambda:InvokeFunction" in actions:
                 ref = node.get("Resource", {})
-                if not (isinstance(ref, dict) and "Ref" in ref):
-                    raise SystemExit(f"{role}: lambda:InvokeFunction on something other than a hook ARN: {ref}")
-                found.setdefault(ref["Ref"], set()).add(role)
+                ref = ref.get("Ref", "") if isinstance(ref, dict) else ""
+                if ref.startswith("Hook"):
+                    found.setdefault(ref, set()).add(role)
+                elif role.endswith("Function"):
+                    raise SystemExit(f"{role}: lambda:InvokeFunction on something other than a hook ARN")
             for v in node.values():
                 walk(v, role)
         elif isinstance(node, list):
@@ -54,6 +57,22 @@ def invokers(out):
     for name, res in out["Resources"].items():
         if res.get("Type") == "AWS::IAM::Role":
             walk(res.get("Properties", {}).get("Policies", []), name.removesuffix("Role"))
+    return found
+
+
+# Which functions may put events on the bus: every one with a database, and the drain.
+EVENT_PUTTERS = {
+    f"{n}Function"
+    for n in ["Signup", "Login", "Logout", "Update", "Refresh", "Admin", "Verify", "Recover", "Mfa", "Passkeys", "EventsDrain"]
+}
+
+
+def putters(out):
+    """Roles allowed events:PutEvents."""
+    found = set()
+    for name, res in out["Resources"].items():
+        if res.get("Type") == "AWS::IAM::Role" and "events:PutEvents" in json.dumps(res):
+            found.add(name.removesuffix("Role"))
     return found
 
 
@@ -72,10 +91,13 @@ def main(path, outdir):
         with open(target, "w") as f:
             json.dump(out, f, indent=1)
         print(f"sam transform ({name}): {len(out['Resources'])} resources -> {target}")
+        if putters(out) != EVENT_PUTTERS:
+            raise SystemExit(f"events:PutEvents: {sorted(putters(out))}, expected {sorted(EVENT_PUTTERS)}")
         got = invokers(out)
         if got != HOOK_INVOKERS:
             raise SystemExit(f"hook invoke permissions: {got}, expected {HOOK_INVOKERS}")
     print("hook functions: lambda:InvokeFunction on each hook ARN for exactly the functions that run it")
+    print("events: events:PutEvents on the bus for exactly the functions with a database and the drain")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,8 @@ const USAGE: &str = "usage: user-admin <command>
   clear-code-failures --phone PHONE
                                  let a phone that reached its cap of failed codes use the
                                  code routes again (E.164, or national in SMS_DEFAULT_REGION)
+  drain-events                   deliver the lifecycle events left in the outbox to EVENTS_BUS
+                                 (what the scheduled events-drain function does)
 environment: MONGO_URI (required), DB_NAME, COLLECTION_NAME, or SECRET_ID";
 
 /// Users read per store call while walking the collection.
@@ -200,10 +202,31 @@ async fn run(args: &[String]) -> Result<(), Fail> {
             | "import"
             | "normalize"
             | "clear-code-failures"
+            | "drain-events"
     ) {
         return Err(Fail::Usage(format!("unknown command {command:?}")));
     }
     let state = state().await?;
+    if command == "drain-events" {
+        let d = state
+            .drain_events(std::time::Duration::from_secs(300))
+            .await;
+        return out(
+            &json!({"sent": d.sent, "dropped": d.dropped, "failed": d.failed, "waiting": d.waiting}),
+        );
+    }
+    // The events a command writes are delivered when it is done, as a request's are; what
+    // cannot be goes to the drain.
+    let (done, written) = domain::events::journal::scope(command_with(&state, command, args)).await;
+    if let Some(relay) = &state.relay
+        && !written.is_empty()
+    {
+        relay.deliver(written, state.clock.now()).await;
+    }
+    done
+}
+
+async fn command_with(state: &State, command: &str, args: &[String]) -> Result<(), Fail> {
     let client = Client {
         request_id: format!("cli-{}", std::process::id()),
         ..Client::default()

@@ -370,6 +370,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         limits,
         issuer_from_host,
     });
+    if app.state.relay.is_some() {
+        // The drain the template schedules for Lambda, every 10 s here.
+        let app = app.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                app.state.drain_events(Duration::from_secs(5)).await;
+            }
+        });
+    }
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let over_capacity = over_capacity_bytes();
     let mut seq = 0u64;

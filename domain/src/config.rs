@@ -189,6 +189,8 @@ pub struct Settings {
     pub mfa: crate::mfa::MfaSettings,
     /// Metadata limits and the claims tokens carry from it.
     pub claims: crate::claims::ClaimSettings,
+    /// Lifecycle events: the bus, source and delivery limit (`EVENTS_BUS`, ...).
+    pub events: crate::events::EventSettings,
 }
 
 /// Variables as read: environment over file.
@@ -345,6 +347,7 @@ impl Settings {
             request_budget: Duration::from_millis(vars.positive("REQUEST_BUDGET_MS", 8_000)?),
             mfa: crate::mfa::MfaSettings::from_vars(vars)?,
             claims: crate::claims::ClaimSettings::from_vars(vars)?,
+            events: crate::events::EventSettings::from_vars(vars)?,
             refresh_reuse_grace: match vars.get("REFRESH_REUSE_GRACE_SECONDS") {
                 None => Duration::from_secs(5),
                 Some(v) => v

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod credential;
 pub mod email;
+pub mod events;
 pub mod hooks;
 pub mod identity;
 pub mod keys;

@@ -7,7 +7,7 @@ use lambda_http::Error;
 
 use crate::{
     handlers::table,
-    lambda::{serve, serve_stateless},
+    lambda::{serve, serve_drain, serve_stateless},
     routes::Function,
     state::{MakePasskeys, Wiring},
 };
@@ -70,4 +70,9 @@ pub fn keys() -> Result<(), Error> {
 /// The example service behind API Gateway's JWT authorizer: no secret, no database.
 pub fn whoami() -> Result<(), Error> {
     serve_stateless(Function::Whoami)
+}
+
+/// The scheduled drain of the event outbox: a database and the event bus, no route.
+pub fn events_drain() -> Result<(), Error> {
+    serve_drain()
 }

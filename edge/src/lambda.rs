@@ -115,6 +115,42 @@ pub fn serve_stateless(function: Function) -> Result<(), Error> {
     })
 }
 
+/// Runs the scheduled drain of the event outbox (`events-drain`): each invocation (an
+/// EventBridge Scheduler or rule event, whatever its body) delivers the events requests left
+/// behind, until none is left or the invocation's deadline is near, and answers what it did.
+pub fn serve_drain() -> Result<(), Error> {
+    use lambda_http::{LambdaEvent, lambda_runtime};
+    let name = function_name("events-drain");
+    let logging = telemetry::try_init(Some(name.clone()));
+    crate::lambda_runtime()?.block_on(async move {
+        let state = match init(logging, State::init(Wiring::DATABASE)).await {
+            Ok(state) => state,
+            Err(failure) => return Err(failed(failure).await),
+        };
+        let state = &state;
+        lambda_runtime::run(lambda_http::service_fn(
+            move |event: LambdaEvent<serde_json::Value>| async move {
+                let left = event.context.deadline.saturating_sub(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                );
+                let budget = if left == 0 {
+                    state.settings.request_budget
+                } else {
+                    Duration::from_millis(left)
+                        .saturating_sub(crate::handlers::router::RESPONSE_MARGIN)
+                };
+                let d = state.drain_events(budget).await;
+                Ok::<_, Error>(serde_json::json!({
+                    "sent": d.sent, "dropped": d.dropped, "failed": d.failed, "waiting": d.waiting,
+                }))
+            },
+        ))
+        .await
+    })
+}
+
 /// Logs and reports a cold-start failure; the process then exits with it.
 async fn failed(failure: InitFailure) -> Error {
     tracing::error!(error_type = failure.error_type, error = %failure.message, "init failed");

@@ -11,6 +11,7 @@ use domain::{
     clock::{Clock, SystemClock},
     config::{ConfigError, Settings, Vars},
     email::{self as mail, Mail, MakeMailer},
+    events::{MakePublisher, Relay, no_publisher},
     hooks::{Hooks, MakeHookCaller, no_hooks},
     keys::{KeyCache, KeySource},
     passkey::Passkeys,
@@ -82,6 +83,9 @@ pub struct Wiring {
     /// The hook caller, for functions whose routes run hooks (those that sign tokens run
     /// `pre_token`).
     pub hooks: MakeHookCaller,
+    /// The event publisher, for functions whose routes change users (all with a database):
+    /// each delivers what its request wrote; the drain delivers what it could not.
+    pub events: MakePublisher,
 }
 
 impl Wiring {
@@ -93,6 +97,7 @@ impl Wiring {
         signs: true,
         passkeys: no_passkeys,
         hooks: adapters::hook_caller,
+        events: adapters::eventbridge::publisher,
     };
     /// A database, SMS and mail, no signing (signup, update, verify, recover).
     pub const SENDS_CODES: Self = Self {
@@ -102,6 +107,7 @@ impl Wiring {
         signs: false,
         passkeys: no_passkeys,
         hooks: adapters::hook_caller,
+        events: adapters::eventbridge::publisher,
     };
     /// A database, signing, no SMS or mail (login, refresh).
     pub const SIGNS: Self = Self {
@@ -111,6 +117,7 @@ impl Wiring {
         signs: true,
         passkeys: no_passkeys,
         hooks: adapters::hook_caller,
+        events: adapters::eventbridge::publisher,
     };
     /// A database only (logout, admin).
     pub const DATABASE: Self = Self {
@@ -120,6 +127,7 @@ impl Wiring {
         signs: false,
         passkeys: no_passkeys,
         hooks: no_hooks,
+        events: adapters::eventbridge::publisher,
     };
     /// Keys only (the JWKS and discovery document): public halves, nothing signed.
     pub const KEYS_ONLY: Self = Self {
@@ -129,6 +137,7 @@ impl Wiring {
         signs: false,
         passkeys: no_passkeys,
         hooks: no_hooks,
+        events: no_publisher,
     };
 }
 
@@ -164,6 +173,9 @@ pub struct State {
     pub passkeys: Option<Passkeys>,
     /// Hooks: none unless set from variables.
     pub hooks: Hooks,
+    /// Delivers the events a request wrote; none unless `EVENTS_BUS` is set and the wiring
+    /// has a publisher (a function without one leaves its events to the drain).
+    pub relay: Option<Relay>,
 }
 
 /// Default lifetime of cached secret values.
@@ -198,6 +210,7 @@ impl State {
             email: Mail::off(),
             passkeys: None,
             hooks: Hooks::default(),
+            relay: None,
             settings,
             store,
             store_kind,
@@ -217,6 +230,31 @@ impl State {
     pub fn with_email(mut self, email: Mail) -> Self {
         self.email = email;
         self
+    }
+
+    /// This state delivering its requests' events through `publisher` (`None`: left to the
+    /// drain).
+    pub fn with_publisher(
+        mut self,
+        publisher: Option<std::sync::Arc<dyn domain::events::EventPublisher>>,
+    ) -> Self {
+        let store: Arc<dyn domain::events::OutboxStore> = self.store.clone();
+        self.relay = publisher.map(|publisher| Relay { publisher, store });
+        self
+    }
+
+    /// Delivers the events requests left in the outbox (made at least
+    /// `EVENTS_DRAIN_MIN_AGE_SECONDS` ago, default 30: younger ones are likely being
+    /// delivered by their own request), for up to `budget`. Nothing without a relay.
+    pub async fn drain_events(&self, budget: Duration) -> domain::events::Delivered {
+        let Some(relay) = &self.relay else {
+            tracing::warn!("drain: EVENTS_BUS is not set; nothing to deliver to");
+            return domain::events::Delivered::default();
+        };
+        let now = self.clock.now();
+        let deadline = tokio::time::Instant::now() + budget;
+        let made_before = now.saturating_sub(self.settings.events.drain_min_age_secs);
+        domain::store::deadline::within(deadline, relay.drain(made_before, now, deadline)).await
     }
 
     /// This state with `hooks` instead of its own (tests).
@@ -338,6 +376,7 @@ impl State {
         };
         let passkeys = (wiring.passkeys)(vars)?;
         let hooks = Hooks::from_vars(&hook_vars, wiring.hooks)?;
+        let publisher = (wiring.events)(&settings.events);
         let (store, kind): (Arc<dyn Store>, _) = match wiring.store {
             Some(make) => make(&settings).await?,
             None => (Arc::new(MemoryStore::new()), StoreKind::Embedded),
@@ -347,7 +386,8 @@ impl State {
                 .with_verification(verification)
                 .with_email(email)
                 .with_passkeys(passkeys)
-                .with_hooks(hooks),
+                .with_hooks(hooks)
+                .with_publisher(publisher),
         )
     }
 
@@ -363,7 +403,8 @@ impl State {
                 };
                 let client = MongoStore::client(&uri, &opts).await?;
                 let store =
-                    MongoStore::new(&client, &settings.db_name, &settings.collection_name, &opts);
+                    MongoStore::new(&client, &settings.db_name, &settings.collection_name, &opts)
+                        .with_events(settings.events.enabled());
                 let background = store.clone();
                 tokio::spawn(async move {
                     if let Err(e) = background.ensure_indexes().await {
@@ -372,7 +413,10 @@ impl State {
                 });
                 (Arc::new(store), StoreKind::Mongo)
             }
-            None => (Arc::new(MemoryStore::new()), StoreKind::Embedded),
+            None => (
+                Arc::new(MemoryStore::new().with_events(settings.events.enabled())),
+                StoreKind::Embedded,
+            ),
         })
     }
 }

@@ -2,6 +2,7 @@
 //! events from `events/` fed through the shared handlers.
 #![allow(clippy::unwrap_used)]
 
+pub mod bus;
 pub mod dev_server;
 pub mod lambda_watch;
 pub mod load;
@@ -162,9 +163,16 @@ pub async fn state_on(
 ) -> (State, Arc<ManualClock>) {
     let db = fresh_db();
     let settings = settings_for(&db);
+    let events = settings.events.enabled();
     let (store, kind): (Arc<dyn Store>, _) = match backend {
-        Backend::Mongo => (Arc::new(mongo_store(&db).await), StoreKind::Mongo),
-        Backend::Memory => (Arc::new(MemoryStore::new()), StoreKind::Embedded),
+        Backend::Mongo => (
+            Arc::new(mongo_store(&db).await.with_events(events)),
+            StoreKind::Mongo,
+        ),
+        Backend::Memory => (
+            Arc::new(MemoryStore::new().with_events(events)),
+            StoreKind::Embedded,
+        ),
     };
     let clock = Arc::new(ManualClock::new());
     let state = State::new(settings, store, kind, clock.clone() as Arc<dyn Clock>).unwrap();
@@ -307,7 +315,9 @@ impl TestApp {
     /// Another instance (its own store client and caches) on this app's database and clock,
     /// as a second Lambda instance would be.
     pub async fn second_instance(&self) -> Self {
-        let store = mongo_store(&self.state.settings.db_name).await;
+        let store = mongo_store(&self.state.settings.db_name)
+            .await
+            .with_events(self.state.settings.events.enabled());
         let state = State::new(
             self.state.settings.clone(),
             Arc::new(store),
@@ -327,6 +337,15 @@ impl TestApp {
             state: self.state.with_passkeys(Some(passkeys)),
             clock: self.clock,
         }
+    }
+
+    /// Moves the clock to the start of the next day (so of an hour too): a test that counts
+    /// against a fixed hourly or daily window then stays in one window whatever the time of
+    /// day it runs (a window boundary between its requests would reset the count).
+    pub fn at_start_of_a_day(&self) {
+        use domain::clock::Clock;
+        let now = self.clock.now();
+        self.clock.advance(86_400 - now.rem_euclid(86_400));
     }
 
     /// Routes one event.
@@ -457,8 +476,18 @@ pub async fn store_at(uri: &str, db: &str) -> MongoStore {
 /// Runs the `user-admin` tool against `db` on the test server, with no keys configured (it
 /// makes throwaway ones); (exit code, stdout lines as JSON, stderr).
 pub fn user_admin(db: &str, args: &[&str]) -> (i32, Vec<Value>, String) {
+    user_admin_with(db, &[], args)
+}
+
+/// [`user_admin`] with `env` added (events settings, say).
+pub fn user_admin_with(
+    db: &str,
+    env: &[(String, String)],
+    args: &[&str],
+) -> (i32, Vec<Value>, String) {
     let out = std::process::Command::new(runtime::binary("user-admin"))
         .args(args)
+        .envs(env.iter().cloned())
         .env("MONGO_URI", mongo_uri())
         .env("DB_NAME", db)
         .env("USER_ADMIN_ACTOR", "cli:test-operator")

@@ -4,6 +4,7 @@
 mod ceremony;
 mod codes;
 mod counters;
+mod outbox;
 mod sessions;
 mod users;
 
@@ -61,6 +62,10 @@ pub struct MongoStore {
     budgets: Collection<counters::BudgetDoc>,
     codes: Collection<codes::CodeDoc>,
     ceremonies: Collection<ceremony::CeremonyDoc>,
+    /// Deletions' events, staged ahead of the deletion (`outbox`).
+    outbox: Collection<Document>,
+    /// Whether changes record lifecycle events (`EVENTS_BUS` set).
+    events_on: bool,
     op_timeout: Duration,
     /// Set once the indexes exist; shared by clones so one creation serves them all.
     indexed: Arc<OnceCell<()>>,
@@ -68,6 +73,13 @@ pub struct MongoStore {
 
 fn oid(id: &UserId) -> ObjectId {
     ObjectId::from_bytes(id.bytes())
+}
+
+/// Unix seconds now, for a deletion's event (the store calls carry no clock).
+fn wall_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn to_dt(unix_secs: i64) -> DateTime {
@@ -136,9 +148,17 @@ impl MongoStore {
             budgets: db.collection(&format!("{collection}_budgets")),
             codes: db.collection(&format!("{collection}_codes")),
             ceremonies: db.collection(&format!("{collection}_ceremonies")),
+            outbox: db.collection(&format!("{collection}_outbox")),
+            events_on: false,
             op_timeout: opts.op_timeout,
             indexed: Arc::new(OnceCell::new()),
         }
+    }
+
+    /// This store, recording lifecycle events with every change when `on` (`EVENTS_BUS`).
+    pub fn with_events(mut self, on: bool) -> Self {
+        self.events_on = on;
+        self
     }
 
     /// Creates the unique identifier indexes and the session indexes. Idempotent: creating an index
@@ -201,8 +221,26 @@ impl MongoStore {
                     .build(),
             )
             .build();
+        // Users with events not yet delivered (sparse: most have none), for the drain.
+        let outbox = IndexModel::builder()
+            .keys(doc! { "outbox.at": 1 })
+            .options(
+                IndexOptions::builder()
+                    .name("outbox_at".to_owned())
+                    .sparse(true)
+                    .build(),
+            )
+            .build();
+        let staged = IndexModel::builder()
+            .keys(doc! { "at": 1 })
+            .options(IndexOptions::builder().name("at".to_owned()).build())
+            .build();
         let (a, b, c, d, e, f) = tokio::join!(
-            self.timed(async { self.users.create_indexes([phone, ids, pending]).await }),
+            self.timed(async {
+                self.users
+                    .create_indexes([phone, ids, pending, outbox])
+                    .await
+            }),
             self.timed(async { self.sessions.create_indexes([ttl(), by_user]).await }),
             self.timed(async { self.attempts.create_index(ttl()).await }),
             self.timed(async { self.budgets.create_index(ttl()).await }),
@@ -210,6 +248,8 @@ impl MongoStore {
             self.timed(async { self.ceremonies.create_index(ttl()).await }),
         );
         a.and(b).and(c).and(d).and(e).and(f)?;
+        self.timed(async { self.outbox.create_index(staged).await })
+            .await?;
         self.prune_indexes().await
     }
 

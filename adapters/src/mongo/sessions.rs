@@ -1,6 +1,7 @@
 //! Sessions and their refresh-token families in `<collection>_sessions`.
 
 use async_trait::async_trait;
+use futures::TryStreamExt;
 use mongodb::{
     bson::{DateTime, doc, oid::ObjectId},
     options::ReturnDocument,
@@ -124,10 +125,19 @@ impl SessionStore for MongoStore {
         Ok(r.matched_count == 1)
     }
 
+    /// With events on, the session is read for its user and `session.revoked` staged first.
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
+        let staged = match self.events_on {
+            false => None,
+            true => match self.find_session(id).await? {
+                Some(s) => self.stage_revoked(s.user_id, vec![id.to_owned()]).await?,
+                None => return Ok(false),
+            },
+        };
         let r = self
             .timed(async { self.sessions.delete_one(doc! { "_id": id }).await })
             .await?;
+        self.staged_done(staged, r.deleted_count == 1).await?;
         Ok(r.deleted_count == 1)
     }
 
@@ -201,9 +211,55 @@ impl SessionStore for MongoStore {
         if let Some(keep) = keep {
             filter.insert("_id", doc! { "$ne": keep });
         }
+        let staged = if self.events_on {
+            // The sessions this revokes, read first: the staged event waits for them.
+            let ids: Vec<String> = self
+                .timed(async {
+                    self.sessions
+                        .clone_with_type::<mongodb::bson::Document>()
+                        .find(filter.clone())
+                        .projection(doc! { "_id": 1 })
+                        .await?
+                        .try_collect::<Vec<_>>()
+                        .await
+                })
+                .await?
+                .iter()
+                .filter_map(|d| d.get_str("_id").ok().map(str::to_owned))
+                .collect();
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            self.stage_revoked(*user, ids).await?
+        } else {
+            None
+        };
         let r = self
             .timed(async { self.sessions.delete_many(filter).await })
             .await?;
+        self.staged_done(staged, r.deleted_count > 0).await?;
         Ok(r.deleted_count)
+    }
+}
+
+impl MongoStore {
+    /// Stages `session.revoked` for `ids` of `user`.
+    async fn stage_revoked(
+        &self,
+        user: UserId,
+        ids: Vec<String>,
+    ) -> Result<Option<(domain::events::Event, domain::events::Until)>, StoreError> {
+        use domain::events::{Event, EventKind, Until};
+        // The ids stay in the staged record (the drain's proof); the delivered event says how
+        // many sessions ended, not which.
+        let e = Event::new(
+            EventKind::SessionRevoked,
+            user,
+            super::wall_now(),
+            serde_json::json!({ "sessions": ids.len() }),
+        );
+        let until = Until::SessionsAbsent(ids);
+        self.stage(&e, &until).await?;
+        Ok(Some((e, until)))
     }
 }

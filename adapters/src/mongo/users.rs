@@ -11,6 +11,7 @@ use mongodb::{
 
 use domain::claims::Metadata;
 use domain::credential::{CredentialKind, CredentialRecord, PASSWORD_ID};
+use domain::events::{self, Event, Pending, journal};
 use domain::identity::{Email, Identifier, IdentifierKind, IdentifierRecord, PendingIdentifier};
 use domain::store::{
     Secret, StoreError, StoredCredential, UserPatch, UserRecord, UserStore, stranded,
@@ -141,7 +142,7 @@ fn credential_doc(c: &StoredCredential) -> Document {
     }
 }
 
-fn int(d: &Document, k: &str) -> Option<i64> {
+pub(super) fn int(d: &Document, k: &str) -> Option<i64> {
     d.get_i64(k)
         .ok()
         .or_else(|| d.get_i32(k).ok().map(i64::from))
@@ -319,7 +320,7 @@ fn replace_update(after: &UserRecord, rev: i64) -> Document {
 
 /// Tries of an update's read-and-swap before giving up as contended (each lost try means
 /// another update of the same user won; a user's own requests rarely race at all).
-const UPDATE_TRIES: usize = 32;
+pub(super) const UPDATE_TRIES: usize = 32;
 
 /// The filter finding the account holding `identifier`. A phone is found by the version 1
 /// field, which every document holding a phone has (version 1 documents have no `ids`).
@@ -406,7 +407,17 @@ impl MongoStore {
         if !unset.is_empty() {
             update.insert("$unset", unset);
         }
-        self.update_by_id(id, update).await
+        let events = if self.events_on {
+            events::for_update(*id, patch, None, None, now)
+        } else {
+            Vec::new()
+        };
+        super::outbox::push_events(&mut update, &events);
+        let after = self.update_by_id(id, update).await?;
+        if after.is_some() {
+            journal::record(events.into_iter().map(Pending::Embedded));
+        }
+        Ok(after)
     }
 
     /// Applies `update` to the user `id` in one atomic call and reads the user after it.
@@ -433,10 +444,14 @@ impl UserStore for MongoStore {
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         // The unique indexes, not a lookup, decide whether the identifiers are free.
         self.ensure_indexes().await?;
-        let d = user_doc(user, 1);
-        self.timed(async { self.users.insert_one(d).await })
-            .await
-            .map(|_| ())
+        let mut d = user_doc(user, 1);
+        let created = self.events_on.then(|| Event::created(user));
+        if let Some(e) = &created {
+            d.insert("outbox", vec![super::outbox::event_doc(e)]);
+        }
+        self.timed(async { self.users.insert_one(d).await }).await?;
+        journal::record(created.map(Pending::Embedded));
+        Ok(())
     }
 
     async fn find_user_by(
@@ -482,14 +497,21 @@ impl UserStore for MongoStore {
             else {
                 return Ok(None);
             };
-            let mut user = user_from_doc(&before)?;
+            let read = user_from_doc(&before)?;
+            let mut user = read.clone();
             patch.apply(&mut user, now);
             let rev = int(&before, "rev");
             let filter = match rev {
                 Some(r) => doc! { "_id": oid(id), "rev": r },
                 None => doc! { "_id": oid(id), "rev": { "$exists": false } },
             };
-            let update = replace_update(&user, rev.unwrap_or(0).saturating_add(1));
+            let mut update = replace_update(&user, rev.unwrap_or(0).saturating_add(1));
+            let events = if self.events_on {
+                events::for_update(*id, patch, Some(&read), Some(&user), now)
+            } else {
+                Vec::new()
+            };
+            super::outbox::push_events(&mut update, &events);
             let swapped = self
                 .timed(async {
                     self.users
@@ -499,6 +521,7 @@ impl UserStore for MongoStore {
                 })
                 .await?;
             if let Some(after) = swapped {
+                journal::record(events.into_iter().map(Pending::Embedded));
                 return user_from_doc(&after).map(Some);
             }
         }
@@ -543,16 +566,27 @@ impl UserStore for MongoStore {
         Ok(r.modified_count == 1)
     }
 
+    /// With events on: the document's undelivered events are copied out and `user.deleted`
+    /// staged, then the document read is deleted (its `rev`: a change landing in between,
+    /// with events of its own, makes the delete miss and the whole go again).
     async fn delete_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        self.timed(async {
-            self.users
-                .find_one_and_delete(doc! { "_id": oid(id) })
-                .await
-        })
-        .await?
-        .as_ref()
-        .map(user_from_doc)
-        .transpose()
+        if !self.events_on {
+            return self
+                .timed(async {
+                    self.users
+                        .find_one_and_delete(doc! { "_id": oid(id) })
+                        .await
+                })
+                .await?
+                .as_ref()
+                .map(user_from_doc)
+                .transpose();
+        }
+        self.delete_reported(id)
+            .await?
+            .as_ref()
+            .map(user_from_doc)
+            .transpose()
     }
 
     async fn users_after(
@@ -609,9 +643,17 @@ impl UserStore for MongoStore {
                 Some(r) => doc! { "_id": id, "rev": r },
                 None => doc! { "_id": id, "rev": { "$exists": false } },
             };
+            if self.events_on {
+                self.carry_out(&d).await?;
+            }
+            let data = serde_json::json!({"reason": "unproven_signup_replaced"});
+            let staged = self
+                .stage_deletion(UserId::from_bytes(id.bytes()), data)
+                .await?;
             let r = self
                 .timed(async { self.users.delete_one(filter).await })
                 .await?;
+            self.staged_done(staged, r.deleted_count == 1).await?;
             if r.deleted_count == 1 {
                 return Ok(true);
             }

@@ -11,7 +11,11 @@ use super::{
     CodeCheck, CodeRecord, CodeStore, Consumed, Issued, LoginAttemptStore, Reservation, Secret,
     SessionRecord, SessionStore, StoreError, UserPatch, UserRecord, UserStore, window_of,
 };
-use crate::{identity::Identifier, types::UserId};
+use crate::{
+    events::{self, Event, EventKind, OutboxStore, Pending, Until},
+    identity::Identifier,
+    types::UserId,
+};
 
 /// In-process users and sessions.
 #[derive(Default)]
@@ -24,6 +28,11 @@ pub struct MemoryStore {
     /// One-time codes by (purpose, phone).
     codes: Mutex<HashMap<(String, String), CodeRecord>>,
     ceremonies: Mutex<HashMap<CeremonyId, Ceremony>>,
+    /// Whether changes record lifecycle events (`EVENTS_BUS` set).
+    events_on: bool,
+    /// Events not yet delivered. Each is recorded under the lock of the change it reports,
+    /// so here a deletion's event needs no staging.
+    outbox: std::sync::Mutex<Vec<Event>>,
 }
 
 impl MemoryStore {
@@ -31,6 +40,30 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// This store, recording lifecycle events with every change when `on`.
+    pub fn with_events(mut self, on: bool) -> Self {
+        self.events_on = on;
+        self
+    }
+
+    /// Records `events` (taken under the lock of the change they report).
+    fn record(&self, events: Vec<Event>) {
+        if !self.events_on || events.is_empty() {
+            return;
+        }
+        events::journal::record(events.iter().cloned().map(Pending::Embedded));
+        if let Ok(mut o) = self.outbox.lock() {
+            o.extend(events);
+        }
+    }
+}
+
+/// Unix seconds now, for a deletion's event (the store calls carry no clock).
+fn wall_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// True when an account other than `user` holds one of `user`'s identifiers.
@@ -49,6 +82,7 @@ impl UserStore for MemoryStore {
             return Err(StoreError::Duplicate);
         }
         users.insert(user.id, user.clone());
+        self.record(vec![Event::created(user)]);
         Ok(())
     }
 
@@ -83,7 +117,14 @@ impl UserStore for MemoryStore {
         if clashes(&users, &user) {
             return Err(StoreError::Duplicate);
         }
-        users.insert(*id, user.clone());
+        let before = users.insert(*id, user.clone());
+        self.record(events::for_update(
+            *id,
+            patch,
+            before.as_ref(),
+            Some(&user),
+            now,
+        ));
         Ok(Some(user))
     }
 
@@ -132,7 +173,17 @@ impl UserStore for MemoryStore {
     }
 
     async fn delete_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        Ok(self.users.lock().await.remove(id))
+        let gone = self.users.lock().await.remove(id);
+        if gone.is_some() {
+            let e = Event::new(
+                EventKind::UserDeleted,
+                *id,
+                wall_now(),
+                serde_json::json!({}),
+            );
+            self.record(vec![e]);
+        }
+        Ok(gone)
     }
 
     async fn users_after(
@@ -157,9 +208,22 @@ impl UserStore for MemoryStore {
         created_before: i64,
     ) -> Result<bool, StoreError> {
         let mut users = self.users.lock().await;
-        let before = users.len();
-        users.retain(|_, u| !super::stranded(u, identifier, created_before));
-        Ok(users.len() < before)
+        let gone: Vec<UserId> = users
+            .values()
+            .filter(|u| super::stranded(u, identifier, created_before))
+            .map(|u| u.id)
+            .collect();
+        for id in &gone {
+            users.remove(id);
+            let data = serde_json::json!({"reason": "unproven_signup_replaced"});
+            self.record(vec![Event::new(
+                EventKind::UserDeleted,
+                *id,
+                wall_now(),
+                data,
+            )]);
+        }
+        Ok(!gone.is_empty())
     }
 
     async fn find_user_by_pending(
@@ -275,7 +339,11 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self.sessions.lock().await.remove(id).is_some())
+        let gone = self.sessions.lock().await.remove(id);
+        if let Some(s) = &gone {
+            self.record(vec![revoked(s.user_id, vec![id.to_owned()])]);
+        }
+        Ok(gone.is_some())
     }
 
     async fn rotate_refresh(
@@ -324,9 +392,65 @@ impl SessionStore for MemoryStore {
         keep: Option<&str>,
     ) -> Result<u64, StoreError> {
         let mut sessions = self.sessions.lock().await;
-        let before = sessions.len();
-        sessions.retain(|id, s| &s.user_id != user || Some(id.as_str()) == keep);
-        Ok((before - sessions.len()) as u64)
+        let ended: Vec<String> = sessions
+            .iter()
+            .filter(|(id, s)| &s.user_id == user && Some(id.as_str()) != keep)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ended {
+            sessions.remove(id);
+        }
+        if !ended.is_empty() {
+            self.record(vec![revoked(*user, ended.clone())]);
+        }
+        Ok(ended.len() as u64)
+    }
+}
+
+/// `session.revoked` for `sessions` of `user`.
+pub(crate) fn revoked(user: UserId, sessions: Vec<String>) -> Event {
+    // Session ids are handles a token is checked against: the event says how many, not which.
+    let data = serde_json::json!({ "sessions": sessions.len() });
+    Event::new(EventKind::SessionRevoked, user, wall_now(), data)
+}
+
+#[async_trait]
+impl OutboxStore for MemoryStore {
+    async fn pending_events(
+        &self,
+        made_before: i64,
+        limit: usize,
+    ) -> Result<Vec<Pending>, StoreError> {
+        let o = self
+            .outbox
+            .lock()
+            .map_err(|_| StoreError::Other("outbox lock poisoned".into()))?;
+        Ok(o.iter()
+            .filter(|e| e.at <= made_before)
+            .take(limit)
+            .cloned()
+            .map(Pending::Embedded)
+            .collect())
+    }
+
+    async fn deletion_done(&self, event: &Event, until: &Until) -> Result<bool, StoreError> {
+        Ok(match until {
+            Until::Done => true,
+            Until::UserAbsent => !self.users.lock().await.contains_key(&event.user_id),
+            Until::SessionsAbsent(ids) => {
+                let s = self.sessions.lock().await;
+                ids.iter().all(|id| !s.contains_key(id))
+            }
+        })
+    }
+
+    async fn mark_sent(&self, sent: &[Pending]) -> Result<(), StoreError> {
+        let mut o = self
+            .outbox
+            .lock()
+            .map_err(|_| StoreError::Other("outbox lock poisoned".into()))?;
+        o.retain(|e| !sent.iter().any(|p| p.event().id == e.id));
+        Ok(())
     }
 }
 

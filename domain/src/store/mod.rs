@@ -382,11 +382,23 @@ pub trait BudgetStore: Send + Sync {
 
 /// Everything the handlers need from persistence.
 pub trait Store:
-    UserStore + SessionStore + LoginAttemptStore + BudgetStore + CodeStore + CeremonyStore
+    UserStore
+    + SessionStore
+    + LoginAttemptStore
+    + BudgetStore
+    + CodeStore
+    + CeremonyStore
+    + crate::events::OutboxStore
 {
 }
 impl<T> Store for T where
-    T: UserStore + SessionStore + LoginAttemptStore + BudgetStore + CodeStore + CeremonyStore
+    T: UserStore
+        + SessionStore
+        + LoginAttemptStore
+        + BudgetStore
+        + CodeStore
+        + CeremonyStore
+        + crate::events::OutboxStore
 {
 }
 

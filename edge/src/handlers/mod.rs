@@ -15,7 +15,7 @@ mod mfa;
 mod passkey;
 mod refresh;
 mod reply;
-mod router;
+pub(crate) mod router;
 mod signup;
 pub mod table;
 mod user;

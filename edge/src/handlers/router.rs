@@ -19,7 +19,7 @@ use crate::{
 use domain::{service::Ctx, store::deadline};
 
 /// Time kept back from the Lambda deadline to write the response.
-const RESPONSE_MARGIN: Duration = Duration::from_millis(500);
+pub(crate) const RESPONSE_MARGIN: Duration = Duration::from_millis(500);
 
 /// What a handler answers: a response, or an error the caller turns into problem+json.
 pub type Reply = Result<Response<Body>, ApiError>;
@@ -137,10 +137,16 @@ async fn handle(
         schemas: &state.schemas,
     };
     let work = handler(&cx, endpoint, &input);
-    deadline::within(
-        deadline_of(&req, state.settings.request_budget),
-        work.instrument(span),
-    )
-    .await
-    .unwrap_or_else(ApiError::into_response)
+    let deadline = deadline_of(&req, state.settings.request_budget);
+    // What the stores wrote to the outbox during the request is delivered once it is done
+    // (also after an error: a change written before it still happened); what cannot be
+    // delivered now stays for the drain.
+    let (answer, written) =
+        domain::events::journal::scope(deadline::within(deadline, work.instrument(span))).await;
+    if let Some(relay) = &state.relay
+        && !written.is_empty()
+    {
+        deadline::within(deadline, relay.deliver(written, state.clock.now())).await;
+    }
+    answer.unwrap_or_else(ApiError::into_response)
 }

@@ -422,6 +422,7 @@ async fn mail_guards_refuse_past_the_limit_and_refused_requests_cost_nothing() {
         ("EMAIL_MAX_PER_ADDRESS_PER_HOUR", "2"),
     ])
     .await;
+    app.at_start_of_a_day();
     let a = address();
     assert_eq!(signup(&app, json!({ "email": a })).await.status, 201);
     let start = || ev("/verify/email/start", json!({ "email": a }));

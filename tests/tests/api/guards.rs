@@ -59,6 +59,7 @@ async fn counters(app: &TestApp, prefix: &str) -> Vec<(String, i64)> {
 #[tokio::test]
 async fn unknown_number_floods_leave_the_country_and_daily_budgets_untouched() {
     let app = app(&[("SMS_PER_COUNTRY_PER_HOUR", "3"), ("SMS_DAILY_BUDGET", "3")]).await;
+    app.at_start_of_a_day();
     let other = second(&app).await;
     // 100 recoveries of numbers no account has, from 10 addresses, on two instances at once.
     let answers = futures::future::join_all((0..100).map(|i| {
@@ -112,6 +113,7 @@ async fn unknown_number_floods_leave_the_country_and_daily_budgets_untouched() {
 #[tokio::test]
 async fn a_throttled_address_cannot_move_a_victims_counter_and_refusals_store_nothing() {
     let app = app(&[("SMS_PER_IP_PER_HOUR", "2")]).await;
+    app.at_start_of_a_day();
     let other = second(&app).await;
     let victim = phone();
     let a = app

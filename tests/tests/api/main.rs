@@ -11,6 +11,7 @@ mod conformance;
 mod dev_server;
 mod dev_server_hardening;
 mod email;
+mod events;
 mod faults;
 mod fuzz;
 mod guards;

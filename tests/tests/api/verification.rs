@@ -301,6 +301,7 @@ async fn recovery_sets_a_new_password_ends_every_session_and_never_tells_who_exi
 #[tokio::test]
 async fn the_per_phone_limit_refuses_with_retry_after_and_sends_nothing_more() {
     let app = app(&[("SMS_PER_PHONE_PER_HOUR", "2"), ("OTP_RESEND_SECONDS", "1")]).await;
+    app.at_start_of_a_day();
     let p = phone();
     assert_eq!(signup(&app, &p).await.status, 201);
     app.clock.advance(2);
@@ -339,12 +340,15 @@ async fn the_daily_budget_and_the_per_source_limit_refuse_and_send_nothing() {
 }
 
 async fn app_with_ip_limit() -> TestApp {
-    app(&[("SMS_PER_IP_PER_HOUR", "2")]).await
+    let app = app(&[("SMS_PER_IP_PER_HOUR", "2")]).await;
+    app.at_start_of_a_day();
+    app
 }
 
 #[tokio::test]
 async fn the_per_country_limit_and_the_allow_list_refuse_and_send_nothing() {
     let app = app(&[("SMS_PER_COUNTRY_PER_HOUR", "1")]).await;
+    app.at_start_of_a_day();
     let (a, b) = (phone(), phone());
     assert_eq!(signup(&app, &a).await.status, 201);
     assert_eq!(signup(&app, &b).await.status, 429);

@@ -43,6 +43,7 @@ macro_rules! on_every_store {
 mod ceremonies;
 mod codes;
 mod credentials;
+mod events;
 mod identifiers;
 mod users;
 
@@ -54,7 +55,8 @@ pub struct Stores {
 
 impl Stores {
     pub fn memory() -> Self {
-        let one: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        // Events on: every case also proves that recording them changes nothing else.
+        let one: Arc<dyn Store> = Arc::new(MemoryStore::new().with_events(true));
         Self {
             two: Arc::clone(&one),
             one,
@@ -67,8 +69,8 @@ impl Stores {
 
     async fn mongodb_in(db: &str) -> Self {
         Self {
-            one: Arc::new(mongo_store(db).await),
-            two: Arc::new(mongo_store(db).await),
+            one: Arc::new(mongo_store(db).await.with_events(true)),
+            two: Arc::new(mongo_store(db).await.with_events(true)),
         }
     }
 

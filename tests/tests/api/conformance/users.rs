@@ -31,7 +31,7 @@ on_every_store!(
 /// A session whose expiry times lie far in the future: MongoDB's TTL monitor removes a
 /// session past its `expires_at` at any moment, which raced these cases (one ran while a
 /// past-dated session vanished between two reads).
-fn session(id: &str, user: UserId) -> SessionRecord {
+pub(super) fn session(id: &str, user: UserId) -> SessionRecord {
     SessionRecord {
         id: id.into(),
         user_id: user,
