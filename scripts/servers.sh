@@ -23,6 +23,9 @@ servers_install() {
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "secantusdb==$SECANTUS_VERSION" 'moto[server]' \
       "schemathesis==$SCHEMATHESIS_VERSION" "pyotp==$PYOTP_VERSION"
   fi
+  # A local OpenID Connect provider for the federation tests (tests/src/oidc.rs).
+  [ -d tests/oidc-provider/node_modules/oauth2-mock-server ] \
+    || npm ci --prefix tests/oidc-provider --no-audit --no-fund --loglevel=error
   # cargo lambda watch is the Lambda service the hook tests invoke (tests/src/lambda_watch.rs).
   [ -x "$VENV/bin/cargo-lambda" ] || "$VENV/bin/pip" install --quiet --disable-pip-version-check \
     "cargo-lambda==${CARGO_LAMBDA_VERSION:-1.9.2}" "ziglang==${ZIGLANG_VERSION:-0.17.1}"

@@ -1,7 +1,8 @@
 //! Adapters of the domain's traits onto real services: the MongoDB store (`mongo`), keys from
 //! Secrets Manager (`secrets`), SMS through SNS or a signed webhook (`sns`, `webhook`), mail
 //! through SES or a signed webhook (`ses`, `webhook`), hooks as webhooks or Lambda functions
-//! (`hooks`), lifecycle events to EventBridge (`eventbridge`), and CloudWatch metrics
+//! (`hooks`), lifecycle events to EventBridge (`eventbridge`), identity providers' keys
+//! (`oidc`), and CloudWatch metrics
 //! (`metrics`). Which of them a process builds is the edge's wiring; a
 //! function links only the adapters its wiring names.
 
@@ -9,6 +10,7 @@ pub mod eventbridge;
 pub mod hooks;
 pub mod metrics;
 pub mod mongo;
+pub mod oidc;
 pub mod secrets;
 pub mod ses;
 pub mod sns;

@@ -12,6 +12,7 @@ pub mod config;
 pub mod credential;
 pub mod email;
 pub mod events;
+pub mod federation;
 pub mod hooks;
 pub mod identity;
 pub mod keys;

@@ -6,6 +6,7 @@ pub mod bus;
 pub mod dev_server;
 pub mod lambda_watch;
 pub mod load;
+pub mod oidc;
 pub mod passkey;
 pub mod runtime;
 

@@ -13,6 +13,7 @@ mod dev_server_hardening;
 mod email;
 mod events;
 mod faults;
+mod federation;
 mod fuzz;
 mod guards;
 mod handlers;

@@ -1,0 +1,98 @@
+//! A real OpenID Connect provider on loopback (`tests/oidc-provider`: oauth2-mock-server under
+//! Node, installed by scripts/servers.sh): discovery, a JWKS and signed ID tokens, plus a
+//! control port that mints tokens with chosen claims, rotates the signing key and signs with a
+//! key it never published. One per test; it ends when the test drops it.
+
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+pub struct OidcProvider {
+    _child: Child,
+    /// The issuer URL (`http://localhost:<port>`), as its tokens' `iss`.
+    pub issuer: String,
+    control: String,
+}
+
+impl OidcProvider {
+    pub async fn start() -> Self {
+        let dir = crate::root().join("tests/oidc-provider");
+        assert!(
+            dir.join("node_modules/oauth2-mock-server").exists(),
+            "tests/oidc-provider has no node_modules: scripts/servers.sh installs it"
+        );
+        let mut child = Command::new("node")
+            .arg("server.mjs")
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs the OIDC provider");
+        let out = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(out).read_line(&mut line).await.unwrap();
+        let urls: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the OIDC provider said {line:?}: {e}"));
+        Self {
+            _child: child,
+            issuer: urls["issuer"].as_str().unwrap().to_owned(),
+            control: urls["control"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    async fn control(&self, path: &str, body: Value) -> Value {
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", self.control))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// An ID token signed with the current key: the provider's `iss`, `iat`, `exp` (in
+    /// `expires_in` seconds, default 300), and `claims` over them (`null` removes one).
+    pub async fn id_token(&self, claims: Value, expires_in: i64) -> String {
+        let mut set = serde_json::Map::new();
+        let mut remove = Vec::new();
+        for (k, v) in claims.as_object().cloned().unwrap_or_default() {
+            if v.is_null() {
+                remove.push(k);
+            } else {
+                set.insert(k, v);
+            }
+        }
+        self.control(
+            "/id-token",
+            json!({"claims": set, "remove": remove, "expires_in": expires_in}),
+        )
+        .await["id_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A token with `claims` signed by a key the provider never published, under `kid`.
+    pub async fn rogue_id_token(&self, claims: Value, kid: &str) -> String {
+        self.control("/rogue-id-token", json!({"claims": claims, "kid": kid}))
+            .await["id_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Makes a new signing key current (published beside the old one); its `kid`.
+    pub async fn rotate(&self) -> String {
+        self.control("/rotate", json!({})).await["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
