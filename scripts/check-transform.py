@@ -63,7 +63,7 @@ def invokers(out):
 # Which functions may put events on the bus: every one with a database, and the drain.
 EVENT_PUTTERS = {
     f"{n}Function"
-    for n in ["Signup", "Login", "Logout", "Update", "Refresh", "Admin", "Verify", "Recover", "Mfa", "Passkeys", "EventsDrain"]
+    for n in ["Signup", "Login", "Logout", "Update", "Refresh", "Admin", "Verify", "Recover", "Mfa", "Passkeys", "Federation", "EventsDrain"]
 }
 
 

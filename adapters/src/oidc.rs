@@ -149,3 +149,8 @@ impl ProviderKeys for OidcKeys {
 pub fn provider_keys() -> Arc<dyn ProviderKeys> {
     Arc::new(OidcKeys::default())
 }
+
+/// The provider-key source as a [`domain::federation::MakeProviderKeys`].
+pub fn provider_keys_maker() -> Option<Arc<dyn ProviderKeys>> {
+    Some(provider_keys())
+}

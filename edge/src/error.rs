@@ -76,6 +76,18 @@ pub enum ApiError {
     PasskeyLimit,
     #[error("passkeys are not enabled on this service")]
     PasskeysDisabled,
+    #[error("no such identity provider on this service")]
+    UnknownProvider,
+    #[error("the identity provider's token was not accepted")]
+    ProviderTokenRefused,
+    #[error(
+        "an account with this email address exists: sign in to it, then link this provider (POST /user/identities)"
+    )]
+    LinkRequired,
+    #[error("this identity is linked to another account")]
+    IdentityTaken,
+    #[error("the account's last way to sign in cannot be removed")]
+    LastSignInMethod,
     /// The app's `pre_signup` hook refused; its message is the detail.
     #[error("{0}")]
     SignupRefused(String),
@@ -114,7 +126,13 @@ impl ApiError {
             Self::PhoneUnverified | Self::EmailUnverified => StatusCode::FORBIDDEN,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::InvalidCredentials | Self::ProviderTokenRefused => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::LinkRequired | Self::IdentityTaken | Self::LastSignInMethod => {
+                StatusCode::CONFLICT
+            }
+            Self::UnknownProvider => StatusCode::NOT_FOUND,
             Self::Forbidden | Self::CurrentPasswordIncorrect => StatusCode::FORBIDDEN,
             Self::PhoneTaken | Self::EmailTaken | Self::FactorExists | Self::PasskeyLimit => {
                 StatusCode::CONFLICT
@@ -166,6 +184,11 @@ impl ApiError {
             Self::PasskeyRefused => "passkey_refused",
             Self::PasskeyLimit => "passkey_limit",
             Self::PasskeysDisabled => "passkeys_disabled",
+            Self::UnknownProvider => "unknown_provider",
+            Self::ProviderTokenRefused => "provider_token_refused",
+            Self::LinkRequired => "link_required",
+            Self::IdentityTaken => "identity_taken",
+            Self::LastSignInMethod => "last_sign_in_method",
             Self::SignupRefused(_) => "signup_refused",
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::Unavailable => "service_unavailable",
@@ -203,6 +226,11 @@ impl ApiError {
             Self::PasskeyRefused => "Passkey refused",
             Self::PasskeyLimit => "Passkey limit reached",
             Self::PasskeysDisabled => "Passkeys disabled",
+            Self::UnknownProvider => "Unknown identity provider",
+            Self::ProviderTokenRefused => "Provider token refused",
+            Self::LinkRequired => "Sign in and link",
+            Self::IdentityTaken => "Identity already linked",
+            Self::LastSignInMethod => "Last way to sign in",
             Self::SignupRefused(_) => "Signup refused",
             Self::TooManyAttempts { .. } => "Too many attempts",
             Self::Unavailable => "Service unavailable",
@@ -294,6 +322,12 @@ impl From<domain::service::Error> for ApiError {
                         .to_owned(),
             }]),
             E::PasskeyLimit => Self::PasskeyLimit,
+            E::UnknownProvider => Self::UnknownProvider,
+            E::ProviderTokenRefused => Self::ProviderTokenRefused,
+            E::ProviderUnavailable(_) => Self::Unavailable,
+            E::LinkRequired => Self::LinkRequired,
+            E::IdentityTaken => Self::IdentityTaken,
+            E::LastSignInMethod => Self::LastSignInMethod,
             E::PhoneUnverified => Self::PhoneUnverified,
             E::EmailUnverified => Self::EmailUnverified,
             E::CountryNotServed => Self::InvalidPhone(vec![FieldError {

@@ -62,6 +62,15 @@ pub fn passkeys(relying_party: MakePasskeys) -> Result<(), Error> {
     )
 }
 
+/// Sign-in with identity providers and linking: signs tokens, fetches providers' keys.
+pub fn federation() -> Result<(), Error> {
+    serve(
+        Function::Federation,
+        Wiring::SIGNS.with_federation(adapters::oidc::provider_keys_maker),
+        table::federation,
+    )
+}
+
 /// The JWK Set and discovery document: keys only, no database.
 pub fn keys() -> Result<(), Error> {
     serve(Function::Keys, Wiring::KEYS_ONLY, table::keys)

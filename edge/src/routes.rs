@@ -25,11 +25,14 @@ pub enum Function {
     Mfa,
     /// Passkeys (WebAuthn): the one function whose binary links webauthn-rs.
     Passkeys,
+    /// Sign-in with identity providers, and linking them: the one function that fetches
+    /// providers' keys.
+    Federation,
 }
 
 impl Function {
     /// Every function.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
@@ -42,6 +45,7 @@ impl Function {
         Self::Whoami,
         Self::Mfa,
         Self::Passkeys,
+        Self::Federation,
     ];
 
     /// The binary's name, as in `template.yaml`'s `BuildProperties: Binary`.
@@ -59,6 +63,7 @@ impl Function {
             Self::Whoami => "whoami",
             Self::Mfa => "mfa",
             Self::Passkeys => "passkeys",
+            Self::Federation => "federation",
         }
     }
 
@@ -127,6 +132,9 @@ pub enum Endpoint {
     PasskeyRemove,
     AdminSetAppMetadata,
     ExampleWhoamiEditor,
+    FederationToken,
+    IdentityLink,
+    IdentityUnlink,
 }
 
 /// Who checks a request before the function sees it (API Gateway, per the template).
@@ -142,7 +150,7 @@ pub enum Authorization {
 
 impl Endpoint {
     /// Every endpoint, in the order the README lists them.
-    pub const ALL: [Self; 43] = [
+    pub const ALL: [Self; 46] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
@@ -186,6 +194,9 @@ impl Endpoint {
         Self::PasskeyRemove,
         Self::AdminSetAppMetadata,
         Self::ExampleWhoamiEditor,
+        Self::FederationToken,
+        Self::IdentityLink,
+        Self::IdentityUnlink,
     ];
 
     /// (method, path, function) of each endpoint: the table itself.
@@ -240,6 +251,13 @@ impl Endpoint {
             Self::PasskeyRemove => ("DELETE", "/passkeys/{id}", Function::Passkeys),
             Self::AdminSetAppMetadata => ("PUT", "/admin/users/{id}/app-metadata", Function::Admin),
             Self::ExampleWhoamiEditor => ("GET", "/example/whoami/editor", Function::Whoami),
+            Self::FederationToken => ("POST", "/federation/{provider}/token", Function::Federation),
+            Self::IdentityLink => ("POST", "/user/identities", Function::Federation),
+            Self::IdentityUnlink => (
+                "DELETE",
+                "/user/identities/{provider}",
+                Function::Federation,
+            ),
         }
     }
 
@@ -312,6 +330,8 @@ impl Endpoint {
             | Self::PasskeyList
             | Self::PasskeyRename
             | Self::PasskeyRemove => "passkeys",
+            Self::FederationToken => "federation_token",
+            Self::IdentityLink | Self::IdentityUnlink => "identities",
         }
     }
 

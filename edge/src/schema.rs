@@ -32,10 +32,12 @@ pub enum Body {
     PasskeyStepUp,
     PasskeyRename,
     AppMetadata,
+    FederationToken,
+    IdentityLink,
 }
 
 /// Schema sources, by body, as shipped in `edge/schemas/`.
-pub const SOURCES: [(Body, &str, &str); 21] = [
+pub const SOURCES: [(Body, &str, &str); 23] = [
     (
         Body::Signup,
         "signup.json",
@@ -140,6 +142,16 @@ pub const SOURCES: [(Body, &str, &str); 21] = [
         Body::AppMetadata,
         "app_metadata.json",
         include_str!("../schemas/app_metadata.json"),
+    ),
+    (
+        Body::FederationToken,
+        "federation_token.json",
+        include_str!("../schemas/federation_token.json"),
+    ),
+    (
+        Body::IdentityLink,
+        "identity_link.json",
+        include_str!("../schemas/identity_link.json"),
     ),
 ];
 

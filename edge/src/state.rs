@@ -12,6 +12,7 @@ use domain::{
     config::{ConfigError, Settings, Vars},
     email::{self as mail, Mail, MakeMailer},
     events::{MakePublisher, Relay, no_publisher},
+    federation::{Federation, MakeProviderKeys, no_federation},
     hooks::{Hooks, MakeHookCaller, no_hooks},
     keys::{KeyCache, KeySource},
     passkey::Passkeys,
@@ -83,6 +84,8 @@ pub struct Wiring {
     /// The hook caller, for functions whose routes run hooks (those that sign tokens run
     /// `pre_token`).
     pub hooks: MakeHookCaller,
+    /// The identity providers' key source, for functions serving the federation routes.
+    pub federation: MakeProviderKeys,
     /// The event publisher, for functions whose routes change users (all with a database):
     /// each delivers what its request wrote; the drain delivers what it could not.
     pub events: MakePublisher,
@@ -98,6 +101,7 @@ impl Wiring {
         passkeys: no_passkeys,
         hooks: adapters::hook_caller,
         events: adapters::eventbridge::publisher,
+        federation: adapters::oidc::provider_keys_maker,
     };
     /// A database, SMS and mail, no signing (signup, update, verify, recover).
     pub const SENDS_CODES: Self = Self {
@@ -108,6 +112,7 @@ impl Wiring {
         passkeys: no_passkeys,
         hooks: adapters::hook_caller,
         events: adapters::eventbridge::publisher,
+        federation: no_federation,
     };
     /// A database, signing, no SMS or mail (login, refresh).
     pub const SIGNS: Self = Self {
@@ -118,6 +123,7 @@ impl Wiring {
         passkeys: no_passkeys,
         hooks: adapters::hook_caller,
         events: adapters::eventbridge::publisher,
+        federation: no_federation,
     };
     /// A database only (logout, admin).
     pub const DATABASE: Self = Self {
@@ -128,6 +134,7 @@ impl Wiring {
         passkeys: no_passkeys,
         hooks: no_hooks,
         events: adapters::eventbridge::publisher,
+        federation: no_federation,
     };
     /// Keys only (the JWKS and discovery document): public halves, nothing signed.
     pub const KEYS_ONLY: Self = Self {
@@ -138,6 +145,7 @@ impl Wiring {
         passkeys: no_passkeys,
         hooks: no_hooks,
         events: no_publisher,
+        federation: no_federation,
     };
 }
 
@@ -147,6 +155,14 @@ impl Wiring {
     pub const fn with_passkeys(self, make: MakePasskeys) -> Self {
         Self {
             passkeys: make,
+            ..self
+        }
+    }
+
+    /// This wiring with identity providers' keys fetched by `make`.
+    pub const fn with_federation(self, make: MakeProviderKeys) -> Self {
+        Self {
+            federation: make,
             ..self
         }
     }
@@ -173,6 +189,9 @@ pub struct State {
     pub passkeys: Option<Passkeys>,
     /// Hooks: none unless set from variables.
     pub hooks: Hooks,
+    /// Identity providers: none unless `FEDERATION_PROVIDERS` is set and the wiring fetches
+    /// their keys.
+    pub federation: Option<Federation>,
     /// Delivers the events a request wrote; none unless `EVENTS_BUS` is set and the wiring
     /// has a publisher (a function without one leaves its events to the drain).
     pub relay: Option<Relay>,
@@ -211,6 +230,7 @@ impl State {
             passkeys: None,
             hooks: Hooks::default(),
             relay: None,
+            federation: None,
             settings,
             store,
             store_kind,
@@ -257,6 +277,12 @@ impl State {
         domain::store::deadline::within(deadline, relay.drain(made_before, now, deadline)).await
     }
 
+    /// This state with `federation` instead of its own.
+    pub fn with_federation(mut self, federation: Option<Federation>) -> Self {
+        self.federation = federation;
+        self
+    }
+
     /// This state with `hooks` instead of its own (tests).
     pub fn with_hooks(mut self, hooks: Hooks) -> Self {
         self.hooks = hooks;
@@ -281,6 +307,7 @@ impl State {
             email: &self.email,
             passkeys: self.passkeys.as_ref(),
             hooks: &self.hooks,
+            federation: self.federation.as_ref(),
         }
     }
 
@@ -377,6 +404,7 @@ impl State {
         let passkeys = (wiring.passkeys)(vars)?;
         let hooks = Hooks::from_vars(&hook_vars, wiring.hooks)?;
         let publisher = (wiring.events)(&settings.events);
+        let federation = Federation::from_vars(vars, wiring.federation)?;
         let (store, kind): (Arc<dyn Store>, _) = match wiring.store {
             Some(make) => make(&settings).await?,
             None => (Arc::new(MemoryStore::new()), StoreKind::Embedded),
@@ -387,7 +415,8 @@ impl State {
                 .with_email(email)
                 .with_passkeys(passkeys)
                 .with_hooks(hooks)
-                .with_publisher(publisher),
+                .with_publisher(publisher)
+                .with_federation(federation),
         )
     }
 

@@ -629,6 +629,83 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/federation/{provider}/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider's name here (`google`, `apple`, or one `FEDERATION_PROVIDERS` names). */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in (or sign up) with an identity provider's ID token.
+         * @description Native sign-in: the app signed the user in with the provider's SDK, passing a nonce,
+         *     and posts the provider's `id_token` with the raw nonce. The token is checked against
+         *     the provider's published keys (RS256 only), its issuer, our client ids, its times
+         *     (60 s of skew, at most 10 minutes old) and the nonce (its SHA-256 for Apple). The
+         *     account holding the provider's identity signs in (200; an account with a second factor
+         *     gets the challenge POST /login answers); without one, a new account is made (201)
+         *     holding the identity and, when the provider marks it verified and no account holds
+         *     it, the address. A verified address an existing account holds is never merged: 409
+         *     `link_required` (sign in to that account and POST /user/identities).
+         */
+        post: operations["signInWithProvider"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/user/identities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Link an identity provider to the caller's account.
+         * @description The caller signs in with the provider's SDK again and posts the fresh token (checked
+         *     as at POST /federation/{provider}/token); the identity then opens this account. An
+         *     identity another account holds is refused (409 `identity_taken`).
+         */
+        post: operations["linkProvider"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/user/identities/{provider}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider's name here. */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Unlink an identity provider from the caller's account.
+         * @description Refused while it is the account's last way to sign in (no password, no passkey, no
+         *     other provider): 409 `last_sign_in_method`. Any request body is ignored.
+         */
+        delete: operations["unlinkProvider"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/passkeys/{id}": {
         parameters: {
             query?: never;
@@ -1004,6 +1081,11 @@ export interface components {
             app_metadata?: Record<string, never>;
             /** @description Set by the user (PUT /user). Absent while empty. */
             user_metadata?: Record<string, never>;
+            /** @description The identity providers linked (POST /user/identities), by issuer. Absent while none. */
+            identities?: {
+                issuer: string;
+                linked_at?: number | null;
+            }[];
         };
         /** @description A user as an operator sees it. Names are as stored (a document another service wrote may hold empty ones). */
         AdminUser: {
@@ -1162,7 +1244,7 @@ export interface components {
          * @description Stable machine-readable error code; clients may switch on it.
          * @enum {string}
          */
-        ProblemCode: "validation_failed" | "weak_password" | "malformed_json" | "unsupported_media_type" | "payload_too_large" | "unauthorized" | "invalid_credentials" | "forbidden" | "current_password_incorrect" | "phone_taken" | "not_found" | "method_not_allowed" | "too_many_attempts" | "service_unavailable" | "internal_error" | "account_disabled" | "user_not_found" | "invalid_phone" | "invalid_code" | "phone_unverified" | "email_taken" | "email_unverified" | "invalid_email" | "step_up_required" | "mfa_enrolment_required" | "mfa_disabled" | "factor_exists" | "factor_not_found" | "passkey_refused" | "passkey_limit" | "passkeys_disabled" | "signup_refused";
+        ProblemCode: "validation_failed" | "weak_password" | "malformed_json" | "unsupported_media_type" | "payload_too_large" | "unauthorized" | "invalid_credentials" | "forbidden" | "current_password_incorrect" | "phone_taken" | "not_found" | "method_not_allowed" | "too_many_attempts" | "service_unavailable" | "internal_error" | "account_disabled" | "user_not_found" | "invalid_phone" | "invalid_code" | "phone_unverified" | "email_taken" | "email_unverified" | "invalid_email" | "step_up_required" | "mfa_enrolment_required" | "mfa_disabled" | "factor_exists" | "factor_not_found" | "passkey_refused" | "passkey_limit" | "passkeys_disabled" | "signup_refused" | "unknown_provider" | "provider_token_refused" | "link_required" | "identity_taken" | "last_sign_in_method";
         FieldError: {
             /** @description JSON Pointer into the request body; empty for the body itself. */
             path: string;
@@ -1343,6 +1425,26 @@ export interface components {
         } | {
             code?: never;
         });
+        /** FederationTokenRequest */
+        federation_token: {
+            /** @description The provider's ID token (a JWT: three base64url parts joined by dots), as the provider's SDK handed it to the app. */
+            id_token: string;
+            /** @description The raw nonce the app generated and gave the provider (at least 16 characters; the provider's token carries it, or its SHA-256 for Apple). */
+            nonce: string;
+            /** @description For a new account: the name the provider gave the app (Apple sends it once, outside the token); else the token's given_name. */
+            first_name?: string;
+            /** @description For a new account, as first_name. */
+            last_name?: string;
+        };
+        /** IdentityLinkRequest */
+        identity_link: {
+            /** @description The provider's name here (google, apple, or one FEDERATION_PROVIDERS names). */
+            provider: string;
+            /** @description The provider's ID token (a JWT: three base64url parts joined by dots), as the provider's SDK handed it to the app. */
+            id_token: string;
+            /** @description The raw nonce the app generated and gave the provider (at least 16 characters; the provider's token carries it, or its SHA-256 for Apple). */
+            nonce: string;
+        };
         /** PasskeyRenameRequest */
         passkey_rename: {
             /** @description The passkey's new name: one line, not blank (trimmed). */
@@ -2967,6 +3069,271 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["PasskeysDisabled"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    signInWithProvider: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider's name here (`google`, `apple`, or one `FEDERATION_PROVIDERS` names). */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["federation_token"];
+            };
+        };
+        responses: {
+            /** @description Signed in to the account holding the identity (or a second factor awaited). */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginResponse"] | components["schemas"]["MfaChallenge"];
+                };
+            };
+            /** @description A new account was made for the identity and signed in. */
+            201: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description The provider's token was refused (signature, issuer, audience, times or nonce; the reason is logged, not told). */
+            401: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 401;
+                        /** @enum {unknown} */
+                        code?: "provider_token_refused";
+                    };
+                };
+            };
+            /** @description An operator has disabled the account holding the identity. */
+            403: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 403;
+                        /** @enum {unknown} */
+                        code?: "account_disabled";
+                    };
+                };
+            };
+            /** @description No such provider on this service (or provider sign-in is off). */
+            404: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 404;
+                        /** @enum {unknown} */
+                        code?: "unknown_provider";
+                    };
+                };
+            };
+            /** @description The provider vouches for an address an existing account holds: sign in to that account and link the provider (POST /user/identities). */
+            409: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 409;
+                        /** @enum {unknown} */
+                        code?: "link_required";
+                    };
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    linkProvider: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["identity_link"];
+            };
+        };
+        responses: {
+            /** @description The account with the identity linked. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            /** @description No valid session (`unauthorized`), or the provider's token was refused (`provider_token_refused`). */
+            401: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 401;
+                        /** @enum {unknown} */
+                        code?: "unauthorized" | "provider_token_refused";
+                    };
+                };
+            };
+            /** @description Second factors are required and the session has none yet. */
+            403: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 403;
+                        /** @enum {unknown} */
+                        code?: "mfa_enrolment_required";
+                    };
+                };
+            };
+            /** @description No such provider on this service. */
+            404: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 404;
+                        /** @enum {unknown} */
+                        code?: "unknown_provider";
+                    };
+                };
+            };
+            /** @description The identity is linked to another account. */
+            409: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 409;
+                        /** @enum {unknown} */
+                        code?: "identity_taken";
+                    };
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    unlinkProvider: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider's name here. */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account without the identity. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Second factors are required and the session has none yet. */
+            403: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 403;
+                        /** @enum {unknown} */
+                        code?: "mfa_enrolment_required";
+                    };
+                };
+            };
+            /** @description No such provider (`unknown_provider`), or the account has no identity of it (`factor_not_found`). */
+            404: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 404;
+                        /** @enum {unknown} */
+                        code?: "unknown_provider" | "factor_not_found";
+                    };
+                };
+            };
+            /** @description The identity is the account's last way to sign in. */
+            409: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 409;
+                        /** @enum {unknown} */
+                        code?: "last_sign_in_method";
+                    };
+                };
+            };
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };

@@ -227,6 +227,35 @@ pub fn for_update(
             (None, None) => {}
         }
     }
+    // Providers' identities linked and unlinked: named by issuer (the subject is personal).
+    let federated = |u: &UserRecord| -> Vec<(String, crate::identity::Identifier)> {
+        u.identifiers
+            .iter()
+            .filter_map(|r| match &r.identifier {
+                crate::identity::Identifier::Federated { provider, .. } => {
+                    Some((provider.clone(), r.identifier.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let (was, now_fed) = (federated(before), federated(after));
+    for (issuer, i) in &now_fed {
+        if !was.iter().any(|(_, w)| w == i) {
+            push(
+                EventKind::IdentifierChanged,
+                json!({ "identifier": "federated", "provider": issuer, "change": "linked" }),
+            );
+        }
+    }
+    for (issuer, i) in &was {
+        if !now_fed.iter().any(|(_, n)| n == i) {
+            push(
+                EventKind::IdentifierChanged,
+                json!({ "identifier": "federated", "provider": issuer, "change": "unlinked" }),
+            );
+        }
+    }
     let factor = |kind: CredentialKind| kind != CredentialKind::Password;
     for c in &after.credentials {
         let was = before

@@ -138,6 +138,41 @@ impl FederationSettings {
     }
 }
 
+/// Federation as a process has it: the trusted providers and where their keys come from.
+#[derive(Clone)]
+pub struct Federation {
+    pub settings: FederationSettings,
+    pub keys: Arc<dyn ProviderKeys>,
+}
+
+impl std::fmt::Debug for Federation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Federation")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the provider-key source of a process (the adapters' HTTPS fetcher, or none).
+pub type MakeProviderKeys = fn() -> Option<Arc<dyn ProviderKeys>>;
+
+/// No provider keys: functions that serve no federation route.
+pub fn no_federation() -> Option<Arc<dyn ProviderKeys>> {
+    None
+}
+
+impl Federation {
+    /// Federation for `vars` (none when no provider is configured or the process fetches no
+    /// keys).
+    pub fn from_vars(vars: &Vars, make: MakeProviderKeys) -> Result<Option<Self>, ConfigError> {
+        let settings = FederationSettings::from_vars(vars)?;
+        if settings.providers.is_empty() {
+            return Ok(None);
+        }
+        Ok(make().map(|keys| Self { settings, keys }))
+    }
+}
+
 /// Where a provider's keys come from: its discovery document's `jwks_uri` (the adapters fetch
 /// it over HTTPS and cache it).
 #[async_trait]

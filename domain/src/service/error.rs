@@ -82,6 +82,26 @@ pub enum Error {
     /// give): the step is not taken.
     #[error("a hook that fails closed failed")]
     HookFailed,
+    /// No such identity provider here (or federation is off).
+    #[error("no such identity provider")]
+    UnknownProvider,
+    /// The provider's token was refused (signature, issuer, audience, time or nonce; the
+    /// reason is logged, not told).
+    #[error("the provider's token was refused")]
+    ProviderTokenRefused,
+    /// The provider's keys could not be had; worth retrying.
+    #[error("identity provider unavailable: {0}")]
+    ProviderUnavailable(String),
+    /// A provider's identity with a verified address an existing account holds: the client
+    /// signs in to that account and links the identity there (never merged silently).
+    #[error("an account with this email exists: sign in to it and link the provider")]
+    LinkRequired,
+    /// The provider's identity belongs to another account.
+    #[error("this identity is linked to another account")]
+    IdentityTaken,
+    /// Unlinking would leave the account no way to sign in.
+    #[error("the account's last way to sign in cannot be removed")]
+    LastSignInMethod,
     /// Metadata an operator set would make the account's tokens too large.
     #[error("the roles and claims would make an access token over ACCESS_TOKEN_MAX_BYTES")]
     ClaimsTooLarge,

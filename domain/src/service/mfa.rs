@@ -582,8 +582,11 @@ pub(super) struct Pending {
     pub address: String,
     /// The device id (hex) the device token will name.
     pub device: String,
-    /// The password credential's id.
+    /// The id of the credential that opened it (the password, a provider's identity).
     pub credential_id: String,
+    /// Its method (`pwd`, `fed`); absent in challenges made before it was kept: `pwd`.
+    #[serde(default)]
+    pub method: String,
 }
 
 /// Removes every second factor and recovery code of `user` (an operator's reset for a user

@@ -8,6 +8,7 @@ mod account;
 pub mod admin;
 mod email;
 mod error;
+pub mod federation;
 mod hooks;
 mod lifecycle;
 pub mod mfa;
@@ -78,6 +79,8 @@ pub struct Ctx<'a> {
     pub passkeys: Option<&'a Passkeys>,
     /// The hooks this process runs (none configured: nothing runs).
     pub hooks: &'a Hooks,
+    /// Identity providers, where this process serves their routes and some are configured.
+    pub federation: Option<&'a crate::federation::Federation>,
 }
 
 impl Ctx<'_> {

@@ -175,6 +175,7 @@ async fn second_factor_challenge(
         address: address.to_owned(),
         device: device.to_hex(),
         credential_id: opened.credential_id,
+        method: opened.method,
     };
     let state = serde_json::to_vec(&pending).map_err(|e| Error::internal("mfa state", e))?;
     let id = CeremonyId::new()?;
@@ -261,10 +262,46 @@ pub(super) async fn complete_second_factor(
         .ok_or_else(|| Error::internal("mfa state", "device id"))?;
     let opened = Opened {
         credential_id: pending.credential_id,
-        method: CredentialKind::Password.method().to_owned(),
+        method: if pending.method.is_empty() {
+            CredentialKind::Password.method().to_owned()
+        } else {
+            pending.method
+        },
     };
     let assurance = Assurance::single(&opened.method, cx.now).stepped_up(method, cx.now);
     finish_login(cx, user, opened, assurance, &pending.address, device).await
+}
+
+/// A sign-in by something other than a password (a provider's identity): a second-factor
+/// challenge where the account has a factor and second factors are on, else a session at
+/// the method's single-factor assurance.
+pub(super) async fn sign_in_without_password(
+    cx: &Ctx<'_>,
+    user: &UserRecord,
+    opened: Opened,
+) -> Result<LoginOutcome, Error> {
+    if user.disabled {
+        tracing::info!(target: "audit", event = "login", outcome = "account_disabled", user_id = %user.id);
+        return Err(Error::AccountDisabled);
+    }
+    if cx.policy.mfa.mode != MfaMode::Off && mfa::has_second_factor(user) {
+        let address = user_address(user);
+        let device = device::DeviceId::new().map_err(|e| Error::internal("device id", e))?;
+        return second_factor_challenge(cx, user, &address, device, opened).await;
+    }
+    let assurance = Assurance::single(&opened.method, cx.now);
+    open_passwordless(cx, user, opened, assurance)
+        .await
+        .map(LoginOutcome::Granted)
+}
+
+/// The address a sign-in without one keys its device token by: the primary phone, else the
+/// address, else the account id.
+fn user_address(user: &UserRecord) -> String {
+    user.phone()
+        .map(|p| p.as_str().to_owned())
+        .or_else(|| user.email().map(|e| e.as_str().to_owned()))
+        .unwrap_or_else(|| user.id.to_hex())
 }
 
 /// A session opened by a passkey alone (no identifier, no password), with a fresh device
@@ -275,13 +312,13 @@ pub(super) async fn open_passwordless(
     opened: Opened,
     assurance: Assurance,
 ) -> Result<LoginGrant, Error> {
-    let address = user
-        .phone()
-        .map(|p| p.as_str().to_owned())
-        .or_else(|| user.email().map(|e| e.as_str().to_owned()))
-        .unwrap_or_else(|| user.id.to_hex());
+    let address = user_address(user);
     let device = device::DeviceId::new().map_err(|e| Error::internal("device id", e))?;
-    tracing::info!(target: "audit", event = "login", outcome = "passkey", user_id = %user.id);
+    let outcome = match opened.method.as_str() {
+        "fed" => "federated",
+        _ => "passkey",
+    };
+    tracing::info!(target: "audit", event = "login", outcome, user_id = %user.id);
     finish_login(cx, user, opened, assurance, &address, device).await
 }
 

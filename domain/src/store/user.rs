@@ -214,6 +214,11 @@ pub enum IdentifierChange {
     Pend(Identifier),
     /// The replacement of this kind is dropped.
     Unpend(IdentifierKind),
+    /// Adds `identifier` beside the account's others, proven at the time of the change, not
+    /// primary (a provider's identity: nothing is sent there); nothing if it is there.
+    Link(Identifier),
+    /// Removes `identifier` from the account.
+    Unlink(Identifier),
 }
 
 /// Fields to change; `None` leaves a field as it is.
@@ -358,6 +363,18 @@ fn apply_identifier(user: &mut UserRecord, change: &IdentifierChange, now: i64) 
             });
         }
         IdentifierChange::Unpend(kind) => user.pending.retain(|p| p.identifier.kind() != *kind),
+        IdentifierChange::Link(identifier) => {
+            if !user.holds(identifier) {
+                user.identifiers.push(IdentifierRecord {
+                    identifier: identifier.clone(),
+                    verified_at: Some(now),
+                    primary: false,
+                });
+            }
+        }
+        IdentifierChange::Unlink(identifier) => {
+            user.identifiers.retain(|r| &r.identifier != identifier);
+        }
     }
 }
 

@@ -82,6 +82,13 @@ pub(super) async fn login(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Bo
     let outcome = service::login(cx, c.identifier, c.password, c.device_token.as_deref())
         .await
         .map_err(ApiError::from);
+    signed_in(outcome)
+}
+
+/// The answer to a sign-in: its tokens, or the second factor it waits for.
+pub(super) fn signed_in(
+    outcome: Result<LoginOutcome, ApiError>,
+) -> Result<Response<Body>, ApiError> {
     match outcome {
         Ok(LoginOutcome::Granted(g)) => granted(Ok(g)),
         Ok(LoginOutcome::SecondFactor(m)) => Ok(reply::json(

@@ -8,6 +8,7 @@ mod admin;
 mod delete_user;
 mod example;
 mod extract;
+mod federation;
 mod keys;
 mod login;
 mod logout;

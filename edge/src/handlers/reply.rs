@@ -38,6 +38,16 @@ pub(super) struct UserView<'a> {
     /// Set by the user; absent while empty.
     #[serde(skip_serializing_if = "metadata_empty")]
     user_metadata: &'a serde_json::Map<String, serde_json::Value>,
+    /// The identity providers linked (their issuers); absent while none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    identities: Vec<IdentityView<'a>>,
+}
+
+/// A linked provider's identity: the issuer and when it was linked (never the subject).
+#[derive(Serialize)]
+pub(super) struct IdentityView<'a> {
+    issuer: &'a str,
+    linked_at: Option<i64>,
 }
 
 fn metadata_empty(m: &&serde_json::Map<String, serde_json::Value>) -> bool {
@@ -55,6 +65,19 @@ impl<'a> From<&'a UserRecord> for UserView<'a> {
             email: u.email().map(|e| e.as_str()),
             app_metadata: u.app_metadata.as_map(),
             user_metadata: u.user_metadata.as_map(),
+            identities: u
+                .identifiers
+                .iter()
+                .filter_map(|r| match &r.identifier {
+                    domain::identity::Identifier::Federated { provider, .. } => {
+                        Some(IdentityView {
+                            issuer: provider,
+                            linked_at: r.verified_at,
+                        })
+                    }
+                    _ => None,
+                })
+                .collect(),
         }
     }
 }

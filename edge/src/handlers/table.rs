@@ -6,8 +6,8 @@
 use futures::future::BoxFuture;
 
 use super::{
-    admin, delete_user, extract::Input, keys, login, logout, mfa, passkey, refresh, router::Reply,
-    signup, user, verify,
+    admin, delete_user, extract::Input, federation, keys, login, logout, mfa, passkey, refresh,
+    router::Reply, signup, user, verify,
 };
 use crate::{error::ApiError, routes::Endpoint};
 use domain::service::Ctx;
@@ -127,6 +127,16 @@ pub fn passkeys<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFu
     }
 }
 
+/// The `federation` function: sign-in with a provider, and linking providers.
+pub fn federation<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFuture<'a, Reply> {
+    match e {
+        Endpoint::FederationToken | Endpoint::IdentityLink | Endpoint::IdentityUnlink => {
+            Box::pin(federation::handle(cx, e, input))
+        }
+        _ => not_here(),
+    }
+}
+
 /// Every endpoint with state (the dev server, the tests). `whoami` needs none: the router's
 /// `stateless` serves it.
 pub fn any<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFuture<'a, Reply> {
@@ -142,6 +152,7 @@ pub fn any<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFuture<
         crate::routes::Function::Keys => keys,
         crate::routes::Function::Mfa => mfa,
         crate::routes::Function::Passkeys => passkeys,
+        crate::routes::Function::Federation => federation,
         crate::routes::Function::Whoami => {
             return Box::pin(async move { super::example::whoami(input.req) });
         }

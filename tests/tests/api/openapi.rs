@@ -427,6 +427,8 @@ async fn broken_documents_state() -> (State, Login) {
     (broken, c)
 }
 
+mod federation_flow;
+
 /// The state a case of the flow runs on.
 #[derive(Debug, Clone, Copy)]
 enum On {
@@ -456,6 +458,8 @@ enum On {
     Pk,
     /// A `pre_signup` hook that refuses every signup.
     Hooked,
+    /// Identity providers on: a local OpenID provider (its tokens minted before the flow).
+    Fed,
 }
 
 /// Which login of the flow a case's 200 answer becomes.
@@ -490,6 +494,8 @@ enum Keep {
     PkRaised,
     /// A sign-in's `mfa_token`, for a passkey second factor.
     PkChallenge,
+    /// The account a provider sign-in made (its answer is a 201).
+    Fed,
 }
 
 /// The logins cases use: `a` and `b` come from the flow's own logins, `nobody` holds a valid
@@ -526,9 +532,26 @@ struct Ctx {
     ceremonies: Vec<(String, String)>,
     pk_id: Option<String>,
     pk_challenge: Option<String>,
+    /// The provider's tokens, by name (see `federation_flow::setup`).
+    fed_tokens: std::collections::HashMap<&'static str, String>,
+    /// The account a provider sign-in made.
+    fed: Option<Login>,
+    /// A password account on the federation database, to link and unlink with.
+    fed_plain: Login,
 }
 
 impl Ctx {
+    fn fed_token(&self, name: &str) -> String {
+        self.fed_tokens
+            .get(name)
+            .unwrap_or_else(|| panic!("no token {name} minted"))
+            .clone()
+    }
+    fn fed(&self) -> &Login {
+        self.fed
+            .as_ref()
+            .expect("a case uses `fed` before the sign-in that keeps it")
+    }
     fn a(&self) -> &Login {
         self.a
             .as_ref()
@@ -1264,6 +1287,9 @@ fn cases() -> Vec<Case> {
         case("passkey rename, unreadable session", |c| pk_event("PATCH", "/passkeys/{id}", "AAAA", Some(&c.c), Some(json!({"label": "x"})))).on(Broken),
         case("passkey remove, unreadable session", |c| pk_event("DELETE", "/passkeys/{id}", "AAAA", Some(&c.c), None)).on(Broken),
     ]
+    .into_iter()
+    .chain(federation_flow::cases())
+    .collect()
 }
 
 /// Runs [`cases`] through the shared handlers against MongoDB, in order.
@@ -1342,12 +1368,21 @@ async fn full_flow() -> Flow {
     };
     let (mfa_off, _clock) = state_on(Backend::Mongo, |_| mode("off")).await;
     let (mfa_required, _clock) = state_on(Backend::Mongo, |_| mode("required")).await;
+    let fed_setup = federation_flow::setup().await;
+    let fedn = || Some(fed_setup.federation.clone());
+    let (fed, _clock) = mongo_state().await;
+    let fed = fed.with_federation(fedn());
+    federation_flow::disabled_holder(&fed, &fed_setup.issuer).await;
+    let mfa_required = mfa_required.with_federation(fedn());
     let down = unreachable_db_state()
         .await
-        .with_passkeys(Some(relying_party(1)));
-    let refusing = refusing_inserts_state().await;
+        .with_passkeys(Some(relying_party(1)))
+        .with_federation(fedn());
+    let refusing = refusing_inserts_state().await.with_federation(fedn());
     let (broken, c) = broken_documents_state().await;
-    let broken = broken.with_passkeys(Some(relying_party(1)));
+    let broken = broken
+        .with_passkeys(Some(relying_party(1)))
+        .with_federation(fedn());
     let uid = UserId::new();
     let nobody = Login {
         id: uid.to_hex(),
@@ -1393,6 +1428,9 @@ async fn full_flow() -> Flow {
         ceremonies: Vec::new(),
         pk_id: None,
         pk_challenge: None,
+        fed_tokens: fed_setup.tokens.clone(),
+        fed: None,
+        fed_plain: signed_in(&fed, "5550000477").await,
     };
     let mut f = Flow::default();
     for case in cases() {
@@ -1409,6 +1447,7 @@ async fn full_flow() -> Flow {
             On::MfaRequired => &mfa_required,
             On::Pk => &pk,
             On::Hooked => &hooked,
+            On::Fed => &fed,
         };
         mfa_clock.advance(case.tick);
         pk_clock.advance(case.tick);
@@ -1458,6 +1497,18 @@ async fn full_flow() -> Flow {
                 }
                 Keep::PkChallenge => {
                     ctx.pk_challenge = answer.body["mfa_token"].as_str().map(str::to_owned);
+                }
+                Keep::Fed => {
+                    let b = &answer.body;
+                    let s = |k: &str| {
+                        b[k].as_str()
+                            .unwrap_or_else(|| panic!("{}: {b}", case.what))
+                    };
+                    ctx.fed = Some(Login {
+                        id: b["user_id"]["$oid"].as_str().unwrap().to_owned(),
+                        token: s("token").to_owned(),
+                        session_token: s("session_token").to_owned(),
+                    });
                 }
             }
         }
@@ -1728,6 +1779,12 @@ fn sample(file: &str, id: &str, fresh_phone: &str) -> Value {
         "passkey_login_start.json" => json!({}),
         "passkey_rename.json" => json!({"label": "Laptop"}),
         "app_metadata.json" => json!({"roles": ["editor"]}),
+        "federation_token.json" => {
+            json!({"id_token": "aaa.bbb.ccc", "nonce": federation_flow::NONCE})
+        }
+        "identity_link.json" => {
+            json!({"provider": "google", "id_token": "aaa.bbb.ccc", "nonce": federation_flow::NONCE})
+        }
         other => panic!("no sample body for {other}: add one"),
     }
 }
@@ -1896,6 +1953,11 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::PasskeyLimit,
         ApiError::PasskeysDisabled,
         ApiError::SignupRefused("Invitation only.".into()),
+        ApiError::UnknownProvider,
+        ApiError::ProviderTokenRefused,
+        ApiError::LinkRequired,
+        ApiError::IdentityTaken,
+        ApiError::LastSignInMethod,
     ];
     // No wildcard arm: a new variant stops this compiling until it is listed above too.
     let listed: BTreeSet<usize> = all
@@ -1933,9 +1995,14 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::PasskeyLimit => 29,
             ApiError::PasskeysDisabled => 30,
             ApiError::SignupRefused(_) => 31,
+            ApiError::UnknownProvider => 32,
+            ApiError::ProviderTokenRefused => 33,
+            ApiError::LinkRequired => 34,
+            ApiError::IdentityTaken => 35,
+            ApiError::LastSignInMethod => 36,
         })
         .collect();
-    assert_eq!(listed, (0..32).collect(), "a variant is missing above");
+    assert_eq!(listed, (0..37).collect(), "a variant is missing above");
     all
 }
 
