@@ -390,9 +390,9 @@ async fn a_custom_message_without_the_code_fails_closed_with_nothing_sent_or_kep
     );
 }
 
-/// A state whose mail goes by SES to the emulator (address proof required) and whose
-/// custom_message and post_confirmation hooks are `hook`, custom_message failing `policy`.
-async fn mail_app(hook: &Receiver, policy: &str) -> TestApp {
+/// A MongoDB app whose mail goes by SES to the emulator (address proof required), with
+/// `hooks`.
+pub(crate) async fn mail_app_with(hooks: Hooks) -> TestApp {
     ses_identity().await;
     let endpoint = aws_endpoint();
     let from = format!("no-reply@{MAIL_DOMAIN}");
@@ -407,6 +407,16 @@ async fn mail_app(hook: &Receiver, policy: &str) -> TestApp {
         adapters::mail_sender,
     )
     .unwrap();
+    let app = TestApp::mongo().await;
+    TestApp {
+        state: app.state.with_email(mail).with_hooks(hooks),
+        clock: app.clock,
+    }
+}
+
+/// [`mail_app_with`] whose custom_message and post_confirmation hooks are `hook`,
+/// custom_message failing `policy`.
+async fn mail_app(hook: &Receiver, policy: &str) -> TestApp {
     let secret = format!("whsec_{SECRET_B64}");
     let hooks = Hooks::from_vars(
         &Vars::from_pairs([
@@ -421,11 +431,7 @@ async fn mail_app(hook: &Receiver, policy: &str) -> TestApp {
         adapters::hook_caller,
     )
     .unwrap();
-    let app = TestApp::mongo().await;
-    TestApp {
-        state: app.state.with_email(mail).with_hooks(hooks),
-        clock: app.clock,
-    }
+    mail_app_with(hooks).await
 }
 
 fn mail_signup(to: &str) -> Value {

@@ -238,20 +238,6 @@ async fn a_lambda_hook_that_names_a_reserved_claim_crashes_or_hangs_fails_as_dec
 #[tokio::test]
 async fn a_lambda_custom_message_writes_the_mail_and_its_link_and_code_still_work() {
     let watch = LambdaWatch::start().await;
-    ses_identity().await;
-    let endpoint = aws_endpoint();
-    let from = format!("no-reply@{MAIL_DOMAIN}");
-    let mail = domain::email::Mail::from_vars(
-        &Vars::from_pairs([
-            ("EMAIL_SENDER", "ses"),
-            ("EMAIL_FROM", from.as_str()),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ENDPOINT_URL", endpoint.as_str()),
-            ("REQUIRE_EMAIL_VERIFICATION", "true"),
-        ]),
-        adapters::mail_sender,
-    )
-    .unwrap();
     let hooks = Hooks::from_vars(
         &Vars::from_pairs([
             ("HOOK_CUSTOM_MESSAGE_FUNCTION", FUNCTION),
@@ -263,11 +249,7 @@ async fn a_lambda_custom_message_writes_the_mail_and_its_link_and_code_still_wor
         adapters::hook_caller,
     )
     .unwrap();
-    let app = TestApp::mongo().await;
-    let app = TestApp {
-        state: app.state.with_email(mail).with_hooks(hooks),
-        clock: app.clock,
-    };
+    let app = crate::hooks::mail_app_with(hooks).await;
     let to = format!("{}@example.com", fresh_db().replace('_', "-"));
     let a = app
         .call(&ev(
