@@ -18,7 +18,7 @@ pub fn signup() -> Result<(), Error> {
 }
 
 pub fn login() -> Result<(), Error> {
-    serve(Function::Login, Wiring::SIGNS, table::login)
+    serve(Function::Login, Wiring::SIGNS_HOT, table::login)
 }
 
 pub fn logout() -> Result<(), Error> {
@@ -31,7 +31,7 @@ pub fn update() -> Result<(), Error> {
 }
 
 pub fn refresh() -> Result<(), Error> {
-    serve(Function::Refresh, Wiring::SIGNS, table::refresh)
+    serve(Function::Refresh, Wiring::SIGNS_HOT, table::refresh)
 }
 
 /// The IAM-signed operator routes: a second-factor reset notifies the user.

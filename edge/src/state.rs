@@ -125,6 +125,13 @@ impl Wiring {
         events: adapters::eventbridge::publisher,
         federation: no_federation,
     };
+    /// [`Wiring::SIGNS`] for the sign-in hot path (login, refresh): no EventBridge client
+    /// linked. The events these rarely write (a reused refresh token's `session.revoked`)
+    /// wait in the outbox for the `events-drain` function, a minute at most.
+    pub const SIGNS_HOT: Self = Self {
+        events: no_publisher,
+        ..Self::SIGNS
+    };
     /// A database only (logout, admin).
     pub const DATABASE: Self = Self {
         store: Some(mongo_or_memory),
