@@ -7,6 +7,7 @@
 //! keys), never more often than [`REFRESH_EVERY_SECS`] (a flood of made-up `kid`s cannot turn
 //! into a flood of fetches).
 
+pub mod apple;
 pub mod id_token;
 
 use std::sync::Arc;
