@@ -211,6 +211,27 @@ impl SessionStore for MongoStore {
         if let Some(keep) = keep {
             filter.insert("_id", doc! { "$ne": keep });
         }
+        self.delete_sessions_matching(user, filter).await
+    }
+
+    async fn delete_sessions_opened_by(
+        &self,
+        user: &UserId,
+        credential_id: &str,
+    ) -> Result<u64, StoreError> {
+        let filter = doc! { "user_id": oid(user), "credential_id": credential_id };
+        self.delete_sessions_matching(user, filter).await
+    }
+}
+
+impl MongoStore {
+    /// Deletes `user`'s sessions `filter` matches (with events on, `session.revoked` staged
+    /// first for the ones read); how many went.
+    async fn delete_sessions_matching(
+        &self,
+        user: &UserId,
+        filter: mongodb::bson::Document,
+    ) -> Result<u64, StoreError> {
         let staged = if self.events_on {
             // The sessions this revokes, read first: the staged event waits for them.
             let ids: Vec<String> = self

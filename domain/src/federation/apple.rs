@@ -17,7 +17,10 @@ pub const AUDIENCE: &str = "https://appleid.apple.com";
 /// How long a client secret made here lives: Apple allows up to six months; an hour is enough
 /// for the one code exchange it is made for.
 pub const LIFETIME_SECS: i64 = 3600;
-const _: () = assert!(LIFETIME_SECS <= 15_777_000, "Apple allows six months at most");
+const _: () = assert!(
+    LIFETIME_SECS <= 15_777_000,
+    "Apple allows six months at most"
+);
 
 /// The team's key, parsed once.
 pub struct AppleKey {

@@ -259,7 +259,12 @@ pub async fn unlink(
         .update_user(&user.id, &patch, cx.now)
         .await?
         .ok_or(Error::Unauthorized)?;
+    // The sessions the identity opened end with it.
+    let ended = cx
+        .store
+        .delete_sessions_opened_by(&user.id, &opened(provider).credential_id)
+        .await?;
     tracing::info!(target: "audit", event = "identity_unlinked", provider = provider.name.as_str(),
-        user_id = %user.id);
+        user_id = %user.id, sessions_ended = ended);
     Ok(user)
 }

@@ -405,6 +405,26 @@ impl SessionStore for MemoryStore {
         }
         Ok(ended.len() as u64)
     }
+
+    async fn delete_sessions_opened_by(
+        &self,
+        user: &UserId,
+        credential_id: &str,
+    ) -> Result<u64, StoreError> {
+        let mut sessions = self.sessions.lock().await;
+        let ended: Vec<String> = sessions
+            .iter()
+            .filter(|(_, s)| &s.user_id == user && s.opened.credential_id == credential_id)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ended {
+            sessions.remove(id);
+        }
+        if !ended.is_empty() {
+            self.record(vec![revoked(*user, ended.clone())]);
+        }
+        Ok(ended.len() as u64)
+    }
 }
 
 /// `session.revoked` for `sessions` of `user`.

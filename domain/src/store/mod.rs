@@ -278,6 +278,13 @@ pub trait SessionStore: Send + Sync {
         user: &UserId,
         keep: Option<&str>,
     ) -> Result<u64, StoreError>;
+    /// Deletes the sessions of `user` that credential `credential_id` opened (a credential
+    /// removed takes its sessions with it); returns how many went.
+    async fn delete_sessions_opened_by(
+        &self,
+        user: &UserId,
+        credential_id: &str,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Password checks counted against one key (a phone for logins, a user for

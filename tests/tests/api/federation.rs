@@ -391,9 +391,29 @@ async fn unlinking_works_while_another_way_in_remains_and_the_last_one_is_kept()
         &pw.session_token,
     );
     assert_eq!(app.call(&link).await.status, 200);
+    // A session the identity opens, which must end when the identity is unlinked.
+    let by_provider = native(
+        &app,
+        &op.id_token(person("sub-pw", &unique_email(), false), 300)
+            .await,
+    )
+    .await;
+    assert_eq!(by_provider.status, 200, "{:?}", by_provider.body);
+    let fed_session = tokens(&by_provider);
+    assert_eq!(fed_session.id, pw.id, "the linked account");
     let dropped = app.call(&unlink(&pw)).await;
     assert_eq!(dropped.status, 200, "{:?}", dropped.body);
     assert!(dropped.body.get("identities").is_none());
+    assert_eq!(
+        app.get_user(&fed_session).await.status,
+        401,
+        "the identity's session ended with it"
+    );
+    assert_eq!(
+        app.get_user(&pw).await.status,
+        200,
+        "the password's session stays"
+    );
     let gone = app.call(&unlink(&pw)).await;
     assert_eq!(gone.status, 404);
 }

@@ -21,6 +21,7 @@ on_every_store!(
         budgets_count_within_their_limit_alike,
         users_are_disabled_deleted_and_walked_alike,
         metadata_is_kept_replaced_and_cleared_alike,
+        sessions_a_credential_opened_end_with_it_alike,
     ],
     racing: [
         forty_racing_reservations_grant_only_the_threshold,
@@ -490,5 +491,39 @@ async fn metadata_is_kept_replaced_and_cleared_alike(store: &dyn Store) {
             .unwrap()
             .app_metadata
             .is_empty()
+    );
+}
+
+async fn sessions_a_credential_opened_end_with_it_alike(store: &dyn Store) {
+    let u = user("5550000190").build();
+    store.insert_user(&u).await.unwrap();
+    let mut by_password = session("s-pwd", u.id);
+    by_password.opened.credential_id = "password".into();
+    let mut by_provider = session("s-fed", u.id);
+    by_provider.opened.credential_id = "federated:google".into();
+    let mut other_user = session("s-other", UserId::new());
+    other_user.opened.credential_id = "federated:google".into();
+    for s in [&by_password, &by_provider, &other_user] {
+        store.insert_session(s).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .delete_sessions_opened_by(&u.id, "federated:google")
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.find_session("s-fed").await.unwrap().is_none());
+    assert!(store.find_session("s-pwd").await.unwrap().is_some());
+    assert!(
+        store.find_session("s-other").await.unwrap().is_some(),
+        "another user's stays"
+    );
+    assert_eq!(
+        store
+            .delete_sessions_opened_by(&u.id, "federated:google")
+            .await
+            .unwrap(),
+        0
     );
 }
