@@ -391,19 +391,7 @@ impl SessionStore for MemoryStore {
         user: &UserId,
         keep: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let mut sessions = self.sessions.lock().await;
-        let ended: Vec<String> = sessions
-            .iter()
-            .filter(|(id, s)| &s.user_id == user && Some(id.as_str()) != keep)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &ended {
-            sessions.remove(id);
-        }
-        if !ended.is_empty() {
-            self.record(vec![revoked(*user, ended.clone())]);
-        }
-        Ok(ended.len() as u64)
+        self.end_sessions(user, |id, _| Some(id) != keep).await
     }
 
     async fn delete_sessions_opened_by(
@@ -411,10 +399,22 @@ impl SessionStore for MemoryStore {
         user: &UserId,
         credential_id: &str,
     ) -> Result<u64, StoreError> {
+        self.end_sessions(user, |_, s| s.opened.credential_id == credential_id)
+            .await
+    }
+}
+
+impl MemoryStore {
+    /// Ends `user`'s sessions `which` picks, under one lock, with their event.
+    async fn end_sessions(
+        &self,
+        user: &UserId,
+        which: impl Fn(&str, &SessionRecord) -> bool,
+    ) -> Result<u64, StoreError> {
         let mut sessions = self.sessions.lock().await;
         let ended: Vec<String> = sessions
             .iter()
-            .filter(|(_, s)| &s.user_id == user && s.opened.credential_id == credential_id)
+            .filter(|(id, s)| &s.user_id == user && which(id, s))
             .map(|(id, _)| id.clone())
             .collect();
         for id in &ended {
