@@ -34,6 +34,8 @@
 //! | `FactorChanges`    | Count        | `factor_change`   | `outcome`       |
 //! | `StepUps`          | Count        | `step_up`         | `outcome`       |
 //! | `HookFailures`     | Count        | `hook`            | `outcome`       |
+//! | `FederatedSignIns` | Count        | `federated_signin`| `outcome`       |
+//! | `FederatedRefusals`| Count        | `federated_token`, `federated_authorize`, `federated_callback`, `federated_exchange` | `outcome` |
 //! | `ColdStarts`       | Count        | (first invocation)|                 |
 //! | `StoreLatency`     | Milliseconds | (each store call) |                 |
 //!
@@ -43,7 +45,10 @@
 //! all, provider, no_sender) and `email_verified` come from the email flows
 //! (`service/email.rs`). `factor_change` comes from the second-factor flows
 //! (`service/mfa.rs`): `outcome` says which (`totp_added`, `totp_removed`,
-//! `recovery_codes_regenerated`, `recovery_code_used`, `admin_reset`).
+//! `recovery_codes_regenerated`, `recovery_code_used`, `admin_reset`). `federated_signin`
+//! comes from provider sign-ins (`created`, `signed_in`, `link_required`); the refusals from
+//! a provider's token refused, a redirect target off the allow-list, a callback's state or
+//! code refused (or the user declining: `access_denied`), a one-time code's verifier wrong.
 
 use std::{sync::OnceLock, time::Duration};
 
@@ -73,11 +78,15 @@ pub const FACTOR_CHANGES: &str = "FactorChanges";
 pub const STEP_UPS: &str = "StepUps";
 /// Hooks that failed (`failed_closed`: the step refused; `failed_open`: it went on).
 pub const HOOK_FAILURES: &str = "HookFailures";
+/// Sign-ins with an identity provider (native and browser), by outcome.
+pub const FEDERATED_SIGN_INS: &str = "FederatedSignIns";
+/// Provider sign-ins refused on the way (tokens, states, codes, redirect targets).
+pub const FEDERATED_REFUSALS: &str = "FederatedRefusals";
 pub const COLD_STARTS: &str = "ColdStarts";
 pub const STORE_LATENCY: &str = "StoreLatency";
 
 /// Audit event -> (metric, whether its `outcome` becomes a dimension).
-pub const FROM_AUDIT: [(&str, &str, bool); 16] = [
+pub const FROM_AUDIT: [(&str, &str, bool); 21] = [
     ("signup", SIGNUPS, true),
     ("login", LOGINS, true),
     ("lockout", LOCKOUTS, false),
@@ -94,6 +103,11 @@ pub const FROM_AUDIT: [(&str, &str, bool); 16] = [
     ("factor_change", FACTOR_CHANGES, true),
     ("step_up", STEP_UPS, true),
     ("hook", HOOK_FAILURES, true),
+    ("federated_signin", FEDERATED_SIGN_INS, true),
+    ("federated_token", FEDERATED_REFUSALS, true),
+    ("federated_authorize", FEDERATED_REFUSALS, true),
+    ("federated_callback", FEDERATED_REFUSALS, true),
+    ("federated_exchange", FEDERATED_REFUSALS, true),
 ];
 
 static COLLECTOR: OnceLock<&'static Collector> = OnceLock::new();

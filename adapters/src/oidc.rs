@@ -3,6 +3,7 @@
 //! there is cached for an hour per provider. A token naming a key the cache lacks may force
 //! one refetch, at most once per `REFRESH_EVERY_SECS` per provider: a provider rotating its
 //! keys is followed within a request, and a stream of made-up `kid`s costs one fetch per 5 s.
+//! The browser flow's code exchange POSTs to the token endpoint the same document names.
 //! The HTTP client is the AWS SDK's connector already linked for Secrets Manager.
 
 use std::{
@@ -20,7 +21,9 @@ use aws_smithy_runtime_api::client::{http::HttpConnector, orchestrator::HttpRequ
 use aws_smithy_types::{body::SdkBody, byte_stream::ByteStream};
 use serde_json::Value;
 
-use domain::federation::{FederationError, Jwks, Provider, ProviderKeys, REFRESH_EVERY_SECS};
+use domain::federation::{
+    Endpoints, FederationError, Jwks, Provider, ProviderKeys, REFRESH_EVERY_SECS,
+};
 
 /// How long fetched keys are used before they are fetched again.
 const TTL: Duration = Duration::from_secs(3600);
@@ -31,6 +34,7 @@ const MAX_BYTES: usize = 256 * 1024;
 
 struct Cached {
     jwks: Arc<Jwks>,
+    endpoints: Option<Endpoints>,
     fetched: Instant,
 }
 
@@ -53,19 +57,34 @@ impl Default for OidcKeys {
 
 impl OidcKeys {
     async fn get_json(&self, url: &str) -> Result<Value, FederationError> {
-        let request = http::Request::builder()
-            .method("GET")
+        self.call(url, None).await
+    }
+
+    /// GETs `url`, or POSTs `form` to it; its JSON answer. A 4xx to a POST is the provider
+    /// refusing what was sent ([`FederationError::CodeRefused`]).
+    async fn call(&self, url: &str, form: Option<String>) -> Result<Value, FederationError> {
+        let builder = http::Request::builder()
             .uri(url)
-            .header("accept", "application/json")
-            .body(SdkBody::empty())
-            .ok()
-            .and_then(|r| HttpRequest::try_from(r).ok())
-            .ok_or(FederationError::ProviderUnavailable("a bad provider URL"))?;
+            .header("accept", "application/json");
+        let request = match &form {
+            None => builder.method("GET").body(SdkBody::empty()),
+            Some(f) => builder
+                .method("POST")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("content-length", f.len().to_string())
+                .body(SdkBody::from(f.clone())),
+        }
+        .ok()
+        .and_then(|r| HttpRequest::try_from(r).ok())
+        .ok_or(FederationError::ProviderUnavailable("a bad provider URL"))?;
         let exchange = async {
             let response =
                 self.connector.call(request).await.map_err(|_| {
                     FederationError::ProviderUnavailable("the provider is unreachable")
                 })?;
+            if form.is_some() && response.status().is_client_error() {
+                return Err(FederationError::CodeRefused);
+            }
             if !response.status().is_success() {
                 return Err(FederationError::ProviderUnavailable(
                     "the provider answered an error",
@@ -89,7 +108,10 @@ impl OidcKeys {
             .map_err(|_| FederationError::ProviderUnavailable("the provider timed out"))?
     }
 
-    async fn fetch(&self, provider: &Provider) -> Result<Jwks, FederationError> {
+    async fn fetch(
+        &self,
+        provider: &Provider,
+    ) -> Result<(Jwks, Option<Endpoints>), FederationError> {
         let discovery = self
             .get_json(&format!(
                 "{}/.well-known/openid-configuration",
@@ -101,47 +123,104 @@ impl OidcKeys {
                 "the discovery document names another issuer",
             ));
         }
-        let jwks_uri = discovery
-            .get("jwks_uri")
-            .and_then(Value::as_str)
-            .filter(|u| u.starts_with("https://") || provider.issuer.starts_with("http://"))
-            .ok_or(FederationError::ProviderUnavailable("no usable jwks_uri"))?
-            .to_owned();
-        Jwks::parse(&self.get_json(&jwks_uri).await?)
+        let url = |name: &str| {
+            discovery
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|u| u.starts_with("https://") || provider.issuer.starts_with("http://"))
+                .map(str::to_owned)
+        };
+        let jwks_uri =
+            url("jwks_uri").ok_or(FederationError::ProviderUnavailable("no usable jwks_uri"))?;
+        // A provider serving native sign-in alone may publish no endpoints for the browser.
+        let endpoints = url("authorization_endpoint")
+            .zip(url("token_endpoint"))
+            .map(|(authorization, token)| Endpoints {
+                authorization,
+                token,
+            });
+        Ok((Jwks::parse(&self.get_json(&jwks_uri).await?)?, endpoints))
     }
-}
 
-#[async_trait]
-impl ProviderKeys for OidcKeys {
-    async fn jwks(&self, provider: &Provider, refresh: bool) -> Result<Arc<Jwks>, FederationError> {
+    /// The cached entry of `provider`, fetched where there is none or it is older than the
+    /// TTL (or `refresh` asks and the last fetch is older than `REFRESH_EVERY_SECS`).
+    async fn entry(
+        &self,
+        provider: &Provider,
+        refresh: bool,
+    ) -> Result<(Arc<Jwks>, Option<Endpoints>), FederationError> {
         let now = Instant::now();
         let cached = self.cache.lock().ok().and_then(|c| {
-            c.get(&provider.issuer)
-                .map(|e| (e.jwks.clone(), now.duration_since(e.fetched)))
+            c.get(&provider.issuer).map(|e| {
+                (
+                    e.jwks.clone(),
+                    e.endpoints.clone(),
+                    now.duration_since(e.fetched),
+                )
+            })
         });
-        if let Some((jwks, age)) = &cached {
+        if let Some((jwks, endpoints, age)) = &cached {
             let forced_too_soon = age.as_secs() < REFRESH_EVERY_SECS.unsigned_abs();
             if *age < TTL && (!refresh || forced_too_soon) {
-                return Ok(jwks.clone());
+                return Ok((jwks.clone(), endpoints.clone()));
             }
         }
         match self.fetch(provider).await {
-            Ok(jwks) => {
+            Ok((jwks, endpoints)) => {
                 let jwks = Arc::new(jwks);
                 if let Ok(mut c) = self.cache.lock() {
                     c.insert(
                         provider.issuer.clone(),
                         Cached {
                             jwks: jwks.clone(),
+                            endpoints: endpoints.clone(),
                             fetched: Instant::now(),
                         },
                     );
                 }
-                Ok(jwks)
+                Ok((jwks, endpoints))
             }
             // Keys that could not be refreshed stay good until the provider is back.
-            Err(e) => cached.map(|(j, _)| j).ok_or(e),
+            Err(e) => cached.map(|(j, ep, _)| (j, ep)).ok_or(e),
         }
+    }
+}
+
+#[async_trait]
+impl ProviderKeys for OidcKeys {
+    async fn jwks(&self, provider: &Provider, refresh: bool) -> Result<Arc<Jwks>, FederationError> {
+        self.entry(provider, refresh).await.map(|(jwks, _)| jwks)
+    }
+
+    async fn endpoints(&self, provider: &Provider) -> Result<Endpoints, FederationError> {
+        self.entry(provider, false)
+            .await?
+            .1
+            .ok_or(FederationError::ProviderUnavailable(
+                "the provider publishes no authorization or token endpoint",
+            ))
+    }
+
+    async fn redeem(
+        &self,
+        token_endpoint: &str,
+        form: &HashMap<&'static str, String>,
+    ) -> Result<String, FederationError> {
+        let body = {
+            let mut body = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in form {
+                body.append_pair(k, v);
+            }
+            body.finish()
+        };
+        let answer = self.call(token_endpoint, Some(body)).await?;
+        answer
+            .get("id_token")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(FederationError::ProviderUnavailable(
+                "the token endpoint answered no id_token",
+            ))
     }
 }
 

@@ -48,6 +48,10 @@ struct SecretJson {
     hook_post_confirmation: Option<String>,
     #[serde(rename = "HOOK_CUSTOM_MESSAGE_SECRET")]
     hook_custom_message: Option<String>,
+    /// Everything else; of it, the identity providers' `FEDERATION_<NAME>_CLIENT_SECRET` and
+    /// `FEDERATION_<NAME>_APPLE_*` are read.
+    #[serde(flatten)]
+    rest: std::collections::HashMap<String, serde_json::Value>,
 }
 
 /// What one read of the secret yields.
@@ -55,8 +59,9 @@ struct SecretJson {
 pub struct Fetched {
     pub keys: KeySet,
     pub mongo_uri: Option<Secret>,
-    /// The hooks' signing secrets the secret holds (the current version's), by variable.
-    pub hook_secrets: Vec<(&'static str, Secret)>,
+    /// Settings the secret holds (the current version's), by variable: the hooks' signing
+    /// secrets and the identity providers' client secrets and keys.
+    pub secret_vars: Vec<(String, Secret)>,
 }
 
 /// A Secrets Manager secret and the client that reads it.
@@ -231,7 +236,13 @@ impl SecretSource {
             .as_ref()
             .filter(|u| !u.trim().is_empty())
             .map(|u| Secret::new(u.as_bytes()));
-        let hook_secrets = [
+        let federation = json.rest.iter().filter_map(|(name, v)| {
+            let provider_secret = name.starts_with("FEDERATION_")
+                && (name.ends_with("_CLIENT_SECRET") || name.contains("_APPLE_"));
+            let value = v.as_str().filter(|s| !s.trim().is_empty())?;
+            provider_secret.then(|| (name.clone(), Secret::new(value.as_bytes())))
+        });
+        let secret_vars = [
             ("HOOK_PRE_TOKEN_SECRET", &json.hook_pre_token),
             ("HOOK_PRE_SIGNUP_SECRET", &json.hook_pre_signup),
             (
@@ -244,8 +255,9 @@ impl SecretSource {
         .filter_map(|(name, s)| {
             s.as_ref()
                 .filter(|s| !s.trim().is_empty())
-                .map(|s| (name, Secret::new(s.as_bytes())))
+                .map(|s| (name.to_owned(), Secret::new(s.as_bytes())))
         })
+        .chain(federation)
         .collect();
         let current = self.key_version(&version, &json, self.algorithm)?;
         let other = |read: Result<Option<(String, SecretJson)>, ConfigError>| match read {
@@ -260,7 +272,7 @@ impl SecretSource {
                 next,
             },
             mongo_uri,
-            hook_secrets,
+            secret_vars,
         })
     }
 }

@@ -88,6 +88,14 @@ pub enum ApiError {
     IdentityTaken,
     #[error("the account's last way to sign in cannot be removed")]
     LastSignInMethod,
+    #[error("redirect_uri is not on this service's allow-list (FEDERATION_REDIRECT_URLS)")]
+    RedirectNotAllowed,
+    #[error(
+        "the sign-in's state is missing, used, expired or was started in another browser: start again"
+    )]
+    FederationStateInvalid,
+    #[error("browser sign-in with providers is not configured on this service")]
+    BrowserSignInOff,
     /// The app's `pre_signup` hook refused; its message is the detail.
     #[error("{0}")]
     SignupRefused(String),
@@ -122,7 +130,9 @@ impl ApiError {
             | Self::InvalidPhone(_)
             | Self::InvalidEmail(_)
             | Self::InvalidCode
-            | Self::PasskeyRefused => StatusCode::BAD_REQUEST,
+            | Self::PasskeyRefused
+            | Self::RedirectNotAllowed
+            | Self::FederationStateInvalid => StatusCode::BAD_REQUEST,
             Self::PhoneUnverified | Self::EmailUnverified => StatusCode::FORBIDDEN,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -132,7 +142,7 @@ impl ApiError {
             Self::LinkRequired | Self::IdentityTaken | Self::LastSignInMethod => {
                 StatusCode::CONFLICT
             }
-            Self::UnknownProvider => StatusCode::NOT_FOUND,
+            Self::UnknownProvider | Self::BrowserSignInOff => StatusCode::NOT_FOUND,
             Self::Forbidden | Self::CurrentPasswordIncorrect => StatusCode::FORBIDDEN,
             Self::PhoneTaken | Self::EmailTaken | Self::FactorExists | Self::PasskeyLimit => {
                 StatusCode::CONFLICT
@@ -189,6 +199,9 @@ impl ApiError {
             Self::LinkRequired => "link_required",
             Self::IdentityTaken => "identity_taken",
             Self::LastSignInMethod => "last_sign_in_method",
+            Self::RedirectNotAllowed => "redirect_not_allowed",
+            Self::FederationStateInvalid => "state_invalid",
+            Self::BrowserSignInOff => "browser_sign_in_off",
             Self::SignupRefused(_) => "signup_refused",
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::Unavailable => "service_unavailable",
@@ -231,6 +244,9 @@ impl ApiError {
             Self::LinkRequired => "Sign in and link",
             Self::IdentityTaken => "Identity already linked",
             Self::LastSignInMethod => "Last way to sign in",
+            Self::RedirectNotAllowed => "Redirect target not allowed",
+            Self::FederationStateInvalid => "Sign-in state not valid",
+            Self::BrowserSignInOff => "Browser sign-in off",
             Self::SignupRefused(_) => "Signup refused",
             Self::TooManyAttempts { .. } => "Too many attempts",
             Self::Unavailable => "Service unavailable",
@@ -328,6 +344,9 @@ impl From<domain::service::Error> for ApiError {
             E::LinkRequired => Self::LinkRequired,
             E::IdentityTaken => Self::IdentityTaken,
             E::LastSignInMethod => Self::LastSignInMethod,
+            E::RedirectNotAllowed => Self::RedirectNotAllowed,
+            E::FederationStateInvalid => Self::FederationStateInvalid,
+            E::BrowserSignInOff => Self::BrowserSignInOff,
             E::PhoneUnverified => Self::PhoneUnverified,
             E::EmailUnverified => Self::EmailUnverified,
             E::CountryNotServed => Self::InvalidPhone(vec![FieldError {

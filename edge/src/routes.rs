@@ -135,6 +135,10 @@ pub enum Endpoint {
     FederationToken,
     IdentityLink,
     IdentityUnlink,
+    FederationAuthorize,
+    FederationCallback,
+    FederationCallbackForm,
+    FederationExchange,
 }
 
 /// Who checks a request before the function sees it (API Gateway, per the template).
@@ -150,7 +154,7 @@ pub enum Authorization {
 
 impl Endpoint {
     /// Every endpoint, in the order the README lists them.
-    pub const ALL: [Self; 46] = [
+    pub const ALL: [Self; 50] = [
         Self::Signup,
         Self::Login,
         Self::Logout,
@@ -197,6 +201,10 @@ impl Endpoint {
         Self::FederationToken,
         Self::IdentityLink,
         Self::IdentityUnlink,
+        Self::FederationAuthorize,
+        Self::FederationCallback,
+        Self::FederationCallbackForm,
+        Self::FederationExchange,
     ];
 
     /// (method, path, function) of each endpoint: the table itself.
@@ -258,6 +266,22 @@ impl Endpoint {
                 "/user/identities/{provider}",
                 Function::Federation,
             ),
+            Self::FederationAuthorize => (
+                "GET",
+                "/federation/{provider}/authorize",
+                Function::Federation,
+            ),
+            Self::FederationCallback => (
+                "GET",
+                "/federation/{provider}/callback",
+                Function::Federation,
+            ),
+            Self::FederationCallbackForm => (
+                "POST",
+                "/federation/{provider}/callback",
+                Function::Federation,
+            ),
+            Self::FederationExchange => ("POST", "/federation/exchange", Function::Federation),
         }
     }
 
@@ -332,6 +356,10 @@ impl Endpoint {
             | Self::PasskeyRemove => "passkeys",
             Self::FederationToken => "federation_token",
             Self::IdentityLink | Self::IdentityUnlink => "identities",
+            Self::FederationAuthorize
+            | Self::FederationCallback
+            | Self::FederationCallbackForm
+            | Self::FederationExchange => "federation_browser",
         }
     }
 

@@ -34,10 +34,11 @@ pub enum Body {
     AppMetadata,
     FederationToken,
     IdentityLink,
+    FederationExchange,
 }
 
 /// Schema sources, by body, as shipped in `edge/schemas/`.
-pub const SOURCES: [(Body, &str, &str); 23] = [
+pub const SOURCES: [(Body, &str, &str); 24] = [
     (
         Body::Signup,
         "signup.json",
@@ -152,6 +153,11 @@ pub const SOURCES: [(Body, &str, &str); 23] = [
         Body::IdentityLink,
         "identity_link.json",
         include_str!("../schemas/identity_link.json"),
+    ),
+    (
+        Body::FederationExchange,
+        "federation_exchange.json",
+        include_str!("../schemas/federation_exchange.json"),
     ),
 ];
 

@@ -363,14 +363,15 @@ impl State {
         dev: bool,
         wiring: Wiring,
     ) -> Result<Self, InitError> {
-        // The hooks' variables, with their signing secrets from the secret where it has them.
-        let mut hook_vars = vars.clone();
+        // The settings with what the secret holds of them (the hooks' signing secrets, the
+        // providers' client secrets and keys) over the environment's.
+        let mut secret_vars = vars.clone();
         let (settings, source) = match vars.get("SECRET_ID") {
             Some(id) => {
                 let source = SecretSource::new(id, vars).await?;
                 let fetched = source.fetch().await?;
-                for (name, s) in &fetched.hook_secrets {
-                    hook_vars.set(name, String::from_utf8_lossy(s.expose()).into_owned());
+                for (name, s) in &fetched.secret_vars {
+                    secret_vars.set(name, String::from_utf8_lossy(s.expose()).into_owned());
                 }
                 // A URI in the secret wins; a plain MONGO_URI serves secrets that hold only keys.
                 let uri = fetched.mongo_uri.or_else(|| {
@@ -409,9 +410,9 @@ impl State {
             )
         };
         let passkeys = (wiring.passkeys)(vars)?;
-        let hooks = Hooks::from_vars(&hook_vars, wiring.hooks)?;
+        let hooks = Hooks::from_vars(&secret_vars, wiring.hooks)?;
         let publisher = (wiring.events)(&settings.events);
-        let federation = Federation::from_vars(vars, wiring.federation)?;
+        let federation = Federation::from_vars(&secret_vars, wiring.federation)?;
         let (store, kind): (Arc<dyn Store>, _) = match wiring.store {
             Some(make) => make(&settings).await?,
             None => (Arc::new(MemoryStore::new()), StoreKind::Embedded),

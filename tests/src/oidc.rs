@@ -88,6 +88,60 @@ impl OidcProvider {
             .to_owned()
     }
 
+    /// The claims of the ID tokens the next code exchanges issue (who signs in at
+    /// `/authorize`); `null` removes one.
+    pub async fn login_as(&self, claims: Value) {
+        let mut set = serde_json::Map::new();
+        let mut remove = Vec::new();
+        for (k, v) in claims.as_object().cloned().unwrap_or_default() {
+            if v.is_null() {
+                remove.push(k);
+            } else {
+                set.insert(k, v);
+            }
+        }
+        self.control("/login", json!({"claims": set, "remove": remove}))
+            .await;
+    }
+
+    /// From now on, the code exchange needs this `client_secret`.
+    pub async fn require_client_secret(&self, secret: &str) {
+        self.control("/client-secret", json!({"secret": secret}))
+            .await;
+    }
+
+    /// From now on, the code exchange needs Sign in with Apple's client secret: an ES256 JWT
+    /// signed by the key `pem` (`kid` `key_id`, `iss` `team_id`, `sub` `client_id`).
+    pub async fn require_apple_client_secret(
+        &self,
+        pem: &str,
+        key_id: &str,
+        team_id: &str,
+        client_id: &str,
+    ) {
+        self.control(
+            "/apple-client-secret",
+            json!({"pem": pem, "key_id": key_id, "team_id": team_id, "client_id": client_id}),
+        )
+        .await;
+    }
+
+    /// The browser at the provider's authorization URL: the provider signs the user in at
+    /// once and answers with a redirect; its `Location` (our callback, with `code` and
+    /// `state`).
+    pub async fn visit(&self, authorize_url: &str) -> String {
+        let r = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(authorize_url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 302, "{:?}", r.text().await);
+        r.headers()["location"].to_str().unwrap().to_owned()
+    }
+
     /// Makes a new signing key current (published beside the old one); its `kid`.
     pub async fn rotate(&self) -> String {
         self.control("/rotate", json!({})).await["kid"]

@@ -55,6 +55,7 @@ try {
   console.log(`ok - a page on ${new URL(page_url).origin} signed up, logged in and read a problem from ${api}`);
 
   await devServerPage(browser, api);
+  await providerSignIn(browser, api);
 } finally {
   await browser.close();
   server.close();
@@ -177,4 +178,62 @@ async function devServerPage(browser, api) {
   await status("passkey sign-in: signed in");
   console.log(`ok - the dev server's page at ${origin}/app/ signed up, added TOTP, signed in with it, registered a passkey and signed in with it; a bad signature and a missing UV were refused`);
   await page.close();
+}
+
+/** The dev server's page signing in through the local OpenID provider (browser flow): the
+ * page sends the browser to GET /federation/local/authorize, the provider signs the person in
+ * and sends the browser back to our callback (the state's binding cookie must make the trip),
+ * which sends it to the page with a one-time code the page exchanges with its PKCE verifier.
+ * Twice: the second sign-in finds the account the first made. Then a callback replayed from
+ * a browser without the binding cookie is refused. */
+async function providerSignIn(browser, api) {
+  const origin = new URL(api).origin;
+  const control = process.env.OIDC_CONTROL;
+  const login = await fetch(`${control}/login`, {
+    method: "POST",
+    body: JSON.stringify({ claims: { sub: `grace-${Date.now()}`, given_name: "Grace", family_name: "Hopper" } }),
+  });
+  assert.equal(login.status, 200);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const seen = [];
+  page.on("console", (m) => seen.push(`console: ${m.text()}`));
+  page.on("pageerror", (e) => seen.push(`page error: ${e}`));
+  const callbacks = [];
+  page.on("request", (r) => {
+    if (r.url().includes("/federation/local/callback")) callbacks.push(r.url());
+  });
+  const status = async (want) => {
+    try {
+      await page.waitForFunction((w) => document.querySelector("#status").textContent === w, want, { timeout: 15000 });
+    } catch {
+      const now = await page.textContent("#status").catch(() => "?");
+      throw new Error(`waited for "${want}", the page says "${now}" at ${page.url()}\n${seen.join("\n")}`);
+    }
+  };
+  const ids = [];
+  for (const round of ["made", "found"]) {
+    await page.goto(`${origin}/app/`);
+    await status("ready");
+    await page.fill("#provider", "local");
+    await page.click("#provider-login");
+    await status("provider sign-in: signed in");
+    assert.equal(await page.textContent("#who"), "Grace Hopper", round);
+    assert.equal(new URL(page.url()).search, "", "the code is taken out of the address bar");
+    ids.push(await page.getAttribute("#who", "data-user"));
+    await page.click("#logout");
+    await status("log out: signed out");
+  }
+  assert.ok(ids[0] && ids[0] === ids[1], `one account: ${ids}`);
+  // The callback as it came back from the provider, opened in a browser that never started
+  // that sign-in (no binding cookie), and replayed: both refused.
+  assert.equal(callbacks.length, 2);
+  const other = await browser.newContext();
+  const stranger = await other.newPage();
+  const replay = await stranger.goto(callbacks[1]);
+  assert.equal(replay.status(), 400);
+  assert.equal((await replay.json()).code, "state_invalid");
+  await other.close();
+  await context.close();
+  console.log(`ok - the dev server's page signed in through a local OpenID provider twice (browser flow, PKCE, state bound by cookie); a callback opened in another browser was refused`);
 }

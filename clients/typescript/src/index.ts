@@ -7,7 +7,7 @@
  */
 import createFetchClient from "openapi-fetch";
 import type { components, paths } from "./schema.js";
-import { creationOptions, credentialJson, requestOptions } from "./webauthn.js";
+import { creationOptions, credentialJson, requestOptions, toBase64Url } from "./webauthn.js";
 
 export type { components, paths } from "./schema.js";
 export type User = components["schemas"]["User"];
@@ -134,9 +134,11 @@ export class UserApiClient {
   readonly raw: ReturnType<typeof createFetchClient<paths>>;
   readonly store: TokenStore;
   private readonly margin: number;
+  private readonly baseUrl: string;
   private renewing: Promise<Session> | null = null;
 
   constructor(options: ClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     this.raw = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: options.fetch });
     this.store = options.store ?? memoryStore();
     this.margin = options.refreshMarginMs ?? 30_000;
@@ -176,6 +178,43 @@ export class UserApiClient {
     const data = take<components["schemas"]["LoginResponse"]>(
       await this.raw.POST("/login/mfa", { body: { mfa_token, ...proofBody(proof) } }),
     );
+    return this.keep(data);
+  }
+
+  /** Where to send the browser to sign in with `provider` (`location.assign(url)`): it comes
+   * back to `redirectUri` (on the API's `FEDERATION_REDIRECT_URLS`) with `?code=` or
+   * `?error=`. Keep `verifier` (e.g. in `sessionStorage`) for `finishProviderSignIn`: only
+   * it can exchange the code. */
+  async providerSignInUrl(
+    provider: string,
+    redirectUri: string,
+  ): Promise<{ url: string; verifier: string }> {
+    const verifier = toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+    const query = new URLSearchParams({
+      redirect_uri: redirectUri,
+      code_challenge: toBase64Url(digest),
+      code_challenge_method: "S256",
+    });
+    const url = `${this.baseUrl}/federation/${encodeURIComponent(provider)}/authorize?${query}`;
+    return { url, verifier };
+  }
+
+  /** Completes a browser sign-in with the `code` the redirect target received and the
+   * `verifier` of `providerSignInUrl`; as `login`, it throws `SecondFactorRequired` for an
+   * account with a second factor, and `ApiProblem` `link_required` where the provider's
+   * verified address belongs to another account. */
+  async finishProviderSignIn(code: string, verifier?: string): Promise<Session> {
+    const data = take<
+      components["schemas"]["LoginResponse"] | components["schemas"]["MfaChallenge"]
+    >(
+      await this.raw.POST("/federation/exchange", {
+        body: verifier === undefined ? { code } : { code, code_verifier: verifier },
+      }),
+    );
+    if ("mfa_required" in data) {
+      throw new SecondFactorRequired(data);
+    }
     return this.keep(data);
   }
 

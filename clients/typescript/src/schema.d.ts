@@ -660,6 +660,90 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/federation/{provider}/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider's name here (`google`, `apple`, or one `FEDERATION_PROVIDERS` names). */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * Start a browser sign-in with an identity provider (a redirect to it).
+         * @description Open this in the browser (a link or `location.assign`, not `fetch`). It answers 302 to
+         *     the provider's authorization page with a one-time `state` (ten minutes), a `nonce` and
+         *     a PKCE S256 challenge whose verifier stays on the server, and sets a cookie that binds
+         *     the `state` to this browser. The provider sends the browser back to
+         *     /federation/{provider}/callback, which sends it to `redirect_uri` with `?code=` (a
+         *     one-time code for POST /federation/exchange, valid 60 s) or `?error=` (`access_denied`,
+         *     `provider_refused`, `provider_unavailable`, `provider_error`). No token is ever put in
+         *     a URL. `redirect_uri` must be exactly one of `FEDERATION_REDIRECT_URLS`.
+         */
+        get: operations["startBrowserSignIn"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/federation/{provider}/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider's name here. */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * Where the provider sends the browser back (register this URL with it).
+         * @description Not called by apps: the provider redirects here with `state` and `code` (or `error`).
+         *     The state is taken once, and only in the browser holding its binding cookie; the code
+         *     is redeemed at the provider with the PKCE verifier (and the client secret, or Apple's
+         *     signed one), and the ID token checked as at POST /federation/{provider}/token. Then
+         *     302 to the app's redirect_uri with `?code=` or `?error=`.
+         */
+        get: operations["browserSignInCallback"];
+        put?: never;
+        /**
+         * The provider posting the browser back (`response_mode=form_post`, as Apple does).
+         * @description As the GET, with the parameters in a form body (Apple adds `user`, the names it gives once).
+         */
+        post: operations["browserSignInFormCallback"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/federation/exchange": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange a browser sign-in's one-time code for tokens.
+         * @description The code the app's redirect_uri received (once, within 60 s), with the app's PKCE
+         *     verifier if it sent a challenge (a missing or wrong verifier is refused and leaves the
+         *     code for the holder of the right one). Answers as POST /federation/{provider}/token: 201
+         *     for a new account, 200 (or a second factor's challenge), 409 `link_required`.
+         */
+        post: operations["exchangeSignInCode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/user/identities": {
         parameters: {
             query?: never;
@@ -672,8 +756,10 @@ export interface paths {
         /**
          * Link an identity provider to the caller's account.
          * @description The caller signs in with the provider's SDK again and posts the fresh token (checked
-         *     as at POST /federation/{provider}/token); the identity then opens this account. An
-         *     identity another account holds is refused (409 `identity_taken`).
+         *     as at POST /federation/{provider}/token), or, in a web app, completes a browser sign-in
+         *     (GET /federation/{provider}/authorize) and posts its one-time `code` (and
+         *     `code_verifier`) here instead of exchanging it; the identity then opens this account.
+         *     An identity another account holds is refused (409 `identity_taken`).
          */
         post: operations["linkProvider"];
         delete?: never;
@@ -1244,7 +1330,7 @@ export interface components {
          * @description Stable machine-readable error code; clients may switch on it.
          * @enum {string}
          */
-        ProblemCode: "validation_failed" | "weak_password" | "malformed_json" | "unsupported_media_type" | "payload_too_large" | "unauthorized" | "invalid_credentials" | "forbidden" | "current_password_incorrect" | "phone_taken" | "not_found" | "method_not_allowed" | "too_many_attempts" | "service_unavailable" | "internal_error" | "account_disabled" | "user_not_found" | "invalid_phone" | "invalid_code" | "phone_unverified" | "email_taken" | "email_unverified" | "invalid_email" | "step_up_required" | "mfa_enrolment_required" | "mfa_disabled" | "factor_exists" | "factor_not_found" | "passkey_refused" | "passkey_limit" | "passkeys_disabled" | "signup_refused" | "unknown_provider" | "provider_token_refused" | "link_required" | "identity_taken" | "last_sign_in_method";
+        ProblemCode: "validation_failed" | "weak_password" | "malformed_json" | "unsupported_media_type" | "payload_too_large" | "unauthorized" | "invalid_credentials" | "forbidden" | "current_password_incorrect" | "phone_taken" | "not_found" | "method_not_allowed" | "too_many_attempts" | "service_unavailable" | "internal_error" | "account_disabled" | "user_not_found" | "invalid_phone" | "invalid_code" | "phone_unverified" | "email_taken" | "email_unverified" | "invalid_email" | "step_up_required" | "mfa_enrolment_required" | "mfa_disabled" | "factor_exists" | "factor_not_found" | "passkey_refused" | "passkey_limit" | "passkeys_disabled" | "signup_refused" | "unknown_provider" | "provider_token_refused" | "link_required" | "identity_taken" | "last_sign_in_method" | "redirect_not_allowed" | "state_invalid" | "browser_sign_in_off";
         FieldError: {
             /** @description JSON Pointer into the request body; empty for the body itself. */
             path: string;
@@ -1436,7 +1522,17 @@ export interface components {
             /** @description For a new account, as first_name. */
             last_name?: string;
         };
-        /** IdentityLinkRequest */
+        /** FederationExchangeRequest */
+        federation_exchange: {
+            /** @description The one-time code the browser sign-in sent to the app's redirect target (valid for 60 seconds, once). */
+            code: string;
+            /** @description The app's PKCE verifier (RFC 7636), when it passed a code_challenge to GET /federation/{provider}/authorize: required then, and checked before the code is spent. */
+            code_verifier?: string;
+        };
+        /**
+         * IdentityLinkRequest
+         * @description A fresh provider token (provider, id_token, nonce), or a browser sign-in's one-time code (code, code_verifier); not both.
+         */
         identity_link: {
             /** @description The provider's name here (google, apple, or one FEDERATION_PROVIDERS names). */
             provider: string;
@@ -1444,6 +1540,11 @@ export interface components {
             id_token: string;
             /** @description The raw nonce the app generated and gave the provider (at least 16 characters; the provider's token carries it, or its SHA-256 for Apple). */
             nonce: string;
+        } | {
+            /** @description Instead of provider, id_token and nonce: the one-time code of a browser sign-in (GET /federation/{provider}/authorize) the caller just completed. */
+            code: string;
+            /** @description The app's PKCE verifier (RFC 7636), when it passed a code_challenge to GET /federation/{provider}/authorize: required then, and checked before the code is spent. */
+            code_verifier?: string;
         };
         /** PasskeyRenameRequest */
         passkey_rename: {
@@ -1530,6 +1631,62 @@ export interface components {
         };
     };
     responses: {
+        /** @description To the app's redirect_uri with `?code=` (for POST /federation/exchange) or `?error=` (access_denied, provider_refused, provider_unavailable, provider_error); the binding cookie is cleared. */
+        ToTheApp: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                Location: components["headers"]["Location"];
+                /** @description The binding cookie, cleared. */
+                "Set-Cookie": string;
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
+        /** @description `state_invalid`: the state is missing, forged, used, expired, of another provider, or the browser lacks its binding cookie (another browser's sign-in). Start again. */
+        StateInvalid: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 400;
+                    /** @enum {unknown} */
+                    code?: "state_invalid";
+                };
+            };
+        };
+        /** @description No such provider on this service. */
+        UnknownProvider: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 404;
+                    /** @enum {unknown} */
+                    code?: "unknown_provider";
+                };
+            };
+        };
+        /** @description `unknown_provider`: no such provider. `browser_sign_in_off`: browser sign-in is not set up (no FEDERATION_REDIRECT_URLS). */
+        BrowserSignInNotFound: {
+            headers: {
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @constant */
+                    status?: 404;
+                    /** @enum {unknown} */
+                    code?: "unknown_provider" | "browser_sign_in_off";
+                };
+            };
+        };
         /** @description The user, as an operator sees it (never the password hash). */
         AdminUser: {
             headers: {
@@ -2116,6 +2273,8 @@ export interface components {
     };
     requestBodies: never;
     headers: {
+        /** @description Where the browser goes next. */
+        Location: string;
         /** @description Responses are never cached. */
         CacheControl: "no-store";
         /** @description Seconds to wait before trying again (RFC 9110 delta-seconds). */
@@ -3176,6 +3335,191 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    startBrowserSignIn: {
+        parameters: {
+            query: {
+                /** @description Where the app wants the browser back (exactly as on the allow-list). */
+                redirect_uri: string;
+                /** @description The app's own PKCE challenge (base64url SHA-256 of a verifier it keeps): the one-time code is then exchanged only with that verifier. */
+                code_challenge?: string;
+                /** @description S256, required with code_challenge. */
+                code_challenge_method?: "S256";
+            };
+            header?: never;
+            path: {
+                /** @description The provider's name here (`google`, `apple`, or one `FEDERATION_PROVIDERS` names). */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description To the provider's authorization page. */
+            302: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    Location: components["headers"]["Location"];
+                    /** @description fed-<state>=<binding>; Max-Age=600; Secure; HttpOnly; SameSite=None (no Path: sent only under /federation/<provider>/). */
+                    "Set-Cookie": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `redirect_not_allowed`: redirect_uri is not on the allow-list. `validation_failed`: redirect_uri is missing, or code_challenge or its method is malformed. */
+            400: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 400;
+                        /** @enum {unknown} */
+                        code?: "redirect_not_allowed" | "validation_failed";
+                    };
+                };
+            };
+            404: components["responses"]["BrowserSignInNotFound"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    browserSignInCallback: {
+        parameters: {
+            query?: {
+                state?: string;
+                code?: string;
+                error?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The provider's name here. */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            302: components["responses"]["ToTheApp"];
+            400: components["responses"]["StateInvalid"];
+            404: components["responses"]["UnknownProvider"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    browserSignInFormCallback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider's name here. */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": {
+                    state?: string;
+                    code?: string;
+                    error?: string;
+                    user?: string;
+                };
+            };
+        };
+        responses: {
+            302: components["responses"]["ToTheApp"];
+            400: components["responses"]["StateInvalid"];
+            404: components["responses"]["UnknownProvider"];
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    exchangeSignInCode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["federation_exchange"];
+            };
+        };
+        responses: {
+            /** @description Signed in to the account holding the identity (or a second factor awaited). */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginResponse"] | components["schemas"]["MfaChallenge"];
+                };
+            };
+            /** @description A new account was made for the identity and signed in. */
+            201: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoginResponse"];
+                };
+            };
+            /** @description `invalid_code`: the code is unknown, used, expired, or its verifier is missing or wrong. `malformed_json`, `validation_failed` as elsewhere. */
+            400: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 400;
+                        /** @enum {unknown} */
+                        code?: "invalid_code" | "validation_failed" | "malformed_json";
+                    };
+                };
+            };
+            /** @description An operator has disabled the account holding the identity. */
+            403: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 403;
+                        /** @enum {unknown} */
+                        code?: "account_disabled";
+                    };
+                };
+            };
+            /** @description The provider vouches for an address an existing account holds: sign in to that account and link (POST /user/identities with a fresh code). */
+            409: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 409;
+                        /** @enum {unknown} */
+                        code?: "link_required";
+                    };
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     linkProvider: {
         parameters: {
             query?: never;
@@ -3199,7 +3543,21 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            400: components["responses"]["BadRequest"];
+            /** @description `malformed_json`, `validation_failed` as elsewhere; `invalid_code`: a browser sign-in's code is unknown, used, expired, or its verifier is missing or wrong. */
+            400: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 400;
+                        /** @enum {unknown} */
+                        code?: "validation_failed" | "malformed_json" | "invalid_code";
+                    };
+                };
+            };
             /** @description No valid session (`unauthorized`), or the provider's token was refused (`provider_token_refused`). */
             401: {
                 headers: {

@@ -106,6 +106,10 @@ pub enum FederationError {
     TooOld,
     #[error("the nonce does not match")]
     Nonce,
+    /// The provider's token endpoint refused the authorization code (used, expired, or the
+    /// PKCE verifier or client secret did not match).
+    #[error("the provider refused the code")]
+    CodeRefused,
     /// Discovery or the JWKS could not be had.
     #[error("provider unavailable: {0}")]
     ProviderUnavailable(&'static str),
@@ -284,6 +288,7 @@ mod tests {
             issuer: "https://sso.example.com".into(),
             client_ids: vec!["app-web".into(), "app-ios".into()],
             nonce,
+            web: None,
         }
     }
 

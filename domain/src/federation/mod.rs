@@ -8,14 +8,16 @@
 //! into a flood of fetches).
 
 pub mod apple;
+pub mod browser;
 pub mod id_token;
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
 
 use crate::config::{ConfigError, Vars};
 
+pub use browser::{BrowserSettings, ClientAuth, Endpoints, WebClient};
 pub use id_token::{FederationError, Jwks, ProviderIdentity};
 
 /// Shortest time between two fetches of one provider's keys forced by unknown `kid`s.
@@ -41,6 +43,9 @@ pub struct Provider {
     /// Our client ids with it: a token must be for one of them.
     pub client_ids: Vec<String>,
     pub nonce: NonceMode,
+    /// The browser flow's client (always set from settings; `None` only in hand-made
+    /// providers that serve native sign-in alone).
+    pub web: Option<WebClient>,
 }
 
 /// The providers a deployment trusts: `FEDERATION_PROVIDERS=google,apple,corp` and for each
@@ -50,6 +55,7 @@ pub struct Provider {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FederationSettings {
     pub providers: Vec<Provider>,
+    pub browser: BrowserSettings,
 }
 
 impl FederationSettings {
@@ -106,7 +112,7 @@ impl FederationSettings {
                     "must be https:// (or http:// on loopback)",
                 ));
             }
-            let client_ids: Vec<String> = vars
+            let mut client_ids: Vec<String> = vars
                 .get(&var("CLIENT_IDS"))
                 .unwrap_or("")
                 .split(',')
@@ -123,14 +129,19 @@ impl FederationSettings {
                 Some("sha256") => NonceMode::Sha256Hex,
                 Some(_) => return Err(invalid(var("NONCE"), "must be raw or sha256")),
             };
+            let web = WebClient::from_vars(vars, &var, &name, &mut client_ids)?;
             providers.push(Provider {
                 name,
                 issuer,
                 client_ids,
                 nonce,
+                web: Some(web),
             });
         }
-        Ok(Self { providers })
+        Ok(Self {
+            providers,
+            browser: BrowserSettings::from_vars(vars)?,
+        })
     }
 
     /// The provider called `name`.
@@ -144,6 +155,8 @@ impl FederationSettings {
 pub struct Federation {
     pub settings: FederationSettings,
     pub keys: Arc<dyn ProviderKeys>,
+    /// How each provider's token endpoint is authenticated to, by provider name.
+    pub client_auth: HashMap<String, ClientAuth>,
 }
 
 impl std::fmt::Debug for Federation {
@@ -170,7 +183,21 @@ impl Federation {
         if settings.providers.is_empty() {
             return Ok(None);
         }
-        Ok(make().map(|keys| Self { settings, keys }))
+        let mut client_auth = HashMap::new();
+        for p in &settings.providers {
+            let var = |suffix: &str| {
+                format!(
+                    "FEDERATION_{}_{suffix}",
+                    p.name.to_ascii_uppercase().replace('-', "_")
+                )
+            };
+            client_auth.insert(p.name.clone(), ClientAuth::from_vars(vars, &var)?);
+        }
+        Ok(make().map(|keys| Self {
+            settings,
+            keys,
+            client_auth,
+        }))
     }
 }
 
@@ -181,6 +208,16 @@ pub trait ProviderKeys: Send + Sync {
     /// The provider's current keys: cached, or fetched when `refresh` (at most once per
     /// [`REFRESH_EVERY_SECS`]; otherwise the cached ones).
     async fn jwks(&self, provider: &Provider, refresh: bool) -> Result<Arc<Jwks>, FederationError>;
+    /// The provider's authorization and token endpoints (from the discovery document, cached
+    /// with the keys).
+    async fn endpoints(&self, provider: &Provider) -> Result<Endpoints, FederationError>;
+    /// Redeems an authorization code: `form` POSTed to `token_endpoint`; the `id_token` of
+    /// the answer. A provider refusing the code is [`FederationError::CodeRefused`].
+    async fn redeem(
+        &self,
+        token_endpoint: &str,
+        form: &HashMap<&'static str, String>,
+    ) -> Result<String, FederationError>;
 }
 
 /// Checks `token` for `provider`: against the cached keys, and once more against freshly

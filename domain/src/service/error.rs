@@ -99,6 +99,17 @@ pub enum Error {
     /// The provider's identity belongs to another account.
     #[error("this identity is linked to another account")]
     IdentityTaken,
+    /// The browser sign-in's app redirect target is not on `FEDERATION_REDIRECT_URLS`.
+    #[error("the redirect target is not on the allow-list")]
+    RedirectNotAllowed,
+    /// The browser sign-in's callback carries a `state` that is missing, forged, used,
+    /// expired or another browser's.
+    #[error("the sign-in state is not valid here")]
+    FederationStateInvalid,
+    /// The browser sign-in is not set up (no `FEDERATION_REDIRECT_URLS`, or no URL for the
+    /// provider to call back).
+    #[error("browser sign-in is not configured")]
+    BrowserSignInOff,
     /// Unlinking would leave the account no way to sign in.
     #[error("the account's last way to sign in cannot be removed")]
     LastSignInMethod,

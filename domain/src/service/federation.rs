@@ -35,7 +35,7 @@ pub struct Names {
     pub last_name: Option<Name>,
 }
 
-fn provider<'a>(cx: &'a Ctx<'_>, name: &str) -> Result<&'a Provider, Error> {
+pub(super) fn provider<'a>(cx: &'a Ctx<'_>, name: &str) -> Result<&'a Provider, Error> {
     cx.federation
         .and_then(|f| f.settings.provider(name))
         .ok_or(Error::UnknownProvider)
@@ -43,7 +43,7 @@ fn provider<'a>(cx: &'a Ctx<'_>, name: &str) -> Result<&'a Provider, Error> {
 
 /// Checks a provider's ID token: refused tokens are audited with their reason and answered
 /// alike.
-async fn identity_of(
+pub(super) async fn identity_of(
     cx: &Ctx<'_>,
     provider: &Provider,
     id_token: &str,
@@ -94,9 +94,22 @@ pub async fn sign_in(
 ) -> Result<FederatedSignIn, Error> {
     let provider = provider(cx, provider_name)?;
     let id = identity_of(cx, provider, id_token, nonce).await?;
-    let ident = identifier(&id);
+    sign_in_as(cx, provider, &id, names).await
+}
+
+/// Signs in the account holding `id` (a provider's identity already proven), or makes one:
+/// native sign-in after its token check, the browser flow at the app's code exchange.
+pub(super) async fn sign_in_as(
+    cx: &Ctx<'_>,
+    provider: &Provider,
+    id: &ProviderIdentity,
+    names: Names,
+) -> Result<FederatedSignIn, Error> {
+    let ident = identifier(id);
     if let Some(user) = cx.store.find_user_by(&ident).await? {
         let outcome = session::sign_in_without_password(cx, &user, opened(provider)).await?;
+        tracing::info!(target: "audit", event = "federated_signin", outcome = "signed_in",
+            provider = provider.name.as_str(), user_id = %user.id);
         return Ok(FederatedSignIn {
             outcome,
             created: false,
@@ -121,7 +134,7 @@ pub async fn sign_in(
             provider = provider.name.as_str());
         return Err(Error::LinkRequired);
     }
-    let user = new_account(cx, &id, ident.clone(), email, names)?;
+    let user = new_account(cx, id, ident.clone(), email, names)?;
     let created = match cx.store.insert_user(&user).await {
         Ok(()) => true,
         // Another request made it (the same sign-in racing), or the address was taken
@@ -140,6 +153,9 @@ pub async fn sign_in(
             .ok_or(Error::LinkRequired)?
     };
     let outcome = session::sign_in_without_password(cx, &user, opened(provider)).await?;
+    tracing::info!(target: "audit", event = "federated_signin",
+        outcome = if created { "created" } else { "signed_in" },
+        provider = provider.name.as_str(), user_id = %user.id);
     Ok(FederatedSignIn { outcome, created })
 }
 
@@ -194,7 +210,17 @@ pub async fn link(
 ) -> Result<UserRecord, Error> {
     let provider = provider(cx, provider_name)?;
     let id = identity_of(cx, provider, id_token, nonce).await?;
-    let ident = identifier(&id);
+    link_as(cx, caller, provider, &id).await
+}
+
+/// Links `id` (a provider's identity already proven) to the caller's account.
+pub(super) async fn link_as(
+    cx: &Ctx<'_>,
+    caller: &Caller,
+    provider: &Provider,
+    id: &ProviderIdentity,
+) -> Result<UserRecord, Error> {
+    let ident = identifier(id);
     match cx.store.find_user_by(&ident).await? {
         Some(holder) if holder.id == caller.user_id => return Ok(holder),
         Some(_) => return Err(Error::IdentityTaken),

@@ -9,6 +9,7 @@ pub mod admin;
 mod email;
 mod error;
 pub mod federation;
+pub mod federation_browser;
 mod hooks;
 mod lifecycle;
 pub mod mfa;

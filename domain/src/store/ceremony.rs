@@ -28,18 +28,22 @@ pub enum CeremonyKind {
     SecondFactor,
     /// A sign-in at an OIDC provider: `state`, `nonce` and the PKCE verifier.
     FederatedLogin,
+    /// A provider's identity, proven in the browser flow's callback, waiting for the app to
+    /// exchange the one-time code it was sent for our tokens.
+    FederatedHandoff,
     /// An emailed link's one-time token.
     EmailLink,
 }
 
 impl CeremonyKind {
     /// Every kind.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::PasskeyRegistration,
         Self::PasskeyLogin,
         Self::TotpEnrolment,
         Self::SecondFactor,
         Self::FederatedLogin,
+        Self::FederatedHandoff,
         Self::EmailLink,
     ];
 
@@ -51,6 +55,7 @@ impl CeremonyKind {
             Self::TotpEnrolment => "totp_enrolment",
             Self::SecondFactor => "second_factor",
             Self::FederatedLogin => "federated_login",
+            Self::FederatedHandoff => "federated_handoff",
             Self::EmailLink => "email_link",
         }
     }

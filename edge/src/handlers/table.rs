@@ -130,9 +130,13 @@ pub fn passkeys<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFu
 /// The `federation` function: sign-in with a provider, and linking providers.
 pub fn federation<'a>(cx: &'a Ctx<'a>, e: Endpoint, input: &'a Input<'a>) -> BoxFuture<'a, Reply> {
     match e {
-        Endpoint::FederationToken | Endpoint::IdentityLink | Endpoint::IdentityUnlink => {
-            Box::pin(federation::handle(cx, e, input))
-        }
+        Endpoint::FederationToken
+        | Endpoint::IdentityLink
+        | Endpoint::IdentityUnlink
+        | Endpoint::FederationAuthorize
+        | Endpoint::FederationCallback
+        | Endpoint::FederationCallbackForm
+        | Endpoint::FederationExchange => Box::pin(federation::handle(cx, e, input)),
         _ => not_here(),
     }
 }

@@ -21,6 +21,7 @@ fn provider(op: &OidcProvider) -> Provider {
         issuer: op.issuer.clone(),
         client_ids: vec![CLIENT.into(), "user-api-ios".into()],
         nonce: NonceMode::Raw,
+        web: None,
     }
 }
 

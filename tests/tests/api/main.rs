@@ -14,6 +14,7 @@ mod email;
 mod events;
 mod faults;
 mod federation;
+mod federation_browser;
 mod fuzz;
 mod guards;
 mod handlers;

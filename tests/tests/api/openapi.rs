@@ -418,6 +418,17 @@ async fn broken_documents_state() -> (State, Login) {
         "user": ObjectId::new(), "state": "not bytes", "expires": i64::MAX})
         .await
         .unwrap();
+    // And provider sign-in states of the same kind.
+    for id in [
+        federation_flow::BROKEN_STATE_GET,
+        federation_flow::BROKEN_STATE_POST,
+    ] {
+        db.collection::<mongodb::bson::Document>("User_ceremonies")
+            .insert_one(doc! {"_id": id, "kind": "federated_login",
+            "state": "not bytes", "expires": i64::MAX})
+            .await
+            .unwrap();
+    }
     // And a passkey sign-in ceremony of the same kind.
     db.collection::<mongodb::bson::Document>("User_ceremonies")
         .insert_one(doc! {"_id": BROKEN_PK_CEREMONY, "kind": "passkey_login",
@@ -460,6 +471,8 @@ enum On {
     Hooked,
     /// Identity providers on: a local OpenID provider (its tokens minted before the flow).
     Fed,
+    /// The same providers, with no browser sign-in set up.
+    FedNoBrowser,
 }
 
 /// Which login of the flow a case's 200 answer becomes.
@@ -1373,12 +1386,15 @@ async fn full_flow() -> Flow {
     let (fed, _clock) = mongo_state().await;
     let fed = fed.with_federation(fedn());
     federation_flow::disabled_holder(&fed, &fed_setup.issuer).await;
+    let (fed_no_browser, _clock) = mongo_state().await;
+    let fed_no_browser = fed_no_browser.with_federation(Some(fed_setup.no_browser.clone()));
     let mfa_required = mfa_required.with_federation(fedn());
     let down = unreachable_db_state()
         .await
         .with_passkeys(Some(relying_party(1)))
         .with_federation(fedn());
     let refusing = refusing_inserts_state().await.with_federation(fedn());
+    federation_flow::browser_seeds(&fed, &refusing, &fed_setup.issuer).await;
     let (broken, c) = broken_documents_state().await;
     let broken = broken
         .with_passkeys(Some(relying_party(1)))
@@ -1448,6 +1464,7 @@ async fn full_flow() -> Flow {
             On::Pk => &pk,
             On::Hooked => &hooked,
             On::Fed => &fed,
+            On::FedNoBrowser => &fed_no_browser,
         };
         mfa_clock.advance(case.tick);
         pk_clock.advance(case.tick);
@@ -1722,6 +1739,15 @@ async fn documented_security_matches_what_each_route_demands() {
 fn body_schema_file(op: &Value, route: &str) -> Option<String> {
     let body = op.get("requestBody")?;
     let content = body["content"].as_object().unwrap();
+    // A provider posting the browser back (OpenID's `form_post`) sends the one form body; its
+    // handler reads the fields it knows and there is no JSON schema to compile.
+    if route == "POST /federation/{provider}/callback" {
+        assert_eq!(
+            content.keys().collect::<Vec<_>>(),
+            ["application/x-www-form-urlencoded"]
+        );
+        return None;
+    }
     assert_eq!(
         content.keys().collect::<Vec<_>>(),
         ["application/json"],
@@ -1784,6 +1810,9 @@ fn sample(file: &str, id: &str, fresh_phone: &str) -> Value {
         }
         "identity_link.json" => {
             json!({"provider": "google", "id_token": "aaa.bbb.ccc", "nonce": federation_flow::NONCE})
+        }
+        "federation_exchange.json" => {
+            json!({"code": "A".repeat(22), "code_verifier": "v".repeat(43)})
         }
         other => panic!("no sample body for {other}: add one"),
     }
@@ -1857,6 +1886,10 @@ async fn request_bodies_are_the_schemas_the_server_compiles_for_each_route() {
             let l = login(state, "1234567890", "securepassword123").await;
             with_bearer(event_for(method, path), &l)
         };
+        if route == "POST /federation/{provider}/callback" {
+            // A form the provider posts, not JSON: its cases are the flow's (federation_flow).
+            continue;
+        }
         let Some(file) = file else {
             // No documented body: the route must ignore one, even garbage.
             let ev = with_header(
@@ -1958,6 +1991,9 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::LinkRequired,
         ApiError::IdentityTaken,
         ApiError::LastSignInMethod,
+        ApiError::RedirectNotAllowed,
+        ApiError::FederationStateInvalid,
+        ApiError::BrowserSignInOff,
     ];
     // No wildcard arm: a new variant stops this compiling until it is listed above too.
     let listed: BTreeSet<usize> = all
@@ -2000,9 +2036,12 @@ fn every_api_error() -> Vec<ApiError> {
             ApiError::LinkRequired => 34,
             ApiError::IdentityTaken => 35,
             ApiError::LastSignInMethod => 36,
+            ApiError::RedirectNotAllowed => 37,
+            ApiError::FederationStateInvalid => 38,
+            ApiError::BrowserSignInOff => 39,
         })
         .collect();
-    assert_eq!(listed, (0..37).collect(), "a variant is missing above");
+    assert_eq!(listed, (0..40).collect(), "a variant is missing above");
     all
 }
 
@@ -2215,7 +2254,15 @@ fn standalone(schema: &Value) -> Arc<Validator> {
 /// Values `schema` accepts: generated from its `enum`, `type`, `pattern`, lengths and
 /// `properties`, then filtered through the schema itself, so every value is valid.
 fn valid_values(schema: &Value) -> BoxedStrategy<Value> {
-    let strategy = if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+    let shapes = schema
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .filter(|b| b.iter().all(|b| b.get("type").is_some()));
+    let strategy = if let Some(branches) = shapes {
+        // Each alternative shape on its own (a link by provider token or by a sign-in code);
+        // a `oneOf` of `required` lists only narrows the object its schema describes.
+        prop::strategy::Union::new(branches.iter().map(valid_values)).boxed()
+    } else if let Some(values) = schema.get("enum").and_then(Value::as_array) {
         prop::sample::select(values.clone()).boxed()
     } else {
         let types: Vec<&str> = match &schema["type"] {

@@ -48,6 +48,14 @@ async fn every_route_reaches_its_handler_through_the_router() {
         ev["requestContext"]["http"]["path"] = r.path().into();
         ev["requestContext"]["http"]["method"] = r.method().into();
         let a = api_tests::call(&state, &ev).await;
-        assert!(a.status != 404 && a.status != 405, "{r:?} -> {}", a.status);
+        // A handler's own 404 (an unknown provider here) has its own code; the router's is
+        // `not_found`.
+        let missed = a.status == 404 && a.code() == "not_found";
+        assert!(
+            !missed && a.status != 405,
+            "{r:?} -> {} {:?}",
+            a.status,
+            a.body
+        );
     }
 }
