@@ -613,3 +613,62 @@ async fn apples_client_secret_is_signed_from_the_key_in_secrets_manager_per_exch
     }
     assert!(!api_tests::logs().text().contains("PRIVATE KEY"));
 }
+
+/// A provider's account is an account like the others: its refresh token renews, it enrols a
+/// second factor, and its next provider sign-in (browser flow) then waits for that factor,
+/// completing at AAL2 with `fed` and `otp` in `amr`.
+#[tokio::test]
+async fn a_provider_account_refreshes_and_its_second_factor_is_asked_after_the_provider() {
+    use crate::mfa::{claims_of, enrol, post, pyotp};
+    use domain::clock::Clock;
+    let op = OidcProvider::start().await;
+    let app = app_with(&op, &[]).await;
+    op.login_as(person("browser-mfa", &unique_email())).await;
+    let to_app = Browser::default()
+        .sign_in(&app, &op, &app_query(None))
+        .await;
+    let first = exchange(&app, json!({"code": query_of(&to_app)["code"]})).await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    assert_eq!(
+        claims_of(first.body["token"].as_str().unwrap())["amr"],
+        json!(["fed"])
+    );
+    let renewed = app
+        .call(&post(
+            "/token/refresh",
+            json!({"refresh_token": first.body["refresh_token"]}),
+        ))
+        .await;
+    assert_eq!(renewed.status, 200, "{:?}", renewed.body);
+
+    let enrolled = enrol(&app, &tokens(&first)).await;
+    let to_app = Browser::default()
+        .sign_in(&app, &op, &app_query(None))
+        .await;
+    let again = exchange(&app, json!({"code": query_of(&to_app)["code"]})).await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    assert_eq!(again.body["mfa_required"], true, "{:?}", again.body);
+    assert!(
+        again.body.get("token").is_none(),
+        "no tokens before the factor"
+    );
+    app.clock.advance(30);
+    let done = app
+        .call(&post(
+            "/login/mfa",
+            json!({"mfa_token": again.body["mfa_token"],
+                "code": pyotp(&enrolled.secret, app.clock.now())}),
+        ))
+        .await;
+    assert_eq!(done.status, 200, "{:?}", done.body);
+    let claims = claims_of(done.body["token"].as_str().unwrap());
+    assert_eq!(claims["aal"], 2);
+    let amr: Vec<&str> = claims["amr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(amr.contains(&"fed") && amr.contains(&"otp"), "{amr:?}");
+    assert_eq!(done.body["user_id"], first.body["user_id"]);
+}

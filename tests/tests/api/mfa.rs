@@ -14,17 +14,17 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "securepassword123";
 
-fn pyotp(secret: &str, at: i64) -> String {
+pub(crate) fn pyotp(secret: &str, at: i64) -> String {
     totp_code(secret, at)
 }
 
-fn claims_of(token: &str) -> Value {
+pub(crate) fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 /// `method path` as `login`, with `body` if any.
-fn authed(method: &str, path: &str, login: &Login, body: Option<Value>) -> Value {
+pub(crate) fn authed(method: &str, path: &str, login: &Login, body: Option<Value>) -> Value {
     let route = edge::routes::Endpoint::find(method, path).expect("a route");
     let mut ev = event_for(method, route.path());
     ev["rawPath"] = json!(path);
@@ -35,19 +35,19 @@ fn authed(method: &str, path: &str, login: &Login, body: Option<Value>) -> Value
     with_auth(ev, &login.token, &login.session_token)
 }
 
-fn post(path: &str, body: Value) -> Value {
+pub(crate) fn post(path: &str, body: Value) -> Value {
     with_json_body(event_for("POST", path), &body)
 }
 
 /// An account with a TOTP factor: its secret and recovery codes, and the session that
 /// enrolled it (at AAL2 now, with the token the confirmation handed back).
-struct Enrolled {
-    secret: String,
-    recovery_codes: Vec<String>,
-    login: Login,
+pub(crate) struct Enrolled {
+    pub(crate) secret: String,
+    pub(crate) recovery_codes: Vec<String>,
+    pub(crate) login: Login,
 }
 
-async fn enrol(app: &TestApp, login: &Login) -> Enrolled {
+pub(crate) async fn enrol(app: &TestApp, login: &Login) -> Enrolled {
     let start = app.call(&authed("POST", "/mfa/totp", login, None)).await;
     assert_eq!(start.status, 200, "{:?}", start.body);
     let secret = start.body["secret"].as_str().unwrap().to_owned();
