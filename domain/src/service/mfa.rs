@@ -241,7 +241,15 @@ pub async fn confirm_totp(
         record: factor,
         secret,
     };
-    let enrolled = enrol(cx, caller, &user, credential, CredentialKind::Totp.method()).await?;
+    let enrolled = enrol(
+        cx,
+        caller,
+        &user,
+        credential,
+        CredentialKind::Totp.method(),
+        None,
+    )
+    .await?;
     cx.store.clear_attempts(&key).await?;
     audit(&user.id, "totp_added");
     Ok(enrolled)
@@ -249,27 +257,45 @@ pub async fn confirm_totp(
 
 /// Stores a new factor `credential` of `user` (with a set of recovery codes if the account
 /// has none) and raises the caller's session to AAL2 by `method`: the enrolment just proved
-/// the factor, in a session the password opened.
+/// the factor, in a session the password opened. With `cap`, the factor is added only while
+/// the account holds fewer than `cap` of its kind, checked by the store at the write (so
+/// racing enrolments cannot pass it): `PasskeyLimit` otherwise. Recovery codes are shown
+/// only when this enrolment's set is the one stored (a racing first enrolment may have
+/// stored its own).
 pub(super) async fn enrol(
     cx: &Ctx<'_>,
     caller: &Caller,
     user: &UserRecord,
     credential: StoredCredential,
     method: &str,
+    cap: Option<usize>,
 ) -> Result<Enrolled, Error> {
     let factor = credential.record.clone();
-    let mut patch = UserPatch::credential(CredentialChange::Add(credential));
+    let mut patch = UserPatch::credential(match cap {
+        Some(cap) => CredentialChange::AddWithin { credential, cap },
+        None => CredentialChange::Add(credential),
+    });
     let codes = if mfa::credential(user, CredentialKind::RecoveryCodes).is_none() {
         let (codes, set) = new_recovery_codes(cx.now).await?;
-        patch.credentials.push(CredentialChange::Add(set));
-        Some(codes)
+        let secret = set.secret.clone();
+        patch.credentials.push(CredentialChange::AddIfAbsent(set));
+        Some((codes, secret))
     } else {
         None
     };
-    cx.store
+    let after = cx
+        .store
         .update_user(&user.id, &patch, cx.now)
         .await?
         .ok_or(Error::Unauthorized)?;
+    if !after.credentials.iter().any(|c| c.record.id == factor.id) {
+        return Err(Error::PasskeyLimit);
+    }
+    let codes = codes.and_then(|(codes, secret)| {
+        mfa::credential(&after, CredentialKind::RecoveryCodes)
+            .is_some_and(|kept| kept.secret == secret)
+            .then_some(codes)
+    });
     let session = cx
         .store
         .step_up_session(&caller.session_id, method, cx.now)

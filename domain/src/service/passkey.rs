@@ -177,7 +177,15 @@ pub async fn finish_registration(
         record: factor,
         secret,
     };
-    let enrolled = factors::enrol(cx, caller, &user, credential, method_of(&stored)).await?;
+    let enrolled = factors::enrol(
+        cx,
+        caller,
+        &user,
+        credential,
+        method_of(&stored),
+        Some(pk.settings.max_per_user),
+    )
+    .await?;
     tracing::info!(target: "audit", event = "factor_change", outcome = "passkey_added",
         user_id = %user.id, aaguid = %stored.aaguid, backup_eligible = stored.backup_eligible);
     Ok(enrolled)

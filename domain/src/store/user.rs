@@ -227,6 +227,17 @@ pub enum IdentifierChange {
 pub enum CredentialChange {
     /// Adds the credential, replacing any with its id.
     Add(StoredCredential),
+    /// Adds the credential unless the account already holds `cap` of its kind or one with its
+    /// id. A store applies a patch to the account as it is at the write (a compare-and-swap
+    /// or a lock), so the cap holds however many requests race; the caller reads the answer
+    /// to learn whether it was added.
+    AddWithin {
+        credential: StoredCredential,
+        cap: usize,
+    },
+    /// Adds the credential unless one with its id exists (an account's first recovery codes:
+    /// of two racing enrolments, one set is kept, and the other caller can tell).
+    AddIfAbsent(StoredCredential),
     /// Removes the credential with this id.
     Remove(String),
     /// Removes every credential of the kind.
@@ -317,6 +328,22 @@ impl UserPatch {
                 CredentialChange::Add(c) => {
                     user.credentials.retain(|k| k.record.id != c.record.id);
                     user.credentials.push(c.clone());
+                }
+                CredentialChange::AddWithin { credential: c, cap } => {
+                    let held = user
+                        .credentials
+                        .iter()
+                        .filter(|k| k.record.kind == c.record.kind)
+                        .count();
+                    let exists = user.credentials.iter().any(|k| k.record.id == c.record.id);
+                    if held < *cap && !exists {
+                        user.credentials.push(c.clone());
+                    }
+                }
+                CredentialChange::AddIfAbsent(c) => {
+                    if !user.credentials.iter().any(|k| k.record.id == c.record.id) {
+                        user.credentials.push(c.clone());
+                    }
                 }
                 CredentialChange::Remove(id) => user.credentials.retain(|k| &k.record.id != id),
                 CredentialChange::RemoveKind(kind) => {
@@ -437,5 +464,49 @@ mod tests {
         assert_eq!(u.credentials.len(), 1);
         assert_eq!(u.credentials[0].record.created_at, 50);
         assert!(!format!("{u:?}").contains("h2"), "Debug prints no secret");
+    }
+
+    #[test]
+    fn a_capped_add_stops_at_the_cap_and_an_add_if_absent_keeps_the_first() {
+        use crate::credential::{CredentialKind, CredentialRecord};
+        let cred = |id: &str, kind: CredentialKind, secret: &str| StoredCredential {
+            record: CredentialRecord {
+                id: id.into(),
+                kind,
+                label: id.into(),
+                created_at: 1,
+                last_used_at: None,
+            },
+            secret: Secret::new(secret.to_owned()),
+        };
+        let mut u = user();
+        let before = u.credentials.len();
+        for id in ["pk-1", "pk-2", "pk-3", "pk-1"] {
+            UserPatch::credential(CredentialChange::AddWithin {
+                credential: cred(id, CredentialKind::Passkey, id),
+                cap: 2,
+            })
+            .apply(&mut u, 2);
+        }
+        let ids: Vec<&str> = u.credentials[before..]
+            .iter()
+            .map(|c| c.record.id.as_str())
+            .collect();
+        assert_eq!(ids, ["pk-1", "pk-2"]);
+        for secret in ["first", "second"] {
+            UserPatch::credential(CredentialChange::AddIfAbsent(cred(
+                "recovery",
+                CredentialKind::RecoveryCodes,
+                secret,
+            )))
+            .apply(&mut u, 3);
+        }
+        let kept: Vec<_> = u
+            .credentials
+            .iter()
+            .filter(|c| c.record.id == "recovery")
+            .collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].secret, Secret::new("first".to_owned()));
     }
 }

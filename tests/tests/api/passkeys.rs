@@ -615,3 +615,72 @@ async fn without_a_relying_party_every_passkey_route_answers_passkeys_disabled()
         );
     }
 }
+
+/// The per-account limit is checked where the passkey is written, not only when a ceremony
+/// starts: six registrations started while the account had none, finished at once on two
+/// instances, store exactly the limit's two (the rest answer `PasskeyLimit`), and exactly one
+/// of them hands out recovery codes, the set the account keeps.
+#[tokio::test]
+async fn racing_registrations_on_two_instances_store_no_more_passkeys_than_the_limit() {
+    let one = TestApp::mongo().await;
+    let two = one.second_instance().await;
+    let pk = passkeys(2);
+    let l = one.signed_in("4025550191").await;
+    let caller = caller_of(&one, &l).await;
+    let client = gateway_client();
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        let cx = one.state.ctx(&client);
+        let started = passkey::start_registration(&cx, &pk, &caller)
+            .await
+            .unwrap();
+        let mut auth = Authenticator::new();
+        answers.push((started.ceremony, auth.create(&started.options, ORIGIN)));
+    }
+    let results = join_all(answers.iter().enumerate().map(|(i, (ceremony, answer))| {
+        let (app, pk, caller, client) =
+            (if i % 2 == 0 { &one } else { &two }, &pk, &caller, &client);
+        async move {
+            let cx = app.state.ctx(client);
+            passkey::finish_registration(&cx, pk, caller, ceremony, answer, None).await
+        }
+    }))
+    .await;
+    let stored: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::PasskeyLimit)))
+        .count();
+    assert_eq!((stored.len(), refused), (2, 4), "{results:?}");
+    let user = one
+        .state
+        .store
+        .find_user(&caller.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let held = user
+        .credentials
+        .iter()
+        .filter(|c| c.record.kind == domain::credential::CredentialKind::Passkey)
+        .count();
+    assert_eq!(held, 2);
+    let with_codes: Vec<_> = stored
+        .iter()
+        .filter_map(|e| e.recovery_codes.clone())
+        .collect();
+    assert_eq!(
+        with_codes.len(),
+        1,
+        "one set of recovery codes is handed out"
+    );
+    // The codes handed out are the ones kept: one of them completes a sign-in.
+    let a = one.login("4025550191", "securepassword123").await;
+    let done = one
+        .call(&with_json_body(
+            event_for("POST", "/login/mfa"),
+            &json!({"mfa_token": a.body["mfa_token"], "recovery_code": with_codes[0][0]}),
+        ))
+        .await;
+    assert_eq!(done.status, 200, "{:?}", done.body);
+}
