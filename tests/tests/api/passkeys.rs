@@ -684,3 +684,40 @@ async fn racing_registrations_on_two_instances_store_no_more_passkeys_than_the_l
         .await;
     assert_eq!(done.status, 200, "{:?}", done.body);
 }
+
+/// Passwordless sign-in starts store a ceremony each, so one source address may start only
+/// so many a minute: 80 starts from one address, at once on two instances, get exactly 30
+/// ceremonies (the rest 429-style `TooManyAttempts`), and another address is not charged.
+#[tokio::test]
+async fn passkey_sign_in_starts_from_one_address_are_capped_across_instances_and_others_are_not_charged()
+ {
+    let one = TestApp::mongo().await;
+    let two = one.second_instance().await;
+    let pk = passkeys(10);
+    let from = |ip: &str| Client {
+        source_ip: ip.to_owned(),
+        ..gateway_client()
+    };
+    let (busy, other) = (from("198.51.100.7"), from("203.0.113.9"));
+    let results = join_all((0..80).map(|i| {
+        let (app, pk, client) = (if i % 2 == 0 { &one } else { &two }, &pk, &busy);
+        async move {
+            let cx = app.state.ctx(client);
+            passkey::start_login(&cx, pk, None).await
+        }
+    }))
+    .await;
+    let started = results.iter().filter(|r| r.is_ok()).count();
+    let capped = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::TooManyAttempts { .. })))
+        .count();
+    assert_eq!(
+        (started, capped),
+        (30, 50),
+        "{:?}",
+        results.iter().find(|r| r.is_err())
+    );
+    let cx = two.state.ctx(&other);
+    assert!(passkey::start_login(&cx, &pk, None).await.is_ok());
+}
