@@ -376,15 +376,6 @@ impl MongoStore {
             }
             None => {}
         }
-        match patch.disabled {
-            Some(true) => {
-                set.insert("disabled", true);
-            }
-            Some(false) => {
-                unset.insert("disabled", "");
-            }
-            None => {}
-        }
         // Each object replaced whole; an empty one removes the field, as documents without
         // metadata have none.
         for (field, m) in [
@@ -481,9 +472,13 @@ impl UserStore for MongoStore {
         patch: &UserPatch,
         now: i64,
     ) -> Result<Option<UserRecord>, StoreError> {
+        // Field updates go in one blind write. The rest reads the account first and swaps on
+        // its revision: identifiers and credentials depend on what is there, and the
+        // `disabled` flag reports an event only when it flips (an operator's rare call).
         if patch.identifiers.is_empty()
             && patch.credentials.is_empty()
             && patch.password_hash.is_none()
+            && patch.disabled.is_none()
         {
             return self.update_fields(id, patch, now).await;
         }

@@ -194,10 +194,16 @@ pub fn for_update(
     if !fields.is_empty() {
         push(EventKind::UserUpdated, json!({ "fields": fields }));
     }
+    // Where the account before is known, only a flag that changed is an event (an operator
+    // disabling a disabled account again reports nothing).
+    let toggled = match (before, after) {
+        (Some(b), Some(a)) => b.disabled != a.disabled,
+        _ => true,
+    };
     match patch.disabled {
-        Some(true) => push(EventKind::UserDisabled, json!({})),
-        Some(false) => push(EventKind::UserEnabled, json!({})),
-        None => {}
+        Some(true) if toggled => push(EventKind::UserDisabled, json!({})),
+        Some(false) if toggled => push(EventKind::UserEnabled, json!({})),
+        _ => {}
     }
     if patch.password_hash.is_some() {
         push(EventKind::PasswordChanged, json!({}));

@@ -31,6 +31,13 @@ async fn each_change_leaves_its_events_pending_until_marked_sent(store: &dyn Sto
         ..UserPatch::default()
     };
     store.update_user(&u.id, &patch, NOW + 1).await.unwrap();
+    // Disabled again (an operator's retry): not a change, so no second `user.disabled`.
+    let again = UserPatch {
+        disabled: Some(true),
+        ..UserPatch::default()
+    };
+    let still = store.update_user(&u.id, &again, NOW + 1).await.unwrap();
+    assert!(still.is_some_and(|u| u.disabled));
     // No such user: no change, no event.
     store
         .update_user(&UserId::new(), &patch, NOW + 1)
