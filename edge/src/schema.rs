@@ -1,233 +1,115 @@
-//! Request-body JSON Schemas from `edge/schemas/`, embedded at build time and compiled once
-//! per cold start.
+//! Request-body JSON Schemas from `edge/schemas/`, turned into validators at compile time.
 
-use std::sync::OnceLock;
-
-use jsonschema::{Draft, Validator};
 use serde_json::Value;
 
 use crate::error::{ApiError, FieldError};
 
-/// The request bodies that have a schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Body {
-    Signup,
-    Login,
-    UpdateUser,
-    Logout,
-    Refresh,
-    DeleteUser,
-    PhoneStart,
-    PhoneConfirm,
-    RecoverStart,
-    RecoverConfirm,
-    EmailStart,
-    EmailConfirm,
-    LoginMfa,
-    StepUp,
-    TotpConfirm,
-    PasskeyRegister,
-    PasskeyLoginStart,
-    PasskeyLogin,
-    PasskeyStepUp,
-    PasskeyRename,
-    AppMetadata,
-    FederationToken,
-    IdentityLink,
-    FederationExchange,
+/// A request body with a schema: its file in `edge/schemas/`, and the validator generated
+/// from that file at compile time (`jsonschema::validator`). Each handler names its own body,
+/// so a function's binary links the validators of its own routes and no JSON Schema compiler
+/// at all (a runtime-compiled schema linked jsonschema's keyword compiler and two regex
+/// engines into every function: bench/RESULTS.md).
+#[derive(Clone, Copy)]
+pub struct Body {
+    pub file: &'static str,
+    errors: fn(&Value) -> Vec<FieldError>,
 }
 
-/// Schema sources, by body, as shipped in `edge/schemas/`.
-pub const SOURCES: [(Body, &str, &str); 24] = [
-    (
-        Body::Signup,
-        "signup.json",
-        include_str!("../schemas/signup.json"),
-    ),
-    (
-        Body::Login,
-        "login.json",
-        include_str!("../schemas/login.json"),
-    ),
-    (
-        Body::UpdateUser,
-        "update_user.json",
-        include_str!("../schemas/update_user.json"),
-    ),
-    (
-        Body::Logout,
-        "logout.json",
-        include_str!("../schemas/logout.json"),
-    ),
-    (
-        Body::Refresh,
-        "refresh.json",
-        include_str!("../schemas/refresh.json"),
-    ),
-    (
-        Body::DeleteUser,
-        "delete_user.json",
-        include_str!("../schemas/delete_user.json"),
-    ),
-    (
-        Body::PhoneStart,
-        "phone_start.json",
-        include_str!("../schemas/phone_start.json"),
-    ),
-    (
-        Body::PhoneConfirm,
-        "phone_confirm.json",
-        include_str!("../schemas/phone_confirm.json"),
-    ),
-    (
-        Body::RecoverStart,
-        "recover_start.json",
-        include_str!("../schemas/recover_start.json"),
-    ),
-    (
-        Body::RecoverConfirm,
-        "recover_confirm.json",
-        include_str!("../schemas/recover_confirm.json"),
-    ),
-    (
-        Body::EmailStart,
-        "email_start.json",
-        include_str!("../schemas/email_start.json"),
-    ),
-    (
-        Body::EmailConfirm,
-        "email_confirm.json",
-        include_str!("../schemas/email_confirm.json"),
-    ),
-    (
-        Body::LoginMfa,
-        "login_mfa.json",
-        include_str!("../schemas/login_mfa.json"),
-    ),
-    (
-        Body::StepUp,
-        "step_up.json",
-        include_str!("../schemas/step_up.json"),
-    ),
-    (
-        Body::TotpConfirm,
-        "totp_confirm.json",
-        include_str!("../schemas/totp_confirm.json"),
-    ),
-    (
-        Body::PasskeyRegister,
-        "passkey_register.json",
-        include_str!("../schemas/passkey_register.json"),
-    ),
-    (
-        Body::PasskeyLoginStart,
-        "passkey_login_start.json",
-        include_str!("../schemas/passkey_login_start.json"),
-    ),
-    (
-        Body::PasskeyLogin,
-        "passkey_login.json",
-        include_str!("../schemas/passkey_login.json"),
-    ),
-    (
-        Body::PasskeyStepUp,
-        "passkey_step_up.json",
-        include_str!("../schemas/passkey_step_up.json"),
-    ),
-    (
-        Body::PasskeyRename,
-        "passkey_rename.json",
-        include_str!("../schemas/passkey_rename.json"),
-    ),
-    (
-        Body::AppMetadata,
-        "app_metadata.json",
-        include_str!("../schemas/app_metadata.json"),
-    ),
-    (
-        Body::FederationToken,
-        "federation_token.json",
-        include_str!("../schemas/federation_token.json"),
-    ),
-    (
-        Body::IdentityLink,
-        "identity_link.json",
-        include_str!("../schemas/identity_link.json"),
-    ),
-    (
-        Body::FederationExchange,
-        "federation_exchange.json",
-        include_str!("../schemas/federation_exchange.json"),
-    ),
-];
-
-/// Validators, one per body, each compiled once, on first use: a function compiles only the
-/// schema its own route needs, and never during a cold start.
-pub struct Schemas {
-    validators: [OnceLock<Result<Validator, String>>; SOURCES.len()],
-}
-
-fn compile(file: &str, src: &str) -> Result<Validator, String> {
-    let schema: Value = serde_json::from_str(src).map_err(|e| format!("{file}: {e}"))?;
-    jsonschema::options()
-        .with_draft(Draft::Draft202012)
-        .build(&schema)
-        .map_err(|e| format!("{file}: {e}"))
-}
-
-impl Default for Schemas {
-    fn default() -> Self {
-        Self::new()
+impl PartialEq for Body {
+    fn eq(&self, other: &Self) -> bool {
+        self.file == other.file
     }
 }
+
+impl Eq for Body {}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Body({})", self.file)
+    }
+}
+
+/// Every violation (at most 20), each as where and what, never the value itself (a password
+/// must never come back in an error).
+fn field_errors(errors: jsonschema::ErrorIterator<'_>) -> Vec<FieldError> {
+    errors
+        .take(20)
+        .map(|e| FieldError {
+            path: e.instance_path().as_str().to_owned(),
+            message: e.masked().to_string(),
+        })
+        .collect()
+}
+
+/// The generated validators, one per file, and a `Body` constant for each.
+macro_rules! bodies {
+    ($($name:ident => $file:literal, $path:literal, $src:literal;)*) => {
+        mod generated {
+            $(
+                #[jsonschema::validator(path = $path, draft = Draft202012)]
+                pub(super) struct $name;
+            )*
+        }
+
+        #[allow(non_upper_case_globals)]
+        impl Body {
+            $(
+                pub const $name: Body = Body {
+                    file: $file,
+                    errors: |v| field_errors(generated::$name::iter_errors(v)),
+                };
+            )*
+        }
+
+        /// Schema sources, by body, as shipped in `edge/schemas/` (the document and the tests
+        /// read them; the validators are generated from the same files).
+        pub const SOURCES: [(Body, &str, &str); [$($file),*].len()] = [
+            $((Body::$name, $file, include_str!($src)),)*
+        ];
+    };
+}
+
+bodies! {
+    Signup => "signup.json", "schemas/signup.json", "../schemas/signup.json";
+    Login => "login.json", "schemas/login.json", "../schemas/login.json";
+    UpdateUser => "update_user.json", "schemas/update_user.json", "../schemas/update_user.json";
+    Logout => "logout.json", "schemas/logout.json", "../schemas/logout.json";
+    Refresh => "refresh.json", "schemas/refresh.json", "../schemas/refresh.json";
+    DeleteUser => "delete_user.json", "schemas/delete_user.json", "../schemas/delete_user.json";
+    PhoneStart => "phone_start.json", "schemas/phone_start.json", "../schemas/phone_start.json";
+    PhoneConfirm => "phone_confirm.json", "schemas/phone_confirm.json", "../schemas/phone_confirm.json";
+    RecoverStart => "recover_start.json", "schemas/recover_start.json", "../schemas/recover_start.json";
+    RecoverConfirm => "recover_confirm.json", "schemas/recover_confirm.json", "../schemas/recover_confirm.json";
+    EmailStart => "email_start.json", "schemas/email_start.json", "../schemas/email_start.json";
+    EmailConfirm => "email_confirm.json", "schemas/email_confirm.json", "../schemas/email_confirm.json";
+    LoginMfa => "login_mfa.json", "schemas/login_mfa.json", "../schemas/login_mfa.json";
+    StepUp => "step_up.json", "schemas/step_up.json", "../schemas/step_up.json";
+    TotpConfirm => "totp_confirm.json", "schemas/totp_confirm.json", "../schemas/totp_confirm.json";
+    PasskeyRegister => "passkey_register.json", "schemas/passkey_register.json", "../schemas/passkey_register.json";
+    PasskeyLoginStart => "passkey_login_start.json", "schemas/passkey_login_start.json", "../schemas/passkey_login_start.json";
+    PasskeyLogin => "passkey_login.json", "schemas/passkey_login.json", "../schemas/passkey_login.json";
+    PasskeyStepUp => "passkey_step_up.json", "schemas/passkey_step_up.json", "../schemas/passkey_step_up.json";
+    PasskeyRename => "passkey_rename.json", "schemas/passkey_rename.json", "../schemas/passkey_rename.json";
+    AppMetadata => "app_metadata.json", "schemas/app_metadata.json", "../schemas/app_metadata.json";
+    FederationToken => "federation_token.json", "schemas/federation_token.json", "../schemas/federation_token.json";
+    IdentityLink => "identity_link.json", "schemas/identity_link.json", "../schemas/identity_link.json";
+    FederationExchange => "federation_exchange.json", "schemas/federation_exchange.json", "../schemas/federation_exchange.json";
+}
+
+/// The request-body validators. They hold nothing: each is generated code, ready before the
+/// first request (no schema is compiled at run time).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Schemas;
 
 impl Schemas {
-    /// Nothing compiled yet.
     pub fn new() -> Self {
-        Self {
-            validators: std::array::from_fn(|_| OnceLock::new()),
-        }
-    }
-
-    /// Compiles every schema now, reporting the first broken one (tests, tools).
-    pub fn compile() -> Result<Self, String> {
-        let schemas = Self::new();
-        for (i, (_, file, src)) in SOURCES.iter().enumerate() {
-            schemas.validators[i]
-                .get_or_init(|| compile(file, src))
-                .as_ref()
-                .map_err(Clone::clone)?;
-        }
-        Ok(schemas)
-    }
-
-    fn validator(&self, body: Body) -> Result<&Validator, ApiError> {
-        let i = SOURCES
-            .iter()
-            .position(|(b, _, _)| *b == body)
-            .ok_or(ApiError::Internal)?;
-        let (_, file, src) = SOURCES[i];
-        self.validators[i]
-            .get_or_init(|| compile(file, src))
-            .as_ref()
-            .map_err(|e| {
-                tracing::error!(error = %e, "shipped schema does not compile");
-                ApiError::Internal
-            })
+        Self
     }
 
     /// Checks `instance` against the schema for `body`, listing every violation without
-    /// echoing submitted values (a password must never come back in an error).
+    /// echoing submitted values.
     pub fn validate(&self, body: Body, instance: &Value) -> Result<(), ApiError> {
-        let errors: Vec<FieldError> = self
-            .validator(body)?
-            .iter_errors(instance)
-            .take(20)
-            .map(|e| FieldError {
-                path: e.instance_path().as_str().to_owned(),
-                message: e.masked().to_string(),
-            })
-            .collect();
+        let errors = (body.errors)(instance);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -242,12 +124,15 @@ mod tests {
     use serde_json::json;
 
     fn schemas() -> Schemas {
-        Schemas::compile().unwrap_or_else(|e| panic!("{e}"))
+        Schemas::new()
     }
 
     #[test]
-    fn every_shipped_schema_compiles() {
-        assert!(Schemas::compile().is_ok(), "{:?}", Schemas::compile().err());
+    fn every_shipped_schema_is_json_and_each_body_names_its_own_file() {
+        for (body, file, src) in SOURCES {
+            assert_eq!(body.file, file);
+            assert!(serde_json::from_str::<Value>(src).is_ok(), "{file}");
+        }
     }
 
     #[test]

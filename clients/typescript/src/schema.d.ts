@@ -3342,7 +3342,7 @@ export interface operations {
                 redirect_uri: string;
                 /** @description The app's own PKCE challenge (base64url SHA-256 of a verifier it keeps): the one-time code is then exchanged only with that verifier. */
                 code_challenge?: string;
-                /** @description S256, required with code_challenge. */
+                /** @description S256, the only method (a code_challenge without it is taken as S256, never plain). */
                 code_challenge_method?: "S256";
             };
             header?: never;

@@ -149,9 +149,17 @@ fn bad_query(path: &str, message: &str) -> ApiError {
     }])
 }
 
-/// GET /federation/{provider}/authorize?redirect_uri=..[&code_challenge=..&code_challenge_method=S256].
+/// GET /federation/{provider}/authorize?redirect_uri=..[&code_challenge=..[&code_challenge_method=S256]].
 async fn authorize(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiError> {
     let provider = provider_param(Endpoint::FederationAuthorize, input)?;
+    // An unknown provider is told before anything about the query.
+    if cx
+        .federation
+        .and_then(|f| f.settings.provider(&provider))
+        .is_none()
+    {
+        return Err(ApiError::UnknownProvider);
+    }
     let q = pairs(input.req.uri().query().unwrap_or_default().as_bytes());
     let redirect_uri = q
         .get("redirect_uri")
@@ -159,7 +167,8 @@ async fn authorize(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, Ap
         .ok_or_else(|| bad_query("/redirect_uri", "required: where the app is sent back"))?;
     let app_challenge = q.get("code_challenge").map(String::as_str);
     if let Some(c) = app_challenge {
-        if q.get("code_challenge_method").map(String::as_str) != Some("S256") {
+        // S256 is the only method; a challenge without one is taken as S256 (never `plain`).
+        if q.get("code_challenge_method").is_some_and(|m| m != "S256") {
             return Err(bad_query("/code_challenge_method", "must be S256"));
         }
         if !browser::is_s256_challenge(c) {
