@@ -60,15 +60,7 @@ impl OidcProvider {
     /// An ID token signed with the current key: the provider's `iss`, `iat`, `exp` (in
     /// `expires_in` seconds, default 300), and `claims` over them (`null` removes one).
     pub async fn id_token(&self, claims: Value, expires_in: i64) -> String {
-        let mut set = serde_json::Map::new();
-        let mut remove = Vec::new();
-        for (k, v) in claims.as_object().cloned().unwrap_or_default() {
-            if v.is_null() {
-                remove.push(k);
-            } else {
-                set.insert(k, v);
-            }
-        }
+        let (set, remove) = split(claims);
         self.control(
             "/id-token",
             json!({"claims": set, "remove": remove, "expires_in": expires_in}),
@@ -91,15 +83,7 @@ impl OidcProvider {
     /// The claims of the ID tokens the next code exchanges issue (who signs in at
     /// `/authorize`); `null` removes one.
     pub async fn login_as(&self, claims: Value) {
-        let mut set = serde_json::Map::new();
-        let mut remove = Vec::new();
-        for (k, v) in claims.as_object().cloned().unwrap_or_default() {
-            if v.is_null() {
-                remove.push(k);
-            } else {
-                set.insert(k, v);
-            }
-        }
+        let (set, remove) = split(claims);
         self.control("/login", json!({"claims": set, "remove": remove}))
             .await;
     }
@@ -149,4 +133,18 @@ impl OidcProvider {
             .unwrap()
             .to_owned()
     }
+}
+
+/// Claims to set, and the names of those given as `null` (to remove).
+fn split(claims: Value) -> (serde_json::Map<String, Value>, Vec<String>) {
+    let mut set = serde_json::Map::new();
+    let mut remove = Vec::new();
+    for (k, v) in claims.as_object().cloned().unwrap_or_default() {
+        if v.is_null() {
+            remove.push(k);
+        } else {
+            set.insert(k, v);
+        }
+    }
+    (set, remove)
 }
