@@ -246,42 +246,14 @@ pub struct LoginState {
     pub app_challenge: Option<String>,
 }
 
-/// What the `FederatedHandoff` ceremony keeps until the app exchanges its code.
+/// What the `FederatedHandoff` ceremony keeps until the app exchanges its code: the identity
+/// the provider vouched for (stored flat, beside the provider's name and the app's challenge).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Handoff {
     pub provider: String,
-    pub issuer: String,
-    pub subject: String,
-    pub verified_email: Option<String>,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
+    #[serde(flatten)]
+    pub identity: ProviderIdentity,
     pub app_challenge: Option<String>,
-}
-
-impl Handoff {
-    pub fn new(provider: &str, id: ProviderIdentity, app_challenge: Option<String>) -> Self {
-        Self {
-            provider: provider.to_owned(),
-            issuer: id.issuer,
-            subject: id.subject,
-            verified_email: id.verified_email,
-            given_name: id.given_name,
-            family_name: id.family_name,
-            app_challenge,
-        }
-    }
-
-    /// The identity the provider vouched for.
-    pub fn identity(&self) -> ProviderIdentity {
-        ProviderIdentity {
-            issuer: self.issuer.clone(),
-            subject: self.subject.clone(),
-            verified_email: self.verified_email.clone(),
-            unverified_email: None,
-            given_name: self.given_name.clone(),
-            family_name: self.family_name.clone(),
-        }
-    }
 }
 
 /// `bytes` random bytes, base64url without padding.

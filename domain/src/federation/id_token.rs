@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -116,7 +116,7 @@ pub enum FederationError {
 }
 
 /// Who the provider says the token is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderIdentity {
     /// The provider's issuer URL: with `subject`, the federated identifier.
     pub issuer: String,
@@ -124,7 +124,8 @@ pub struct ProviderIdentity {
     pub subject: String,
     /// `email`, only where the provider marks it verified (`email_verified` true or "true").
     pub verified_email: Option<String>,
-    /// `email` the provider does not vouch for: shown, never trusted.
+    /// `email` the provider does not vouch for: shown, never trusted (and never kept).
+    #[serde(skip)]
     pub unverified_email: Option<String>,
     pub given_name: Option<String>,
     pub family_name: Option<String>,

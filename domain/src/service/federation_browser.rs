@@ -228,7 +228,11 @@ pub async fn callback(
         id.family_name = id.family_name.or(last);
     }
     let handoff = CeremonyId::new()?;
-    let kept = Handoff::new(&provider.name, id, login.app_challenge.clone());
+    let kept = Handoff {
+        provider: provider.name.clone(),
+        identity: id,
+        app_challenge: login.app_challenge.clone(),
+    };
     cx.store
         .put_ceremony(
             &Ceremony {
@@ -281,7 +285,7 @@ pub async fn exchange(
     verifier: Option<&str>,
 ) -> Result<federation::FederatedSignIn, Error> {
     let (kept, provider) = take_handoff(cx, code, verifier).await?;
-    federation::sign_in_as(cx, provider, &kept.identity(), federation::Names::default()).await
+    federation::sign_in_as(cx, provider, &kept.identity, federation::Names::default()).await
 }
 
 /// POST /user/identities with a one-time code: links the identity to the caller's account.
@@ -292,5 +296,5 @@ pub async fn link(
     verifier: Option<&str>,
 ) -> Result<UserRecord, Error> {
     let (kept, provider) = take_handoff(cx, code, verifier).await?;
-    federation::link_as(cx, caller, provider, &kept.identity()).await
+    federation::link_as(cx, caller, provider, &kept.identity).await
 }
