@@ -105,7 +105,7 @@ impl Scheme {
                         &mut out,
                     );
                 }
-                constant_time_eq(&out, expected)
+                super::constant_time_eq(&out, expected)
             }
             Self::WerkzeugScrypt {
                 log_n,
@@ -119,14 +119,10 @@ impl Scheme {
                 };
                 let mut out = vec![0u8; expected.len()];
                 scrypt::scrypt(password, salt.as_bytes(), &params, &mut out).is_ok()
-                    && constant_time_eq(&out, expected)
+                    && super::constant_time_eq(&out, expected)
             }
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn argon2_within_limits(stored: &str) -> Result<(), Unsupported> {

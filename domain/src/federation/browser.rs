@@ -271,13 +271,7 @@ pub fn s256(value: &str) -> String {
 
 /// True when `value`'s S256 is `expected`, compared in constant time.
 pub fn s256_matches(value: &str, expected: &str) -> bool {
-    let got = s256(value);
-    got.len() == expected.len()
-        && got
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    crate::auth::constant_time_eq(s256(value).as_bytes(), expected.as_bytes())
 }
 
 /// An app's PKCE challenge as RFC 7636 shapes it (S256: 43 base64url characters).
@@ -285,13 +279,6 @@ pub fn is_s256_challenge(c: &str) -> bool {
     c.len() == 43
         && c.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// A PKCE verifier as RFC 7636 shapes it: 43-128 of `[A-Za-z0-9-._~]`.
-pub fn is_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 /// `base` with `params` added to its query.
@@ -452,10 +439,10 @@ mod tests {
     #[test]
     fn pkce_shapes_and_constant_time_matching() {
         let v = random(32).unwrap();
-        assert!(is_verifier(&v) && is_s256_challenge(&s256(&v)));
+        assert!(v.len() == 43 && is_s256_challenge(&s256(&v)));
         assert!(s256_matches(&v, &s256(&v)));
         assert!(!s256_matches(&format!("{v}x"), &s256(&v)));
-        assert!(!is_verifier("short") && !is_s256_challenge("short"));
+        assert!(!is_s256_challenge("short"));
         assert_eq!(
             apple_user_names(r#"{"name":{"firstName":"Ann","lastName":"Lee"},"email":"x"}"#),
             (Some("Ann".into()), Some("Lee".into()))

@@ -225,14 +225,10 @@ pub fn verify(
         return Err(FederationError::Audience);
     }
     let expected = expected_nonce(provider.nonce, nonce);
-    let nonce_ok = claims.nonce.as_deref().is_some_and(|got| {
-        got.len() == expected.len()
-            && got
-                .bytes()
-                .zip(expected.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    });
+    let nonce_ok = claims
+        .nonce
+        .as_deref()
+        .is_some_and(|got| crate::auth::constant_time_eq(got.as_bytes(), expected.as_bytes()));
     if nonce.is_empty() || !nonce_ok {
         return Err(FederationError::Nonce);
     }

@@ -71,6 +71,16 @@ impl Input<'_> {
     }
 }
 
+/// The pairs of a URL query or form body, percent-decoded; a repeated name keeps its first
+/// value.
+pub(super) fn url_pairs(raw: &[u8]) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    for (k, v) in form_urlencoded::parse(raw) {
+        out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    out
+}
+
 /// A parsed field, or a validation error naming where it was.
 pub(super) fn field<T>(path: &str, parsed: Result<T, Invalid>) -> Result<T, ApiError> {
     parsed.map_err(|Invalid(message)| {

@@ -8,13 +8,11 @@
 //! with the state's binding cookie; the provider's callback (a GET, or Apple's form POST)
 //! answers 302 to the app with a one-time code; the app POSTs the code to /federation/exchange.
 
-use std::collections::HashMap;
-
 use lambda_http::{Body, Response, http::StatusCode};
 use serde::Deserialize;
 
 use super::{
-    extract::{Input, caller},
+    extract::{Input, caller, url_pairs},
     login::signed_in,
     reply::{self, UserView},
 };
@@ -98,16 +96,6 @@ async fn link(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, ApiErro
     Ok(reply::json(StatusCode::OK, &UserView::from(&user)))
 }
 
-/// The pairs of a URL query or form body (percent-decoded; a repeated name keeps its first
-/// value).
-fn pairs(raw: &[u8]) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for (k, v) in form_urlencoded::parse(raw) {
-        out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
-    }
-    out
-}
-
 /// The value of cookie `name` the request carries.
 fn cookie(input: &Input<'_>, name: &str) -> Option<String> {
     input
@@ -160,7 +148,7 @@ async fn authorize(cx: &Ctx<'_>, input: &Input<'_>) -> Result<Response<Body>, Ap
     {
         return Err(ApiError::UnknownProvider);
     }
-    let q = pairs(input.req.uri().query().unwrap_or_default().as_bytes());
+    let q = url_pairs(input.req.uri().query().unwrap_or_default().as_bytes());
     let redirect_uri = q
         .get("redirect_uri")
         .filter(|u| !u.is_empty() && u.len() <= 2048)
@@ -206,9 +194,9 @@ async fn callback(
         if raw.len() > super::extract::MAX_BODY_BYTES {
             return Err(ApiError::PayloadTooLarge(super::extract::MAX_BODY_BYTES));
         }
-        pairs(raw)
+        url_pairs(raw)
     } else {
-        pairs(input.req.uri().query().unwrap_or_default().as_bytes())
+        url_pairs(input.req.uri().query().unwrap_or_default().as_bytes())
     };
     let state = q.remove("state");
     let binding = state

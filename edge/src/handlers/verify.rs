@@ -156,13 +156,8 @@ pub(super) async fn email_confirm(
 /// and previews fetch links): it shows a button that POSTs the token, and for a password
 /// reset a field for the new password.
 pub(super) async fn email_link(input: &Input<'_>) -> Result<Response<Body>, ApiError> {
-    let query = input.req.uri().query().unwrap_or_default();
-    let param = |name: &str| {
-        query.split('&').find_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            (k == name).then_some(v)
-        })
-    };
+    let query = super::extract::url_pairs(input.req.uri().query().unwrap_or_default().as_bytes());
+    let param = |name: &str| query.get(name).map(String::as_str);
     // Only the shape a token has is echoed into the page.
     let token = param("token")
         .filter(|t| {
