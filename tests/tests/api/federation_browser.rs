@@ -672,3 +672,47 @@ async fn a_provider_account_refreshes_and_its_second_factor_is_asked_after_the_p
     assert!(amr.contains(&"fed") && amr.contains(&"otp"), "{amr:?}");
     assert_eq!(done.body["user_id"], first.body["user_id"]);
 }
+
+/// A sign-in's state and its one-time code are each spent once however many requests race
+/// for them on two instances: ten callbacks with one state send one browser on to the app,
+/// and ten exchanges of one code open one session.
+#[tokio::test]
+async fn a_state_and_a_code_raced_on_two_instances_each_complete_once() {
+    let op = OidcProvider::start().await;
+    let one = app_with(&op, &[]).await;
+    let second = one.second_instance().await;
+    let two = TestApp {
+        state: second.state.with_federation(one.state.federation.clone()),
+        clock: second.clock,
+    };
+    op.login_as(person("browser-race", &unique_email())).await;
+    let mut b = Browser::default();
+    let a = b.authorize(&one, &app_query(None)).await;
+    let back = op.visit(&location(&a)).await;
+    let callbacks = futures::future::join_all((0..10).map(|i| {
+        let (app, mut b, back) = (if i % 2 == 0 { &one } else { &two }, b.clone(), &back);
+        async move { b.callback(app, back).await }
+    }))
+    .await;
+    let codes: Vec<String> = callbacks
+        .iter()
+        .filter(|a| a.status == 302)
+        .map(|a| query_of(&location(a))["code"].clone())
+        .collect();
+    let refused = callbacks
+        .iter()
+        .filter(|a| a.status == 400 && a.code() == "state_invalid")
+        .count();
+    assert_eq!((codes.len(), refused), (1, 9));
+    let exchanges = futures::future::join_all((0..10).map(|i| {
+        let (app, code) = (if i % 2 == 0 { &one } else { &two }, &codes[0]);
+        async move { exchange(app, json!({"code": code})).await }
+    }))
+    .await;
+    let opened = exchanges.iter().filter(|a| a.status == 201).count();
+    let spent = exchanges
+        .iter()
+        .filter(|a| a.status == 400 && a.code() == "invalid_code")
+        .count();
+    assert_eq!((opened, spent), (1, 9));
+}
