@@ -7,7 +7,7 @@ use std::path::Path;
 use api_tests::{SESSION_KEY, create_secret, fresh_db, rsa_pem, secrets_client};
 
 use crate::common::{
-    Table, all_functions, env_config, hs256_env_config, median, ms, release, spawn,
+    Table, all_functions, env_config, hs256_env_config, lambda_binary, median, ms, spawn,
 };
 
 pub(crate) async fn cold_init(table: &mut Table, starts: usize) {
@@ -37,7 +37,7 @@ pub(crate) async fn cold_init(table: &mut Table, starts: usize) {
         }
         median(times)
     };
-    let hello = measure(&release("hello"), "hello", &[]).await;
+    let hello = measure(&lambda_binary("hello"), "hello", &[]).await;
     table.add(
         "Cold init, bare lambda_http hello-world",
         format!("{hello:.2}"),
@@ -46,7 +46,7 @@ pub(crate) async fn cold_init(table: &mut Table, starts: usize) {
         format!("exec to first poll of a local Runtime API, median of {starts}"),
     );
     for name in all_functions() {
-        let from_env = measure(&release(name), name, &env_config(&db)).await;
+        let from_env = measure(&lambda_binary(name), name, &env_config(&db)).await;
         table.add(
             format!("Cold init, {name}, config from env"),
             format!("{from_env:.2} ({:.2}x hello)", from_env / hello),
@@ -55,7 +55,7 @@ pub(crate) async fn cold_init(table: &mut Table, starts: usize) {
             format!("as above, median of {starts}; RS256 key parsed; Mongo client built, not connected (whoami: neither)"),
         );
     }
-    let hs256 = measure(&release("login"), "login", &hs256_env_config(&db)).await;
+    let hs256 = measure(&lambda_binary("login"), "login", &hs256_env_config(&db)).await;
     table.add(
         "Cold init, login, HS256 config from env",
         format!("{hs256:.2} ({:.2}x hello)", hs256 / hello),
@@ -64,7 +64,7 @@ pub(crate) async fn cold_init(table: &mut Table, starts: usize) {
         format!("as above with JWT_ALGORITHM=HS256, median of {starts}"),
     );
     for name in all_functions() {
-        let from_secret = measure(&release(name), name, &secret_config).await;
+        let from_secret = measure(&lambda_binary(name), name, &secret_config).await;
         table.add(
             format!("Cold init, {name}, config from Secrets Manager"),
             format!("{from_secret:.2} ({:.2}x hello)", from_secret / hello),

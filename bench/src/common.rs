@@ -56,7 +56,20 @@ impl Table {
 }
 
 pub(crate) fn release(name: &str) -> PathBuf {
-    let p = api_tests::root().join("target/release").join(name);
+    built(api_tests::root().join("target/release").join(name))
+}
+
+/// A function binary (or the bare hello it is compared with) built as Lambda builds it: the
+/// flags of `scripts/lambda-env` (position-dependent), x86-64 so that it runs here.
+pub(crate) fn lambda_binary(name: &str) -> PathBuf {
+    built(
+        api_tests::root()
+            .join("target/x86_64-unknown-linux-gnu/release")
+            .join(name),
+    )
+}
+
+fn built(p: PathBuf) -> PathBuf {
     assert!(
         p.exists(),
         "{} missing: run scripts/bench, which builds it",

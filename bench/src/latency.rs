@@ -6,7 +6,7 @@ use std::time::Duration;
 use api_tests::{load, runtime::Function};
 use serde_json::{Value, json};
 
-use crate::common::{Table, embedded_config, env_config, median, ms, phone, release, spawn};
+use crate::common::{Table, embedded_config, env_config, lambda_binary, median, ms, phone, spawn};
 use api_tests::fresh_db;
 
 pub(crate) async fn latency(table: &mut Table, warm_n: usize) {
@@ -38,7 +38,7 @@ pub(crate) async fn latency(table: &mut Table, warm_n: usize) {
     );
 
     // login of phone 0.
-    let f = spawn(&release("login"), "login", &config).await;
+    let f = spawn(&lambda_binary("login"), "login", &config).await;
     f.init_time().await;
     let (s, body, first) = f.invoke(&login_ev(&phone(0))).await;
     assert_eq!(s, 200, "{body}");
@@ -186,7 +186,7 @@ pub(crate) async fn latency(table: &mut Table, warm_n: usize) {
             ("BENCH_SEED_SESSIONS".to_owned(), (warm_n + 1).to_string()),
             ("BENCH_SEED_FILE".to_owned(), file.display().to_string()),
         ]);
-        let f = spawn(&release("seeded"), handler, &cfg).await;
+        let f = spawn(&lambda_binary("seeded"), handler, &cfg).await;
         f.init_time().await;
         let seeded: Vec<Value> =
             serde_json::from_slice(&std::fs::read(&file).expect("seed file")).expect("seed json");
@@ -219,7 +219,7 @@ pub(crate) async fn measure(
     n: usize,
     event: impl Fn(usize) -> Value,
 ) -> (Duration, f64) {
-    let f = spawn(&release(name), name, config).await;
+    let f = spawn(&lambda_binary(name), name, config).await;
     f.init_time().await;
     first_and_warm(&f, status, n, event).await
 }

@@ -2,7 +2,7 @@
 
 use std::{path::Path, process::Command};
 
-use crate::common::{Table, all_functions, python, release};
+use crate::common::{Table, all_functions, lambda_binary, python};
 
 pub(crate) fn zip_size(file: &Path) -> Option<u64> {
     // Deflate the way cargo lambda's --output-format zip does (level 9), with Python's zipfile.
@@ -16,7 +16,7 @@ pub(crate) fn zip_size(file: &Path) -> Option<u64> {
 
 pub(crate) fn sizes(table: &mut Table) {
     for name in all_functions() {
-        let bin = release(name);
+        let bin = lambda_binary(name);
         let raw = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
         let zipped = zip_size(&bin).unwrap_or(0);
         table.add(
@@ -24,7 +24,7 @@ pub(crate) fn sizes(table: &mut Table) {
             format!("{:.2} / {:.2}", raw as f64 / 1e6, zipped as f64 / 1e6),
             "MB",
             "",
-            "target/release, stripped; zip deflate level 9",
+            "target/x86_64-unknown-linux-gnu/release (scripts/lambda-env), stripped; zip deflate level 9",
         );
     }
     for name in all_functions() {

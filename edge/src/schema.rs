@@ -46,7 +46,14 @@ macro_rules! bodies {
     ($($name:ident => $file:literal, $path:literal, $src:literal;)*) => {
         mod generated {
             $(
-                #[jsonschema::validator(path = $path, draft = Draft202012)]
+                // The `regex` engine, which the phone parser links anyway: no pattern here
+                // needs look-around or back-references, so `fancy_regex` would be ~90 KB of
+                // code in every function for nothing (bench/RESULTS.md).
+                #[jsonschema::validator(
+                    path = $path,
+                    draft = Draft202012,
+                    pattern_options = { engine = regex }
+                )]
                 pub(super) struct $name;
             )*
         }
