@@ -16,7 +16,7 @@ use std::{
 };
 
 use lambda_http::{
-    Body, Error, Request, RequestExt, Response, request::RequestContext, service_fn,
+    Body, Error, IntoResponse, Request, RequestExt, Response, request::RequestContext, service_fn,
 };
 use tracing::Instrument;
 
@@ -90,7 +90,7 @@ pub fn serve(function: Function, wiring: Wiring, handler: Handler) -> Result<(),
             let served = invoke(name, req, |req| {
                 handlers::dispatch_with(state, function, handler, req)
             });
-            Ok::<_, Infallible>(served.await)
+            Ok::<_, Infallible>(Reply(served.await))
         }))
         .await
     })
@@ -109,7 +109,7 @@ pub fn serve_stateless(function: Function) -> Result<(), Error> {
         let name = name.as_str();
         lambda_http::run(service_fn(move |req| async move {
             let served = invoke(name, req, |req| handlers::stateless(function, req));
-            Ok::<_, Infallible>(served.await)
+            Ok::<_, Infallible>(Reply(served.await))
         }))
         .await
     })
@@ -251,6 +251,25 @@ pub async fn report_init_error(failure: &InitFailure) {
     };
     if let Ok(request) = post(format!("/2018-06-01/runtime/invocation/{id}/error")) {
         let _ = tokio::time::timeout(Duration::from_secs(2), client.call(request)).await;
+    }
+}
+
+/// A handler's response as lambda_http hands it to API Gateway. lambda_http's own
+/// `IntoResponse` for `Response<B>` decodes every text body again by its `charset` through
+/// encoding_rs, which links every legacy encoding's decoder and tables (~130 KB) into each
+/// function. The bodies here are UTF-8 text already (or empty), so they pass as they are; an
+/// empty one becomes `""`, as that decoding made it.
+struct Reply(Response<Body>);
+
+impl IntoResponse for Reply {
+    // lambda_http's `ResponseFuture`, which it does not export by name.
+    fn into_response(self) -> std::pin::Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
+        let (parts, body) = self.0.into_parts();
+        let body = match body {
+            Body::Empty => Body::Text(String::new()),
+            body => body,
+        };
+        Box::pin(std::future::ready(Response::from_parts(parts, body)))
     }
 }
 
