@@ -348,6 +348,33 @@ pub fn mongo_connection_budget(functions: &[(u32, u32)], nodes: u32) -> Connecti
 mod tests {
     use super::*;
 
+    /// What lambda_http's own conversion made of each body is what `Reply` passes on: text
+    /// as it is, an empty body as `""`, status and headers untouched.
+    #[tokio::test]
+    async fn a_reply_keeps_status_headers_and_text_and_sends_an_empty_body_as_empty_text() {
+        let cases = [
+            (200, Body::Text("{\"a\":\"é\"}".to_owned()), "{\"a\":\"é\"}"),
+            (204, Body::Empty, ""),
+            (302, Body::Empty, ""),
+        ];
+        for (status, body, text) in cases {
+            let response = Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .header("location", "https://app.example/cb")
+                .body(body)
+                .expect("a response");
+            let sent = Reply(response).into_response().await;
+            assert_eq!(sent.status().as_u16(), status);
+            assert_eq!(sent.headers()["content-type"], "application/json");
+            assert_eq!(sent.headers()["location"], "https://app.example/cb");
+            assert!(
+                matches!(sent.body(), Body::Text(t) if t == text),
+                "{status}"
+            );
+        }
+    }
+
     #[test]
     fn connection_budget_follows_the_documented_formula() {
         // The template's defaults: signup 20, login 50, logout 20, update 20 reserved
