@@ -3,11 +3,12 @@
 //! through SES or a signed webhook (`ses`, `webhook`), hooks as webhooks or Lambda functions
 //! (`hooks`), lifecycle events to EventBridge (`eventbridge`), identity providers' keys
 //! (`oidc`), and CloudWatch metrics
-//! (`metrics`). Which of them a process builds is the edge's wiring; a
+//! (`metrics`); all their HTTP goes through one client (`http`). Which of them a process builds is the edge's wiring; a
 //! function links only the adapters its wiring names.
 
 pub mod eventbridge;
 pub mod hooks;
+pub mod http;
 pub mod metrics;
 pub mod mongo;
 pub mod oidc;

@@ -4,7 +4,7 @@
 //! one refetch, at most once per `REFRESH_EVERY_SECS` per provider: a provider rotating its
 //! keys is followed within a request, and a stream of made-up `kid`s costs one fetch per 5 s.
 //! The browser flow's code exchange POSTs to the token endpoint the same document names.
-//! The HTTP client is the AWS SDK's connector already linked for Secrets Manager.
+//! The HTTP client is the process's one (`crate::http`), already linked for Secrets Manager.
 
 use std::{
     collections::HashMap,
@@ -13,10 +13,6 @@ use std::{
 };
 
 use async_trait::async_trait;
-use aws_smithy_http_client::{
-    Connector,
-    tls::{Provider as TlsProvider, rustls_provider::CryptoMode},
-};
 use aws_smithy_runtime_api::client::{http::HttpConnector, orchestrator::HttpRequest};
 use aws_smithy_types::{body::SdkBody, byte_stream::ByteStream};
 use serde_json::Value;
@@ -40,16 +36,14 @@ struct Cached {
 
 /// Provider keys fetched over HTTPS and cached per issuer.
 pub struct OidcKeys {
-    connector: Connector,
+    connector: crate::http::Connector,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
 impl Default for OidcKeys {
     fn default() -> Self {
         Self {
-            connector: Connector::builder()
-                .tls_provider(TlsProvider::Rustls(CryptoMode::Ring))
-                .build(),
+            connector: crate::http::shared().connector(Some(TIMEOUT), Some(TIMEOUT)),
             cache: Mutex::new(HashMap::new()),
         }
     }

@@ -12,7 +12,6 @@ use aws_config::{
 };
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::Region;
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
@@ -277,11 +276,10 @@ impl SecretSource {
     }
 }
 
-/// The AWS SDK's HTTP client on rustls with ring: no OpenSSL, no aws-lc C build.
+/// The AWS SDK's HTTP client: the process's [`crate::http`] client (rustls with ring: no
+/// OpenSSL, no aws-lc C build, no HTTP/2).
 pub fn https_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    crate::http::sdk_client()
 }
 
 /// HMAC-SHA256(jwt key, label): a session key independent of the JWT key in use, for

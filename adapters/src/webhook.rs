@@ -6,16 +6,13 @@
 //! which stops replays), and `webhook-signature` is `v1,` + base64(HMAC-SHA256(secret,
 //! "id.timestamp.body")) with the secret configured as `whsec_<base64>`.
 //!
-//! Why this HTTP client: the AWS SDK's hyper 1 + rustls (ring) connector is already in every
-//! binary for Secrets Manager, so using it here adds no HTTP or TLS stack to the build.
+//! Why this HTTP client: the process's one (`crate::http`, hyper 1 + rustls with ring) is
+//! already in every binary for Secrets Manager, so using it here adds no HTTP or TLS stack.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::http::Connector;
 use async_trait::async_trait;
-use aws_smithy_http_client::{
-    Connector,
-    tls::{Provider, rustls_provider::CryptoMode},
-};
 use aws_smithy_runtime_api::client::{http::HttpConnector, orchestrator::HttpRequest};
 use aws_smithy_types::{body::SdkBody, byte_stream::ByteStream};
 use base64::Engine;
@@ -64,9 +61,7 @@ impl WebhookSender {
             url: config.url.clone(),
             secret: config.secret.clone(),
             timeout,
-            connector: Connector::builder()
-                .tls_provider(Provider::Rustls(CryptoMode::Ring))
-                .build(),
+            connector: crate::http::shared().connector(None, None),
         }
     }
 
@@ -186,9 +181,7 @@ impl Default for HookWebhookCaller {
 impl HookWebhookCaller {
     pub fn new() -> Self {
         Self {
-            connector: Connector::builder()
-                .tls_provider(Provider::Rustls(CryptoMode::Ring))
-                .build(),
+            connector: crate::http::shared().connector(None, None),
         }
     }
 }

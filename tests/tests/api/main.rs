@@ -20,6 +20,7 @@ mod guards;
 mod handlers;
 mod hooks;
 mod hooks_lambda;
+mod http_client;
 mod issuer;
 mod lambda_runtime;
 mod lifecycle;
