@@ -97,12 +97,12 @@ fn bytes(s: String) -> hyper::body::Bytes {
     hyper::body::Bytes::from(s)
 }
 
-/// A self-signed certificate for `localhost` and 127.0.0.1, and a server configuration
-/// presenting it.
-fn test_certificate() -> (CertificateDer<'static>, Arc<rustls::ServerConfig>) {
-    let made =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .unwrap();
+/// A self-signed certificate for `names`, and a server configuration presenting it.
+fn certificate_for(names: &[&str]) -> (CertificateDer<'static>, Arc<rustls::ServerConfig>) {
+    let made = rcgen::generate_simple_self_signed(
+        names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+    )
+    .unwrap();
     let cert = CertificateDer::from(made.cert.der().to_vec());
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
@@ -114,6 +114,11 @@ fn test_certificate() -> (CertificateDer<'static>, Arc<rustls::ServerConfig>) {
     .with_single_cert(vec![cert.clone()], key)
     .unwrap();
     (cert, Arc::new(config))
+}
+
+/// A certificate for `localhost` and 127.0.0.1, as the tests' servers present.
+fn test_certificate() -> (CertificateDer<'static>, Arc<rustls::ServerConfig>) {
+    certificate_for(&["localhost", "127.0.0.1"])
 }
 
 /// GETs `url` through `client`: the status and body text, or the connector's error.
@@ -153,18 +158,8 @@ async fn https_refuses_a_certificate_no_trusted_root_vouches_for() {
 
 #[tokio::test]
 async fn https_refuses_a_certificate_for_another_name() {
-    let made = rcgen::generate_simple_self_signed(vec!["other.example".to_owned()]).unwrap();
-    let cert = CertificateDer::from(made.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert.clone()], key)
-    .unwrap();
-    let server = TestServer::start(Some(Arc::new(config)), true).await;
+    let (cert, config) = certificate_for(&["other.example"]);
+    let server = TestServer::start(Some(config), true).await;
     let client = Client::with_roots(vec![cert]);
     let url = format!("https://localhost:{}/a", server.port);
     assert!(get(&client, &url).await.is_err());
