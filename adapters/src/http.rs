@@ -88,6 +88,12 @@ struct Key {
     port: u16,
 }
 
+impl Key {
+    fn default_port(tls: bool) -> u16 {
+        if tls { 443 } else { 80 }
+    }
+}
+
 /// The client every adapter of this process shares.
 pub fn shared() -> Client {
     static SHARED: OnceLock<Client> = OnceLock::new();
@@ -302,7 +308,7 @@ fn target(uri: &http::Uri) -> Result<Key, BoxError> {
     Ok(Key {
         tls,
         host: host.to_owned(),
-        port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+        port: uri.port_u16().unwrap_or(Key::default_port(tls)),
     })
 }
 
@@ -310,8 +316,7 @@ fn target(uri: &http::Uri) -> Result<Key, BoxError> {
 /// target a server expects (`/path?query`).
 fn prepare(request: &mut http::Request<SdkBody>, key: &Key) -> Result<(), BoxError> {
     if !request.headers().contains_key(http::header::HOST) {
-        let default = if key.tls { 443 } else { 80 };
-        let host = if key.port == default {
+        let host = if key.port == Key::default_port(key.tls) {
             key.host.clone()
         } else {
             format!("{}:{}", key.host, key.port)
@@ -381,7 +386,7 @@ impl Pooled {
 }
 
 impl Body for Pooled {
-    type Data = bytes::Bytes;
+    type Data = hyper::body::Bytes;
     type Error = hyper::Error;
 
     fn poll_frame(

@@ -2,9 +2,9 @@
 //! Secrets Manager (`secrets`), SMS through SNS or a signed webhook (`sns`, `webhook`), mail
 //! through SES or a signed webhook (`ses`, `webhook`), hooks as webhooks or Lambda functions
 //! (`hooks`), lifecycle events to EventBridge (`eventbridge`), identity providers' keys
-//! (`oidc`), and CloudWatch metrics
-//! (`metrics`); all their HTTP goes through one client (`http`). Which of them a process builds is the edge's wiring; a
-//! function links only the adapters its wiring names.
+//! (`oidc`), and CloudWatch metrics (`metrics`); all their HTTP goes through one client
+//! (`http`). Which of them a process builds is the edge's wiring; a function links only the
+//! adapters its wiring names.
 
 pub mod eventbridge;
 pub mod hooks;
