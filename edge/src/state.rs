@@ -368,8 +368,8 @@ impl State {
         let mut secret_vars = vars.clone();
         let (settings, source) = match vars.get("SECRET_ID") {
             Some(id) => {
-                let source = SecretSource::new(id, vars).await?;
-                let fetched = source.fetch().await?;
+                let source = Box::pin(SecretSource::new(id, vars)).await?;
+                let fetched = Box::pin(source.fetch()).await?;
                 for (name, s) in &fetched.secret_vars {
                     secret_vars.set(name, String::from_utf8_lossy(s.expose()).into_owned());
                 }
@@ -429,7 +429,10 @@ impl State {
     }
 
     /// MongoDB when the settings have a URI, else the embedded store. The client connects
-    /// lazily; index creation starts in the background and writes that need it wait for it.
+    /// lazily. No index is created here: the first write that depends on one (a new account,
+    /// an identifier change, a one-time code) creates them all, once per instance
+    /// (`MongoStore::ensure_indexes`), so the functions that never write one (login, logout,
+    /// refresh, ...) send no DDL at all, and a cold start spends nothing on it.
     pub async fn store_for(settings: &Settings) -> Result<(Arc<dyn Store>, StoreKind), InitError> {
         Ok(match &settings.mongo_uri {
             Some(uri) => {
@@ -438,16 +441,10 @@ impl State {
                     max_pool_size: settings.mongo_pool_size,
                     ..MongoOptions::default()
                 };
-                let client = MongoStore::client(&uri, &opts).await?;
+                let client = Box::pin(MongoStore::client(&uri, &opts)).await?;
                 let store =
                     MongoStore::new(&client, &settings.db_name, &settings.collection_name, &opts)
                         .with_events(settings.events.enabled());
-                let background = store.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = background.ensure_indexes().await {
-                        tracing::warn!(error = %e, "index creation failed; the first write retries it");
-                    }
-                });
                 (Arc::new(store), StoreKind::Mongo)
             }
             None => (

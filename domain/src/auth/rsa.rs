@@ -183,8 +183,9 @@ impl RsaKey {
                     Material::Components(c) => RsaKeyPair::from_components(c),
                 }
                 .map_err(|e| format!("is not a usable RSA private key ({e})"))?;
+                // The halves compared as numbers (no thumbprint: its hash is not needed here).
                 let c = PublicKeyComponents::<Vec<u8>>::from(pair.public());
-                if RsaPublicKey::new(c.n, c.e) != self.public {
+                if unpadded(&c.n) != self.public.n || unpadded(&c.e) != self.public.e {
                     return Err("is not a usable RSA private key (its halves disagree)".into());
                 }
                 Ok(pair)
@@ -215,12 +216,7 @@ impl RsaKey {
 impl RsaPublicKey {
     /// A public key from its modulus and exponent (leading zero bytes are dropped).
     pub fn new(n: Vec<u8>, e: Vec<u8>) -> Self {
-        let strip = |mut v: Vec<u8>| {
-            let zeros = v.iter().take_while(|b| **b == 0).count();
-            v.drain(..zeros);
-            v
-        };
-        let (n, e) = (strip(n), strip(e));
+        let (n, e) = (unpadded(&n).to_vec(), unpadded(&e).to_vec());
         let thumbprint = thumbprint(&n, &e);
         Self { n, e, thumbprint }
     }
@@ -256,6 +252,12 @@ pub fn verify(n: &[u8], e: &[u8], msg: &[u8], sig: &[u8]) -> bool {
     signature::RsaPublicKeyComponents { n, e }
         .verify(&signature::RSA_PKCS1_2048_8192_SHA256, msg, sig)
         .is_ok()
+}
+
+/// A big-endian number without its leading zero bytes.
+fn unpadded(v: &[u8]) -> &[u8] {
+    let zeros = v.iter().take_while(|b| **b == 0).count();
+    v.get(zeros..).unwrap_or_default()
 }
 
 fn thumbprint(n: &[u8], e: &[u8]) -> String {

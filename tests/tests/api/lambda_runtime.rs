@@ -152,3 +152,73 @@ async fn a_function_without_a_key_fails_init_naming_the_key_and_never_serves() {
             .is_none()
     );
 }
+
+/// Index names per collection of `db` (collections without indexes beyond `_id_` left out).
+async fn indexes(db: &str) -> Vec<(String, Vec<String>)> {
+    let db = mongodb::Client::with_uri_str(mongo_uri())
+        .await
+        .unwrap()
+        .database(db);
+    let mut found = Vec::new();
+    let mut names = db.list_collection_names().await.unwrap();
+    names.sort();
+    for c in names {
+        let mut idx = db
+            .collection::<mongodb::bson::Document>(&c)
+            .list_index_names()
+            .await
+            .unwrap();
+        idx.retain(|n| n != "_id_");
+        idx.sort();
+        if !idx.is_empty() {
+            found.push((c, idx));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_cold_start_creates_no_index_and_the_first_signup_creates_them_all_before_its_insert() {
+    let db = fresh_db();
+    let config = [
+        ("MONGO_URI", mongo_uri()),
+        ("DB_NAME", db.clone()),
+        ("JWT_PRIVATE_KEY", rsa_pem("a")),
+        ("JWT_ALGORITHM", "RS256".to_owned()),
+        ("SESSION_SECRET_KEY", SESSION_KEY.to_owned()),
+    ];
+    let login = spawn("login", &config).await;
+    // A failed login writes its attempt counter: the database is in use, and still no DDL.
+    let (status, _) = invoke(&login, &event("login")).await;
+    assert_eq!(status, 401);
+    assert_eq!(indexes(&db).await, Vec::<(String, Vec<String>)>::new());
+
+    let signup = spawn("signup", &config).await;
+    assert!(indexes(&db).await.is_empty(), "a cold start made indexes");
+    let (status, user) = invoke(&signup, &event("signup")).await;
+    assert_eq!(status, 201, "{user}");
+    let made = indexes(&db).await;
+    let of = |c: &str| {
+        made.iter()
+            .find(|(name, _)| name == c)
+            .map(|(_, idx)| idx.clone())
+            .unwrap_or_default()
+    };
+    for unique in ["ids_unique", "phone_unique_sparse"] {
+        assert!(of("User").iter().any(|n| n == unique), "{made:?}");
+    }
+    assert!(
+        of("User_sessions").iter().any(|n| n == "expires_at_ttl"),
+        "{made:?}"
+    );
+    assert!(
+        of("User_login_attempts")
+            .iter()
+            .any(|n| n == "expires_at_ttl"),
+        "{made:?}"
+    );
+    // The unique index decides a second signup with the same phone at once.
+    assert_eq!(invoke(&signup, &event("signup")).await.0, 409);
+    let (status, _) = invoke(&login, &event("login")).await;
+    assert_eq!(status, 200);
+}
