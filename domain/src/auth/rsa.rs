@@ -183,9 +183,12 @@ impl RsaKey {
                     Material::Components(c) => RsaKeyPair::from_components(c),
                 }
                 .map_err(|e| format!("is not a usable RSA private key ({e})"))?;
-                // The halves compared as numbers (no thumbprint: its hash is not needed here).
-                let c = PublicKeyComponents::<Vec<u8>>::from(pair.public());
-                if unpadded(&c.n) != self.public.n || unpadded(&c.e) != self.public.e {
+                // The halves compared as numbers, read from ring's DER of its public half
+                // (no copies, no thumbprint).
+                let same = der::rsa_public_key(pair.public().as_ref()).is_some_and(|(n, e)| {
+                    unpadded(n) == self.public.n && unpadded(e) == self.public.e
+                });
+                if !same {
                     return Err("is not a usable RSA private key (its halves disagree)".into());
                 }
                 Ok(pair)
@@ -348,6 +351,12 @@ mod der {
         let n = key.take(INTEGER)?;
         let e = key.take(INTEGER)?;
         Some(super::RsaPublicKey::new(n.to_vec(), e.to_vec()))
+    }
+
+    /// Modulus and public exponent of a PKCS#1 `RSAPublicKey` (as ring serialises one).
+    pub(super) fn rsa_public_key(der: &[u8]) -> Option<(&[u8], &[u8])> {
+        let mut key = Reader(Reader(der).take(SEQUENCE)?);
+        Some((key.take(INTEGER)?, key.take(INTEGER)?))
     }
 
     /// The same, inside a PKCS#8 `PrivateKeyInfo` whose algorithm is rsaEncryption.
