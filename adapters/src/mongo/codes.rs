@@ -54,7 +54,8 @@ impl CodeStore for MongoStore {
         code: &CodeRecord,
         cooldown_secs: i64,
     ) -> Result<Issued, StoreError> {
-        self.ensure_indexes().await?;
+        // No index decides anything here (`_id` is the key); the expiry index comes with the
+        // first account's indexes, so a recovery instance's first code waits for no DDL.
         let id = code_id(&code.purpose, &code.phone);
         let fields = doc! {
             "phone": &code.phone,

@@ -161,13 +161,20 @@ impl MongoStore {
         self
     }
 
-    /// Creates the unique identifier indexes and the session indexes. Idempotent: creating an index
-    /// that exists with the same options is a no-op, so every cold start may call it.
+    /// Creates the unique identifier indexes and the expiry indexes. Idempotent: creating an
+    /// index that exists with the same options is a no-op. Called before the writes a unique
+    /// index decides (a new account, an identifier change), once per instance, never at cold
+    /// start: instances that never make such a write (login, logout, ...) send no DDL.
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
         self.indexed
             .get_or_try_init(|| self.create_indexes())
             .await
             .map(|_| ())
+    }
+
+    /// Whether [`MongoStore::ensure_indexes`] has succeeded in this instance.
+    pub fn indexes_ready(&self) -> bool {
+        self.indexed.initialized()
     }
 
     async fn create_indexes(&self) -> Result<(), StoreError> {

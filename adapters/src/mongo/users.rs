@@ -445,6 +445,20 @@ impl UserStore for MongoStore {
         Ok(())
     }
 
+    /// Starts the index creation in the background unless it is done (a first signup's
+    /// password hash then overlaps it); `insert_user` waits for the same creation.
+    fn prepare_insert(&self) {
+        if self.indexes_ready() {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.ensure_indexes().await {
+                tracing::warn!(error = %e, "index creation failed; the insert retries it");
+            }
+        });
+    }
+
     async fn find_user_by(
         &self,
         identifier: &Identifier,

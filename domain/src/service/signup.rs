@@ -144,6 +144,7 @@ async fn insert_account(
     proven: &[IdentifierKind],
 ) -> Result<UserRecord, (Error, Box<UserRecord>)> {
     let identifiers = user.identifiers();
+    cx.store.prepare_insert();
     let password_hash = match password::hash(user.password).await {
         Ok(h) => h,
         Err(e) => {

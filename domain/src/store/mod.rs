@@ -94,6 +94,11 @@ pub trait UserStore: Send + Sync {
     /// Inserts a new user; [`StoreError::Duplicate`] when one of its identifiers is held by
     /// another account, decided atomically.
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    /// A hint that [`UserStore::insert_user`] follows once a password is hashed (tens of
+    /// milliseconds): a store may get ready for it meanwhile, in the background (MongoDB
+    /// creates its indexes, once per instance, instead of after the hash). Never needed for
+    /// correctness: `insert_user` waits for whatever it depends on.
+    fn prepare_insert(&self) {}
     /// The user holding `identifier`.
     async fn find_user_by(&self, identifier: &Identifier)
     -> Result<Option<UserRecord>, StoreError>;

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use api_tests::{fresh_db, mongo_store};
+use adapters::mongo::MongoStore;
+use api_tests::{fresh_db, mongo_store, mongo_uri};
 use domain::{
     store::{
         AttemptPolicy, Consumed, IdentifierChange, Reservation, SessionRecord, Store, StoreError,
@@ -218,6 +219,30 @@ async fn mongo_indexes_are_created_idempotently() {
         !names.iter().any(|n| n == "phone_unique"),
         "replaced: {names:?}"
     );
+}
+
+#[tokio::test]
+async fn a_prepared_insert_creates_the_indexes_in_the_background_once() {
+    use domain::store::UserStore;
+    let db = fresh_db();
+    let opts = adapters::mongo::MongoOptions::default();
+    let client = MongoStore::client(&mongo_uri(), &opts).await.unwrap();
+    let store = MongoStore::new(&client, &db, "User", &opts);
+    assert!(!store.indexes_ready());
+    store.prepare_insert();
+    store.prepare_insert();
+    let started = std::time::Instant::now();
+    while !store.indexes_ready() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no index creation started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let names = adapters::mongo::user_index_names(&store).await.unwrap();
+    for unique in [adapters::mongo::PHONE_INDEX, "ids_unique"] {
+        assert!(names.iter().any(|n| n == unique), "{names:?}");
+    }
 }
 
 const POLICY: AttemptPolicy = AttemptPolicy {
