@@ -5,8 +5,10 @@
 //! Each binary runs from a fresh copy, as Lambda runs one extracted from its zip: started
 //! straight from the linker's output file, login took ~0.4 ms longer to its first poll on this
 //! machine than a copy of the same file (bench/RESULTS.md, 2026-12-07), which penalised large
-//! binaries against the small hello. Each function's starts alternate with the hello's, so
-//! every ratio compares starts taken at the same time.
+//! binaries against the small hello. Each function's starts alternate with the hello's, and
+//! a row's ratio is the median of its pairs' ratios (quartiles beside it): this machine's
+//! speed drifts by +-20 % over minutes, which moved the ratio of two medians by +-0.1x from
+//! one run to the next; a pair's two starts are a few milliseconds apart.
 
 use std::path::PathBuf;
 
@@ -36,45 +38,49 @@ pub(crate) async fn cold_init(table: &mut Table, starts: usize) {
     ];
     secret_config.extend(crate::common::passkey_vars());
     let hello_bin = installed("hello");
-    // Medians of `starts` starts of `name`, each right after one of the hello: (hello, name).
+    // `starts` starts of `name`, each right after one of the hello: the hello's and `name`'s
+    // medians, and the ratio of each pair (taken a few ms apart, so a slow spell of the machine
+    // slows both) summarised by its median and quartiles.
     let measure = async |name: &str, config: &[(String, String)]| {
         let bin = installed(name);
-        let (mut hello, mut times) = (Vec::new(), Vec::new());
+        let (mut hello, mut times, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..starts {
             let h = spawn(&hello_bin, "hello", &[]).await;
-            hello.push(ms(h.init_time().await));
+            let h_ms = ms(h.init_time().await);
             drop(h);
             let f = spawn(&bin, name, config).await;
-            times.push(ms(f.init_time().await));
+            let f_ms = ms(f.init_time().await);
+            hello.push(h_ms);
+            times.push(f_ms);
+            ratios.push(f_ms / h_ms);
         }
-        (median(hello), median(times))
+        (median(hello), median(times), Ratio::of(ratios))
     };
     let mut hellos = Vec::new();
     let mut rows = Vec::new();
     for name in all_functions() {
-        let (hello, from_env) = measure(name, &env_config(&db)).await;
+        let (hello, from_env, ratio) = measure(name, &env_config(&db)).await;
         hellos.push(hello);
         rows.push((
             format!("Cold init, {name}, config from env"),
-            format!("{from_env:.2} ({:.2}x hello)", from_env / hello),
+            format!("{from_env:.2} ({ratio} hello)"),
             "<= 1.3x hello",
-            format!("as above, median of {starts}, each after a hello start; RS256 key parsed; Mongo client built (whoami: neither)"),
+            format!("as above, median of {starts}, each after a hello start; the ratio is the median of the {starts} pairs' (quartiles in brackets); RS256 key parsed; Mongo client built (whoami: neither)"),
         ));
     }
-    let (hello, hs256) = measure("login", &hs256_env_config(&db)).await;
-    hellos.push(hello);
+    let (_, hs256, ratio) = measure("login", &hs256_env_config(&db)).await;
     rows.push((
         "Cold init, login, HS256 config from env".to_owned(),
-        format!("{hs256:.2} ({:.2}x hello)", hs256 / hello),
+        format!("{hs256:.2} ({ratio} hello)"),
         "",
         format!("as above with JWT_ALGORITHM=HS256, median of {starts}"),
     ));
     for name in all_functions() {
-        let (hello, from_secret) = measure(name, &secret_config).await;
+        let (hello, from_secret, ratio) = measure(name, &secret_config).await;
         hellos.push(hello);
         rows.push((
             format!("Cold init, {name}, config from Secrets Manager"),
-            format!("{from_secret:.2} ({:.2}x hello)", from_secret / hello),
+            format!("{from_secret:.2} ({ratio} hello)"),
             "",
             format!("as above, RS256 key from the secret, GetSecretValue x2 against moto on loopback, median of {starts}"),
         ));
@@ -100,4 +106,33 @@ fn installed(name: &str) -> PathBuf {
     let _ = std::fs::remove_file(&to);
     std::fs::copy(lambda_binary(name), &to).expect("copy of a function binary");
     to
+}
+
+/// Paired ratios: median, with the first and third quartiles.
+struct Ratio {
+    median: f64,
+    q1: f64,
+    q3: f64,
+}
+
+impl Ratio {
+    fn of(mut v: Vec<f64>) -> Self {
+        v.sort_by(|a, b| a.total_cmp(b));
+        let at = |q: f64| {
+            v.get(((v.len().saturating_sub(1)) as f64 * q).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        Self {
+            median: at(0.5),
+            q1: at(0.25),
+            q3: at(0.75),
+        }
+    }
+}
+
+impl std::fmt::Display for Ratio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2}x [{:.2}-{:.2}]", self.median, self.q1, self.q3)
+    }
 }

@@ -38,7 +38,7 @@ async fn main() {
     let (starts, warm, puts, logins, argon) = if quick {
         (5, 5, 200, 10, 5)
     } else {
-        (21, 30, 2000, 60, 15)
+        (41, 30, 2000, 60, 15)
     };
     // BENCH_ONLY=argon2,sizes runs just those sections (for before/after checks of one change).
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
