@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use api_tests::{SESSION_KEY, create_secret, fresh_db, rsa_pem, secrets_client};
 
 use crate::common::{
-    Table, all_functions, env_config, hs256_env_config, lambda_binary, median, ms, spawn,
+    Table, all_functions, env_config, hs256_env_config, lambda_binary, median, ms, quantile, spawn,
 };
 
 pub(crate) async fn cold_init(table: &mut Table, starts: usize) {
@@ -118,15 +118,10 @@ struct Ratio {
 impl Ratio {
     fn of(mut v: Vec<f64>) -> Self {
         v.sort_by(|a, b| a.total_cmp(b));
-        let at = |q: f64| {
-            v.get(((v.len().saturating_sub(1)) as f64 * q).round() as usize)
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
         Self {
-            median: at(0.5),
-            q1: at(0.25),
-            q3: at(0.75),
+            median: quantile(&v, 0.5),
+            q1: quantile(&v, 0.25),
+            q3: quantile(&v, 0.75),
         }
     }
 }

@@ -80,11 +80,14 @@ fn built(p: PathBuf) -> PathBuf {
 
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        f64::NAN
-    } else {
-        v[v.len() / 2]
-    }
+    quantile(&v, 0.5)
+}
+
+/// The `q` quantile (0 to 1) of `sorted`, nearest rank (the upper middle for an even count,
+/// as `median` has always taken it); NaN when empty.
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let rank = (sorted.len().saturating_sub(1) as f64 * q).round() as usize;
+    sorted.get(rank).copied().unwrap_or(f64::NAN)
 }
 
 pub(crate) fn ms(d: Duration) -> f64 {

@@ -430,7 +430,7 @@ impl State {
 
     /// MongoDB when the settings have a URI, else the embedded store. The client connects
     /// lazily. No index is created here: the first write that depends on one (a new account,
-    /// an identifier change, a one-time code) creates them all, once per instance
+    /// an identifier change) creates them all, once per instance
     /// (`MongoStore::ensure_indexes`), so the functions that never write one (login, logout,
     /// refresh, ...) send no DDL at all, and a cold start spends nothing on it.
     pub async fn store_for(settings: &Settings) -> Result<(Arc<dyn Store>, StoreKind), InitError> {

@@ -219,7 +219,12 @@ impl RsaKey {
 impl RsaPublicKey {
     /// A public key from its modulus and exponent (leading zero bytes are dropped).
     pub fn new(n: Vec<u8>, e: Vec<u8>) -> Self {
-        let (n, e) = (unpadded(&n).to_vec(), unpadded(&e).to_vec());
+        let strip = |mut v: Vec<u8>| {
+            let zeros = v.len() - unpadded(&v).len();
+            v.drain(..zeros);
+            v
+        };
+        let (n, e) = (strip(n), strip(e));
         let thumbprint = thumbprint(&n, &e);
         Self { n, e, thumbprint }
     }

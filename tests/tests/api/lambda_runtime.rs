@@ -1,5 +1,6 @@
-//! The four function binaries, unchanged, driven through the Lambda Runtime API protocol by a
-//! local endpoint: config from a Secrets Manager secret in the emulator, users in MongoDB.
+//! The function binaries, unchanged, driven through the Lambda Runtime API protocol by a local
+//! endpoint: config from a Secrets Manager secret in the emulator (or the environment), users in
+//! MongoDB; what a cold start does and does not send to the database.
 
 use std::{
     io::Read,
