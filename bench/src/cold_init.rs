@@ -9,6 +9,10 @@
 //! a row's ratio is the median of its pairs' ratios (quartiles beside it): this machine's
 //! speed drifts by +-20 % over minutes, which moved the ratio of two medians by +-0.1x from
 //! one run to the next; a pair's two starts are a few milliseconds apart.
+//!
+//! `BENCH_BASELINE=<dir>` (binaries of another build, e.g. the last commit's, copied there)
+//! adds a before/after comparison in the same run ([`baseline`]): each round starts the hello,
+//! then this build's binary and the baseline's in alternating order.
 
 use std::path::PathBuf;
 
@@ -65,7 +69,7 @@ pub(crate) async fn cold_init(table: &mut Table, starts: usize) {
             format!("Cold init, {name}, config from env"),
             format!("{from_env:.2} ({ratio} hello)"),
             "<= 1.3x hello",
-            format!("as above, median of {starts}, each after a hello start; the ratio is the median of the {starts} pairs' (quartiles in brackets); RS256 key parsed; Mongo client built (whoami: neither)"),
+            format!("as above, median of {starts}, each after a hello start; the ratio is the median of the {starts} pairs' (quartiles in brackets); RS256 key parsed (and checked where the function signs); MONGO_URI parsed, the client built once the first poll is sent (whoami: neither)"),
         ));
     }
     let (_, hs256, ratio) = measure("login", &hs256_env_config(&db)).await;
@@ -95,6 +99,109 @@ pub(crate) async fn cold_init(table: &mut Table, starts: usize) {
     for (figure, value, target, how) in rows {
         table.add(figure, value, "ms", target, how);
     }
+    if let Some(dir) = std::env::var_os("BENCH_BASELINE") {
+        baseline(table, starts, &PathBuf::from(dir), &db).await;
+    }
+}
+
+/// This build against the binaries in `dir`, interleaved: the cold init of every function both
+/// have (config from env), and the time from exec to the first request answered for update
+/// (its first invocation reads the session and writes the user, so it waits for the database
+/// client whenever it is built).
+async fn baseline(table: &mut Table, starts: usize, dir: &std::path::Path, db: &str) {
+    eprintln!("cold init against the baseline in {}", dir.display());
+    let hello_bin = installed("hello");
+    let config = env_config(db);
+    let copy = |name: &str| {
+        let to = api_tests::root()
+            .join("target/bench-installed")
+            .join(format!("{name}.baseline"));
+        let _ = std::fs::remove_file(&to);
+        std::fs::copy(dir.join(name), &to).expect("copy of a baseline binary");
+        to
+    };
+    for name in all_functions() {
+        if !dir.join(name).exists() {
+            continue;
+        }
+        let (now_bin, base_bin) = (installed(name), copy(name));
+        let (mut now, mut base) = (Vec::new(), Vec::new());
+        for round in 0..starts {
+            let h = spawn(&hello_bin, "hello", &[]).await;
+            let h_ms = ms(h.init_time().await);
+            drop(h);
+            for this in [round % 2 == 0, round % 2 == 1] {
+                let bin = if this { &now_bin } else { &base_bin };
+                let f = spawn(bin, name, &config).await;
+                let r = ms(f.init_time().await) / h_ms;
+                if this { now.push(r) } else { base.push(r) }
+            }
+        }
+        table.add(
+            format!("Cold init, {name}, config from env: baseline -> this build"),
+            format!("{} -> {}", Ratio::of(base), Ratio::of(now)),
+            "x hello",
+            "",
+            format!("interleaved in one run, {starts} rounds (hello, then both builds in alternating order)"),
+        );
+    }
+    // One account and session for the update requests.
+    let signup = spawn(&installed("signup"), "signup", &config).await;
+    signup.init_time().await;
+    let p = crate::common::phone(900);
+    let (s, body, _) = signup
+        .invoke(&api_tests::with_body(
+            api_tests::event("signup"),
+            &api_tests::signup_body(&p),
+        ))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    drop(signup);
+    let login = spawn(&installed("login"), "login", &config).await;
+    login.init_time().await;
+    let login_ev = serde_json::json!({"phone": p, "password": "securepassword123"});
+    let (s, session, _) = login
+        .invoke(&api_tests::with_body(api_tests::event("login"), &login_ev))
+        .await;
+    assert_eq!(s, 200, "{session}");
+    drop(login);
+    let put = |i: usize| {
+        api_tests::with_auth(
+            api_tests::with_body(
+                api_tests::event("update"),
+                &serde_json::json!({"_id": session["user_id"], "last_name": format!("L{i}")}),
+            ),
+            session["token"].as_str().unwrap(),
+            session["session_token"].as_str().unwrap(),
+        )
+    };
+    if !dir.join("update").exists() {
+        return;
+    }
+    let (now_bin, base_bin) = (installed("update"), copy("update"));
+    let (mut now, mut base) = (Vec::new(), Vec::new());
+    for round in 0..starts {
+        for this in [round % 2 == 0, round % 2 == 1] {
+            let bin = if this { &now_bin } else { &base_bin };
+            let f = spawn(bin, "update", &config).await;
+            let init = f.init_time().await;
+            let (s, body, first) = f.invoke(&put(round)).await;
+            assert_eq!(s, 200, "{body}");
+            let total = ms(init + first);
+            if this {
+                now.push(total)
+            } else {
+                base.push(total)
+            }
+        }
+    }
+    table.add(
+        "Cold start and first update answered: baseline -> this build",
+        format!("{:.2} -> {:.2}", median(base), median(now)),
+        "ms",
+        "",
+        format!("exec to first poll plus the first PUT /user (find session, find-and-modify), medians of {starts}, interleaved"),
+    );
 }
 
 /// A fresh copy of the Lambda-built binary `name` (see the module's header), in

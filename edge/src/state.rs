@@ -428,8 +428,9 @@ impl State {
         )
     }
 
-    /// MongoDB when the settings have a URI, else the embedded store. The client connects
-    /// lazily. No index is created here: the first write that depends on one (a new account,
+    /// MongoDB when the settings have a URI, else the embedded store. The URI is parsed here
+    /// (a bad one fails the cold start); the driver's client is built just after the runtime's
+    /// first poll ([`MongoStore::connect_soon`]), so its handshake does not delay it. No index is created here: the first write that depends on one (a new account,
     /// an identifier change) creates them all, once per instance
     /// (`MongoStore::ensure_indexes`), so the functions that never write one (login, logout,
     /// refresh, ...) send no DDL at all, and a cold start spends nothing on it.
@@ -441,10 +442,11 @@ impl State {
                     max_pool_size: settings.mongo_pool_size,
                     ..MongoOptions::default()
                 };
-                let client = Box::pin(MongoStore::client(&uri, &opts)).await?;
-                let store =
-                    MongoStore::new(&client, &settings.db_name, &settings.collection_name, &opts)
-                        .with_events(settings.events.enabled());
+                let names = (&settings.db_name, &settings.collection_name);
+                let store = Box::pin(MongoStore::deferred(&uri, names.0, names.1, &opts))
+                    .await?
+                    .with_events(settings.events.enabled());
+                store.connect_soon();
                 (Arc::new(store), StoreKind::Mongo)
             }
             None => (

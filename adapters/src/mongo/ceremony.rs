@@ -65,9 +65,10 @@ fn live(id: &CeremonyId, kind: CeremonyKind, now: i64) -> mongodb::bson::Documen
 #[async_trait]
 impl CeremonyStore for MongoStore {
     async fn put_ceremony(&self, ceremony: &Ceremony, _now: i64) -> Result<(), StoreError> {
+        let c = self.db()?;
         // Expired ones are the TTL index's to remove.
         let doc = CeremonyDoc::from(ceremony);
-        self.timed(async { self.ceremonies.insert_one(&doc).await })
+        self.timed(async { c.ceremonies.insert_one(&doc).await })
             .await
             .map(|_| ())
     }
@@ -78,9 +79,10 @@ impl CeremonyStore for MongoStore {
         kind: CeremonyKind,
         now: i64,
     ) -> Result<Option<Ceremony>, StoreError> {
+        let c = self.db()?;
         let filter = live(id, kind, now);
         let taken = self
-            .timed(async { self.ceremonies.find_one_and_delete(filter).await })
+            .timed(async { c.ceremonies.find_one_and_delete(filter).await })
             .await?;
         taken.map(Ceremony::try_from).transpose()
     }
@@ -91,9 +93,10 @@ impl CeremonyStore for MongoStore {
         kind: CeremonyKind,
         now: i64,
     ) -> Result<Option<Ceremony>, StoreError> {
+        let c = self.db()?;
         let filter = live(id, kind, now);
         let found = self
-            .timed(async { self.ceremonies.find_one(filter).await })
+            .timed(async { c.ceremonies.find_one(filter).await })
             .await?;
         found.map(Ceremony::try_from).transpose()
     }

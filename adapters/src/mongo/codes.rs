@@ -54,6 +54,7 @@ impl CodeStore for MongoStore {
         code: &CodeRecord,
         cooldown_secs: i64,
     ) -> Result<Issued, StoreError> {
+        let c = self.db()?;
         // No index decides anything here (`_id` is the key); the expiry index comes with the
         // first account's indexes, so a recovery instance's first code waits for no DDL.
         let id = code_id(&code.purpose, &code.phone);
@@ -75,7 +76,7 @@ impl CodeStore for MongoStore {
         // (E11000): that is how "too soon" comes back, decided by the server in one step.
         let replaced = self
             .timed(async {
-                self.codes
+                c.codes
                     .update_one(
                         doc! { "_id": &id, "sent_at": { "$lte": code.sent_at - cooldown_secs } },
                         doc! { "$set": fields.clone() },
@@ -88,7 +89,7 @@ impl CodeStore for MongoStore {
             Ok(_) => Ok(Issued::Stored),
             Err(StoreError::Duplicate) => {
                 let prev = self
-                    .timed(async { self.codes.find_one(doc! { "_id": &id }).await })
+                    .timed(async { c.codes.find_one(doc! { "_id": &id }).await })
                     .await?;
                 let sent = prev.map_or(code.sent_at, |p| p.sent_at);
                 Ok(Issued::Cooldown {
@@ -106,10 +107,11 @@ impl CodeStore for MongoStore {
         max_attempts: u32,
         now: i64,
     ) -> Result<CodeCheck, StoreError> {
+        let c = self.db()?;
         let id = code_id(purpose, phone);
         let reserved = self
             .timed(async {
-                self.codes
+                c.codes
                     .find_one_and_update(
                         doc! {
                             "_id": &id,
@@ -129,8 +131,9 @@ impl CodeStore for MongoStore {
     }
 
     async fn delete_codes(&self, phone: &str) -> Result<u64, StoreError> {
+        let c = self.db()?;
         let r = self
-            .timed(async { self.codes.delete_many(doc! { "phone": phone }).await })
+            .timed(async { c.codes.delete_many(doc! { "phone": phone }).await })
             .await?;
         Ok(r.deleted_count)
     }
@@ -141,6 +144,7 @@ impl CodeStore for MongoStore {
         phone: &str,
         hash: &[u8],
     ) -> Result<bool, StoreError> {
+        let c = self.db()?;
         let filter = doc! {
             "_id": code_id(purpose, phone),
             "hash": mongodb::bson::Binary {
@@ -149,7 +153,7 @@ impl CodeStore for MongoStore {
             },
         };
         let r = self
-            .timed(async { self.codes.delete_one(filter).await })
+            .timed(async { c.codes.delete_one(filter).await })
             .await?;
         Ok(r.deleted_count == 1)
     }
@@ -160,10 +164,11 @@ impl CodeStore for MongoStore {
         phone: &str,
         now: i64,
     ) -> Result<Option<CodeRecord>, StoreError> {
+        let c = self.db()?;
         let id = code_id(purpose, phone);
         Ok(self
             .timed(async {
-                self.codes
+                c.codes
                     .find_one(doc! { "_id": &id, "expires": { "$gt": now } })
                     .await
             })

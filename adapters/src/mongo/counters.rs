@@ -47,8 +47,9 @@ pub(super) struct BudgetDoc {
 #[async_trait]
 impl LoginAttemptStore for MongoStore {
     async fn attempts(&self, key: &str) -> Result<Option<Attempts>, StoreError> {
+        let c = self.db()?;
         Ok(self
-            .timed(async { self.attempts.find_one(doc! { "_id": key }).await })
+            .timed(async { c.attempts.find_one(doc! { "_id": key }).await })
             .await?
             .map(Attempts::from))
     }
@@ -59,6 +60,7 @@ impl LoginAttemptStore for MongoStore {
         now: i64,
         policy: &AttemptPolicy,
     ) -> Result<Reservation, StoreError> {
+        let c = self.db()?;
         let expires = to_dt(now.saturating_add(policy.memory_secs));
         let threshold = i64::from(policy.threshold);
         // One atomic update computes the new count and, from the threshold on, the lock it
@@ -94,7 +96,7 @@ impl LoginAttemptStore for MongoStore {
         for _ in 0..4 {
             let reserved = self
                 .timed(async {
-                    self.attempts
+                    c.attempts
                         .find_one_and_update(
                             doc! { "_id": key, "$or": [
                                 { "locked_until": { "$lte": now } },
@@ -128,7 +130,7 @@ impl LoginAttemptStore for MongoStore {
                         expires_at: expires,
                     };
                     match self
-                        .timed(async { self.attempts.insert_one(&fresh).await })
+                        .timed(async { c.attempts.insert_one(&fresh).await })
                         .await
                     {
                         Ok(_) | Err(StoreError::Duplicate) => {}
@@ -141,7 +143,8 @@ impl LoginAttemptStore for MongoStore {
     }
 
     async fn clear_attempts(&self, key: &str) -> Result<(), StoreError> {
-        self.timed(async { self.attempts.delete_one(doc! { "_id": key }).await })
+        let c = self.db()?;
+        self.timed(async { c.attempts.delete_one(doc! { "_id": key }).await })
             .await
             .map(|_| ())
     }
@@ -156,6 +159,7 @@ impl BudgetStore for MongoStore {
         window_secs: i64,
         now: i64,
     ) -> Result<Consumed, StoreError> {
+        let c = self.db()?;
         let (start, end) = window_of(now, window_secs);
         let id = format!("{key}#{start}");
         let exceeded = Consumed::Exceeded {
@@ -171,7 +175,7 @@ impl BudgetStore for MongoStore {
         for _ in 0..4 {
             let bumped = self
                 .timed(async {
-                    self.budgets
+                    c.budgets
                         .find_one_and_update(
                             doc! { "_id": &id, "count": { "$lt": i64::from(limit) } },
                             doc! { "$inc": { "count": 1 } },
@@ -192,7 +196,7 @@ impl BudgetStore for MongoStore {
                 expires_at: to_dt(end),
             };
             match self
-                .timed(async { self.budgets.insert_one(&fresh).await })
+                .timed(async { c.budgets.insert_one(&fresh).await })
                 .await
             {
                 Ok(_) => return Ok(Consumed::Within { count: 1 }),
@@ -204,20 +208,22 @@ impl BudgetStore for MongoStore {
     }
 
     async fn used(&self, key: &str, window_secs: i64, now: i64) -> Result<u32, StoreError> {
+        let c = self.db()?;
         let (start, _) = window_of(now, window_secs);
         let id = format!("{key}#{start}");
         Ok(self
-            .timed(async { self.budgets.find_one(doc! { "_id": &id }).await })
+            .timed(async { c.budgets.find_one(doc! { "_id": &id }).await })
             .await?
             .map_or(0, |d| d.count))
     }
 
     async fn release(&self, key: &str, window_secs: i64, now: i64) -> Result<(), StoreError> {
+        let c = self.db()?;
         let (start, _) = window_of(now, window_secs);
         let id = format!("{key}#{start}");
         let after = self
             .timed(async {
-                self.budgets
+                c.budgets
                     .find_one_and_update(
                         doc! { "_id": &id, "count": { "$gt": 0 } },
                         doc! { "$inc": { "count": -1 } },
@@ -230,7 +236,7 @@ impl BudgetStore for MongoStore {
         // racing in between makes the count positive again and the filter spares it.
         if after.is_some_and(|d| d.count == 0) {
             self.timed(async {
-                self.budgets
+                c.budgets
                     .delete_one(doc! { "_id": &id, "count": { "$lte": 0 } })
                     .await
             })
@@ -240,9 +246,10 @@ impl BudgetStore for MongoStore {
     }
 
     async fn clear_budget(&self, key: &str) -> Result<(), StoreError> {
+        let c = self.db()?;
         // Every `<key>#<window start>`: ids from `<key>#` up to `<key>$` ('$' follows '#').
         let filter = doc! { "_id": { "$gt": format!("{key}#"), "$lt": format!("{key}$") } };
-        self.timed(async { self.budgets.delete_many(filter).await })
+        self.timed(async { c.budgets.delete_many(filter).await })
             .await
             .map(|_| ())
     }

@@ -8,7 +8,11 @@ mod outbox;
 mod sessions;
 mod users;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use tokio::sync::OnceCell;
 
@@ -24,6 +28,11 @@ use mongodb::{
 
 /// The unique (sparse) index on the version 1 `phone` field.
 pub const PHONE_INDEX: &str = "phone_unique_sparse";
+
+/// How many times [`MongoStore::connect_soon`]'s task yields before building the client. Each
+/// `yield_now` resumes only after the runtime has polled its I/O driver, so the runtime's
+/// first poll (connect, handshake, request written by hyper's connection task) goes first.
+const YIELDS_BEFORE_CONNECTING: usize = 2;
 
 /// MongoDB's duplicate-key error code.
 const DUPLICATE_KEY: i32 = 11000;
@@ -54,8 +63,25 @@ impl Default for MongoOptions {
 }
 
 /// Users and sessions in two collections of one database.
+///
+/// The driver's client may be built later than the store ([`MongoStore::deferred`]): a
+/// function's cold start parses and checks the URI, and the client (whose monitor connects
+/// and sends its handshake as soon as it exists) is built in a background task that runs once
+/// the runtime has sent its first poll, or by the first call, whichever comes first.
 #[derive(Clone)]
 pub struct MongoStore {
+    collections: Arc<OnceLock<Result<Collections, StoreError>>>,
+    /// What a deferred store builds its client from (`None` once built from a client).
+    plan: Option<Arc<Plan>>,
+    /// Whether changes record lifecycle events (`EVENTS_BUS` set).
+    events_on: bool,
+    op_timeout: Duration,
+    /// Set once the indexes exist; shared by clones so one creation serves them all.
+    indexed: Arc<OnceCell<()>>,
+}
+
+/// The collections, once a client exists.
+struct Collections {
     users: Collection<Document>,
     sessions: Collection<sessions::SessionDoc>,
     attempts: Collection<counters::AttemptDoc>,
@@ -64,11 +90,28 @@ pub struct MongoStore {
     ceremonies: Collection<ceremony::CeremonyDoc>,
     /// Deletions' events, staged ahead of the deletion (`outbox`).
     outbox: Collection<Document>,
-    /// Whether changes record lifecycle events (`EVENTS_BUS` set).
-    events_on: bool,
-    op_timeout: Duration,
-    /// Set once the indexes exist; shared by clones so one creation serves them all.
-    indexed: Arc<OnceCell<()>>,
+}
+
+impl Collections {
+    fn new(client: &Client, db: &str, collection: &str) -> Self {
+        let db = client.database(db);
+        Self {
+            users: db.collection(collection),
+            sessions: db.collection(&format!("{collection}_sessions")),
+            attempts: db.collection(&format!("{collection}_login_attempts")),
+            budgets: db.collection(&format!("{collection}_budgets")),
+            codes: db.collection(&format!("{collection}_codes")),
+            ceremonies: db.collection(&format!("{collection}_ceremonies")),
+            outbox: db.collection(&format!("{collection}_outbox")),
+        }
+    }
+}
+
+/// A deferred store's parsed options and names.
+struct Plan {
+    options: ClientOptions,
+    db: String,
+    collection: String,
 }
 
 fn oid(id: &UserId) -> ObjectId {
@@ -101,7 +144,7 @@ pub fn classify(e: mongodb::error::Error) -> StoreError {
 }
 
 impl MongoStore {
-    /// Builds a client for `uri` without contacting the server; the first operation connects.
+    /// Builds a client for `uri`; its monitor starts connecting at once, in the background.
     ///
     /// Precedence, for every option below: what the URI names, else `opts` (for the pool,
     /// `MONGO_MAX_POOL_SIZE`), else the driver's default. So `maxPoolSize`, `maxIdleTimeMS`,
@@ -140,19 +183,79 @@ impl MongoStore {
 
     /// A store over `db` whose users live in `collection` and sessions in `<collection>_sessions`.
     pub fn new(client: &Client, db: &str, collection: &str, opts: &MongoOptions) -> Self {
-        let db = client.database(db);
         Self {
-            users: db.collection(collection),
-            sessions: db.collection(&format!("{collection}_sessions")),
-            attempts: db.collection(&format!("{collection}_login_attempts")),
-            budgets: db.collection(&format!("{collection}_budgets")),
-            codes: db.collection(&format!("{collection}_codes")),
-            ceremonies: db.collection(&format!("{collection}_ceremonies")),
-            outbox: db.collection(&format!("{collection}_outbox")),
+            collections: Arc::new(OnceLock::from(Ok(Collections::new(client, db, collection)))),
+            plan: None,
+            ..Self::empty(opts)
+        }
+    }
+
+    /// A store whose client is built on its first call or by [`MongoStore::connect_soon`]
+    /// from `uri` (parsed and checked here, so a bad URI fails the cold start).
+    pub async fn deferred(
+        uri: &str,
+        db: &str,
+        collection: &str,
+        opts: &MongoOptions,
+    ) -> Result<Self, StoreError> {
+        let options = Self::client_options(uri, opts).await?;
+        Ok(Self {
+            plan: Some(Arc::new(Plan {
+                options,
+                db: db.to_owned(),
+                collection: collection.to_owned(),
+            })),
+            ..Self::empty(opts)
+        })
+    }
+
+    fn empty(opts: &MongoOptions) -> Self {
+        Self {
+            collections: Arc::new(OnceLock::new()),
+            plan: None,
             events_on: false,
             op_timeout: opts.op_timeout,
             indexed: Arc::new(OnceCell::new()),
         }
+    }
+
+    /// The collections, building the client first if this is a deferred store's first call
+    /// (a client that cannot be built fails every call with the same error).
+    fn db(&self) -> Result<&Collections, StoreError> {
+        self.collections
+            .get_or_init(|| match &self.plan {
+                Some(plan) => Client::with_options(plan.options.clone())
+                    .map(|client| Collections::new(&client, &plan.db, &plan.collection))
+                    .map_err(classify),
+                None => Err(StoreError::Other("no MongoDB client".to_owned())),
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Whether the client exists (built, or this store was made from one).
+    pub fn connected(&self) -> bool {
+        self.collections.get().is_some()
+    }
+
+    /// Builds a deferred store's client in a background task that runs after the tasks that
+    /// are ready now and after those they wake: at a cold start, after the runtime has sent
+    /// its first poll of the Runtime API. The driver's monitor then connects and sends its
+    /// handshake while the runtime waits for the event, not before it asks for one (with the
+    /// database a network round trip away, as deployed, the handshake came after the poll
+    /// anyway). A call that comes first builds the client itself. Needs a Tokio runtime.
+    pub fn connect_soon(&self) {
+        if self.connected() {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            for _ in 0..YIELDS_BEFORE_CONNECTING {
+                tokio::task::yield_now().await;
+            }
+            // An error here is the first call's to report.
+            let _ = store.db();
+        });
     }
 
     /// This store, recording lifecycle events with every change when `on` (`EVENTS_BUS`).
@@ -178,6 +281,7 @@ impl MongoStore {
     }
 
     async fn create_indexes(&self) -> Result<(), StoreError> {
+        let c = self.db()?;
         // Sparse: an account without a phone (email only) has no `phone` field, and a
         // non-sparse unique index would let only one such account exist. It replaces the
         // earlier non-sparse `phone_unique` (dropped once this one exists; `prune_indexes`).
@@ -242,20 +346,21 @@ impl MongoStore {
             .keys(doc! { "at": 1 })
             .options(IndexOptions::builder().name("at".to_owned()).build())
             .build();
-        let (a, b, c, d, e, f) = tokio::join!(
-            self.timed(async {
-                self.users
-                    .create_indexes([phone, ids, pending, outbox])
-                    .await
-            }),
-            self.timed(async { self.sessions.create_indexes([ttl(), by_user]).await }),
-            self.timed(async { self.attempts.create_index(ttl()).await }),
-            self.timed(async { self.budgets.create_index(ttl()).await }),
-            self.timed(async { self.codes.create_index(ttl()).await }),
-            self.timed(async { self.ceremonies.create_index(ttl()).await }),
+        let (users, sessions, attempts, budgets, codes, ceremonies) = tokio::join!(
+            self.timed(async { c.users.create_indexes([phone, ids, pending, outbox]).await }),
+            self.timed(async { c.sessions.create_indexes([ttl(), by_user]).await }),
+            self.timed(async { c.attempts.create_index(ttl()).await }),
+            self.timed(async { c.budgets.create_index(ttl()).await }),
+            self.timed(async { c.codes.create_index(ttl()).await }),
+            self.timed(async { c.ceremonies.create_index(ttl()).await }),
         );
-        a.and(b).and(c).and(d).and(e).and(f)?;
-        self.timed(async { self.outbox.create_index(staged).await })
+        users
+            .and(sessions)
+            .and(attempts)
+            .and(budgets)
+            .and(codes)
+            .and(ceremonies)?;
+        self.timed(async { c.outbox.create_index(staged).await })
             .await?;
         self.prune_indexes().await
     }
@@ -263,12 +368,13 @@ impl MongoStore {
     /// Drops the indexes earlier releases made that this one replaced (the non-sparse
     /// `phone_unique`), once their replacements exist. Idempotent: a missing one is fine.
     async fn prune_indexes(&self) -> Result<(), StoreError> {
+        let c = self.db()?;
         let names = self
-            .timed(async { self.users.list_index_names().await })
+            .timed(async { c.users.list_index_names().await })
             .await?;
         if names.iter().any(|n| n == "phone_unique") {
             match self
-                .timed(async { self.users.drop_index("phone_unique").await })
+                .timed(async { c.users.drop_index("phone_unique").await })
                 .await
             {
                 Ok(()) | Err(StoreError::Other(_)) => {}
@@ -303,9 +409,8 @@ impl MongoStore {
 
 /// Lists index names of the users collection (tests check the unique index exists).
 pub async fn user_index_names(store: &MongoStore) -> Result<Vec<String>, StoreError> {
-    let cursor = store
-        .timed(async { store.users.list_indexes().await })
-        .await?;
+    let c = store.db()?;
+    let cursor = store.timed(async { c.users.list_indexes().await }).await?;
     let indexes: Vec<IndexModel> = store.timed(cursor.try_collect()).await?;
     Ok(indexes
         .into_iter()

@@ -104,9 +104,10 @@ impl MongoStore {
         &self,
         id: &UserId,
     ) -> Result<Option<Document>, StoreError> {
+        let c = self.db()?;
         for _ in 0..UPDATE_TRIES {
             let Some(d) = self
-                .timed(async { self.users.find_one(doc! { "_id": oid(id) }).await })
+                .timed(async { c.users.find_one(doc! { "_id": oid(id) }).await })
                 .await?
             else {
                 return Ok(None);
@@ -118,7 +119,7 @@ impl MongoStore {
                 None => doc! { "_id": oid(id), "rev": { "$exists": false } },
             };
             let gone = self
-                .timed(async { self.users.find_one_and_delete(filter).await })
+                .timed(async { c.users.find_one_and_delete(filter).await })
                 .await?;
             self.staged_done(staged, gone.is_some()).await?;
             if gone.is_some() {
@@ -131,6 +132,7 @@ impl MongoStore {
     }
     /// Stages `event` ahead of the deletion `until` names.
     pub(super) async fn stage(&self, event: &Event, until: &Until) -> Result<(), StoreError> {
+        let c = self.db()?;
         let mut d = event_doc(event);
         let id = d.remove("id").unwrap_or(Bson::Null);
         d.insert("_id", id);
@@ -144,7 +146,7 @@ impl MongoStore {
             }
         };
         // Staged twice (a retried deletion): one event, one record.
-        match self.timed(async { self.outbox.insert_one(d).await }).await {
+        match self.timed(async { c.outbox.insert_one(d).await }).await {
             Ok(_) | Err(StoreError::Duplicate) => Ok(()),
             Err(e) => Err(e),
         }
@@ -166,7 +168,8 @@ impl MongoStore {
 
     /// Takes a staged event back (its deletion found nothing to delete).
     pub(super) async fn unstage(&self, event: &Event) -> Result<(), StoreError> {
-        self.timed(async { self.outbox.delete_one(doc! { "_id": &event.id }).await })
+        let c = self.db()?;
+        self.timed(async { c.outbox.delete_one(doc! { "_id": &event.id }).await })
             .await
             .map(|_| ())
     }
@@ -179,10 +182,11 @@ impl OutboxStore for MongoStore {
         made_before: i64,
         limit: usize,
     ) -> Result<Vec<Pending>, StoreError> {
+        let c = self.db()?;
         let n = i64::try_from(limit).unwrap_or(i64::MAX);
         let users: Vec<Document> = self
             .timed(async {
-                self.users
+                c.users
                     .find(doc! { "outbox.at": { "$lte": made_before } })
                     .projection(doc! { "outbox": 1 })
                     .limit(n)
@@ -206,7 +210,7 @@ impl OutboxStore for MongoStore {
         if left > 0 {
             let staged: Vec<Document> = self
                 .timed(async {
-                    self.outbox
+                    c.outbox
                         .find(doc! { "at": { "$lte": made_before } })
                         .sort(doc! { "at": 1 })
                         .limit(i64::try_from(left).unwrap_or(i64::MAX))
@@ -244,11 +248,12 @@ impl OutboxStore for MongoStore {
     }
 
     async fn deletion_done(&self, event: &Event, until: &Until) -> Result<bool, StoreError> {
+        let c = self.db()?;
         let left = match until {
             Until::Done => 0,
             Until::UserAbsent => {
                 self.timed(async {
-                    self.users
+                    c.users
                         .count_documents(doc! { "_id": oid(&event.user_id) })
                         .await
                 })
@@ -256,7 +261,7 @@ impl OutboxStore for MongoStore {
             }
             Until::SessionsAbsent(ids) => {
                 self.timed(async {
-                    self.sessions
+                    c.sessions
                         .count_documents(doc! { "_id": { "$in": ids.clone() } })
                         .await
                 })
@@ -267,6 +272,7 @@ impl OutboxStore for MongoStore {
     }
 
     async fn mark_sent(&self, sent: &[Pending]) -> Result<(), StoreError> {
+        let c = self.db()?;
         let mut by_user: std::collections::HashMap<UserId, Vec<String>> = Default::default();
         let mut staged = Vec::new();
         for p in sent {
@@ -277,7 +283,7 @@ impl OutboxStore for MongoStore {
         }
         for (user, ids) in by_user {
             self.timed(async {
-                self.users
+                c.users
                     .update_one(
                         doc! { "_id": oid(&user) },
                         doc! { "$pull": { "outbox": { "id": { "$in": ids } } } },
@@ -288,7 +294,7 @@ impl OutboxStore for MongoStore {
         }
         if !staged.is_empty() {
             self.timed(async {
-                self.outbox
+                c.outbox
                     .delete_many(doc! { "_id": { "$in": staged } })
                     .await
             })

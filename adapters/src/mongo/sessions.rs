@@ -98,23 +98,26 @@ impl From<SessionDoc> for SessionRecord {
 #[async_trait]
 impl SessionStore for MongoStore {
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        let c = self.db()?;
         let d = SessionDoc::from(session);
-        self.timed(async { self.sessions.insert_one(&d).await })
+        self.timed(async { c.sessions.insert_one(&d).await })
             .await
             .map(|_| ())
     }
 
     async fn find_session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let c = self.db()?;
         Ok(self
-            .timed(async { self.sessions.find_one(doc! { "_id": id }).await })
+            .timed(async { c.sessions.find_one(doc! { "_id": id }).await })
             .await?
             .map(SessionRecord::from))
     }
 
     async fn touch_session(&self, id: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let c = self.db()?;
         let r = self
             .timed(async {
-                self.sessions
+                c.sessions
                     .update_one(
                         doc! { "_id": id },
                         doc! { "$set": { "expires_at": to_dt(expires_at) } },
@@ -127,6 +130,7 @@ impl SessionStore for MongoStore {
 
     /// With events on, the session is read for its user and `session.revoked` staged first.
     async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
+        let c = self.db()?;
         let staged = match self.events_on {
             false => None,
             true => match self.find_session(id).await? {
@@ -135,7 +139,7 @@ impl SessionStore for MongoStore {
             },
         };
         let r = self
-            .timed(async { self.sessions.delete_one(doc! { "_id": id }).await })
+            .timed(async { c.sessions.delete_one(doc! { "_id": id }).await })
             .await?;
         self.staged_done(staged, r.deleted_count == 1).await?;
         Ok(r.deleted_count == 1)
@@ -149,10 +153,11 @@ impl SessionStore for MongoStore {
         now: i64,
         expires_at: i64,
     ) -> Result<Option<SessionRecord>, StoreError> {
+        let c = self.db()?;
         let kept = i32::try_from(domain::store::SPENT_REFRESH_KEPT).unwrap_or(i32::MAX);
         Ok(self
             .timed(async {
-                self.sessions
+                c.sessions
                     .find_one_and_update(
                         doc! { "_id": id, "refresh_digest": expected },
                         doc! {
@@ -178,6 +183,7 @@ impl SessionStore for MongoStore {
         method: &str,
         at: i64,
     ) -> Result<Option<SessionRecord>, StoreError> {
+        let c = self.db()?;
         let Some(before) = self.find_session(id).await? else {
             return Ok(None);
         };
@@ -187,7 +193,7 @@ impl SessionStore for MongoStore {
         amr.extend([method.to_owned(), domain::credential::MFA_METHOD.to_owned()]);
         let after = self
             .timed(async {
-                self.sessions
+                c.sessions
                     .find_one_and_update(
                         doc! { "_id": id },
                         doc! {
@@ -232,11 +238,12 @@ impl MongoStore {
         user: &UserId,
         filter: mongodb::bson::Document,
     ) -> Result<u64, StoreError> {
+        let c = self.db()?;
         let staged = if self.events_on {
             // The sessions this revokes, read first: the staged event waits for them.
             let ids: Vec<String> = self
                 .timed(async {
-                    self.sessions
+                    c.sessions
                         .clone_with_type::<mongodb::bson::Document>()
                         .find(filter.clone())
                         .projection(doc! { "_id": 1 })
@@ -256,7 +263,7 @@ impl MongoStore {
             None
         };
         let r = self
-            .timed(async { self.sessions.delete_many(filter).await })
+            .timed(async { c.sessions.delete_many(filter).await })
             .await?;
         self.staged_done(staged, r.deleted_count > 0).await?;
         Ok(r.deleted_count)

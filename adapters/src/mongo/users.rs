@@ -336,9 +336,8 @@ impl MongoStore {
     /// (a string `_id`) is no account here: logged and skipped, so a login fails as for an
     /// unknown identifier instead of with a 500.
     async fn find_one_user(&self, filter: Document) -> Result<Option<UserRecord>, StoreError> {
-        let found = self
-            .timed(async { self.users.find_one(filter).await })
-            .await?;
+        let c = self.db()?;
+        let found = self.timed(async { c.users.find_one(filter).await }).await?;
         Ok(found.as_ref().and_then(|d| match user_from_doc(d) {
             Ok(user) => Some(user),
             Err(e) => {
@@ -417,8 +416,9 @@ impl MongoStore {
         id: &UserId,
         update: Document,
     ) -> Result<Option<UserRecord>, StoreError> {
+        let c = self.db()?;
         self.timed(async {
-            self.users
+            c.users
                 .find_one_and_update(doc! { "_id": oid(id) }, update)
                 .return_document(ReturnDocument::After)
                 .await
@@ -433,6 +433,7 @@ impl MongoStore {
 #[async_trait]
 impl UserStore for MongoStore {
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let c = self.db()?;
         // The unique indexes, not a lookup, decide whether the identifiers are free.
         self.ensure_indexes().await?;
         let mut d = user_doc(user, 1);
@@ -440,7 +441,7 @@ impl UserStore for MongoStore {
         if let Some(e) = &created {
             d.insert("outbox", vec![super::outbox::event_doc(e)]);
         }
-        self.timed(async { self.users.insert_one(d).await }).await?;
+        self.timed(async { c.users.insert_one(d).await }).await?;
         journal::record(created.map(Pending::Embedded));
         Ok(())
     }
@@ -467,7 +468,8 @@ impl UserStore for MongoStore {
     }
 
     async fn find_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        self.timed(async { self.users.find_one(doc! { "_id": oid(id) }).await })
+        let c = self.db()?;
+        self.timed(async { c.users.find_one(doc! { "_id": oid(id) }).await })
             .await?
             .as_ref()
             .map(user_from_doc)
@@ -486,6 +488,7 @@ impl UserStore for MongoStore {
         patch: &UserPatch,
         now: i64,
     ) -> Result<Option<UserRecord>, StoreError> {
+        let c = self.db()?;
         // Field updates go in one blind write. The rest reads the account first and swaps on
         // its revision: identifiers and credentials depend on what is there, and the
         // `disabled` flag reports an event only when it flips (an operator's rare call).
@@ -501,7 +504,7 @@ impl UserStore for MongoStore {
         }
         for _ in 0..UPDATE_TRIES {
             let Some(before) = self
-                .timed(async { self.users.find_one(doc! { "_id": oid(id) }).await })
+                .timed(async { c.users.find_one(doc! { "_id": oid(id) }).await })
                 .await?
             else {
                 return Ok(None);
@@ -523,7 +526,7 @@ impl UserStore for MongoStore {
             super::outbox::push_events(&mut update, &events);
             let swapped = self
                 .timed(async {
-                    self.users
+                    c.users
                         .find_one_and_update(filter, update)
                         .return_document(ReturnDocument::After)
                         .await
@@ -561,6 +564,7 @@ impl UserStore for MongoStore {
         secret: &Secret,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let c = self.db()?;
         let filter = doc! {
             "_id": oid(id),
             "credentials": { "$elemMatch": { "id": credential_id, "hash": expected.expose() } },
@@ -570,7 +574,7 @@ impl UserStore for MongoStore {
             "$inc": { "rev": 1 },
         };
         let r = self
-            .timed(async { self.users.update_one(filter, update).await })
+            .timed(async { c.users.update_one(filter, update).await })
             .await?;
         Ok(r.modified_count == 1)
     }
@@ -579,13 +583,10 @@ impl UserStore for MongoStore {
     /// staged, then the document read is deleted (its `rev`: a change landing in between,
     /// with events of its own, makes the delete miss and the whole go again).
     async fn delete_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        let c = self.db()?;
         if !self.events_on {
             return self
-                .timed(async {
-                    self.users
-                        .find_one_and_delete(doc! { "_id": oid(id) })
-                        .await
-                })
+                .timed(async { c.users.find_one_and_delete(doc! { "_id": oid(id) }).await })
                 .await?
                 .as_ref()
                 .map(user_from_doc)
@@ -603,6 +604,7 @@ impl UserStore for MongoStore {
         after: Option<&UserId>,
         limit: usize,
     ) -> Result<Vec<UserRecord>, StoreError> {
+        let c = self.db()?;
         // Only ObjectId ids compare with an ObjectId bound: documents with other ids (which
         // no request can address either) are not walked.
         let filter = match after {
@@ -612,7 +614,7 @@ impl UserStore for MongoStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let docs: Vec<Document> = self
             .timed(async {
-                self.users
+                c.users
                     .find(filter)
                     .sort(doc! { "_id": 1 })
                     .limit(limit)
@@ -632,9 +634,10 @@ impl UserStore for MongoStore {
         identifier: &Identifier,
         created_before: i64,
     ) -> Result<bool, StoreError> {
+        let c = self.db()?;
         for _ in 0..UPDATE_TRIES {
             let Some(d) = self
-                .timed(async { self.users.find_one(holder(identifier)).await })
+                .timed(async { c.users.find_one(holder(identifier)).await })
                 .await?
             else {
                 return Ok(false);
@@ -660,7 +663,7 @@ impl UserStore for MongoStore {
                 .stage_deletion(UserId::from_bytes(id.bytes()), data)
                 .await?;
             let r = self
-                .timed(async { self.users.delete_one(filter).await })
+                .timed(async { c.users.delete_one(filter).await })
                 .await?;
             self.staged_done(staged, r.deleted_count == 1).await?;
             if r.deleted_count == 1 {

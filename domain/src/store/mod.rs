@@ -75,7 +75,7 @@ impl SessionRecord {
 pub const SPENT_REFRESH_KEPT: usize = 64;
 
 /// Why a store call failed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {
     /// A unique index refused the write (an identifier is taken).
     #[error("duplicate key")]

@@ -245,6 +245,40 @@ async fn a_prepared_insert_creates_the_indexes_in_the_background_once() {
     }
 }
 
+/// What a function's cold start builds: the URI parsed, no driver client (so no monitor
+/// connecting and sending its handshake before the runtime's first poll) until
+/// `connect_soon`'s task has let the tasks ready now, and those they wake, run first; or until
+/// the first call, which builds it itself. Both stores then serve.
+#[tokio::test(flavor = "current_thread")]
+async fn a_deferred_store_builds_its_client_after_the_ready_tasks_or_on_its_first_call() {
+    use domain::store::SessionStore;
+    let (db, opts) = (fresh_db(), adapters::mongo::MongoOptions::default());
+    let soon = MongoStore::deferred(&mongo_uri(), &db, "User", &opts)
+        .await
+        .unwrap();
+    assert!(!soon.connected());
+    soon.connect_soon();
+    tokio::task::yield_now().await;
+    assert!(!soon.connected(), "built before the ready tasks ran");
+    let started = std::time::Instant::now();
+    while !soon.connected() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "never built"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(soon.find_session("none").await, Ok(None));
+
+    let first_call = MongoStore::deferred(&mongo_uri(), &db, "User", &opts)
+        .await
+        .unwrap();
+    assert_eq!(first_call.find_session("none").await, Ok(None));
+    assert!(first_call.connected());
+    let bad = MongoStore::deferred("mongodb://h/?maxPoolSize=x", &db, "User", &opts).await;
+    assert!(bad.is_err(), "a bad URI fails when the store is made");
+}
+
 const POLICY: AttemptPolicy = AttemptPolicy {
     threshold: 5,
     max_lock_secs: 900,
