@@ -185,7 +185,6 @@ impl MongoStore {
     pub fn new(client: &Client, db: &str, collection: &str, opts: &MongoOptions) -> Self {
         Self {
             collections: Arc::new(OnceLock::from(Ok(Collections::new(client, db, collection)))),
-            plan: None,
             ..Self::empty(opts)
         }
     }
@@ -233,8 +232,9 @@ impl MongoStore {
             .map_err(Clone::clone)
     }
 
-    /// Whether the client exists (built, or this store was made from one).
-    pub fn connected(&self) -> bool {
+    /// Whether the client has been built (or this store was made from one); a client that
+    /// could not be built counts, as its error is what every call then returns.
+    pub fn client_built(&self) -> bool {
         self.collections.get().is_some()
     }
 
@@ -245,7 +245,7 @@ impl MongoStore {
     /// database a network round trip away, as deployed, the handshake came after the poll
     /// anyway). A call that comes first builds the client itself. Needs a Tokio runtime.
     pub fn connect_soon(&self) {
-        if self.connected() {
+        if self.client_built() {
             return;
         }
         let store = self.clone();
