@@ -32,26 +32,8 @@ async fn a_totp_seed_is_sealed_at_rest_and_still_opens_after_a_key_rotation() {
     let mut keys = app.state.settings.keys.clone();
     keys.previous = Some(keys.current.clone());
     keys.current = key_version("k-next", &"n".repeat(32), &"m".repeat(32));
-    let db = app.state.settings.db_name.clone();
-    let rotated = TestApp {
-        state: edge::state::State::new(
-            settings_with_keys(&db, keys),
-            std::sync::Arc::new(mongo_store(&db).await),
-            edge::state::StoreKind::Mongo,
-            app.clock.clone() as std::sync::Arc<dyn Clock>,
-        )
-        .unwrap(),
-        clock: app.clock.clone(),
-    };
-    next_step(&rotated);
-    let a = rotated.login("4025550171", PASSWORD).await;
-    let token = a.body["mfa_token"].as_str().unwrap();
-    let ok = second_factor(
-        &rotated,
-        token,
-        json!({"code": pyotp(&e.secret, rotated.clock.now())}),
-    )
-    .await;
+    let rotated = under_keys(&app, keys).await;
+    let ok = signed_in_with_code(&rotated, "4025550171", &e).await;
     assert_eq!(ok.status, 200, "{:?}", ok.body);
     let after = stored().await;
     assert_ne!(
