@@ -430,10 +430,11 @@ impl State {
 
     /// MongoDB when the settings have a URI, else the embedded store. The URI is parsed here
     /// (a bad one fails the cold start); the driver's client is built just after the runtime's
-    /// first poll ([`MongoStore::connect_soon`]), so its handshake does not delay it. No index is created here: the first write that depends on one (a new account,
-    /// an identifier change) creates them all, once per instance
-    /// (`MongoStore::ensure_indexes`), so the functions that never write one (login, logout,
-    /// refresh, ...) send no DDL at all, and a cold start spends nothing on it.
+    /// first poll ([`MongoStore::connect_soon`]), so its handshake does not delay it. No index
+    /// is created here: the first write that depends on one (a new account, an identifier
+    /// change) creates them all, once per instance (`MongoStore::ensure_indexes`), so the
+    /// functions that never write one (login, logout, refresh, ...) send no DDL at all, and a
+    /// cold start spends nothing on it.
     pub async fn store_for(settings: &Settings) -> Result<(Arc<dyn Store>, StoreKind), InitError> {
         Ok(match &settings.mongo_uri {
             Some(uri) => {
@@ -442,8 +443,8 @@ impl State {
                     max_pool_size: settings.mongo_pool_size,
                     ..MongoOptions::default()
                 };
-                let names = (&settings.db_name, &settings.collection_name);
-                let store = Box::pin(MongoStore::deferred(&uri, names.0, names.1, &opts))
+                let (db, collection) = (&settings.db_name, &settings.collection_name);
+                let store = Box::pin(MongoStore::deferred(&uri, db, collection, &opts))
                     .await?
                     .with_events(settings.events.enabled());
                 store.connect_soon();
