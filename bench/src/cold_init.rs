@@ -14,7 +14,7 @@
 //! adds a before/after comparison in the same run ([`baseline`]): each round starts the hello,
 //! then this build's binary and the baseline's in alternating order.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use api_tests::{SESSION_KEY, create_secret, fresh_db, rsa_pem, secrets_client};
 
@@ -108,18 +108,11 @@ pub(crate) async fn cold_init(table: &mut Table, starts: usize) {
 /// have (config from env), and the time from exec to the first request answered for update
 /// (its first invocation reads the session and writes the user, so it waits for the database
 /// client whenever it is built).
-async fn baseline(table: &mut Table, starts: usize, dir: &std::path::Path, db: &str) {
+async fn baseline(table: &mut Table, starts: usize, dir: &Path, db: &str) {
     eprintln!("cold init against the baseline in {}", dir.display());
     let hello_bin = installed("hello");
     let config = env_config(db);
-    let copy = |name: &str| {
-        let to = api_tests::root()
-            .join("target/bench-installed")
-            .join(format!("{name}.baseline"));
-        let _ = std::fs::remove_file(&to);
-        std::fs::copy(dir.join(name), &to).expect("copy of a baseline binary");
-        to
-    };
+    let copy = |name: &str| install(&dir.join(name), &format!("{name}.baseline"));
     for name in all_functions() {
         if !dir.join(name).exists() {
             continue;
@@ -144,6 +137,9 @@ async fn baseline(table: &mut Table, starts: usize, dir: &std::path::Path, db: &
             "",
             format!("interleaved in one run, {starts} rounds (hello, then both builds in alternating order)"),
         );
+    }
+    if !dir.join("update").exists() {
+        return;
     }
     // One account and session for the update requests.
     let signup = spawn(&installed("signup"), "signup", &config).await;
@@ -175,9 +171,6 @@ async fn baseline(table: &mut Table, starts: usize, dir: &std::path::Path, db: &
             session["session_token"].as_str().unwrap(),
         )
     };
-    if !dir.join("update").exists() {
-        return;
-    }
     let (now_bin, base_bin) = (installed("update"), copy("update"));
     let (mut now, mut base) = (Vec::new(), Vec::new());
     for round in 0..starts {
@@ -207,11 +200,16 @@ async fn baseline(table: &mut Table, starts: usize, dir: &std::path::Path, db: &
 /// A fresh copy of the Lambda-built binary `name` (see the module's header), in
 /// target/bench-installed.
 fn installed(name: &str) -> PathBuf {
+    install(&lambda_binary(name), name)
+}
+
+/// A fresh copy of the binary `from`, as target/bench-installed/`as_name`.
+fn install(from: &Path, as_name: &str) -> PathBuf {
     let dir = api_tests::root().join("target/bench-installed");
     std::fs::create_dir_all(&dir).expect("target/bench-installed");
-    let to = dir.join(name);
+    let to = dir.join(as_name);
     let _ = std::fs::remove_file(&to);
-    std::fs::copy(lambda_binary(name), &to).expect("copy of a function binary");
+    std::fs::copy(from, &to).expect("copy of a function binary");
     to
 }
 
