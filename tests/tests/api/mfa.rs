@@ -100,6 +100,18 @@ async fn second_factor(app: &TestApp, mfa_token: &str, proof: Value) -> Answer {
     app.call(&post("/login/mfa", body)).await
 }
 
+/// An account on an SMS-verifying app (`verification::app`): signed up by phone, proven by
+/// its code, signed in and enrolled in TOTP. Its phone, login and enrolment.
+async fn proven_and_enrolled(app: &TestApp) -> (String, Login, Enrolled) {
+    use crate::verification::{confirm, last_code, phone, signup};
+    let p = phone();
+    assert_eq!(signup(app, &p).await.status, 201);
+    assert_eq!(confirm(app, &p, &last_code(&p).await).await.status, 200);
+    let l = Login::of(&app.login(&p, PASSWORD).await);
+    let e = enrol(app, &l).await;
+    (p, l, e)
+}
+
 /// A second sign-in of an enrolled account, completed with the next step's code.
 async fn signed_in_with_code(app: &TestApp, phone: &str, e: &Enrolled) -> Answer {
     next_step(app);
@@ -425,13 +437,9 @@ async fn mfa_tokens_carry_amr_aal_auth_time_and_the_aal2_scope_a_second_library_
 
 #[tokio::test]
 async fn a_password_reset_by_sms_leaves_the_second_factor_required() {
-    use crate::verification::{app as sms_app, confirm, last_code, phone, signup};
+    use crate::verification::{app as sms_app, last_code};
     let app = sms_app(&[]).await;
-    let p = phone();
-    assert_eq!(signup(&app, &p).await.status, 201);
-    assert_eq!(confirm(&app, &p, &last_code(&p).await).await.status, 200);
-    let l = Login::of(&app.login(&p, PASSWORD).await);
-    let e = enrol(&app, &l).await;
+    let (p, _, e) = proven_and_enrolled(&app).await;
     let start = crate::verification::ev("/recover/start", json!({"phone": p}));
     assert_eq!(app.call(&start).await.status, 202);
     let code = last_code(&p).await;

@@ -45,14 +45,10 @@ async fn a_totp_seed_is_sealed_at_rest_and_still_opens_after_a_key_rotation() {
 
 #[tokio::test]
 async fn an_operator_reset_removes_every_factor_ends_sessions_notifies_and_is_audited() {
-    use crate::verification::{app as sms_app, confirm, last_code, phone, signup, sms_to};
+    use crate::verification::{app as sms_app, sms_to};
     let _ = logs();
     let app = sms_app(&[]).await;
-    let p = phone();
-    assert_eq!(signup(&app, &p).await.status, 201);
-    assert_eq!(confirm(&app, &p, &last_code(&p).await).await.status, 200);
-    let l = Login::of(&app.login(&p, PASSWORD).await);
-    let e = enrol(&app, &l).await;
+    let (p, l, e) = proven_and_enrolled(&app).await;
     let path = format!("/admin/users/{}/mfa/reset", l.id);
     let mut ev = event_for("POST", "/admin/users/{id}/mfa/reset");
     ev["rawPath"] = json!(path);
@@ -109,34 +105,26 @@ async fn the_aal2_route_refuses_a_single_factor_token_and_admits_one_with_a_seco
         aal2(token.to_owned()).await,
         (403, json!({"message": "Forbidden"}))
     );
-    let post = |path: &str, body: Value| {
-        http.post(url(path))
+    let post = async |path: &str, body: Value| -> Value {
+        let sent = http
+            .post(url(path))
             .header("authorization", format!("Bearer {token}"))
             .header("session-token", session)
             .json(&body)
+            .send();
+        sent.await.unwrap().json().await.unwrap()
     };
-    let start: Value = post("/mfa/totp", json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let start = post("/mfa/totp", json!({})).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
     let code = totp_code(start["secret"].as_str().unwrap(), now);
-    let done: Value = post(
+    let done = post(
         "/mfa/totp/confirm",
         json!({"enrolment": start["enrolment"], "code": code}),
     )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     let raised = done["token"].as_str().unwrap_or_else(|| panic!("{done}"));
     let (status, body) = aal2(raised.to_owned()).await;
     assert_eq!(status, 200, "{body}");
